@@ -1,0 +1,104 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import type { Logger } from 'pino'
+import type { DecisionEvent } from '../../shared/control.js'
+import type { Actuator } from './actuator.js'
+
+/** Settings of the command hook. */
+export interface CommandActuatorOptions {
+  /** argv run on admit, e.g. ['gpioset', '-t', '500ms', 'gpiochip0', '17=1'] */
+  onAdmit?: readonly string[] | undefined
+  /** argv run on deny */
+  onDeny?: readonly string[] | undefined
+  /** kill a hook still running after this, ms */
+  timeoutMs: number
+  /** hooks waiting beyond this many are dropped and counted */
+  maxQueue: number
+}
+
+/**
+ * Runs a command per decision, one at a time (a turnstile relay takes one pulse at a time), without a
+ * shell: placeholders {decision} {token} {participant} {reason} are replaced inside arguments, so a
+ * hostile token cannot inject anything. Hooks that outlive timeoutMs are killed; a full queue drops.
+ */
+export class CommandActuator implements Actuator {
+  readonly name = 'command'
+  private readonly queue: string[][] = []
+  private running: ChildProcess | null = null
+  private idle: Promise<void> = Promise.resolve()
+  private resolveIdle: (() => void) | null = null
+  private counts = { run: 0, failed: 0, timedOut: 0, dropped: 0 }
+  private stopped = false
+
+  constructor(
+    private readonly opts: CommandActuatorOptions,
+    private readonly log: Logger,
+  ) {}
+
+  fire(d: DecisionEvent): void {
+    const argv = d.decision === 'admit' ? this.opts.onAdmit : this.opts.onDeny
+    if (!argv || this.stopped) return
+    if (this.queue.length >= this.opts.maxQueue) {
+      this.counts.dropped++
+      this.log.warn({ queued: this.queue.length }, 'actuator queue full; hook dropped')
+      return
+    }
+    const values: Record<string, string> = {
+      decision: d.decision,
+      token: d.token,
+      participant: d.participantId ?? '',
+      reason: d.reason ?? '',
+    }
+    this.queue.push(argv.map((arg) => arg.replace(/\{(decision|token|participant|reason)\}/g, (_, k) => values[k]!)))
+    if (this.running === null) this.next()
+  }
+
+  private next(): void {
+    const argv = this.queue.shift()
+    if (!argv) {
+      this.resolveIdle?.()
+      this.resolveIdle = null
+      return
+    }
+    if (this.resolveIdle === null) this.idle = new Promise((r) => (this.resolveIdle = r))
+    const [cmd, ...args] = argv as [string, ...string[]]
+    let timedOut = false
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+    this.running = child
+    let stderr = ''
+    child.stderr?.on('data', (b: Buffer) => {
+      if (stderr.length < 2048) stderr += b.toString()
+    })
+    const timer = setTimeout(() => {
+      timedOut = true
+      child.kill('SIGKILL')
+    }, this.opts.timeoutMs)
+    let finished = false
+    const done = (code: number | null, err?: Error) => {
+      if (finished) return // 'error' and 'close' can both arrive for one child
+      finished = true
+      clearTimeout(timer)
+      this.running = null
+      this.counts.run++
+      if (timedOut) {
+        this.counts.timedOut++
+        this.log.warn({ cmd, timeoutMs: this.opts.timeoutMs }, 'actuator hook timed out; killed')
+      } else if (err || code !== 0) {
+        this.counts.failed++
+        this.log.warn({ cmd, code, err, stderr: stderr.trim() }, 'actuator hook failed')
+      }
+      this.next()
+    }
+    child.once('error', (err) => done(null, err))
+    child.once('close', (code) => done(code))
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    this.queue.length = 0
+    if (this.running) await this.idle
+  }
+
+  stats(): Record<string, number> {
+    return { ...this.counts, queued: this.queue.length }
+  }
+}

@@ -1,0 +1,27 @@
+import type { Logger } from 'pino'
+import type { DecisionEvent } from '../../shared/control.js'
+import type { Actuator } from './actuator.js'
+
+/** Writes every decision as one log line (info for admits, warn for denials). */
+export class LogActuator implements Actuator {
+  readonly name = 'log'
+  private fired = 0
+  constructor(private readonly log: Logger) {}
+  fire(d: DecisionEvent): void {
+    this.fired++
+    const fields = {
+      id: d.id,
+      token: d.token,
+      participantId: d.participantId,
+      reason: d.reason,
+      rssi: d.rssi,
+      latencyMs: Number(d.latencyMs.toFixed(2)),
+    }
+    if (d.decision === 'admit') this.log.info(fields, 'admit')
+    else this.log.info(fields, 'deny')
+  }
+  async stop(): Promise<void> {}
+  stats(): Record<string, number> {
+    return { fired: this.fired }
+  }
+}

@@ -1,0 +1,318 @@
+import { mkdirSync, readFileSync } from 'node:fs'
+import path from 'node:path'
+import type { Logger } from 'pino'
+import { v4 as uuidv4 } from 'uuid'
+import type { StreamName } from '../shared/control.js'
+import type { AgentStatus } from '../shared/status.js'
+import { productVersion } from '../shared/version.js'
+import type { Actuator } from './actuator/actuator.js'
+import { CommandActuator } from './actuator/command-actuator.js'
+import { LogActuator } from './actuator/log-actuator.js'
+import type { BleSource } from './ble/source.js'
+import type { Clock } from './clock.js'
+import type { AgentConfig } from './config/schema.js'
+import { SOCKET_NAME } from './control/client.js'
+import { ControlServer } from './control/server.js'
+import { createTokenDecoder } from './decode/token-decoder.js'
+import { newPipelineCounters, type PipelineCounters } from './metrics.js'
+import { Dedup } from './pipeline/dedup.js'
+import { Pipeline } from './pipeline/pipeline.js'
+import { Proximity } from './pipeline/proximity.js'
+import { Validator } from './pipeline/validator.js'
+import { type Db, openDatabase } from './store/db.js'
+import { Outbox } from './store/outbox.js'
+import { RosterStore } from './store/roster-store.js'
+import { lookupToken } from './store/roster-lookup.js'
+import { lookupParamsSchema, logLevelParamsSchema } from '../shared/control.js'
+
+/** The database file inside the data directory. */
+export const DB_NAME = 'agent.db'
+
+/** What the composition root is given from outside: the world the agent runs in. */
+export interface AgentDeps {
+  config: AgentConfig
+  clock: Clock
+  log: Logger
+  /** builds the configured BLE source (noble, sim or replay) */
+  makeSource: (config: AgentConfig) => BleSource
+  /** runs before the source starts, with the open stores (the demo roster import) */
+  beforeStart?: (stores: { roster: RosterStore }) => void
+}
+
+/**
+ * The gate agent: builds every component, starts them in order and stops them in reverse.
+ * This is the only place that knows how the parts fit together.
+ */
+export class GateAgent {
+  readonly bootId = uuidv4()
+  readonly counters: PipelineCounters = newPipelineCounters()
+  private db: Db | null = null
+  private outbox: Outbox | null = null
+  private roster: RosterStore | null = null
+  private validator: Validator | null = null
+  private proximity: Proximity | null = null
+  private dedup: Dedup | null = null
+  private pipeline: Pipeline | null = null
+  private decoderCounters: Record<string, number> | null = null
+  private source: BleSource | null = null
+  private control: ControlServer | null = null
+  private actuators: Actuator[] = []
+  private housekeeping: NodeJS.Timeout | null = null
+  private startedAt: number | null = null
+  private startedMono = 0
+  private lastPrune = 0
+  private readonly version = productVersion()
+
+  constructor(private readonly deps: AgentDeps) {}
+
+  /** Start everything; on failure, whatever was started is stopped again and the error rethrown. */
+  async start(): Promise<void> {
+    const { config, clock, log } = this.deps
+    try {
+      mkdirSync(config.dataDir, { recursive: true, mode: 0o750 })
+      const db = openDatabase(path.join(config.dataDir, DB_NAME))
+      this.db = db
+      db.prepare('INSERT INTO boots (boot_id, started_ms, version) VALUES (?, ?, ?)').run(
+        this.bootId,
+        clock.now(),
+        this.version,
+      )
+      this.roster = new RosterStore(db, clock)
+      this.outbox = new Outbox(db, {
+        clock,
+        log: log.child({ component: 'outbox' }),
+        gateId: config.gateId,
+        bootId: this.bootId,
+        groupCommitDelayMs: config.outbox.groupCommitDelayMs,
+      })
+      const recovered = this.outbox.recoverInFlight()
+      if (recovered > 0) log.warn({ recovered }, 'in-flight check-ins returned to pending after an unclean stop')
+      this.deps.beforeStart?.({ roster: this.roster })
+
+      this.validator = new Validator(this.roster, {
+        maxEntries: config.validation.l1MaxEntries,
+        negativeTtlMs: config.validation.negativeTtlMs,
+        clock,
+      })
+      this.proximity = new Proximity(config.proximity)
+      this.dedup = new Dedup(config.dedup.windowMs)
+      const restored = this.dedup.restore(
+        this.outbox.decisionsSince(clock.now() - config.dedup.windowMs),
+        clock.now(),
+        clock.mono(),
+      )
+      const decoder = createTokenDecoder(config.decoders)
+      this.decoderCounters = decoder.counters as unknown as Record<string, number>
+      this.pipeline = new Pipeline({
+        decoder,
+        proximity: this.proximity,
+        dedup: this.dedup,
+        validator: this.validator,
+        outbox: this.outbox,
+        clock,
+        counters: this.counters,
+        log: log.child({ component: 'pipeline' }),
+      })
+      this.actuators = [new LogActuator(log.child({ component: 'decision' }))]
+      if (config.actuator.onAdmit || config.actuator.onDeny) {
+        this.actuators.push(new CommandActuator(config.actuator, log.child({ component: 'actuator' })))
+      }
+      this.pipeline.on('decision', (d) => {
+        for (const a of this.actuators) {
+          try {
+            a.fire(d)
+          } catch (err) {
+            log.error({ err, actuator: a.name }, 'actuator failed')
+          }
+        }
+      })
+
+      this.control = new ControlServer(
+        path.join(config.dataDir, SOCKET_NAME),
+        this.controlHandlers(),
+        (stream, send) => this.subscribe(stream, send),
+        log.child({ component: 'control' }),
+      )
+      await this.control.start()
+
+      this.source = this.deps.makeSource(config)
+      const srcLog = log.child({ component: 'ble', source: this.source.kind })
+      await this.source.start({
+        advert: this.pipeline.handleAdvert,
+        state: (s) => srcLog.debug({ state: s }, 'adapter state'),
+        warn: (err) => srcLog.warn({ err: err.message, code: err.code }, 'source warning'),
+        end: () => srcLog.info('source finished (end of capture)'),
+      })
+      this.startedAt = clock.now()
+      this.startedMono = clock.mono()
+      this.housekeeping = setInterval(() => this.tick(), 1000)
+      this.housekeeping.unref()
+      log.info(
+        {
+          gateId: config.gateId,
+          version: this.version,
+          bootId: this.bootId,
+          source: this.source.kind,
+          dataDir: config.dataDir,
+          roster: this.roster.counts(),
+          rosterVersion: this.roster.version(),
+          dedupRestored: restored,
+          pending: this.outbox.counts().pending,
+        },
+        'gate agent started',
+      )
+    } catch (err) {
+      await this.stop()
+      throw err
+    }
+  }
+
+  /** Stop in reverse order; each step isolated so one failure does not keep the rest running. */
+  async stop(): Promise<void> {
+    const log = this.deps.log
+    const step = async (name: string, fn: () => unknown) => {
+      try {
+        await fn()
+      } catch (err) {
+        log.error({ err, step: name }, 'error while stopping')
+      }
+    }
+    if (this.housekeeping) clearInterval(this.housekeeping)
+    this.housekeeping = null
+    await step('source', () => this.source?.stop())
+    await step('outbox', () => this.outbox?.flush())
+    await step('actuators', () => Promise.all(this.actuators.map((a) => a.stop())))
+    await step('control', () => this.control?.stop())
+    await step('database', () => {
+      if (this.db?.open) {
+        this.db.pragma('wal_checkpoint(PASSIVE)')
+        this.db.close()
+      }
+    })
+    this.source = null
+    this.control = null
+    this.db = null
+  }
+
+  /** The pipeline, for tests and the benchmark (null before start). */
+  get pipelineForTests(): Pipeline | null {
+    return this.pipeline
+  }
+
+  /** A status snapshot for gatectl and (later) MQTT. */
+  status(): AgentStatus {
+    const { clock, config } = this.deps
+    const monoNow = clock.mono()
+    const src = this.source?.status()
+    const counts = this.outbox?.counts()
+    const roster = this.roster
+    return {
+      daemon: 'running',
+      gateId: config.gateId,
+      version: this.version,
+      bootId: this.bootId,
+      startedAt: this.startedAt ? new Date(this.startedAt).toISOString() : null,
+      uptimeS: this.startedAt ? Math.round((monoNow - this.startedMono) / 1000) : null,
+      source: src
+        ? {
+            kind: src.kind,
+            adapterState: src.adapterState,
+            radio: src.radio,
+            scanning: src.scanning,
+            scanRestarts: src.scanRestarts,
+            lastAdvertAgeS: src.lastAdvertAt === null ? null : Math.round((monoNow - src.lastAdvertAt) / 100) / 10,
+            detail: src.detail,
+          }
+        : null,
+      advertsPerS: this.pipeline ? this.pipeline.advertRate.rate(monoNow) : null,
+      counters: { ...this.counters, deny: { ...this.counters.deny } },
+      decoders: this.decoderCounters ? { ...this.decoderCounters } : null,
+      l1: this.validator ? { hitRate: this.validator.hitRate(), entries: this.validator.size() } : null,
+      buffer: {
+        pending: counts?.pending ?? 0,
+        inFlight: counts?.inFlight ?? 0,
+        synced: counts?.synced ?? 0,
+        oldestPendingAgeS:
+          counts?.oldestUnsyncedMs == null ? null : Math.max(0, Math.round((clock.now() - counts.oldestUnsyncedMs) / 1000)),
+      },
+      writes: this.outbox ? { ...this.outbox.stats, ioWriteBytes: readIoWriteBytes() } : null,
+      roster: roster ? { version: roster.version(), ...roster.counts() } : { version: 0, active: 0, revoked: 0, inactive: 0 },
+      lastDecision: null,
+      lastSync: null,
+      mqtt: { state: config.mqtt.url ? 'not connected (reporter not built yet)' : 'not configured' },
+    }
+  }
+
+  private tick(): void {
+    const now = this.deps.clock.mono()
+    this.proximity?.sweep(now)
+    this.dedup?.dropExpired(now)
+    if (this.outbox && this.deps.clock.now() - this.lastPrune > 3_600_000) {
+      this.lastPrune = this.deps.clock.now()
+      const n = this.outbox.prune(this.deps.config.outbox.retentionDays)
+      if (n > 0) this.deps.log.info({ deleted: n }, 'old synced check-ins pruned')
+    }
+  }
+
+  private subscribe(stream: StreamName, send: (data: unknown) => void): () => void {
+    const p = this.pipeline
+    if (!p) return () => {}
+    const event = stream === 'decisions' ? 'decision' : stream === 'sightings' ? 'sighting' : 'advert'
+    const listener =
+      event === 'advert'
+        ? (a: unknown) => {
+            const ad = a as { address: string; rssi: number; manufacturerData?: Buffer; serviceData?: Array<{ uuid: string; data: Buffer }>; localName?: string; txPower?: number; ts: number }
+            send({
+              address: ad.address,
+              rssi: ad.rssi,
+              mfg: ad.manufacturerData?.toString('hex'),
+              svc: ad.serviceData?.map((s) => ({ uuid: s.uuid, data: s.data.toString('hex') })),
+              name: ad.localName,
+              tx: ad.txPower,
+              ts: ad.ts,
+            })
+          }
+        : send
+    p.on(event, listener as never)
+    return () => p.off(event, listener as never)
+  }
+
+  private controlHandlers() {
+    return {
+      status: () => this.status(),
+      'roster.invalidate': () => {
+        this.roster?.notifyExternalChange()
+        return { rosterVersion: this.roster?.version() ?? 0 }
+      },
+      'roster.lookup': (params: Record<string, unknown>) => {
+        const { token } = lookupParamsSchema.parse(params)
+        if (!this.db || !this.dedup || !this.proximity) return null
+        return lookupToken(this.db, token.toLowerCase(), {
+          windowMs: this.deps.config.dedup.windowMs,
+          now: this.deps.clock.now(),
+          present: this.proximity.isPresent(token.toLowerCase()),
+          smoothedRssi: this.proximity.smoothed(token.toLowerCase()) ?? null,
+        })
+      },
+      'scan.restart': async () => {
+        await this.source?.restartScan()
+        return this.source?.status() ?? null
+      },
+      'log.level': (params: Record<string, unknown>) => {
+        const { level } = logLevelParamsSchema.parse(params)
+        this.deps.log.level = level
+        return { level }
+      },
+    }
+  }
+}
+
+/** Bytes this process caused to be written to storage (/proc/self/io), or null where unavailable. */
+export function readIoWriteBytes(): number | null {
+  try {
+    const m = /write_bytes:\s*(\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))
+    return m ? Number(m[1]) : null
+  } catch {
+    return null
+  }
+}

@@ -1,0 +1,56 @@
+import type { Command } from 'commander'
+import type { DecisionEvent, SightingEvent } from '../../../shared/control.js'
+import { GateError } from '../../../shared/errors.js'
+import { EXIT } from '../../exit-codes.js'
+import { action, type CliContext } from '../context.js'
+
+interface TailOptions {
+  sightings?: boolean
+  count?: string
+  timeout?: string
+}
+
+function line(stream: string, data: unknown): string {
+  if (stream === 'decisions') {
+    const d = data as DecisionEvent
+    const t = new Date(d.ts).toISOString().slice(11, 23)
+    const verdict = d.decision === 'admit' ? 'ADMIT' : `DENY ${d.reason}`
+    return `${t}  ${verdict.padEnd(24)} token ${d.token}  ${d.participantId ?? '-'}  rssi ${d.rssi}  ${d.latencyMs.toFixed(2)} ms`
+  }
+  const s = data as SightingEvent
+  return `           sighting ${s.token} rssi ${s.rssi} smoothed ${s.smoothed?.toFixed(1) ?? '-'} ${s.present ? 'AT GATE' : ''} (${s.decoder} ${s.address})`
+}
+
+async function tail(ctx: CliContext, opts: TailOptions): Promise<number> {
+  const client = await ctx.daemon()
+  if (!client) throw new GateError('E_CONTROL_UNAVAILABLE', 'the agent is not running; `gatectl checkins` shows what it buffered')
+  const max = opts.count ? Number(opts.count) : Number.POSITIVE_INFINITY
+  if (!(max > 0)) throw new GateError('E_INPUT', '--count must be a positive number')
+  let seen = 0
+  return new Promise<number>((resolve) => {
+    const finish = (code: number) => {
+      client.close()
+      resolve(code)
+    }
+    client.onClose = () => finish(EXIT.daemon)
+    if (opts.timeout) setTimeout(() => finish(EXIT.ok), Number(opts.timeout) * 1000).unref()
+    process.once('SIGINT', () => finish(EXIT.ok))
+    const streams: Array<'decisions' | 'sightings'> = opts.sightings ? ['decisions', 'sightings'] : ['decisions']
+    void client
+      .subscribe(streams, (stream, data) => {
+        process.stdout.write(ctx.json ? `${JSON.stringify({ stream, ...(data as object) })}\n` : `${line(stream, data)}\n`)
+        if (stream === 'decisions' && ++seen >= max) finish(EXIT.ok)
+      })
+      .catch(() => finish(EXIT.daemon))
+  })
+}
+
+export function register(program: Command): void {
+  program
+    .command('tail')
+    .description('live decisions from the running agent (and sightings with --sightings)')
+    .option('--sightings', 'also show every token heard, with its smoothed RSSI')
+    .option('-n, --count <n>', 'exit after n decisions')
+    .option('--timeout <s>', 'exit after s seconds')
+    .action(action(tail))
+}

@@ -1,0 +1,87 @@
+import path from 'node:path'
+import type { Command } from 'commander'
+import { errorMessage, GateError, isGateError } from '../../shared/errors.js'
+import { DB_NAME } from '../agent.js'
+import { loadAgentConfig } from '../config/load.js'
+import type { AgentConfig } from '../config/schema.js'
+import { ControlClient, SOCKET_NAME } from '../control/client.js'
+import { EXIT, exitCodeFor } from '../exit-codes.js'
+import { type Db, openDatabase } from '../store/db.js'
+
+/** Options every gatectl command takes. */
+export interface GlobalOptions {
+  dataDir?: string
+  config?: string
+  json?: boolean
+}
+
+/** What a command works with: the agent's configuration and where its files are. */
+export class CliContext {
+  constructor(
+    readonly config: AgentConfig,
+    readonly json: boolean,
+  ) {}
+
+  get dbPath(): string {
+    return path.join(this.config.dataDir, DB_NAME)
+  }
+
+  get socketPath(): string {
+    return path.join(this.config.dataDir, SOCKET_NAME)
+  }
+
+  /** The running daemon, or null when it is down. */
+  async daemon(): Promise<ControlClient | null> {
+    try {
+      return await ControlClient.connect(this.socketPath, 1000)
+    } catch (err) {
+      if (isGateError(err, 'E_CONTROL_UNAVAILABLE')) return null
+      throw err
+    }
+  }
+
+  /** The database, read-only (safe while the daemon writes: WAL). */
+  openReadOnly(): Db {
+    return openDatabase(this.dbPath, { readonly: true })
+  }
+
+  /** The database, writable (created and migrated if needed). */
+  openWritable(): Db {
+    return openDatabase(this.dbPath)
+  }
+
+  /** Print a result: JSON with --json, else the human rendering. */
+  print(value: unknown, human: () => string): void {
+    if (this.json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
+    else process.stdout.write(`${human()}\n`)
+  }
+}
+
+/** Build the context from the global options (config file, env, --data-dir), validated once. */
+export function contextFrom(cmd: Command): CliContext {
+  const opts = cmd.optsWithGlobals<GlobalOptions>()
+  const overrides: Record<string, unknown> = {}
+  if (opts.dataDir) overrides['dataDir'] = opts.dataDir
+  const config = loadAgentConfig({ file: opts.config, env: process.env, overrides })
+  return new CliContext(config, opts.json === true)
+}
+
+/**
+ * Run a command body and turn its outcome into an exit code: a number it returns, or the code of the
+ * GateError it throws (printed as one clear line, or as JSON with --json).
+ */
+export function action<A extends unknown[]>(fn: (ctx: CliContext, ...args: A) => Promise<number | undefined>) {
+  return async (...args: unknown[]): Promise<void> => {
+    const cmd = args[args.length - 1] as Command
+    const json = cmd.optsWithGlobals<GlobalOptions>().json === true
+    try {
+      const ctx = contextFrom(cmd)
+      process.exitCode = (await fn(ctx, ...(args.slice(0, -1) as A))) ?? EXIT.ok
+    } catch (err) {
+      const code = err instanceof GateError ? err.code : 'E_INTERNAL'
+      if (json) process.stdout.write(`${JSON.stringify({ error: { code, message: errorMessage(err) } })}\n`)
+      else console.error(`gatectl: ${errorMessage(err)}`)
+      process.exitCode = exitCodeFor(code)
+    }
+  }
+}

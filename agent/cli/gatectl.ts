@@ -1,0 +1,28 @@
+import { Command } from 'commander'
+import { productVersion } from '../../shared/version.js'
+import { register as capture } from './commands/capture.js'
+import { register as checkins } from './commands/checkins.js'
+import { register as decode } from './commands/decode.js'
+import { register as doctor } from './commands/doctor.js'
+import { register as roster } from './commands/roster.js'
+import { register as status } from './commands/status.js'
+import { register as tail } from './commands/tail.js'
+
+/** The field technician's CLI. Every command takes --data-dir (or the agent's config) and --json. */
+export function buildGatectl(): Command {
+  const program = new Command('gatectl')
+    .description('field technician\'s CLI for a BLE gate agent')
+    .version(productVersion())
+    .option('-d, --data-dir <dir>', 'the agent\'s data directory (also GATE_DATA_DIR)')
+    .option('-c, --config <file>', 'the agent\'s JSON config file (also GATE_CONFIG)')
+    .option('--json', 'machine-readable output')
+    .showHelpAfterError()
+    .exitOverride((err) => {
+      // commander's own usage errors (unknown command, missing argument) exit 2, help/version exit 0
+      process.exit(err.exitCode === 0 ? 0 : 2)
+    })
+  for (const register of [status, tail, checkins, roster, decode, capture, doctor]) register(program)
+  return program
+}
+
+await buildGatectl().parseAsync(process.argv)

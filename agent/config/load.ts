@@ -1,0 +1,153 @@
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { z } from 'zod'
+import { GateError } from '../../shared/errors.js'
+import { type AgentConfig, agentConfigSchema } from './schema.js'
+
+/** Environment variables the agent reads (once, here), and where each lands in the config. */
+export const ENV_MAP: ReadonlyArray<{ env: string; path: string[]; type: 'string' | 'int' | 'number' | 'bool' }> = [
+  { env: 'GATE_ID', path: ['gateId'], type: 'string' },
+  { env: 'GATE_DATA_DIR', path: ['dataDir'], type: 'string' },
+  { env: 'GATE_SOURCE', path: ['source', 'kind'], type: 'string' },
+  { env: 'GATE_SIM_PARTICIPANTS', path: ['source', 'sim', 'participants'], type: 'int' },
+  { env: 'GATE_SIM_SEED', path: ['source', 'sim', 'seed'], type: 'int' },
+  { env: 'GATE_REPLAY_FILE', path: ['source', 'replay', 'file'], type: 'string' },
+  { env: 'GATE_RSSI_THRESHOLD', path: ['proximity', 'enterDbm'], type: 'int' },
+  { env: 'GATE_DEDUP_WINDOW_MS', path: ['dedup', 'windowMs'], type: 'int' },
+  { env: 'GATE_IBEACON_UUID', path: ['decoders', 'ibeacon', 'uuid'], type: 'string' },
+  { env: 'GATE_EDDYSTONE_NAMESPACE', path: ['decoders', 'eddystone', 'namespace'], type: 'string' },
+  { env: 'GATE_MFG_COMPANY_ID', path: ['decoders', 'manufacturer', 'companyId'], type: 'int' },
+  { env: 'GATE_CLOUD_URL', path: ['cloud', 'url'], type: 'string' },
+  { env: 'GATE_KEY', path: ['cloud', 'gateKey'], type: 'string' },
+  { env: 'MQTT_URL', path: ['mqtt', 'url'], type: 'string' },
+  { env: 'LOG_LEVEL', path: ['log', 'level'], type: 'string' },
+]
+
+/** Where configuration comes from, lowest precedence first: defaults, file, environment, flags. */
+export interface ConfigSources {
+  /** path of a JSON config file (GATE_CONFIG when not given) */
+  file?: string | undefined
+  env?: NodeJS.ProcessEnv
+  /** overrides from command-line flags, as a partial config object */
+  overrides?: Record<string, unknown>
+}
+
+type Obj = Record<string, unknown>
+
+function setPath(target: Obj, keys: string[], value: unknown): void {
+  let cur = target
+  for (const key of keys.slice(0, -1)) {
+    const next = cur[key]
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) cur[key] = {}
+    cur = cur[key] as Obj
+  }
+  cur[keys[keys.length - 1]!] = value
+}
+
+function merge(base: Obj, over: Obj): Obj {
+  const out: Obj = { ...base }
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k]
+    if (v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)) {
+      out[k] = merge(b as Obj, v as Obj)
+    } else if (v !== undefined) {
+      out[k] = v
+    }
+  }
+  return out
+}
+
+function coerce(raw: string, type: 'string' | 'int' | 'number' | 'bool', env: string, problems: string[]): unknown {
+  if (type === 'string') return raw
+  if (type === 'bool') {
+    if (/^(1|true|yes|on)$/i.test(raw)) return true
+    if (/^(0|false|no|off)$/i.test(raw)) return false
+    problems.push(`${env}: expected true/false, got "${raw}"`)
+    return undefined
+  }
+  const n = Number(raw)
+  if (raw.trim() === '' || !Number.isFinite(n) || (type === 'int' && !Number.isInteger(n))) {
+    problems.push(`${env}: expected ${type === 'int' ? 'an integer' : 'a number'}, got "${raw}"`)
+    return undefined
+  }
+  return n
+}
+
+function readFile(file: string, problems: string[]): Obj {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    problems.push(`config file ${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`)
+    return {}
+  }
+  try {
+    const parsed: unknown = JSON.parse(text)
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      problems.push(`config file ${file}: must hold a JSON object`)
+      return {}
+    }
+    return parsed as Obj
+  } catch (err) {
+    problems.push(`config file ${file}: not valid JSON (${(err as Error).message})`)
+    return {}
+  }
+}
+
+/**
+ * Read the configuration once: defaults, then the file, then environment variables, then flags.
+ * Every problem is reported at once in one GateError E_CONFIG_INVALID (context.problems lists them).
+ * The result is deeply frozen.
+ */
+export function loadAgentConfig(sources: ConfigSources = {}): AgentConfig {
+  const env = sources.env ?? {}
+  const problems: string[] = []
+  const file = sources.file ?? env['GATE_CONFIG']
+  let merged: Obj = file ? readFile(file, problems) : {}
+  const fromEnv: Obj = {}
+  for (const { env: name, path: keys, type } of ENV_MAP) {
+    const raw = env[name]
+    if (raw === undefined || raw === '') continue
+    const value = coerce(raw, type, name, problems)
+    if (value !== undefined) setPath(fromEnv, keys, value)
+  }
+  merged = merge(merge(merged, fromEnv), sources.overrides ?? {})
+  const result = agentConfigSchema.safeParse(merged)
+  if (!result.success) {
+    for (const issue of result.error.issues) problems.push(describeIssue(issue))
+  }
+  if (problems.length > 0 || !result.success) {
+    throw new GateError('E_CONFIG_INVALID', `invalid configuration:\n  - ${problems.join('\n  - ')}`, {
+      context: { problems },
+    })
+  }
+  const config = result.data
+  if (config.source.kind === 'replay' && !config.source.replay.file) {
+    throw new GateError(
+      'E_CONFIG_INVALID',
+      'invalid configuration:\n  - source.replay.file: required when source.kind is "replay" (GATE_REPLAY_FILE or --replay FILE)',
+      { context: { problems: ['source.replay.file: required'] } },
+    )
+  }
+  config.dataDir = path.resolve(config.dataDir)
+  return deepFreeze(config)
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const where = issue.path.length > 0 ? issue.path.join('.') : '(root)'
+  const envName = ENV_MAP.find((e) => e.path.join('.') === where)?.env
+  return `${where}${envName ? ` (${envName})` : ''}: ${issue.message}`
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v)
+    Object.freeze(value)
+  }
+  return value
+}
+
+/** The config with secrets replaced, for `gatectl config` and logs. */
+export function redactConfig(config: AgentConfig): unknown {
+  return { ...config, cloud: { ...config.cloud, gateKey: config.cloud.gateKey ? '[redacted]' : undefined } }
+}

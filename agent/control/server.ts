@@ -1,0 +1,162 @@
+import { chmodSync, existsSync, unlinkSync } from 'node:fs'
+import net from 'node:net'
+import type { Logger } from 'pino'
+import {
+  type ControlMethod,
+  controlRequestSchema,
+  MAX_CONTROL_LINE,
+  type StreamName,
+  subscribeParamsSchema,
+} from '../../shared/control.js'
+import { GateError } from '../../shared/errors.js'
+
+/** A method handler: gets the validated params, returns a JSON-able result or throws a GateError. */
+export type ControlHandler = (params: Record<string, unknown>) => unknown | Promise<unknown>
+
+/** Where streams come from: subscribe returns an unsubscribe function. */
+export type StreamSource = (stream: StreamName, send: (data: unknown) => void) => () => void
+
+/** Most bytes queued to a slow subscriber before its stream messages are dropped. */
+const MAX_BACKLOG = 1024 * 1024
+
+/**
+ * The control socket: a Unix socket in the data directory speaking JSON lines (shared/control.ts).
+ * gatectl asks for status and subscribes to live streams through it. Bad lines get an error answer;
+ * a client can never crash the daemon. A second daemon on the same data directory is refused.
+ */
+export class ControlServer {
+  private server: net.Server | null = null
+  private readonly clients = new Set<net.Socket>()
+  /** stream messages dropped because a subscriber read too slowly */
+  dropped = 0
+
+  constructor(
+    private readonly socketPath: string,
+    private readonly handlers: Partial<Record<ControlMethod, ControlHandler>>,
+    private readonly streams: StreamSource,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    if (existsSync(this.socketPath)) {
+      if (await isAlive(this.socketPath)) {
+        throw new GateError(
+          'E_DAEMON_RUNNING',
+          `another gate-agent is already running on this data directory (${this.socketPath} answers)`,
+        )
+      }
+      unlinkSync(this.socketPath) // stale socket from a killed agent
+    }
+    const server = net.createServer((sock) => this.accept(sock))
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(this.socketPath, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    server.on('error', (err) => this.log.error({ err }, 'control socket error'))
+    chmodSync(this.socketPath, 0o660)
+    this.server = server
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server
+    if (!server) return
+    this.server = null
+    for (const c of this.clients) c.destroy()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+
+  private accept(sock: net.Socket): void {
+    this.clients.add(sock)
+    const subs: Array<() => void> = []
+    let buf = ''
+    sock.setEncoding('utf8')
+    sock.on('data', (chunk: string) => {
+      buf += chunk
+      if (buf.length > MAX_CONTROL_LINE && !buf.includes('\n')) {
+        this.reply(sock, { id: 0, ok: false, error: { code: 'E_CONTROL_PROTOCOL', message: 'line too long' } })
+        sock.destroy()
+        return
+      }
+      let nl = buf.indexOf('\n')
+      while (nl >= 0) {
+        const line = buf.slice(0, nl).trim()
+        buf = buf.slice(nl + 1)
+        if (line) void this.handleLine(sock, line, subs)
+        nl = buf.indexOf('\n')
+      }
+    })
+    sock.on('error', (err) => this.log.debug({ err }, 'control client error'))
+    sock.on('close', () => {
+      for (const off of subs) off()
+      this.clients.delete(sock)
+    })
+  }
+
+  private async handleLine(sock: net.Socket, line: string, subs: Array<() => void>): Promise<void> {
+    let json: unknown
+    try {
+      json = JSON.parse(line)
+    } catch {
+      this.reply(sock, { id: 0, ok: false, error: { code: 'E_CONTROL_PROTOCOL', message: 'not JSON' } })
+      return
+    }
+    const req = controlRequestSchema.safeParse(json)
+    if (!req.success) {
+      const id = typeof (json as { id?: unknown })?.id === 'number' ? (json as { id: number }).id : 0
+      const message = req.error.issues.map((i) => `${i.path.join('.') || 'request'}: ${i.message}`).join('; ')
+      this.reply(sock, { id, ok: false, error: { code: 'E_CONTROL_PROTOCOL', message } })
+      return
+    }
+    const { id, method, params = {} } = req.data
+    try {
+      if (method === 'subscribe') {
+        const p = subscribeParamsSchema.parse(params)
+        for (const stream of p.streams) {
+          subs.push(this.streams(stream, (data) => this.push(sock, { stream, data })))
+        }
+        this.reply(sock, { id, ok: true, result: { subscribed: p.streams } })
+        return
+      }
+      const handler = this.handlers[method]
+      if (!handler) throw new GateError('E_CONTROL_PROTOCOL', `method ${method} is not available`)
+      const result = await handler(params)
+      this.reply(sock, { id, ok: true, result: result ?? null })
+    } catch (err) {
+      const code = err instanceof GateError ? err.code : 'E_INTERNAL'
+      const message = err instanceof GateError ? err.message : 'internal error (see the agent log)'
+      if (!(err instanceof GateError)) this.log.error({ err, method }, 'control handler failed')
+      this.reply(sock, { id, ok: false, error: { code, message } })
+    }
+  }
+
+  private reply(sock: net.Socket, msg: unknown): void {
+    if (!sock.destroyed) sock.write(`${JSON.stringify(msg)}\n`)
+  }
+
+  private push(sock: net.Socket, msg: unknown): void {
+    if (sock.destroyed) return
+    if (sock.writableLength > MAX_BACKLOG) {
+      this.dropped++
+      return
+    }
+    sock.write(`${JSON.stringify(msg)}\n`)
+  }
+}
+
+/** Whether something answers on a Unix socket. */
+export function isAlive(socketPath: string, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect(socketPath)
+    const done = (alive: boolean) => {
+      clearTimeout(timer)
+      sock.destroy()
+      resolve(alive)
+    }
+    const timer = setTimeout(() => done(false), timeoutMs)
+    sock.once('connect', () => done(true))
+    sock.once('error', () => done(false))
+  })
+}

@@ -1,0 +1,51 @@
+/** Eddystone's 16-bit service UUID, as the sources spell service data UUIDs. */
+export const EDDYSTONE_SERVICE = 'feaa'
+
+/** Eddystone frame types. Only UID carries a participant identity. */
+export const EDDYSTONE_FRAME = { uid: 0x00, url: 0x10, tlm: 0x20, eid: 0x30 } as const
+
+export interface EddystoneUidFrame {
+  txPower: number
+  namespace: string
+  instance: string
+}
+
+export type EddystoneResult =
+  | { kind: 'uid'; frame: EddystoneUidFrame }
+  | { kind: 'other-frame'; frame: 'url' | 'tlm' | 'eid' | 'unknown'; type: number }
+  | { kind: 'malformed'; why: string }
+
+/** Minimum UID frame: type(1) tx(1) namespace(10) instance(6); the 2 reserved bytes are often omitted. */
+export const EDDYSTONE_UID_MIN = 18
+export const EDDYSTONE_UID_MAX = 20
+
+/** Decode Eddystone service data (the bytes after the 0xFEAA UUID). Never throws. */
+export function parseEddystone(d: Buffer): EddystoneResult {
+  if (d.length === 0) return { kind: 'malformed', why: 'empty Eddystone service data' }
+  const type = d[0] ?? -1
+  if (type !== EDDYSTONE_FRAME.uid) {
+    const frame =
+      type === EDDYSTONE_FRAME.url
+        ? 'url'
+        : type === EDDYSTONE_FRAME.tlm
+          ? 'tlm'
+          : type === EDDYSTONE_FRAME.eid
+            ? 'eid'
+            : 'unknown'
+    return { kind: 'other-frame', frame, type }
+  }
+  if (d.length < EDDYSTONE_UID_MIN || d.length > EDDYSTONE_UID_MAX) {
+    return {
+      kind: 'malformed',
+      why: `Eddystone-UID frame is ${d.length} bytes, expected ${EDDYSTONE_UID_MIN}..${EDDYSTONE_UID_MAX}`,
+    }
+  }
+  return {
+    kind: 'uid',
+    frame: {
+      txPower: d.readInt8(1),
+      namespace: d.toString('hex', 2, 12),
+      instance: d.toString('hex', 12, 18),
+    },
+  }
+}

@@ -1,0 +1,49 @@
+/** A token carried in manufacturer-specific data: company id (LE), a configured prefix, then the token bytes. */
+export interface ManufacturerTokenSpec {
+  companyId: number
+  /** the prefix bytes that must follow the company id */
+  prefix: Buffer
+  tokenBytes: number
+}
+
+export type ManufacturerResult =
+  | { kind: 'token'; token: string }
+  | { kind: 'other-company'; companyId: number }
+  | { kind: 'prefix-mismatch'; got: string }
+  | { kind: 'malformed'; why: string }
+
+/** The company id of manufacturer data (first two bytes, little-endian), or null when too short. */
+export function companyIdOf(m: Buffer): number | null {
+  return m.length >= 2 ? m.readUInt16LE(0) : null
+}
+
+/** Decode a token under the configured company id and prefix. Never throws. */
+export function parseManufacturerToken(m: Buffer, spec: ManufacturerTokenSpec): ManufacturerResult {
+  const company = companyIdOf(m)
+  if (company === null)
+    return { kind: 'malformed', why: `manufacturer data of ${m.length} byte(s) has no company id` }
+  if (company !== spec.companyId) return { kind: 'other-company', companyId: company }
+  const p = spec.prefix.length
+  for (let i = 0; i < p; i++) {
+    if (m[2 + i] !== spec.prefix[i]) {
+      return { kind: 'prefix-mismatch', got: m.toString('hex', 2, Math.min(m.length, 2 + p)) }
+    }
+  }
+  const need = 2 + p + spec.tokenBytes
+  if (m.length < need)
+    return { kind: 'malformed', why: `token frame is ${m.length} bytes, expected at least ${need}` }
+  return { kind: 'token', token: m.toString('hex', 2 + p, need) }
+}
+
+/** Bluetooth SIG company identifiers a technician is likely to see at a venue. */
+export const KNOWN_COMPANIES: Readonly<Record<number, string>> = {
+  76: 'Apple',
+  6: 'Microsoft',
+  117: 'Samsung',
+  224: 'Google',
+  89: 'Nordic Semiconductor',
+  1177: 'Ruuvi Innovations',
+  343: 'Anhui Huami (Xiaomi/Amazfit)',
+  741: 'Espressif',
+  65535: 'reserved for testing',
+}

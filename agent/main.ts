@@ -1,0 +1,126 @@
+import { Command, Option } from 'commander'
+import { GateError, errorMessage } from '../shared/errors.js'
+import { productVersion } from '../shared/version.js'
+import { GateAgent } from './agent.js'
+import { createSource, demoRosterFor } from './ble/create-source.js'
+import { systemClock } from './clock.js'
+import { loadAgentConfig } from './config/load.js'
+import type { AgentConfig } from './config/schema.js'
+import { EXIT, exitCodeFor } from './exit-codes.js'
+import { SystemdNotifier } from './lifecycle/systemd.js'
+import { createLogger } from './log.js'
+
+/** How long a stop may take before the process exits anyway, ms (systemd's TimeoutStopSec is longer). */
+const STOP_DEADLINE_MS = 8_000
+
+interface RunFlags {
+  config?: string
+  source?: string
+  dataDir?: string
+  gateId?: string
+  replay?: string
+  participants?: string
+  seed?: string
+  logLevel?: string
+  demo?: boolean
+}
+
+/** Flags become config overrides (validated with everything else). */
+export function flagsToOverrides(f: RunFlags): Record<string, unknown> {
+  const o: Record<string, unknown> = {}
+  const source: Record<string, unknown> = {}
+  if (f.gateId) o['gateId'] = f.gateId
+  if (f.dataDir) o['dataDir'] = f.dataDir
+  if (f.source) source['kind'] = f.source
+  if (f.replay) source['replay'] = { file: f.replay }
+  const sim: Record<string, unknown> = {}
+  if (f.participants !== undefined) sim['participants'] = Number(f.participants)
+  if (f.seed !== undefined) sim['seed'] = Number(f.seed)
+  if (Object.keys(sim).length > 0) source['sim'] = sim
+  if (Object.keys(source).length > 0) o['source'] = source
+  if (f.logLevel) o['log'] = { level: f.logLevel }
+  return o
+}
+
+async function run(flags: RunFlags): Promise<number> {
+  let config: AgentConfig
+  try {
+    config = loadAgentConfig({ file: flags.config, env: process.env, overrides: flagsToOverrides(flags) })
+  } catch (err) {
+    console.error(`gate-agent: ${errorMessage(err)}`)
+    return EXIT.usage
+  }
+  const log = createLogger(config.log.level)
+  const notifier = new SystemdNotifier(process.env, log)
+  const agent = new GateAgent({
+    config,
+    clock: systemClock,
+    log,
+    makeSource: (c) => createSource(c, { clock: systemClock, log }),
+    beforeStart: flags.demo
+      ? ({ roster }) => {
+          if (roster.version() > 0) return
+          const r = roster.importEntries(demoRosterFor(config))
+          log.info({ imported: r.inserted, version: r.version }, 'demo roster imported')
+        }
+      : undefined,
+  })
+  try {
+    await agent.start()
+  } catch (err) {
+    const code = err instanceof GateError ? err.code : undefined
+    log.fatal({ err, code }, 'gate agent could not start')
+    log.flush()
+    console.error(`gate-agent: ${errorMessage(err)}`)
+    return exitCodeFor(code)
+  }
+  notifier.ready(`admitting on ${config.source.kind}`)
+  return new Promise<number>((resolve) => {
+    let stopping = false
+    const stop = (signal: string) => {
+      if (stopping) return
+      stopping = true
+      log.info({ signal }, 'stopping')
+      notifier.stopping()
+      const deadline = setTimeout(() => {
+        log.error({ deadlineMs: STOP_DEADLINE_MS }, 'stop deadline passed; exiting anyway')
+        log.flush()
+        resolve(EXIT.failure)
+      }, STOP_DEADLINE_MS)
+      deadline.unref()
+      agent.stop().then(() => {
+        clearTimeout(deadline)
+        log.info('stopped')
+        log.flush()
+        resolve(EXIT.ok)
+      })
+    }
+    process.once('SIGTERM', () => stop('SIGTERM'))
+    process.once('SIGINT', () => stop('SIGINT'))
+  })
+}
+
+/** The gate-agent command line. */
+export function buildProgram(): Command {
+  const program = new Command('gate-agent')
+    .description('BLE check-in gate agent: scans badges, admits or denies, keeps every check-in durably')
+    .version(productVersion())
+  program
+    .command('run')
+    .description('run the agent (the daemon systemd starts)')
+    .option('-c, --config <file>', 'JSON config file (also GATE_CONFIG)')
+    .addOption(new Option('-s, --source <kind>', 'BLE source (also GATE_SOURCE)').choices(['noble', 'sim', 'replay']))
+    .option('-d, --data-dir <dir>', 'data directory: database and control socket (also GATE_DATA_DIR)')
+    .option('-g, --gate-id <id>', 'gate id (also GATE_ID)')
+    .option('--replay <file>', 'capture file for --source replay (also GATE_REPLAY_FILE)')
+    .option('--participants <n>', 'simulated crowd size for --source sim')
+    .option('--seed <n>', 'simulation seed')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace (also LOG_LEVEL)')
+    .option('--demo', 'import the simulated crowd\'s demo roster when the roster is empty')
+    .action(async (flags: RunFlags) => {
+      process.exitCode = await run(flags)
+    })
+  return program
+}
+
+await buildProgram().parseAsync(process.argv)

@@ -1,0 +1,100 @@
+import type { Checkin } from '../../shared/checkin.js'
+import type { Decision, DenyReason } from './types.js'
+
+interface Remembered {
+  decision: Decision
+  reason: DenyReason | null
+  /** monotonic ms of the decision that opened the window */
+  at: number
+  rosterVersion: number
+  /** an "already checked in" denial was already recorded in this window */
+  repeatRecorded: boolean
+}
+
+/** What to do with a badge that just arrived at the gate. */
+export type DedupVerdict =
+  /** no decision in the window: validate against the roster */
+  | { kind: 'validate' }
+  /** admitted earlier in the window: deny as already checked in (recorded once per window) */
+  | { kind: 'already_checked_in'; participantId: string | null }
+  /** the remembered decision stands; nothing new to record */
+  | { kind: 'suppress'; decision: Decision; reason: DenyReason | null }
+
+/**
+ * Dedup and re-entry: one check-in per token per window. Within the window a second arrival of an
+ * admitted badge is denied once as already checked in, and later arrivals are suppressed; a denied badge
+ * stays denied unless the roster changed since. After the window a new arrival is a re-entry and is
+ * validated again. Memory holds only decisions inside the window (bounded by `maxEntries`); it is rebuilt
+ * from the outbox at start so a restart does not forget who is in.
+ */
+export class Dedup {
+  private readonly mem = new Map<string, Remembered & { participantId: string | null }>()
+  suppressed = 0
+
+  constructor(
+    private readonly windowMs: number,
+    private readonly maxEntries = 200_000,
+  ) {}
+
+  /** Decide what an arrival at monotonic time `now` means, given the current roster version. */
+  check(token: string, now: number, rosterVersion: number): DedupVerdict {
+    const r = this.mem.get(token)
+    if (r === undefined) return { kind: 'validate' }
+    if (now - r.at >= this.windowMs) {
+      this.mem.delete(token)
+      return { kind: 'validate' }
+    }
+    if (r.decision === 'admit') {
+      if (!r.repeatRecorded) {
+        r.repeatRecorded = true
+        return { kind: 'already_checked_in', participantId: r.participantId }
+      }
+    } else if (r.rosterVersion !== rosterVersion) {
+      this.mem.delete(token)
+      return { kind: 'validate' }
+    }
+    this.suppressed++
+    return { kind: 'suppress', decision: r.decision, reason: r.reason }
+  }
+
+  /** Remember a fresh roster decision (not the "already checked in" repeat, which keeps the window). */
+  remember(
+    token: string,
+    d: { decision: Decision; reason: DenyReason | null; participantId: string | null; rosterVersion: number },
+    now: number,
+  ): void {
+    if (this.windowMs === 0) return
+    this.mem.delete(token)
+    if (this.mem.size >= this.maxEntries) this.dropExpired(now)
+    if (this.mem.size >= this.maxEntries) {
+      const oldest = this.mem.keys().next()
+      if (!oldest.done) this.mem.delete(oldest.value)
+    }
+    this.mem.set(token, { ...d, at: now, repeatRecorded: false })
+  }
+
+  /** Rebuild memory from decisions recorded in the outbox (wall times mapped onto the monotonic clock). */
+  restore(rows: readonly Checkin[], wallNow: number, monoNow: number): number {
+    for (const c of rows) {
+      const at = monoNow - (wallNow - c.ts)
+      if (c.reason === 'already_checked_in') {
+        const r = this.mem.get(c.token)
+        if (r) r.repeatRecorded = true
+        continue
+      }
+      this.remember(c.token, c, at)
+    }
+    return this.mem.size
+  }
+
+  /** Forget decisions older than the window. */
+  dropExpired(now: number): void {
+    for (const [token, r] of this.mem) {
+      if (now - r.at >= this.windowMs) this.mem.delete(token)
+    }
+  }
+
+  size(): number {
+    return this.mem.size
+  }
+}

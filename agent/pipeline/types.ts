@@ -1,0 +1,18 @@
+/** Which decoder turned an advert into a token. */
+export type DecoderName = 'ibeacon' | 'eddystone' | 'manufacturer'
+
+/** A participant token heard once: the output of the decoders, the input of proximity. */
+export interface Sighting {
+  /** participant token, lower-case hex */
+  token: string
+  /** dBm */
+  rssi: number
+  /** monotonic ms (Clock.mono()) of the advert */
+  ts: number
+  address: string
+  decoder: DecoderName
+}
+
+/** Why a candidate was denied. */
+export type DenyReason = 'unknown' | 'revoked' | 'inactive' | 'already_checked_in'
+export type Decision = 'admit' | 'deny'

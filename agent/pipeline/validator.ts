@@ -1,0 +1,98 @@
+import { LRUCache } from 'lru-cache'
+import type { ParticipantStatus } from '../../shared/roster.js'
+import type { Clock } from '../clock.js'
+import type { RosterStore } from '../store/roster-store.js'
+import type { Decision, DenyReason } from './types.js'
+
+/** A roster decision. */
+export interface Verdict {
+  decision: Decision
+  reason: DenyReason | null
+  participantId: string | null
+  rosterVersion: number
+}
+
+interface Cached {
+  participantId: string | null
+  status: ParticipantStatus | 'unknown'
+}
+
+const UNKNOWN: Cached = Object.freeze({ participantId: null, status: 'unknown' })
+
+/**
+ * Validation: an L1 LRU (bounded by entries) over the SQLite roster. Unknown tokens are cached
+ * negatively for a short time, so a foreign token broadcast ten times a second costs one query.
+ * A roster change clears the affected entries.
+ */
+export class Validator {
+  private readonly l1: LRUCache<string, Cached>
+  private rosterVersion: number
+  hits = 0
+  misses = 0
+
+  constructor(
+    private readonly roster: RosterStore,
+    opts: { maxEntries: number; negativeTtlMs: number; clock: Clock },
+  ) {
+    this.negativeTtlMs = opts.negativeTtlMs
+    this.l1 = new LRUCache<string, Cached>({
+      max: opts.maxEntries,
+      // TTLs on the agent's monotonic clock; ttlResolution 0 so a fake clock is honoured exactly
+      perf: { now: () => opts.clock.mono() },
+      ttlResolution: 0,
+    })
+    this.rosterVersion = roster.version()
+    roster.onChange((tokens) => this.invalidate(tokens))
+  }
+
+  private readonly negativeTtlMs: number
+
+  /** The current roster version (decisions record it). */
+  version(): number {
+    return this.rosterVersion
+  }
+
+  /** Admit or deny a token by the roster. */
+  validate(token: string): Verdict {
+    let c = this.l1.get(token)
+    if (c !== undefined) {
+      this.hits++
+    } else {
+      this.misses++
+      const row = this.roster.lookup(token)
+      if (row) {
+        c = { participantId: row.participantId, status: row.status }
+        this.l1.set(token, c)
+      } else {
+        c = UNKNOWN
+        if (this.negativeTtlMs > 0) this.l1.set(token, UNKNOWN, { ttl: this.negativeTtlMs })
+      }
+    }
+    const v = this.rosterVersion
+    switch (c.status) {
+      case 'active':
+        return { decision: 'admit', reason: null, participantId: c.participantId, rosterVersion: v }
+      case 'unknown':
+        return { decision: 'deny', reason: 'unknown', participantId: null, rosterVersion: v }
+      default:
+        return { decision: 'deny', reason: c.status, participantId: c.participantId, rosterVersion: v }
+    }
+  }
+
+  /** Drop cached entries for these tokens (null: all of them) and re-read the roster version. */
+  invalidate(tokens: readonly string[] | null): void {
+    if (tokens === null) this.l1.clear()
+    else for (const t of tokens) this.l1.delete(t)
+    this.rosterVersion = this.roster.version()
+  }
+
+  /** L1 hit rate since start (0..1), or null before the first look-up. */
+  hitRate(): number | null {
+    const n = this.hits + this.misses
+    return n === 0 ? null : this.hits / n
+  }
+
+  size(): number {
+    return this.l1.size
+  }
+}

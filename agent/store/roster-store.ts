@@ -1,0 +1,126 @@
+import type { ParticipantStatus, RosterEntry } from '../../shared/roster.js'
+import type { Clock } from '../clock.js'
+import { type Db, getMeta, setMeta } from './db.js'
+
+/** A roster row as the validator needs it. */
+export interface RosterRow {
+  token: string
+  participantId: string
+  status: ParticipantStatus
+  name: string | null
+  updatedAt: number
+  version: number
+}
+
+/** Outcome of an import. */
+export interface ImportResult {
+  inserted: number
+  updated: number
+  unchanged: number
+  removed: number
+  version: number
+}
+
+/** The roster table: token -> participant and status. Every change bumps the roster version. */
+export class RosterStore {
+  private readonly lookupStmt
+  private readonly listeners = new Set<(tokens: string[] | null) => void>()
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+  ) {
+    this.lookupStmt = db.prepare(
+      'SELECT token, participant_id AS participantId, status, name, updated_at AS updatedAt, version FROM roster WHERE token = ?',
+    )
+  }
+
+  /** The row for a token, or undefined. */
+  lookup(token: string): RosterRow | undefined {
+    return this.lookupStmt.get(token) as RosterRow | undefined
+  }
+
+  /** The roster version (0 when no roster was ever loaded). Recorded in every check-in it decided. */
+  version(): number {
+    return Number(getMeta(this.db, 'roster_version') ?? 0)
+  }
+
+  /** Counts by status. */
+  counts(): Record<ParticipantStatus, number> {
+    const out: Record<ParticipantStatus, number> = { active: 0, revoked: 0, inactive: 0 }
+    for (const r of this.db.prepare('SELECT status, count(*) AS n FROM roster GROUP BY status').all() as Array<{
+      status: ParticipantStatus
+      n: number
+    }>) {
+      out[r.status] = r.n
+    }
+    return out
+  }
+
+  /**
+   * Insert or update entries in one transaction. With `replace`, tokens absent from `entries` are deleted
+   * (a full roster file); otherwise the file adds to and updates the roster.
+   */
+  importEntries(entries: readonly RosterEntry[], opts: { replace?: boolean } = {}): ImportResult {
+    const now = this.clock.now()
+    const changed: string[] = []
+    const result = this.db.transaction(() => {
+      const version = this.version() + 1
+      const get = this.db.prepare('SELECT participant_id, status, name FROM roster WHERE token = ?')
+      const upsert = this.db.prepare(
+        `INSERT INTO roster (token, participant_id, status, name, updated_at, version) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (token) DO UPDATE SET participant_id = excluded.participant_id, status = excluded.status,
+           name = excluded.name, updated_at = excluded.updated_at, version = excluded.version`,
+      )
+      let inserted = 0
+      let updated = 0
+      let unchanged = 0
+      for (const e of entries) {
+        const cur = get.get(e.token) as { participant_id: string; status: string; name: string | null } | undefined
+        const name = e.name ?? null
+        if (cur && cur.participant_id === e.participantId && cur.status === e.status && cur.name === name) {
+          unchanged++
+          continue
+        }
+        upsert.run(e.token, e.participantId, e.status, name, now, version)
+        changed.push(e.token)
+        if (cur) updated++
+        else inserted++
+      }
+      let removed = 0
+      if (opts.replace) {
+        this.db.exec('CREATE TEMP TABLE IF NOT EXISTS keep_tokens (token TEXT PRIMARY KEY)')
+        this.db.exec('DELETE FROM keep_tokens')
+        const keep = this.db.prepare('INSERT OR IGNORE INTO keep_tokens (token) VALUES (?)')
+        for (const e of entries) keep.run(e.token)
+        const gone = this.db
+          .prepare('SELECT token FROM roster WHERE token NOT IN (SELECT token FROM keep_tokens)')
+          .pluck()
+          .all() as string[]
+        this.db.prepare('DELETE FROM roster WHERE token NOT IN (SELECT token FROM keep_tokens)').run()
+        this.db.exec('DELETE FROM keep_tokens')
+        removed = gone.length
+        changed.push(...gone)
+      }
+      if (changed.length > 0) setMeta(this.db, 'roster_version', String(version))
+      return { inserted, updated, unchanged, removed, version: changed.length > 0 ? version : version - 1 }
+    }).immediate()
+    if (changed.length > 0) this.notify(changed)
+    return result
+  }
+
+  /** Be told when tokens change (null = everything may have changed, e.g. another process imported). */
+  onChange(fn: (tokens: string[] | null) => void): () => void {
+    this.listeners.add(fn)
+    return () => this.listeners.delete(fn)
+  }
+
+  /** Tell listeners the roster changed outside this process (gatectl import while the daemon runs). */
+  notifyExternalChange(): void {
+    this.notify(null)
+  }
+
+  private notify(tokens: string[] | null): void {
+    for (const fn of this.listeners) fn(tokens)
+  }
+}

@@ -1,0 +1,63 @@
+/** 'GATE' in ASCII: marks a SQLite file as the agent's own (PRAGMA application_id). */
+export const APPLICATION_ID = 0x47415445
+
+/**
+ * The agent's schema, one entry per version (PRAGMA user_version). Each runs in one transaction.
+ * Append new versions; never edit a released one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // v1: roster, outbox, meta
+  `
+  CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  ) STRICT;
+
+  CREATE TABLE roster (
+    token          TEXT PRIMARY KEY,
+    participant_id TEXT NOT NULL,
+    status         TEXT NOT NULL CHECK (status IN ('active', 'revoked', 'inactive')),
+    name           TEXT,
+    updated_at     INTEGER NOT NULL,
+    version        INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE checkins (
+    seq_no         INTEGER PRIMARY KEY,
+    id             TEXT NOT NULL UNIQUE,
+    gate_id        TEXT NOT NULL,
+    token          TEXT NOT NULL,
+    participant_id TEXT,
+    method         TEXT NOT NULL,
+    decision       TEXT NOT NULL CHECK (decision IN ('admit', 'deny')),
+    reason         TEXT,
+    rssi           INTEGER NOT NULL,
+    wall_ms        INTEGER NOT NULL,
+    mono_ms        REAL NOT NULL,
+    boot_id        TEXT NOT NULL,
+    boot_seq       INTEGER NOT NULL,
+    roster_version INTEGER NOT NULL,
+    state          INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2)),
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    synced_at      INTEGER
+  ) STRICT;
+
+  -- small: only rows not yet synced (pending count, oldest pending, the syncer's next batch)
+  CREATE INDEX checkins_unsynced ON checkins (seq_no) WHERE state < 2;
+  -- dedup across restarts: the latest decision for a token
+  CREATE INDEX checkins_token ON checkins (token, wall_ms);
+
+  CREATE TABLE boots (
+    boot_id    TEXT PRIMARY KEY,
+    started_ms INTEGER NOT NULL,
+    version    TEXT NOT NULL
+  ) STRICT;
+  `,
+]
+
+/** The schema version this build writes. */
+export const SCHEMA_VERSION = MIGRATIONS.length
+
+/** Row states of the outbox. */
+export const CheckinState = { pending: 0, inFlight: 1, synced: 2 } as const
+export type CheckinStateName = keyof typeof CheckinState

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install the gate agent on a Raspberry Pi (Raspberry Pi OS / Debian, Node 20 already installed).
+# Run from a checkout: sudo deploy/pi/install.sh
+set -euo pipefail
+PREFIX=/opt/ble-gates
+[ "$(id -u)" -eq 0 ] || { echo "run as root (sudo)" >&2; exit 2; }
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || { echo "Node 20 or newer is needed" >&2; exit 2; }
+id gate >/dev/null 2>&1 || useradd --system --home-dir /var/lib/gate-agent --shell /usr/sbin/nologin gate
+mkdir -p "$PREFIX" /etc/gate-agent
+rsync -a --delete --exclude node_modules --exclude data --exclude .git ./ "$PREFIX/"
+(cd "$PREFIX" && npm ci && npm run build && npm prune --omit=dev)
+[ -f /etc/gate-agent/agent.json ] || install -m 0640 -g gate deploy/pi/agent.json /etc/gate-agent/agent.json
+[ -f /etc/gate-agent/secrets.env ] || install -m 0600 /dev/null /etc/gate-agent/secrets.env
+install -m 0644 deploy/systemd/gate-agent.service /etc/systemd/system/gate-agent.service
+systemctl daemon-reload
+systemctl enable gate-agent
+echo "edit /etc/gate-agent/agent.json (gateId, decoders) and put GATE_KEY=... in /etc/gate-agent/secrets.env,"
+echo "then: sudo systemctl start gate-agent && gatectl --data-dir /var/lib/gate-agent doctor"

@@ -1,0 +1,49 @@
+import { z } from 'zod'
+import { checkinSchema } from './checkin.js'
+
+/** The control socket speaks JSON lines. A request: */
+export const controlRequestSchema = z
+  .object({
+    id: z.number().int().nonnegative(),
+    method: z.enum(['status', 'subscribe', 'roster.invalidate', 'roster.lookup', 'scan.restart', 'log.level']),
+    params: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict()
+export type ControlRequest = z.infer<typeof controlRequestSchema>
+export type ControlMethod = ControlRequest['method']
+
+/** Streams a client can subscribe to. */
+export const streamNameSchema = z.enum(['decisions', 'sightings', 'adverts'])
+export type StreamName = z.infer<typeof streamNameSchema>
+
+export const subscribeParamsSchema = z.object({ streams: z.array(streamNameSchema).min(1) }).strict()
+export const lookupParamsSchema = z.object({ token: z.string().min(1).max(64) }).strict()
+export const logLevelParamsSchema = z
+  .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) })
+  .strict()
+
+/** A decision as streamed live: the durable check-in plus how long it took from advert to durable. */
+export const decisionEventSchema = checkinSchema.extend({ latencyMs: z.number().nonnegative() })
+export type DecisionEvent = z.infer<typeof decisionEventSchema>
+
+/** A token heard (only produced while someone subscribes). */
+export const sightingEventSchema = z.object({
+  token: z.string(),
+  rssi: z.number(),
+  smoothed: z.number().nullable(),
+  decoder: z.string(),
+  address: z.string(),
+  present: z.boolean(),
+})
+export type SightingEvent = z.infer<typeof sightingEventSchema>
+
+/** Responses and stream messages from the daemon. */
+export const controlMessageSchema = z.union([
+  z.object({ id: z.number(), ok: z.literal(true), result: z.unknown() }),
+  z.object({ id: z.number(), ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
+  z.object({ stream: streamNameSchema, data: z.unknown() }),
+])
+export type ControlMessage = z.infer<typeof controlMessageSchema>
+
+/** Longest accepted control line, bytes. */
+export const MAX_CONTROL_LINE = 64 * 1024

@@ -1,0 +1,179 @@
+import { readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import Database from 'better-sqlite3'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { FakeClock } from '../agent/clock.js'
+import { openDatabase } from '../agent/store/db.js'
+import { Outbox } from '../agent/store/outbox.js'
+import { RosterStore } from '../agent/store/roster-store.js'
+import { SCHEMA_VERSION } from '../agent/store/schema.js'
+import { isGateError } from '../shared/errors.js'
+import { silentLog, tempDir } from './helpers.js'
+
+const BOOT = '0193f9a0-0000-4000-8000-000000000001'
+
+function draft(token: string, decision: 'admit' | 'deny' = 'admit') {
+  return { token, participantId: 'P1', decision, reason: decision === 'deny' ? ('unknown' as const) : null, rssi: -55, rosterVersion: 1, monoMs: 10 }
+}
+
+describe('agent database', () => {
+  let t: ReturnType<typeof tempDir>
+  beforeEach(() => {
+    t = tempDir()
+  })
+  afterEach(() => t.cleanup())
+
+  it('creates, migrates and reopens a WAL database with synchronous=FULL', () => {
+    const file = path.join(t.dir, 'agent.db')
+    const db = openDatabase(file)
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
+    expect(db.pragma('synchronous', { simple: true })).toBe(2)
+    expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION)
+    db.close()
+    openDatabase(file).close()
+  })
+
+  it('refuses a file that is not SQLite and leaves it untouched', () => {
+    const file = path.join(t.dir, 'agent.db')
+    writeFileSync(file, 'these are my holiday photos, not a database\n'.repeat(100))
+    const before = readFileSync(file)
+    let err: unknown
+    try {
+      openDatabase(file)
+    } catch (e) {
+      err = e
+    }
+    expect(isGateError(err, 'E_DB_FOREIGN')).toBe(true)
+    expect(readFileSync(file).equals(before)).toBe(true)
+  })
+
+  it('refuses another program\'s SQLite database', () => {
+    const file = path.join(t.dir, 'agent.db')
+    const other = new Database(file)
+    other.exec('CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)')
+    other.close()
+    const before = readFileSync(file)
+    expect(() => openDatabase(file)).toThrow(/another program/)
+    expect(readFileSync(file).equals(before)).toBe(true)
+  })
+
+  it('gives a clear error for a corrupted database and never overwrites it', () => {
+    const file = path.join(t.dir, 'agent.db')
+    const db = openDatabase(file)
+    const roster = new RosterStore(db, new FakeClock())
+    roster.importEntries(Array.from({ length: 2000 }, (_, i) => ({ token: i.toString(16).padStart(8, '0'), participantId: `P${i}`, status: 'active' as const })))
+    db.pragma('wal_checkpoint(TRUNCATE)')
+    db.close()
+    const bytes = readFileSync(file)
+    // keep the header page, trash the schema and data pages
+    for (let i = 100; i < bytes.length; i += 7) bytes[i] = (bytes[i]! ^ 0x5a) & 0xff
+    writeFileSync(file, bytes)
+    let err: unknown
+    try {
+      const d = openDatabase(file)
+      d.prepare('SELECT count(*) FROM roster').get()
+      d.close()
+    } catch (e) {
+      err = e
+    }
+    expect(isGateError(err, 'E_DB_CORRUPT') || isGateError(err, 'E_DB_FOREIGN')).toBe(true)
+    expect((err as Error).message).toMatch(/left untouched/)
+    expect(readFileSync(file).equals(bytes)).toBe(true)
+  })
+
+  it('refuses a database written by a newer agent', () => {
+    const file = path.join(t.dir, 'agent.db')
+    const db = openDatabase(file)
+    db.pragma(`user_version = ${SCHEMA_VERSION + 1}`)
+    db.close()
+    expect(() => openDatabase(file)).toThrow(/newer than this agent/)
+  })
+})
+
+describe('outbox', () => {
+  let t: ReturnType<typeof tempDir>
+  let file: string
+  let clock: FakeClock
+  beforeEach(() => {
+    t = tempDir()
+    file = path.join(t.dir, 'agent.db')
+    clock = new FakeClock()
+  })
+  afterEach(() => t.cleanup())
+
+  const make = (db = openDatabase(file)) =>
+    new Outbox(db, { clock, log: silentLog, gateId: 'g1', bootId: BOOT, groupCommitDelayMs: 0 })
+
+  it('emits a decision only after it is committed, group-committing a tick\'s decisions together', async () => {
+    const outbox = make()
+    const reader = new Database(file, { readonly: true })
+    const seenInDb: number[] = []
+    const done = new Promise<void>((resolve) => {
+      for (let i = 0; i < 50; i++) {
+        outbox.append(draft(`aa${i.toString(16).padStart(6, '0')}`), (c) => {
+          seenInDb.push((reader.prepare('SELECT count(*) AS n FROM checkins WHERE id = ?').get(c.id) as { n: number }).n)
+          if (seenInDb.length === 50) resolve()
+        })
+      }
+    })
+    expect(outbox.queued()).toBe(50)
+    await done
+    expect(seenInDb.every((n) => n === 1)).toBe(true)
+    expect(outbox.stats.commits).toBe(1)
+    expect(outbox.stats.rowsWritten).toBe(50)
+    reader.close()
+  })
+
+  it('gives every check-in a UUIDv7, the boot id and a per-boot sequence', () => {
+    const outbox = make()
+    const a = outbox.append(draft('aa000001'), () => {})
+    const b = outbox.append(draft('aa000002'), () => {})
+    outbox.flush()
+    expect(a.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+    expect(a.id < b.id).toBe(true)
+    expect([a.bootSeq, b.bootSeq]).toEqual([1, 2])
+    expect(a.bootId).toBe(BOOT)
+  })
+
+  it('moves rows pending -> in flight -> synced, and returns in-flight rows to pending after a crash', () => {
+    const db = openDatabase(file)
+    const outbox = make(db)
+    for (let i = 0; i < 10; i++) outbox.append(draft(`bb${i.toString(16).padStart(6, '0')}`), () => {})
+    outbox.flush()
+    const batch = outbox.claimBatch(4)
+    expect(batch.map((c) => c.bootSeq)).toEqual([1, 2, 3, 4])
+    expect(outbox.counts()).toMatchObject({ pending: 6, inFlight: 4, synced: 0 })
+    outbox.markSynced(batch.slice(0, 2).map((c) => c.id))
+    expect(outbox.counts()).toMatchObject({ pending: 6, inFlight: 2, synced: 2 })
+    db.close() // "crash" with two rows in flight
+    const again = make()
+    expect(again.recoverInFlight()).toBe(2)
+    expect(again.counts()).toMatchObject({ pending: 8, inFlight: 0, synced: 2 })
+    expect(again.claimBatch(100).map((c) => c.bootSeq)).toEqual([3, 4, 5, 6, 7, 8, 9, 10])
+  })
+
+  it('prunes old synced rows but never pending ones', () => {
+    const outbox = make()
+    for (let i = 0; i < 4; i++) outbox.append(draft(`cc${i.toString(16).padStart(6, '0')}`), () => {})
+    outbox.flush()
+    outbox.markSynced(outbox.claimBatch(2).map((c) => c.id))
+    clock.advance(30 * 86_400_000)
+    expect(outbox.prune(14)).toBe(2)
+    expect(outbox.counts()).toMatchObject({ pending: 2, synced: 0 })
+  })
+
+  it('withholds decisions when the commit fails and keeps them for the next attempt', () => {
+    const db = openDatabase(file)
+    const outbox = make(db)
+    let emitted = 0
+    outbox.append(draft('dd000001'), () => emitted++)
+    db.exec("CREATE TRIGGER boom BEFORE INSERT ON checkins BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+    expect(() => outbox.flush()).toThrow(/outbox commit failed/)
+    expect(emitted).toBe(0)
+    expect(outbox.queued()).toBe(1)
+    db.exec('DROP TRIGGER boom')
+    outbox.flush()
+    expect(emitted).toBe(1)
+    expect(outbox.counts().pending).toBe(1)
+  })
+})
