@@ -2,7 +2,9 @@ import { mkdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { Logger } from 'pino'
 import { v4 as uuidv4 } from 'uuid'
+import type { Checkin } from '../shared/checkin.js'
 import type { StreamName } from '../shared/control.js'
+import { logLevelParamsSchema, lookupParamsSchema } from '../shared/control.js'
 import type { AgentStatus } from '../shared/status.js'
 import { productVersion } from '../shared/version.js'
 import type { Actuator } from './actuator/actuator.js'
@@ -21,9 +23,8 @@ import { Proximity } from './pipeline/proximity.js'
 import { Validator } from './pipeline/validator.js'
 import { type Db, openDatabase } from './store/db.js'
 import { Outbox } from './store/outbox.js'
-import { RosterStore } from './store/roster-store.js'
 import { lookupToken } from './store/roster-lookup.js'
-import { lookupParamsSchema, logLevelParamsSchema } from '../shared/control.js'
+import { RosterStore } from './store/roster-store.js'
 
 /** The database file inside the data directory. */
 export const DB_NAME = 'agent.db'
@@ -61,6 +62,7 @@ export class GateAgent {
   private startedAt: number | null = null
   private startedMono = 0
   private lastPrune = 0
+  private lastDecision: Checkin | null = null
   private readonly version = productVersion()
 
   constructor(private readonly deps: AgentDeps) {}
@@ -86,7 +88,8 @@ export class GateAgent {
         groupCommitDelayMs: config.outbox.groupCommitDelayMs,
       })
       const recovered = this.outbox.recoverInFlight()
-      if (recovered > 0) log.warn({ recovered }, 'in-flight check-ins returned to pending after an unclean stop')
+      if (recovered > 0)
+        log.warn({ recovered }, 'in-flight check-ins returned to pending after an unclean stop')
       this.deps.beforeStart?.({ roster: this.roster })
 
       this.validator = new Validator(this.roster, {
@@ -118,6 +121,8 @@ export class GateAgent {
         this.actuators.push(new CommandActuator(config.actuator, log.child({ component: 'actuator' })))
       }
       this.pipeline.on('decision', (d) => {
+        const { latencyMs: _latency, ...checkin } = d
+        this.lastDecision = checkin
         for (const a of this.actuators) {
           try {
             a.fire(d)
@@ -220,7 +225,8 @@ export class GateAgent {
             radio: src.radio,
             scanning: src.scanning,
             scanRestarts: src.scanRestarts,
-            lastAdvertAgeS: src.lastAdvertAt === null ? null : Math.round((monoNow - src.lastAdvertAt) / 100) / 10,
+            lastAdvertAgeS:
+              src.lastAdvertAt === null ? null : Math.round((monoNow - src.lastAdvertAt) / 100) / 10,
             detail: src.detail,
           }
         : null,
@@ -233,11 +239,15 @@ export class GateAgent {
         inFlight: counts?.inFlight ?? 0,
         synced: counts?.synced ?? 0,
         oldestPendingAgeS:
-          counts?.oldestUnsyncedMs == null ? null : Math.max(0, Math.round((clock.now() - counts.oldestUnsyncedMs) / 1000)),
+          counts?.oldestUnsyncedMs == null
+            ? null
+            : Math.max(0, Math.round((clock.now() - counts.oldestUnsyncedMs) / 1000)),
       },
       writes: this.outbox ? { ...this.outbox.stats, ioWriteBytes: readIoWriteBytes() } : null,
-      roster: roster ? { version: roster.version(), ...roster.counts() } : { version: 0, active: 0, revoked: 0, inactive: 0 },
-      lastDecision: null,
+      roster: roster
+        ? { version: roster.version(), ...roster.counts() }
+        : { version: 0, active: 0, revoked: 0, inactive: 0 },
+      lastDecision: this.lastDecision,
       lastSync: null,
       mqtt: { state: config.mqtt.url ? 'not connected (reporter not built yet)' : 'not configured' },
     }
@@ -261,7 +271,15 @@ export class GateAgent {
     const listener =
       event === 'advert'
         ? (a: unknown) => {
-            const ad = a as { address: string; rssi: number; manufacturerData?: Buffer; serviceData?: Array<{ uuid: string; data: Buffer }>; localName?: string; txPower?: number; ts: number }
+            const ad = a as {
+              address: string
+              rssi: number
+              manufacturerData?: Buffer
+              serviceData?: Array<{ uuid: string; data: Buffer }>
+              localName?: string
+              txPower?: number
+              ts: number
+            }
             send({
               address: ad.address,
               rssi: ad.rssi,

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander'
-import { GateError, errorMessage } from '../shared/errors.js'
+import { errorMessage, GateError } from '../shared/errors.js'
 import { productVersion } from '../shared/version.js'
 import { GateAgent } from './agent.js'
 import { createSource, demoRosterFor } from './ble/create-source.js'
@@ -109,14 +109,16 @@ export function buildProgram(): Command {
     .command('run')
     .description('run the agent (the daemon systemd starts)')
     .option('-c, --config <file>', 'JSON config file (also GATE_CONFIG)')
-    .addOption(new Option('-s, --source <kind>', 'BLE source (also GATE_SOURCE)').choices(['noble', 'sim', 'replay']))
+    .addOption(
+      new Option('-s, --source <kind>', 'BLE source (also GATE_SOURCE)').choices(['noble', 'sim', 'replay']),
+    )
     .option('-d, --data-dir <dir>', 'data directory: database and control socket (also GATE_DATA_DIR)')
     .option('-g, --gate-id <id>', 'gate id (also GATE_ID)')
     .option('--replay <file>', 'capture file for --source replay (also GATE_REPLAY_FILE)')
     .option('--participants <n>', 'simulated crowd size for --source sim')
     .option('--seed <n>', 'simulation seed')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace (also LOG_LEVEL)')
-    .option('--demo', 'import the simulated crowd\'s demo roster when the roster is empty')
+    .option('--demo', "import the simulated crowd's demo roster when the roster is empty")
     .action(async (flags: RunFlags) => {
       process.exitCode = await run(flags)
     })

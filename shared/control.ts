@@ -5,7 +5,14 @@ import { checkinSchema } from './checkin.js'
 export const controlRequestSchema = z
   .object({
     id: z.number().int().nonnegative(),
-    method: z.enum(['status', 'subscribe', 'roster.invalidate', 'roster.lookup', 'scan.restart', 'log.level']),
+    method: z.enum([
+      'status',
+      'subscribe',
+      'roster.invalidate',
+      'roster.lookup',
+      'scan.restart',
+      'log.level',
+    ]),
     params: z.record(z.string(), z.unknown()).optional(),
   })
   .strict()
@@ -40,7 +47,11 @@ export type SightingEvent = z.infer<typeof sightingEventSchema>
 /** Responses and stream messages from the daemon. */
 export const controlMessageSchema = z.union([
   z.object({ id: z.number(), ok: z.literal(true), result: z.unknown() }),
-  z.object({ id: z.number(), ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
+  z.object({
+    id: z.number(),
+    ok: z.literal(false),
+    error: z.object({ code: z.string(), message: z.string() }),
+  }),
   z.object({ stream: streamNameSchema, data: z.unknown() }),
 ])
 export type ControlMessage = z.infer<typeof controlMessageSchema>

@@ -17,13 +17,18 @@ export type ErrorCode =
   | 'E_INPUT'
   | 'E_NOT_FOUND'
   | 'E_TIMEOUT'
+  | 'E_INTERNAL'
 
 /** An error with a stable code, a cause and context, as a value rather than a bare string. */
 export class GateError extends Error {
   readonly code: ErrorCode
   readonly context: Record<string, unknown>
 
-  constructor(code: ErrorCode, message: string, options: { cause?: unknown; context?: Record<string, unknown> } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { cause?: unknown; context?: Record<string, unknown> } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'GateError'
     this.code = code

@@ -57,9 +57,13 @@ export function readRosterFile(file: string): { entries: RosterEntry[]; problems
   try {
     text = readFileSync(file, 'utf8')
   } catch (err) {
-    throw new GateError('E_ROSTER_FILE', `cannot read roster ${file}: ${(err as NodeJS.ErrnoException).code}`, {
-      cause: err,
-    })
+    throw new GateError(
+      'E_ROSTER_FILE',
+      `cannot read roster ${file}: ${(err as NodeJS.ErrnoException).code}`,
+      {
+        cause: err,
+      },
+    )
   }
   return parseRosterText(text, /\.json$/i.test(file) ? 'json' : 'csv')
 }
@@ -87,7 +91,10 @@ function csvRows(text: string): Array<{ line: number; row: unknown }> {
   if (!header) return []
   const fields = header.map((h) => CSV_COLUMNS[h.toLowerCase().replace(/[\s-]/g, '_')])
   if (!fields.includes('token') || !fields.includes('participantId')) {
-    throw new GateError('E_ROSTER_FILE', 'a CSV roster needs a header row with at least token and participant_id')
+    throw new GateError(
+      'E_ROSTER_FILE',
+      'a CSV roster needs a header row with at least token and participant_id',
+    )
   }
   return rest.map((cells, i) => {
     const row: Record<string, string> = {}

@@ -21,7 +21,10 @@ describe('agent configuration', () => {
 
   it('layers file < environment < flags', () => {
     const file = path.join(t.dir, 'gate.json')
-    writeFileSync(file, JSON.stringify({ gateId: 'north-1', dedup: { windowMs: 1000 }, proximity: { enterDbm: -70 } }))
+    writeFileSync(
+      file,
+      JSON.stringify({ gateId: 'north-1', dedup: { windowMs: 1000 }, proximity: { enterDbm: -70 } }),
+    )
     const c = loadAgentConfig({
       file,
       env: { GATE_DEDUP_WINDOW_MS: '2000', GATE_KEY: 'k'.repeat(32) },
@@ -35,7 +38,10 @@ describe('agent configuration', () => {
 
   it('reports every problem at once, naming the variable or key', () => {
     const file = path.join(t.dir, 'bad.json')
-    writeFileSync(file, JSON.stringify({ gateId: 'bad id!', proximty: {}, decoders: { ibeacon: { uuid: 'nope' } } }))
+    writeFileSync(
+      file,
+      JSON.stringify({ gateId: 'bad id!', proximty: {}, decoders: { ibeacon: { uuid: 'nope' } } }),
+    )
     let err: unknown
     try {
       loadAgentConfig({ file, env: { GATE_RSSI_THRESHOLD: 'loud', MQTT_URL: 'not a url' } })
@@ -54,7 +60,9 @@ describe('agent configuration', () => {
   })
 
   it('says clearly when the file is missing or not JSON', () => {
-    expect(() => loadAgentConfig({ file: path.join(t.dir, 'missing.json') })).toThrow(/cannot be read \(ENOENT\)/)
+    expect(() => loadAgentConfig({ file: path.join(t.dir, 'missing.json') })).toThrow(
+      /cannot be read \(ENOENT\)/,
+    )
     const bad = path.join(t.dir, 'broken.json')
     writeFileSync(bad, '{ "gateId": ')
     expect(() => loadAgentConfig({ file: bad })).toThrow(/not valid JSON/)

@@ -17,7 +17,13 @@ function noise(seed: number) {
   }
 }
 
-const at = (token: string, rssi: number, ts: number): Sighting => ({ token, rssi, ts, address: 'aa:bb:cc:dd:ee:ff', decoder: 'ibeacon' })
+const at = (token: string, rssi: number, ts: number): Sighting => ({
+  token,
+  rssi,
+  ts,
+  address: 'aa:bb:cc:dd:ee:ff',
+  decoder: 'ibeacon',
+})
 
 /** RSSI of someone at distance d metres (log-distance model, -59 dBm at 1 m). */
 const rssiAt = (d: number) => -59 - 22 * Math.log10(Math.max(d, 0.3))

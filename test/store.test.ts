@@ -13,7 +13,15 @@ import { silentLog, tempDir } from './helpers.js'
 const BOOT = '0193f9a0-0000-4000-8000-000000000001'
 
 function draft(token: string, decision: 'admit' | 'deny' = 'admit') {
-  return { token, participantId: 'P1', decision, reason: decision === 'deny' ? ('unknown' as const) : null, rssi: -55, rosterVersion: 1, monoMs: 10 }
+  return {
+    token,
+    participantId: 'P1',
+    decision,
+    reason: decision === 'deny' ? ('unknown' as const) : null,
+    rssi: -55,
+    rosterVersion: 1,
+    monoMs: 10,
+  }
 }
 
 describe('agent database', () => {
@@ -47,7 +55,7 @@ describe('agent database', () => {
     expect(readFileSync(file).equals(before)).toBe(true)
   })
 
-  it('refuses another program\'s SQLite database', () => {
+  it("refuses another program's SQLite database", () => {
     const file = path.join(t.dir, 'agent.db')
     const other = new Database(file)
     other.exec('CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)')
@@ -61,7 +69,13 @@ describe('agent database', () => {
     const file = path.join(t.dir, 'agent.db')
     const db = openDatabase(file)
     const roster = new RosterStore(db, new FakeClock())
-    roster.importEntries(Array.from({ length: 2000 }, (_, i) => ({ token: i.toString(16).padStart(8, '0'), participantId: `P${i}`, status: 'active' as const })))
+    roster.importEntries(
+      Array.from({ length: 2000 }, (_, i) => ({
+        token: i.toString(16).padStart(8, '0'),
+        participantId: `P${i}`,
+        status: 'active' as const,
+      })),
+    )
     db.pragma('wal_checkpoint(TRUNCATE)')
     db.close()
     const bytes = readFileSync(file)
@@ -104,14 +118,16 @@ describe('outbox', () => {
   const make = (db = openDatabase(file)) =>
     new Outbox(db, { clock, log: silentLog, gateId: 'g1', bootId: BOOT, groupCommitDelayMs: 0 })
 
-  it('emits a decision only after it is committed, group-committing a tick\'s decisions together', async () => {
+  it("emits a decision only after it is committed, group-committing a tick's decisions together", async () => {
     const outbox = make()
     const reader = new Database(file, { readonly: true })
     const seenInDb: number[] = []
     const done = new Promise<void>((resolve) => {
       for (let i = 0; i < 50; i++) {
         outbox.append(draft(`aa${i.toString(16).padStart(6, '0')}`), (c) => {
-          seenInDb.push((reader.prepare('SELECT count(*) AS n FROM checkins WHERE id = ?').get(c.id) as { n: number }).n)
+          seenInDb.push(
+            (reader.prepare('SELECT count(*) AS n FROM checkins WHERE id = ?').get(c.id) as { n: number }).n,
+          )
           if (seenInDb.length === 50) resolve()
         })
       }

@@ -30,7 +30,12 @@ describe('validator over the SQLite roster', () => {
 
   it('admits active tokens and denies revoked, inactive and unknown ones with the reason', () => {
     const v = new Validator(roster, { maxEntries: 100, negativeTtlMs: 10_000, clock })
-    expect(v.validate('0001aaaa')).toEqual({ decision: 'admit', reason: null, participantId: 'P1', rosterVersion: 1 })
+    expect(v.validate('0001aaaa')).toEqual({
+      decision: 'admit',
+      reason: null,
+      participantId: 'P1',
+      rosterVersion: 1,
+    })
     expect(v.validate('0002bbbb')).toMatchObject({ decision: 'deny', reason: 'revoked', participantId: 'P2' })
     expect(v.validate('0003cccc')).toMatchObject({ decision: 'deny', reason: 'inactive' })
     expect(v.validate('ffffffff')).toMatchObject({ decision: 'deny', reason: 'unknown', participantId: null })
@@ -72,7 +77,12 @@ describe('validator over the SQLite roster', () => {
 
 describe('dedup and re-entry', () => {
   const admit = { decision: 'admit' as const, reason: null, participantId: 'P1', rosterVersion: 1 }
-  const unknown = { decision: 'deny' as const, reason: 'unknown' as const, participantId: null, rosterVersion: 1 }
+  const unknown = {
+    decision: 'deny' as const,
+    reason: 'unknown' as const,
+    participantId: null,
+    rosterVersion: 1,
+  }
 
   it('one check-in per window: the second arrival is denied once as already checked in, later ones suppressed', () => {
     const d = new Dedup(60_000)
@@ -96,10 +106,25 @@ describe('dedup and re-entry', () => {
     const d = new Dedup(60_000)
     const wallNow = 1_000_000
     const row = (ts: number, reason: 'already_checked_in' | null, decision: 'admit' | 'deny') => ({
-      id: 'x', gateId: 'g', token: 't3', participantId: 'P3', method: 'ble' as const, decision, reason, rssi: -50, ts,
-      monoMs: 0, bootId: 'b', bootSeq: 1, rosterVersion: 1,
+      id: 'x',
+      gateId: 'g',
+      token: 't3',
+      participantId: 'P3',
+      method: 'ble' as const,
+      decision,
+      reason,
+      rssi: -50,
+      ts,
+      monoMs: 0,
+      bootId: 'b',
+      bootSeq: 1,
+      rosterVersion: 1,
     })
-    d.restore([row(wallNow - 30_000, null, 'admit'), row(wallNow - 20_000, 'already_checked_in', 'deny')], wallNow, 500)
+    d.restore(
+      [row(wallNow - 30_000, null, 'admit'), row(wallNow - 20_000, 'already_checked_in', 'deny')],
+      wallNow,
+      500,
+    )
     expect(d.check('t3', 500, 1).kind).toBe('suppress')
     expect(d.check('t3', 500 + 30_000, 1).kind).toBe('validate')
   })

@@ -48,7 +48,9 @@ export class CommandActuator implements Actuator {
       participant: d.participantId ?? '',
       reason: d.reason ?? '',
     }
-    this.queue.push(argv.map((arg) => arg.replace(/\{(decision|token|participant|reason)\}/g, (_, k) => values[k]!)))
+    this.queue.push(
+      argv.map((arg) => arg.replace(/\{(decision|token|participant|reason)\}/g, (_, k) => values[k]!)),
+    )
     if (this.running === null) this.next()
   }
 

@@ -22,7 +22,13 @@ export interface Advert {
 }
 
 /** Adapter states, as noble names them. Simulated and replay sources report 'poweredOn'. */
-export type AdapterState = 'unknown' | 'resetting' | 'unsupported' | 'unauthorized' | 'poweredOff' | 'poweredOn'
+export type AdapterState =
+  | 'unknown'
+  | 'resetting'
+  | 'unsupported'
+  | 'unauthorized'
+  | 'poweredOff'
+  | 'poweredOn'
 
 /**
  * What the radio is doing, as a technician needs to hear it:

@@ -70,7 +70,9 @@ export function contextFrom(cmd: Command): CliContext {
  * Run a command body and turn its outcome into an exit code: a number it returns, or the code of the
  * GateError it throws (printed as one clear line, or as JSON with --json).
  */
-export function action<A extends unknown[]>(fn: (ctx: CliContext, ...args: A) => Promise<number | undefined>) {
+export function action<A extends unknown[]>(
+  fn: (ctx: CliContext, ...args: A) => Promise<number | undefined>,
+) {
   return async (...args: unknown[]): Promise<void> => {
     const cmd = args[args.length - 1] as Command
     const json = cmd.optsWithGlobals<GlobalOptions>().json === true

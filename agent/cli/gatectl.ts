@@ -11,10 +11,10 @@ import { register as tail } from './commands/tail.js'
 /** The field technician's CLI. Every command takes --data-dir (or the agent's config) and --json. */
 export function buildGatectl(): Command {
   const program = new Command('gatectl')
-    .description('field technician\'s CLI for a BLE gate agent')
+    .description("field technician's CLI for a BLE gate agent")
     .version(productVersion())
-    .option('-d, --data-dir <dir>', 'the agent\'s data directory (also GATE_DATA_DIR)')
-    .option('-c, --config <file>', 'the agent\'s JSON config file (also GATE_CONFIG)')
+    .option('-d, --data-dir <dir>', "the agent's data directory (also GATE_DATA_DIR)")
+    .option('-c, --config <file>', "the agent's JSON config file (also GATE_CONFIG)")
     .option('--json', 'machine-readable output')
     .showHelpAfterError()
     .exitOverride((err) => {

@@ -1,11 +1,15 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
-import { z } from 'zod'
+import type { z } from 'zod'
 import { GateError } from '../../shared/errors.js'
 import { type AgentConfig, agentConfigSchema } from './schema.js'
 
 /** Environment variables the agent reads (once, here), and where each lands in the config. */
-export const ENV_MAP: ReadonlyArray<{ env: string; path: string[]; type: 'string' | 'int' | 'number' | 'bool' }> = [
+export const ENV_MAP: ReadonlyArray<{
+  env: string
+  path: string[]
+  type: 'string' | 'int' | 'number' | 'bool'
+}> = [
   { env: 'GATE_ID', path: ['gateId'], type: 'string' },
   { env: 'GATE_DATA_DIR', path: ['dataDir'], type: 'string' },
   { env: 'GATE_SOURCE', path: ['source', 'kind'], type: 'string' },
@@ -57,7 +61,12 @@ function merge(base: Obj, over: Obj): Obj {
   return out
 }
 
-function coerce(raw: string, type: 'string' | 'int' | 'number' | 'bool', env: string, problems: string[]): unknown {
+function coerce(
+  raw: string,
+  type: 'string' | 'int' | 'number' | 'bool',
+  env: string,
+  problems: string[],
+): unknown {
   if (type === 'string') return raw
   if (type === 'bool') {
     if (/^(1|true|yes|on)$/i.test(raw)) return true
@@ -78,7 +87,9 @@ function readFile(file: string, problems: string[]): Obj {
   try {
     text = readFileSync(file, 'utf8')
   } catch (err) {
-    problems.push(`config file ${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`)
+    problems.push(
+      `config file ${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+    )
     return {}
   }
   try {

@@ -10,7 +10,10 @@ const hex = (bytes?: number) =>
 const uuid128 = z
   .string()
   .transform((s) => s.replace(/-/g, '').toLowerCase())
-  .refine((s) => /^[0-9a-f]{32}$/.test(s), 'must be a 128-bit UUID such as e2c56db5-dffb-48d2-b060-d0f5a71096e0')
+  .refine(
+    (s) => /^[0-9a-f]{32}$/.test(s),
+    'must be a 128-bit UUID such as e2c56db5-dffb-48d2-b060-d0f5a71096e0',
+  )
 
 /** iBeacon: the event's proximity UUID must match; the token is taken from major/minor. */
 export const ibeaconSchema = z
@@ -115,7 +118,12 @@ export const agentConfigSchema = z
         noble: nobleSchema.default(nobleSchema.parse({})),
       })
       .strict()
-      .default({ kind: 'noble', sim: simSchema.parse({}), replay: replaySchema.parse({}), noble: nobleSchema.parse({}) }),
+      .default({
+        kind: 'noble',
+        sim: simSchema.parse({}),
+        replay: replaySchema.parse({}),
+        noble: nobleSchema.parse({}),
+      }),
     decoders: decodersSchema.default(decodersSchema.parse({})),
     proximity: z
       .object({
@@ -133,7 +141,14 @@ export const agentConfigSchema = z
         maxTracked: z.number().int().min(100).default(20_000),
       })
       .strict()
-      .default({ enterDbm: -65, hysteresisDb: 8, alpha: 0.3, minSamples: 3, absenceMs: 5_000, maxTracked: 20_000 }),
+      .default({
+        enterDbm: -65,
+        hysteresisDb: 8,
+        alpha: 0.3,
+        minSamples: 3,
+        absenceMs: 5_000,
+        maxTracked: 20_000,
+      }),
     dedup: z
       .object({
         /** one check-in per token per window; a new presence after it is a re-entry, ms */

@@ -21,7 +21,8 @@ export class ControlClient {
     sock.setEncoding('utf8')
     sock.on('data', (chunk: string) => this.onData(chunk))
     sock.on('close', () => {
-      for (const p of this.pending.values()) p.reject(new GateError('E_CONTROL_UNAVAILABLE', 'agent closed the connection'))
+      for (const p of this.pending.values())
+        p.reject(new GateError('E_CONTROL_UNAVAILABLE', 'agent closed the connection'))
       this.pending.clear()
       this.onClose?.()
     })
@@ -45,7 +46,12 @@ export class ControlClient {
       })
       sock.once('error', (err) => {
         clearTimeout(timer)
-        reject(new GateError('E_CONTROL_UNAVAILABLE', `the agent is not running (${socketPath}: ${(err as NodeJS.ErrnoException).code})`))
+        reject(
+          new GateError(
+            'E_CONTROL_UNAVAILABLE',
+            `the agent is not running (${socketPath}: ${(err as NodeJS.ErrnoException).code})`,
+          ),
+        )
       })
     })
   }

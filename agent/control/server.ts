@@ -76,7 +76,11 @@ export class ControlServer {
     sock.on('data', (chunk: string) => {
       buf += chunk
       if (buf.length > MAX_CONTROL_LINE && !buf.includes('\n')) {
-        this.reply(sock, { id: 0, ok: false, error: { code: 'E_CONTROL_PROTOCOL', message: 'line too long' } })
+        this.reply(sock, {
+          id: 0,
+          ok: false,
+          error: { code: 'E_CONTROL_PROTOCOL', message: 'line too long' },
+        })
         sock.destroy()
         return
       }

@@ -21,7 +21,10 @@ export function openDatabase(file: string, opts: OpenOptions = {}): Db {
   const exists = existsSync(file) && statSync(file).size > 0
   if (exists) checkHeader(file)
   if (opts.readonly && !exists) {
-    throw new GateError('E_DB_OPEN', `no agent database at ${file} (has the agent ever run with this data directory?)`)
+    throw new GateError(
+      'E_DB_OPEN',
+      `no agent database at ${file} (has the agent ever run with this data directory?)`,
+    )
   }
   let db: Db
   try {
@@ -67,11 +70,13 @@ function checkHeader(file: string): void {
 function checkIdentity(db: Db, file: string): void {
   const appId = db.pragma('application_id', { simple: true }) as number
   const version = db.pragma('user_version', { simple: true }) as number
-  const tables = (db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }).n
+  const tables = (
+    db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }
+  ).n
   if (appId !== APPLICATION_ID && !(appId === 0 && tables === 0)) {
     throw new GateError(
       'E_DB_FOREIGN',
-      `${file} is a SQLite database of another program (application_id ${appId}); it was left untouched. ` +
+      `${file} is not a gate agent database: it belongs to another program (application_id ${appId}, ${tables} tables); it was left untouched. ` +
         'Point --data-dir at the agent data directory.',
       { context: { file, appId } },
     )
@@ -129,8 +134,7 @@ export function getMeta(db: Db, key: string): string | undefined {
 
 /** Set a value in the meta table. */
 export function setMeta(db: Db, key: string, value: string): void {
-  db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(
-    key,
-    value,
-  )
+  db.prepare(
+    'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+  ).run(key, value)
 }

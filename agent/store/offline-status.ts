@@ -6,12 +6,14 @@ import { outboxCounts } from './outbox.js'
 
 /** Status from the SQLite file alone, for when the daemon is down. */
 export function offlineStatus(db: Db, gateId: string, now: number): AgentStatus {
-  const boot = db.prepare('SELECT boot_id, started_ms, version FROM boots ORDER BY started_ms DESC LIMIT 1').get() as
-    | { boot_id: string; started_ms: number; version: string }
-    | undefined
+  const boot = db
+    .prepare('SELECT boot_id, started_ms, version FROM boots ORDER BY started_ms DESC LIMIT 1')
+    .get() as { boot_id: string; started_ms: number; version: string } | undefined
   const counts = outboxCounts(db)
   const roster = { version: 0, active: 0, revoked: 0, inactive: 0 }
-  const v = db.prepare("SELECT value FROM meta WHERE key = 'roster_version'").get() as { value: string } | undefined
+  const v = db.prepare("SELECT value FROM meta WHERE key = 'roster_version'").get() as
+    | { value: string }
+    | undefined
   roster.version = Number(v?.value ?? 0)
   for (const r of db.prepare('SELECT status, count(*) AS n FROM roster GROUP BY status').all() as Array<{
     status: 'active' | 'revoked' | 'inactive'
@@ -42,7 +44,10 @@ export function offlineStatus(db: Db, gateId: string, now: number): AgentStatus 
       pending: counts.pending,
       inFlight: counts.inFlight,
       synced: counts.synced,
-      oldestPendingAgeS: counts.oldestUnsyncedMs === null ? null : Math.max(0, Math.round((now - counts.oldestUnsyncedMs) / 1000)),
+      oldestPendingAgeS:
+        counts.oldestUnsyncedMs === null
+          ? null
+          : Math.max(0, Math.round((now - counts.oldestUnsyncedMs) / 1000)),
     },
     writes: null,
     roster,

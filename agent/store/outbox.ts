@@ -7,7 +7,10 @@ import type { Db } from './db.js'
 import { CheckinState, type CheckinStateName } from './schema.js'
 
 /** What the pipeline hands to the outbox; the outbox adds id, gate, boot, sequence and times. */
-export type CheckinDraft = Pick<Checkin, 'token' | 'participantId' | 'decision' | 'reason' | 'rssi' | 'rosterVersion'> & {
+export type CheckinDraft = Pick<
+  Checkin,
+  'token' | 'participantId' | 'decision' | 'reason' | 'rssi' | 'rosterVersion'
+> & {
   /** monotonic ms of the advert that led to the decision */
   monoMs: number
 }
@@ -85,7 +88,7 @@ export class Outbox {
       decision: draft.decision,
       reason: draft.reason,
       rssi: Math.round(draft.rssi),
-      ts: this.deps.clock.now(),
+      ts: Math.round(this.deps.clock.now()),
       monoMs: draft.monoMs,
       bootId: this.deps.bootId,
       bootSeq: ++this.bootSeq,
@@ -153,16 +156,20 @@ export class Outbox {
 
   /** Claim up to `limit` pending rows, oldest first, for upload: they become in flight. */
   claimBatch(limit: number): Checkin[] {
-    return this.db.transaction(() => {
-      const rows = this.db
-        .prepare(`SELECT seq_no, ${COLUMNS} FROM checkins WHERE state = 0 ORDER BY seq_no LIMIT ?`)
-        .all(limit) as Array<Checkin & { seq_no: number }>
-      if (rows.length === 0) return []
-      this.db
-        .prepare('UPDATE checkins SET state = 1, attempts = attempts + 1 WHERE state = 0 AND seq_no BETWEEN ? AND ?')
-        .run(rows[0]!.seq_no, rows[rows.length - 1]!.seq_no)
-      return rows.map(({ seq_no: _s, ...c }) => c)
-    }).immediate()
+    return this.db
+      .transaction(() => {
+        const rows = this.db
+          .prepare(`SELECT seq_no, ${COLUMNS} FROM checkins WHERE state = 0 ORDER BY seq_no LIMIT ?`)
+          .all(limit) as Array<Checkin & { seq_no: number }>
+        if (rows.length === 0) return []
+        this.db
+          .prepare(
+            'UPDATE checkins SET state = 1, attempts = attempts + 1 WHERE state = 0 AND seq_no BETWEEN ? AND ?',
+          )
+          .run(rows[0]!.seq_no, rows[rows.length - 1]!.seq_no)
+        return rows.map(({ seq_no: _s, ...c }) => c)
+      })
+      .immediate()
   }
 
   /** Mark rows synced (the cloud acknowledged them). */
@@ -175,9 +182,11 @@ export class Outbox {
   /** Return claimed rows to pending (the upload failed). */
   release(ids: readonly string[]): void {
     const stmt = this.db.prepare('UPDATE checkins SET state = 0 WHERE id = ? AND state = 1')
-    this.db.transaction(() => {
-      for (const id of ids) stmt.run(id)
-    }).immediate()
+    this.db
+      .transaction(() => {
+        for (const id of ids) stmt.run(id)
+      })
+      .immediate()
   }
 
   /** Delete synced rows older than `days`; pending and in-flight rows are never deleted. */
@@ -193,7 +202,9 @@ export class Outbox {
 
   /** Decisions made for tokens since a wall time, newest last (to rebuild dedup memory at start). */
   decisionsSince(wallMs: number): Checkin[] {
-    return this.db.prepare(`SELECT ${COLUMNS} FROM checkins WHERE wall_ms >= ? ORDER BY seq_no`).all(wallMs) as Checkin[]
+    return this.db
+      .prepare(`SELECT ${COLUMNS} FROM checkins WHERE wall_ms >= ? ORDER BY seq_no`)
+      .all(wallMs) as Checkin[]
   }
 }
 
@@ -205,7 +216,8 @@ export function outboxCounts(db: Db): OutboxCounts {
               min(wall_ms) AS oldest FROM checkins WHERE state < 2`,
     )
     .get() as { pending: number; inFlight: number; oldest: number | null }
-  const synced = (db.prepare('SELECT count(*) AS n FROM checkins').get() as { n: number }).n - u.pending - u.inFlight
+  const synced =
+    (db.prepare('SELECT count(*) AS n FROM checkins').get() as { n: number }).n - u.pending - u.inFlight
   return { pending: u.pending, inFlight: u.inFlight, synced, oldestUnsyncedMs: u.oldest }
 }
 

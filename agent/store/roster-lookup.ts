@@ -4,7 +4,13 @@ import type { Db } from './db.js'
 /** Everything a technician needs to know about one token: "why would this badge be denied?" */
 export interface TokenReport {
   token: string
-  roster: { participantId: string; status: string; name: string | null; updatedAt: string; version: number } | null
+  roster: {
+    participantId: string
+    status: string
+    name: string | null
+    updatedAt: string
+    version: number
+  } | null
   rosterVersion: number
   lastDecisions: Array<Pick<Checkin, 'id' | 'decision' | 'reason' | 'rssi'> & { at: string }>
   /** what the gate would decide if the badge arrived now */
@@ -22,21 +28,38 @@ export function lookupToken(
 ): TokenReport {
   const row = db
     .prepare('SELECT participant_id, status, name, updated_at, version FROM roster WHERE token = ?')
-    .get(token) as { participant_id: string; status: string; name: string | null; updated_at: number; version: number } | undefined
-  const versionRow = db.prepare("SELECT value FROM meta WHERE key = 'roster_version'").get() as { value: string } | undefined
+    .get(token) as
+    | { participant_id: string; status: string; name: string | null; updated_at: number; version: number }
+    | undefined
+  const versionRow = db.prepare("SELECT value FROM meta WHERE key = 'roster_version'").get() as
+    | { value: string }
+    | undefined
   const decisions = db
-    .prepare('SELECT id, decision, reason, rssi, wall_ms FROM checkins WHERE token = ? ORDER BY seq_no DESC LIMIT 5')
-    .all(token) as Array<{ id: string; decision: 'admit' | 'deny'; reason: Checkin['reason']; rssi: number; wall_ms: number }>
+    .prepare(
+      'SELECT id, decision, reason, rssi, wall_ms FROM checkins WHERE token = ? ORDER BY seq_no DESC LIMIT 5',
+    )
+    .all(token) as Array<{
+    id: string
+    decision: 'admit' | 'deny'
+    reason: Checkin['reason']
+    rssi: number
+    wall_ms: number
+  }>
   const lastAdmit = decisions.find((d) => d.decision === 'admit')
   let wouldBe: TokenReport['wouldBe']
   if (!row) {
     wouldBe = {
       decision: 'deny',
       reason: 'unknown',
-      explanation: 'the token is not in this gate\'s roster (check the badge\'s token with `gatectl decode`, or import/sync the roster)',
+      explanation:
+        "the token is not in this gate's roster (check the badge's token with `gatectl decode`, or import/sync the roster)",
     }
   } else if (row.status !== 'active') {
-    wouldBe = { decision: 'deny', reason: row.status, explanation: `the participant's badge is ${row.status} in the roster` }
+    wouldBe = {
+      decision: 'deny',
+      reason: row.status,
+      explanation: `the participant's badge is ${row.status} in the roster`,
+    }
   } else if (lastAdmit && opts.now - lastAdmit.wall_ms < opts.windowMs) {
     const left = Math.ceil((opts.windowMs - (opts.now - lastAdmit.wall_ms)) / 1000)
     wouldBe = {
@@ -45,7 +68,11 @@ export function lookupToken(
       explanation: `admitted at ${new Date(lastAdmit.wall_ms).toISOString()}; a new check-in is possible in ${left} s`,
     }
   } else {
-    wouldBe = { decision: 'admit', reason: null, explanation: 'active in the roster and not checked in within the window' }
+    wouldBe = {
+      decision: 'admit',
+      reason: null,
+      explanation: 'active in the roster and not checked in within the window',
+    }
   }
   return {
     token,

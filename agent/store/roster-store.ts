@@ -48,7 +48,9 @@ export class RosterStore {
   /** Counts by status. */
   counts(): Record<ParticipantStatus, number> {
     const out: Record<ParticipantStatus, number> = { active: 0, revoked: 0, inactive: 0 }
-    for (const r of this.db.prepare('SELECT status, count(*) AS n FROM roster GROUP BY status').all() as Array<{
+    for (const r of this.db
+      .prepare('SELECT status, count(*) AS n FROM roster GROUP BY status')
+      .all() as Array<{
       status: ParticipantStatus
       n: number
     }>) {
@@ -64,47 +66,51 @@ export class RosterStore {
   importEntries(entries: readonly RosterEntry[], opts: { replace?: boolean } = {}): ImportResult {
     const now = this.clock.now()
     const changed: string[] = []
-    const result = this.db.transaction(() => {
-      const version = this.version() + 1
-      const get = this.db.prepare('SELECT participant_id, status, name FROM roster WHERE token = ?')
-      const upsert = this.db.prepare(
-        `INSERT INTO roster (token, participant_id, status, name, updated_at, version) VALUES (?, ?, ?, ?, ?, ?)
+    const result = this.db
+      .transaction(() => {
+        const version = this.version() + 1
+        const get = this.db.prepare('SELECT participant_id, status, name FROM roster WHERE token = ?')
+        const upsert = this.db.prepare(
+          `INSERT INTO roster (token, participant_id, status, name, updated_at, version) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (token) DO UPDATE SET participant_id = excluded.participant_id, status = excluded.status,
            name = excluded.name, updated_at = excluded.updated_at, version = excluded.version`,
-      )
-      let inserted = 0
-      let updated = 0
-      let unchanged = 0
-      for (const e of entries) {
-        const cur = get.get(e.token) as { participant_id: string; status: string; name: string | null } | undefined
-        const name = e.name ?? null
-        if (cur && cur.participant_id === e.participantId && cur.status === e.status && cur.name === name) {
-          unchanged++
-          continue
+        )
+        let inserted = 0
+        let updated = 0
+        let unchanged = 0
+        for (const e of entries) {
+          const cur = get.get(e.token) as
+            | { participant_id: string; status: string; name: string | null }
+            | undefined
+          const name = e.name ?? null
+          if (cur && cur.participant_id === e.participantId && cur.status === e.status && cur.name === name) {
+            unchanged++
+            continue
+          }
+          upsert.run(e.token, e.participantId, e.status, name, now, version)
+          changed.push(e.token)
+          if (cur) updated++
+          else inserted++
         }
-        upsert.run(e.token, e.participantId, e.status, name, now, version)
-        changed.push(e.token)
-        if (cur) updated++
-        else inserted++
-      }
-      let removed = 0
-      if (opts.replace) {
-        this.db.exec('CREATE TEMP TABLE IF NOT EXISTS keep_tokens (token TEXT PRIMARY KEY)')
-        this.db.exec('DELETE FROM keep_tokens')
-        const keep = this.db.prepare('INSERT OR IGNORE INTO keep_tokens (token) VALUES (?)')
-        for (const e of entries) keep.run(e.token)
-        const gone = this.db
-          .prepare('SELECT token FROM roster WHERE token NOT IN (SELECT token FROM keep_tokens)')
-          .pluck()
-          .all() as string[]
-        this.db.prepare('DELETE FROM roster WHERE token NOT IN (SELECT token FROM keep_tokens)').run()
-        this.db.exec('DELETE FROM keep_tokens')
-        removed = gone.length
-        changed.push(...gone)
-      }
-      if (changed.length > 0) setMeta(this.db, 'roster_version', String(version))
-      return { inserted, updated, unchanged, removed, version: changed.length > 0 ? version : version - 1 }
-    }).immediate()
+        let removed = 0
+        if (opts.replace) {
+          this.db.exec('CREATE TEMP TABLE IF NOT EXISTS keep_tokens (token TEXT PRIMARY KEY)')
+          this.db.exec('DELETE FROM keep_tokens')
+          const keep = this.db.prepare('INSERT OR IGNORE INTO keep_tokens (token) VALUES (?)')
+          for (const e of entries) keep.run(e.token)
+          const gone = this.db
+            .prepare('SELECT token FROM roster WHERE token NOT IN (SELECT token FROM keep_tokens)')
+            .pluck()
+            .all() as string[]
+          this.db.prepare('DELETE FROM roster WHERE token NOT IN (SELECT token FROM keep_tokens)').run()
+          this.db.exec('DELETE FROM keep_tokens')
+          removed = gone.length
+          changed.push(...gone)
+        }
+        if (changed.length > 0) setMeta(this.db, 'roster_version', String(version))
+        return { inserted, updated, unchanged, removed, version: changed.length > 0 ? version : version - 1 }
+      })
+      .immediate()
     if (changed.length > 0) this.notify(changed)
     return result
   }

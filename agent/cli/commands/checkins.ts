@@ -23,14 +23,29 @@ const STATES: Record<string, CheckinStateName | 'all'> = {
 
 function parseFilter(o: ListOptions) {
   const state = STATES[o.state.toLowerCase()]
-  if (!state) throw new GateError('E_INPUT', `--state must be one of pending, inflight, synced, all (got "${o.state}")`)
+  if (!state)
+    throw new GateError('E_INPUT', `--state must be one of pending, inflight, synced, all (got "${o.state}")`)
   const limit = o.limit === 'all' ? -1 : Number(o.limit)
-  if (!Number.isInteger(limit) || limit === 0 || limit < -1) throw new GateError('E_INPUT', '--limit must be a positive integer or "all"')
+  if (!Number.isInteger(limit) || limit === 0 || limit < -1)
+    throw new GateError('E_INPUT', '--limit must be a positive integer or "all"')
   return { state, limit, token: o.token?.toLowerCase() }
 }
 
 const CSV_FIELDS: Array<keyof Checkin | 'state'> = [
-  'id', 'gateId', 'token', 'participantId', 'method', 'decision', 'reason', 'rssi', 'ts', 'monoMs', 'bootId', 'bootSeq', 'rosterVersion', 'state',
+  'id',
+  'gateId',
+  'token',
+  'participantId',
+  'method',
+  'decision',
+  'reason',
+  'rssi',
+  'ts',
+  'monoMs',
+  'bootId',
+  'bootSeq',
+  'rosterVersion',
+  'state',
 ]
 
 function csvCell(v: unknown): string {
@@ -46,7 +61,10 @@ async function list(ctx: CliContext, o: ListOptions): Promise<number> {
       rows.length === 0
         ? 'no check-ins'
         : rows
-            .map((r) => `${new Date(r.ts).toISOString()}  ${r.state.padEnd(8)} ${r.decision.padEnd(5)} ${(r.reason ?? '').padEnd(18)} ${r.token}  ${r.participantId ?? '-'}  ${r.id}`)
+            .map(
+              (r) =>
+                `${new Date(r.ts).toISOString()}  ${r.state.padEnd(8)} ${r.decision.padEnd(5)} ${(r.reason ?? '').padEnd(18)} ${r.token}  ${r.participantId ?? '-'}  ${r.id}`,
+            )
             .join('\n'),
     )
     return EXIT.ok
@@ -66,18 +84,28 @@ async function count(ctx: CliContext): Promise<number> {
   }
 }
 
-async function exportRows(ctx: CliContext, o: ListOptions & { out?: string; format: string }): Promise<number> {
-  if (o.format !== 'jsonl' && o.format !== 'csv') throw new GateError('E_INPUT', '--format must be jsonl or csv')
+async function exportRows(
+  ctx: CliContext,
+  o: ListOptions & { out?: string; format: string },
+): Promise<number> {
+  if (o.format !== 'jsonl' && o.format !== 'csv')
+    throw new GateError('E_INPUT', '--format must be jsonl or csv')
   const db = ctx.openReadOnly()
   try {
     const rows = listCheckins(db, parseFilter(o)).reverse()
     const out = o.out ? createWriteStream(o.out) : process.stdout
     if (o.format === 'csv') out.write(`${CSV_FIELDS.join(',')}\n`)
     for (const r of rows) {
-      out.write(o.format === 'csv' ? `${CSV_FIELDS.map((f) => csvCell(r[f])).join(',')}\n` : `${JSON.stringify(r)}\n`)
+      out.write(
+        o.format === 'csv' ? `${CSV_FIELDS.map((f) => csvCell(r[f])).join(',')}\n` : `${JSON.stringify(r)}\n`,
+      )
     }
     if (o.out) {
-      await new Promise<void>((resolve, reject) => (out as ReturnType<typeof createWriteStream>).end((err?: Error | null) => (err ? reject(err) : resolve())))
+      await new Promise<void>((resolve, reject) =>
+        (out as ReturnType<typeof createWriteStream>).end((err?: Error | null) =>
+          err ? reject(err) : resolve(),
+        ),
+      )
       console.error(`${rows.length} check-ins written to ${o.out}`)
     }
     return EXIT.ok
@@ -87,13 +115,17 @@ async function exportRows(ctx: CliContext, o: ListOptions & { out?: string; form
 }
 
 export function register(program: Command): void {
-  const cmd = program.command('checkins').description('buffered check-ins (read from the database; safe while the agent runs)')
+  const cmd = program
+    .command('checkins')
+    .description('buffered check-ins (read from the database; safe while the agent runs)')
   const filters = (c: Command) =>
     c
       .option('--state <state>', 'pending | inflight | synced | all', 'all')
       .option('--limit <n>', 'at most n rows, newest first ("all" for every row)', '50')
       .option('--token <token>', 'only this token')
-  filters(cmd.command('list', { isDefault: true }).description('list check-ins, newest first')).action(action(list))
+  filters(cmd.command('list', { isDefault: true }).description('list check-ins, newest first')).action(
+    action(list),
+  )
   cmd.command('count').description('count check-ins by state').action(action(count))
   filters(cmd.command('export').description('export check-ins, oldest first'))
     .option('-o, --out <file>', 'write to a file instead of stdout')

@@ -5,8 +5,7 @@ import { loadAgentConfig } from '../../config/load.js'
 import { type CheckResult, runSystemChecks } from '../../doctor/system-checks.js'
 import { EXIT } from '../../exit-codes.js'
 import { openDatabase, quickCheck } from '../../store/db.js'
-import { type CliContext, type GlobalOptions } from '../context.js'
-import { CliContext as Ctx } from '../context.js'
+import { type CliContext, CliContext as Ctx, type GlobalOptions } from '../context.js'
 
 const MARK = { pass: 'ok  ', warn: 'WARN', fail: 'FAIL' } as const
 
@@ -15,17 +14,32 @@ export function agentChecks(ctx: CliContext): CheckResult[] {
   const out: CheckResult[] = []
   const dir = ctx.config.dataDir
   if (!existsSync(dir)) {
-    out.push({ name: 'data directory', status: 'warn', detail: `${dir} does not exist yet`, fix: 'it is created when the agent first starts' })
+    out.push({
+      name: 'data directory',
+      status: 'warn',
+      detail: `${dir} does not exist yet`,
+      fix: 'it is created when the agent first starts',
+    })
     return out
   }
   try {
     accessSync(dir, constants.W_OK)
     out.push({ name: 'data directory', status: 'pass', detail: `${dir} is writable` })
   } catch {
-    out.push({ name: 'data directory', status: 'fail', detail: `${dir} is not writable by this user`, fix: `chown the directory to the agent's user (deploy/ uses "gate")` })
+    out.push({
+      name: 'data directory',
+      status: 'fail',
+      detail: `${dir} is not writable by this user`,
+      fix: `chown the directory to the agent's user (deploy/ uses "gate")`,
+    })
   }
   if (!existsSync(ctx.dbPath)) {
-    out.push({ name: 'database', status: 'warn', detail: 'no database yet', fix: 'it is created when the agent first starts' })
+    out.push({
+      name: 'database',
+      status: 'warn',
+      detail: 'no database yet',
+      fix: 'it is created when the agent first starts',
+    })
     return out
   }
   try {
@@ -35,13 +49,23 @@ export function agentChecks(ctx: CliContext): CheckResult[] {
       out.push(
         problems.length === 1 && problems[0] === 'ok'
           ? { name: 'database integrity', status: 'pass', detail: 'quick_check ok' }
-          : { name: 'database integrity', status: 'fail', detail: problems.slice(0, 5).join('; '), fix: 'stop the agent, move agent.db aside, recover unsynced rows with `sqlite3 agent.db .recover`' },
+          : {
+              name: 'database integrity',
+              status: 'fail',
+              detail: problems.slice(0, 5).join('; '),
+              fix: 'stop the agent, move agent.db aside, recover unsynced rows with `sqlite3 agent.db .recover`',
+            },
       )
     } finally {
       db.close()
     }
   } catch (err) {
-    out.push({ name: 'database integrity', status: 'fail', detail: errorMessage(err), fix: 'see the message; the file was not modified' })
+    out.push({
+      name: 'database integrity',
+      status: 'fail',
+      detail: errorMessage(err),
+      fix: 'see the message; the file was not modified',
+    })
   }
   return out
 }
@@ -53,9 +77,18 @@ async function doctor(cmd: Command): Promise<number> {
   try {
     const overrides: Record<string, unknown> = opts.dataDir ? { dataDir: opts.dataDir } : {}
     ctx = new Ctx(loadAgentConfig({ file: opts.config, env: process.env, overrides }), opts.json === true)
-    results.push({ name: 'configuration', status: 'pass', detail: `valid (gate ${ctx.config.gateId}, source ${ctx.config.source.kind})` })
+    results.push({
+      name: 'configuration',
+      status: 'pass',
+      detail: `valid (gate ${ctx.config.gateId}, source ${ctx.config.source.kind})`,
+    })
   } catch (err) {
-    results.push({ name: 'configuration', status: 'fail', detail: errorMessage(err), fix: 'correct the listed settings (config file, GATE_* variables)' })
+    results.push({
+      name: 'configuration',
+      status: 'fail',
+      detail: errorMessage(err),
+      fix: 'correct the listed settings (config file, GATE_* variables)',
+    })
   }
   if (ctx) {
     results.push(...agentChecks(ctx))
@@ -63,13 +96,28 @@ async function doctor(cmd: Command): Promise<number> {
     results.push(
       daemon
         ? { name: 'agent daemon', status: 'pass', detail: 'running (control socket answers)' }
-        : { name: 'agent daemon', status: 'warn', detail: 'not running', fix: 'sudo systemctl start gate-agent; journalctl -u gate-agent for why it stopped' },
+        : {
+            name: 'agent daemon',
+            status: 'warn',
+            detail: 'not running',
+            fix: 'sudo systemctl start gate-agent; journalctl -u gate-agent for why it stopped',
+          },
     )
     daemon?.close()
   }
   const nobleInUse = ctx === null || ctx.config.source.kind === 'noble'
   const system = await runSystemChecks({ dataDir: ctx?.config.dataDir ?? process.cwd() })
-  results.push(...system.map((r) => (nobleInUse || r.status !== 'fail' ? r : { ...r, status: 'warn' as const, detail: `${r.detail} (not needed: source is ${ctx?.config.source.kind})` })))
+  results.push(
+    ...system.map((r) =>
+      nobleInUse || r.status !== 'fail'
+        ? r
+        : {
+            ...r,
+            status: 'warn' as const,
+            detail: `${r.detail} (not needed: source is ${ctx?.config.source.kind})`,
+          },
+    ),
+  )
   const failed = results.filter((r) => r.status === 'fail').length
   if (opts.json) {
     process.stdout.write(`${JSON.stringify({ ok: failed === 0, checks: results }, null, 2)}\n`)
@@ -86,7 +134,9 @@ async function doctor(cmd: Command): Promise<number> {
 export function register(program: Command): void {
   program
     .command('doctor')
-    .description('check adapter, permissions, disk, database, clock and config; each failure says how to fix it (exit 1 if any fails)')
+    .description(
+      'check adapter, permissions, disk, database, clock and config; each failure says how to fix it (exit 1 if any fails)',
+    )
     .action(async (_opts: unknown, cmd: Command) => {
       process.exitCode = await doctor(cmd)
     })

@@ -16,27 +16,70 @@ export function renderStatus(s: AgentStatus): string {
   const lines: string[] = []
   const row = (k: string, v: string) => lines.push(`${k.padEnd(16)} ${v}`)
   row('gate', `${s.gateId}  (agent ${s.version})`)
-  row('daemon', s.daemon === 'running' ? `running, up ${age(s.uptimeS)}` : 'DOWN (figures below are from the database file)')
+  row(
+    'daemon',
+    s.daemon === 'running'
+      ? `running, up ${age(s.uptimeS)}`
+      : 'DOWN (figures below are from the database file)',
+  )
   if (s.source) {
     row('source', `${s.source.kind}, adapter ${s.source.adapterState}, radio ${s.source.radio}`)
-    row('scan', `${s.source.scanning ? 'on' : 'off'}, restarts ${s.source.scanRestarts}, last advert ${s.source.lastAdvertAgeS ?? '-'} s ago`)
+    row(
+      'scan',
+      `${s.source.scanning ? 'on' : 'off'}, restarts ${s.source.scanRestarts}, last advert ${s.source.lastAdvertAgeS ?? '-'} s ago`,
+    )
     if (s.source.detail) row('', s.source.detail)
   }
   if (s.advertsPerS !== null) row('adverts/s', s.advertsPerS.toFixed(1))
   if (s.counters) {
     const d = s.counters.deny
-    row('decisions', `admit ${s.counters.admit}, deny ${Object.values(d).reduce((a, b) => a + b, 0)} ` +
-      `(unknown ${d['unknown']}, revoked ${d['revoked']}, inactive ${d['inactive']}, already in ${d['already_checked_in']})`)
-    row('pipeline', `adverts ${s.counters.adverts}, sightings ${s.counters.sightings}, arrivals ${s.counters.arrivals}, suppressed ${s.counters.suppressed}${s.counters.withheld ? `, WITHHELD ${s.counters.withheld}` : ''}`)
+    row(
+      'decisions',
+      `admit ${s.counters.admit}, deny ${Object.values(d).reduce((a, b) => a + b, 0)} ` +
+        `(unknown ${d['unknown']}, revoked ${d['revoked']}, inactive ${d['inactive']}, already in ${d['already_checked_in']})`,
+    )
+    row(
+      'pipeline',
+      `adverts ${s.counters.adverts}, sightings ${s.counters.sightings}, arrivals ${s.counters.arrivals}, suppressed ${s.counters.suppressed}${s.counters.withheld ? `, WITHHELD ${s.counters.withheld}` : ''}`,
+    )
   }
-  if (s.decoders) row('decoders', Object.entries(s.decoders).map(([k, v]) => `${k} ${v}`).join(', '))
-  if (s.l1) row('L1 cache', `hit rate ${s.l1.hitRate === null ? '-' : `${(s.l1.hitRate * 100).toFixed(1)} %`}, ${s.l1.entries} entries`)
-  row('buffer', `pending ${s.buffer.pending}, in flight ${s.buffer.inFlight}, synced ${s.buffer.synced}, oldest pending ${age(s.buffer.oldestPendingAgeS)}`)
-  if (s.writes) row('disk writes', `${s.writes.commits} commits, ${s.writes.rowsWritten} rows, ${s.writes.ioWriteBytes === null ? '-' : `${(s.writes.ioWriteBytes / 1e6).toFixed(1)} MB`} written${s.writes.commitErrors ? `, ${s.writes.commitErrors} COMMIT ERRORS` : ''}`)
-  row('roster', `version ${s.roster.version}: ${s.roster.active} active, ${s.roster.revoked} revoked, ${s.roster.inactive} inactive`)
-  row('last sync', s.lastSync ? `${s.lastSync.at} (${s.lastSync.ok ? 'ok' : 'failed'})` : 'never (cloud sync not configured)')
+  if (s.decoders)
+    row(
+      'decoders',
+      Object.entries(s.decoders)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', '),
+    )
+  if (s.l1)
+    row(
+      'L1 cache',
+      `hit rate ${s.l1.hitRate === null ? '-' : `${(s.l1.hitRate * 100).toFixed(1)} %`}, ${s.l1.entries} entries`,
+    )
+  row(
+    'buffer',
+    `pending ${s.buffer.pending}, in flight ${s.buffer.inFlight}, synced ${s.buffer.synced}, oldest pending ${age(s.buffer.oldestPendingAgeS)}`,
+  )
+  if (s.writes)
+    row(
+      'disk writes',
+      `${s.writes.commits} commits, ${s.writes.rowsWritten} rows, ${s.writes.ioWriteBytes === null ? '-' : `${(s.writes.ioWriteBytes / 1e6).toFixed(1)} MB`} written${s.writes.commitErrors ? `, ${s.writes.commitErrors} COMMIT ERRORS` : ''}`,
+    )
+  row(
+    'roster',
+    `version ${s.roster.version}: ${s.roster.active} active, ${s.roster.revoked} revoked, ${s.roster.inactive} inactive`,
+  )
+  row(
+    'last sync',
+    s.lastSync
+      ? `${s.lastSync.at} (${s.lastSync.ok ? 'ok' : 'failed'})`
+      : 'never (cloud sync not configured)',
+  )
   row('mqtt', s.mqtt.state)
-  if (s.lastDecision) row('last decision', `${s.lastDecision.decision}${s.lastDecision.reason ? ` (${s.lastDecision.reason})` : ''} ${s.lastDecision.token} at ${new Date(s.lastDecision.ts).toISOString()}`)
+  if (s.lastDecision)
+    row(
+      'last decision',
+      `${s.lastDecision.decision}${s.lastDecision.reason ? ` (${s.lastDecision.reason})` : ''} ${s.lastDecision.token} at ${new Date(s.lastDecision.ts).toISOString()}`,
+    )
   return lines.join('\n')
 }
 

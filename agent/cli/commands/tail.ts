@@ -23,7 +23,11 @@ function line(stream: string, data: unknown): string {
 
 async function tail(ctx: CliContext, opts: TailOptions): Promise<number> {
   const client = await ctx.daemon()
-  if (!client) throw new GateError('E_CONTROL_UNAVAILABLE', 'the agent is not running; `gatectl checkins` shows what it buffered')
+  if (!client)
+    throw new GateError(
+      'E_CONTROL_UNAVAILABLE',
+      'the agent is not running; `gatectl checkins` shows what it buffered',
+    )
   const max = opts.count ? Number(opts.count) : Number.POSITIVE_INFINITY
   if (!(max > 0)) throw new GateError('E_INPUT', '--count must be a positive number')
   let seen = 0
@@ -35,10 +39,14 @@ async function tail(ctx: CliContext, opts: TailOptions): Promise<number> {
     client.onClose = () => finish(EXIT.daemon)
     if (opts.timeout) setTimeout(() => finish(EXIT.ok), Number(opts.timeout) * 1000).unref()
     process.once('SIGINT', () => finish(EXIT.ok))
-    const streams: Array<'decisions' | 'sightings'> = opts.sightings ? ['decisions', 'sightings'] : ['decisions']
+    const streams: Array<'decisions' | 'sightings'> = opts.sightings
+      ? ['decisions', 'sightings']
+      : ['decisions']
     void client
       .subscribe(streams, (stream, data) => {
-        process.stdout.write(ctx.json ? `${JSON.stringify({ stream, ...(data as object) })}\n` : `${line(stream, data)}\n`)
+        process.stdout.write(
+          ctx.json ? `${JSON.stringify({ stream, ...(data as object) })}\n` : `${line(stream, data)}\n`,
+        )
         if (stream === 'decisions' && ++seen >= max) finish(EXIT.ok)
       })
       .catch(() => finish(EXIT.daemon))
