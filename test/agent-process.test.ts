@@ -132,6 +132,43 @@ describe('gate-agent run on the simulated source, driven through gatectl', () =>
     expect(JSON.parse(list.stdout)).toHaveLength(3)
   })
 
+  it('capture records what the agent hears into a file that the replay source plays back', async () => {
+    const file = path.join(tmp.dir, 'hall.jsonl')
+    const r = await gatectl(['--data-dir', dataDir, 'capture', '-o', file, '--count', '200'], {}, 30_000)
+    expect(r.code).toBe(0)
+    const lines = readFileSync(file, 'utf8').trim().split('\n')
+    expect(lines).toHaveLength(201)
+    expect(JSON.parse(lines[0] ?? '')).toMatchObject({ capture: 1, gateId: 'gate-1', source: 'sim' })
+    expect(JSON.parse(lines[1] ?? '')).toMatchObject({
+      t: 0,
+      address: expect.stringMatching(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/),
+    })
+    const again = await gatectl(['--data-dir', dataDir, 'capture', '-o', file, '--count', '1'])
+    expect(again.code).toBe(2)
+    expect(again.stderr).toMatch(/exists/)
+
+    const replayDir = path.join(tmp.dir, 'replay')
+    const replay = spawnAgent(replayDir, ['--source', 'replay', '--replay', file])
+    try {
+      await waitForAgent(replay)
+      const st = await eventually(
+        async () => {
+          const s = JSON.parse(
+            (await gatectl(['--data-dir', replayDir, '--json', 'status'])).stdout,
+          ) as AgentStatus
+          return s.counters && s.counters.adverts === 200 ? s : null
+        },
+        30_000,
+        200,
+      )
+      expect(st.source).toMatchObject({ kind: 'replay' })
+      expect(st.decoders?.['foreign']).toBeGreaterThan(0)
+    } finally {
+      replay.child.kill('SIGTERM')
+      expect(await replay.exited).toBe(0)
+    }
+  })
+
   it('refuses a second daemon on the same data directory', async () => {
     const r = await runAgentToExit(['run', '--data-dir', dataDir, '--source', 'sim'])
     expect(r.code).toBe(5)

@@ -102,7 +102,12 @@ export class ReplaySource implements BleSource {
     const clock = this.deps.clock
     const speed = this.cfg.speed
     do {
+      if (this.handlers !== h) return
       const stream = createReadStream(file, { encoding: 'utf8' })
+      let streamError: Error | null = null
+      stream.on('error', (err) => {
+        streamError = err
+      })
       const rl = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY })
       this.stream = stream
       this.rl = rl
@@ -141,6 +146,7 @@ export class ReplaySource implements BleSource {
         }
       }
       if (this.handlers !== h) return
+      if (streamError) throw streamError
     } while (this.cfg.loop)
     this.finished = true
     h.end?.()
