@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import type { DecisionEvent } from '../../shared/control.js'
 import type { Actuator } from './actuator.js'
 
-/** Writes every decision as one log line (info for admits, warn for denials). */
+/** Writes every decision as one log line at info level (journald keeps them on a gate). */
 export class LogActuator implements Actuator {
   readonly name = 'log'
   private fired = 0

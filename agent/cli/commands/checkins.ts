@@ -118,16 +118,16 @@ export function register(program: Command): void {
   const cmd = program
     .command('checkins')
     .description('buffered check-ins (read from the database; safe while the agent runs)')
-  const filters = (c: Command) =>
+  const filters = (c: Command, limit: string) =>
     c
       .option('--state <state>', 'pending | inflight | synced | all', 'all')
-      .option('--limit <n>', 'at most n rows, newest first ("all" for every row)', '50')
+      .option('--limit <n>', 'at most n rows, the newest ("all" for every row)', limit)
       .option('--token <token>', 'only this token')
-  filters(cmd.command('list', { isDefault: true }).description('list check-ins, newest first')).action(
+  filters(cmd.command('list', { isDefault: true }).description('list check-ins, newest first'), '50').action(
     action(list),
   )
   cmd.command('count').description('count check-ins by state').action(action(count))
-  filters(cmd.command('export').description('export check-ins, oldest first'))
+  filters(cmd.command('export').description('export check-ins, oldest first (all of them unless --limit)'), 'all')
     .option('-o, --out <file>', 'write to a file instead of stdout')
     .option('--format <format>', 'jsonl | csv', 'jsonl')
     .action(action(exportRows))
