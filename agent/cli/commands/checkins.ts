@@ -127,7 +127,10 @@ export function register(program: Command): void {
     action(list),
   )
   cmd.command('count').description('count check-ins by state').action(action(count))
-  filters(cmd.command('export').description('export check-ins, oldest first (all of them unless --limit)'), 'all')
+  filters(
+    cmd.command('export').description('export check-ins, oldest first (all of them unless --limit)'),
+    'all',
+  )
     .option('-o, --out <file>', 'write to a file instead of stdout')
     .option('--format <format>', 'jsonl | csv', 'jsonl')
     .action(action(exportRows))
