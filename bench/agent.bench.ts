@@ -65,7 +65,7 @@ const tick = () => new Promise<void>((r) => setImmediate(r))
 /** Latencies in 10 µs bins up to 1 s: constant memory however long the run (the bench must not inflate RSS). */
 class LatencyHistogram {
   private readonly bins = new Uint32Array(100_000)
-  private overflow = 0
+  overflow = 0
   private max = 0
   count = 0
   record(ms: number): void {

@@ -39,7 +39,7 @@ class FakeRadio extends EventEmitter implements NobleLike {
   private timer: NodeJS.Timeout
   private n = 0
 
-  constructor(private readonly everyMs = 5) {
+  constructor(everyMs = 5) {
     super()
     this.timer = setInterval(() => this.tick(), everyMs)
     this.timer.unref()
