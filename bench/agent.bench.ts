@@ -206,7 +206,7 @@ async function runAgent(dir: string, opts: { seconds: number; paced?: number }):
   const crowd = new Crowd(config.source.sim, config.decoders)
 
   // real feed time of recent adverts, by their (virtual) timestamp, to time each decision
-  const RING = 1 << 16
+  const RING = 1 << 13
   const ringTs = new Float64Array(RING)
   const ringReal = new Float64Array(RING)
   let fed = 0

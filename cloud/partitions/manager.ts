@@ -1,0 +1,203 @@
+import type pg from 'pg'
+import type { Logger } from 'pino'
+import {
+  addIntervals,
+  boundLiteral,
+  floorTo,
+  isManagedPartitionName,
+  type PartitionInterval,
+  type PartitionSpec,
+  partitionFor,
+} from './intervals.js'
+
+/** How attendance_records is partitioned and kept. */
+export interface PartitionPolicy {
+  interval: PartitionInterval
+  /** partitions created ahead of the current one */
+  premake: number
+  /** partitions that ended more than this many days ago are detached; null keeps everything */
+  retentionDays: number | null
+  /** after detaching, drop the table (true) or keep it for archiving (false) */
+  dropDetached: boolean
+}
+
+/** One partition as the catalog describes it. */
+export interface PartitionInfo {
+  name: string
+  /** null for the default partition */
+  from: Date | null
+  to: Date | null
+  isDefault: boolean
+  bytes: number
+  rows?: number
+}
+
+/** What one maintenance pass did. */
+export interface MaintainReport {
+  /** another node held the lock; nothing was done */
+  skipped: boolean
+  created: string[]
+  /** rows moved out of the default partition into new partitions */
+  movedFromDefault: number
+  detached: string[]
+  dropped: string[]
+  /** rows still in the default partition (too far in the future or past the retention) */
+  leftInDefault: number
+  /** partitions whose range overlaps an existing one (interval changed): not created */
+  conflicts: string[]
+}
+
+const PARENT = 'attendance_records'
+const DEFAULT_PARTITION = 'attendance_records_default'
+/** One lock for every node: only one maintains partitions at a time. */
+const LOCK_KEY = 'gate-cloud:attendance_records:partitions'
+/** Most partitions one pass creates for rows found in the default partition. */
+const MAX_BACKFILL = 400
+
+const BOUND_RE = /FROM \('([^']+)'\) TO \('([^']+)'\)/
+
+/** Partitions of attendance_records with bounds and sizes (UTC); `exact` adds row counts. */
+export async function listPartitions(
+  client: pg.ClientBase,
+  opts: { exact?: boolean } = {},
+): Promise<PartitionInfo[]> {
+  await client.query(`SET TimeZone = 'UTC'`)
+  const r = await client.query<{ name: string; bound: string; bytes: string }>(
+    `SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound, pg_total_relation_size(c.oid) AS bytes
+       FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+      WHERE i.inhparent = $1::regclass
+      ORDER BY c.relname`,
+    [PARENT],
+  )
+  const out: PartitionInfo[] = []
+  for (const row of r.rows) {
+    const m = BOUND_RE.exec(row.bound)
+    const info: PartitionInfo = {
+      name: row.name,
+      from: m?.[1] ? new Date(`${m[1].replace(' ', 'T').replace(/\+00$/, '')}Z`) : null,
+      to: m?.[2] ? new Date(`${m[2].replace(' ', 'T').replace(/\+00$/, '')}Z`) : null,
+      isDefault: row.bound === 'DEFAULT',
+      bytes: Number(row.bytes),
+    }
+    if (opts.exact) {
+      const c = await client.query<{ n: string }>(
+        `SELECT count(*) AS n FROM ${client.escapeIdentifier(row.name)}`,
+      )
+      info.rows = Number(c.rows[0]?.n ?? 0)
+    }
+    out.push(info)
+  }
+  return out
+}
+
+/**
+ * One maintenance pass, like pg_partman's run_maintenance: create the current partition and
+ * `premake` ahead, create partitions for rows that landed in the default partition (moving them
+ * there), and detach (and drop) partitions past the retention. Runs in one transaction under an
+ * advisory lock, so several cloud nodes may call it at once. Names and bounds are generated from
+ * dates by the code, never from input; a far-future timestamp in the default partition never
+ * creates partitions beyond the premake horizon.
+ */
+export async function maintainPartitions(
+  client: pg.ClientBase,
+  policy: PartitionPolicy,
+  now: Date,
+  log?: Logger,
+): Promise<MaintainReport> {
+  const report: MaintainReport = {
+    skipped: false,
+    created: [],
+    movedFromDefault: 0,
+    detached: [],
+    dropped: [],
+    leftInDefault: 0,
+    conflicts: [],
+  }
+  await client.query('BEGIN')
+  try {
+    await client.query(`SET LOCAL TimeZone = 'UTC'`)
+    const lock = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock(hashtext($1)) AS ok', [
+      LOCK_KEY,
+    ])
+    if (!lock.rows[0]?.ok) {
+      await client.query('ROLLBACK')
+      report.skipped = true
+      return report
+    }
+    const existing = (await listPartitions(client)).filter((p) => !p.isDefault)
+    const current = floorTo(policy.interval, now)
+    const horizon = addIntervals(policy.interval, current, policy.premake + 1)
+    const cutoff =
+      policy.retentionDays === null ? null : new Date(now.getTime() - policy.retentionDays * 86_400_000)
+
+    const wanted = new Map<string, PartitionSpec>()
+    for (let k = 0; k <= policy.premake; k++) {
+      const p = partitionFor(policy.interval, addIntervals(policy.interval, current, k))
+      wanted.set(p.name, p)
+    }
+    // rows in the default partition inside [retention cutoff, horizon) get their partition
+    const starts = await client.query<{ start: Date }>(
+      `SELECT DISTINCT date_trunc($1, ts) AS start FROM ${DEFAULT_PARTITION}
+        WHERE ts < $2 AND ($3::timestamptz IS NULL OR ts >= $3) ORDER BY 1 LIMIT ${MAX_BACKFILL}`,
+      [policy.interval, horizon, cutoff],
+    )
+    for (const { start } of starts.rows) {
+      const p = partitionFor(policy.interval, start)
+      if (cutoff && p.to <= cutoff) continue
+      wanted.set(p.name, p)
+    }
+
+    for (const p of [...wanted.values()].sort((a, b) => a.from.getTime() - b.from.getTime())) {
+      if (existing.some((e) => e.name === p.name)) continue
+      const overlap = existing.find((e) => e.from && e.to && e.from < p.to && p.from < e.to)
+      if (overlap) {
+        report.conflicts.push(`${p.name} overlaps ${overlap.name}`)
+        continue
+      }
+      report.movedFromDefault += await createPartition(client, p)
+      report.created.push(p.name)
+      existing.push({ name: p.name, from: p.from, to: p.to, isDefault: false, bytes: 0 })
+    }
+
+    if (cutoff) {
+      for (const e of existing) {
+        if (!e.to || e.to > cutoff || !isManagedPartitionName(e.name)) continue
+        const t = client.escapeIdentifier(e.name)
+        await client.query(`ALTER TABLE ${PARENT} DETACH PARTITION ${t}`)
+        report.detached.push(e.name)
+        if (policy.dropDetached) {
+          await client.query(`DROP TABLE ${t}`)
+          report.dropped.push(e.name)
+        }
+      }
+    }
+    const left = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${DEFAULT_PARTITION}`)
+    report.leftInDefault = Number(left.rows[0]?.n ?? 0)
+    await client.query('COMMIT')
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw err
+  }
+  if (report.created.length || report.detached.length || report.conflicts.length) {
+    log?.info(report, 'partitions maintained')
+  }
+  return report
+}
+
+/**
+ * Create one partition. Rows for its range that wait in the default partition are moved into the
+ * new table before it is attached (attaching would otherwise fail on them). Returns rows moved.
+ */
+async function createPartition(client: pg.ClientBase, p: PartitionSpec): Promise<number> {
+  const t = client.escapeIdentifier(p.name)
+  await client.query(`CREATE TABLE ${t} (LIKE ${PARENT} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`)
+  const moved = await client.query(
+    `WITH m AS (DELETE FROM ${DEFAULT_PARTITION} WHERE ts >= $1 AND ts < $2 RETURNING *)
+     INSERT INTO ${t} SELECT * FROM m`,
+    [p.from, p.to],
+  )
+  await client.query(
+    `ALTER TABLE ${PARENT} ATTACH PARTITION ${t} FOR VALUES FROM (${boundLiteral(p.from)}) TO (${boundLiteral(p.to)})`,
+  )
+  return moved.rowCount ?? 0
+}
