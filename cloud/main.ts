@@ -1,12 +1,258 @@
 import { Command } from 'commander'
+import type pg from 'pg'
+import { pino } from 'pino'
+import { errorMessage, GateError } from '../shared/errors.js'
+import { readRosterFile } from '../shared/roster-file.js'
 import { productVersion } from '../shared/version.js'
+import { type CloudConfig, loadCloudConfig } from './config.js'
+import { migrateUp } from './db/migrate.js'
+import { connectClient, createPool } from './db/pool.js'
+import { addGate, listGates, revokeGate, rotateKey } from './gates/store.js'
+import { buildApp } from './http/app.js'
+import { importParticipants } from './participants/import.js'
+import type { PartitionInterval } from './partitions/intervals.js'
+import { listPartitions, maintainPartitions, type PartitionPolicy } from './partitions/manager.js'
 
-/** The gate-cloud command line. Only its help exists yet: the service comes with the cloud issue. */
-const program = new Command('gate-cloud')
-  .description('cloud service for BLE gates: batch sync, roster, query API, fleet health (not built yet)')
-  .version(productVersion())
-  .action(() => {
-    program.help()
+/** Exit codes: 0 ok, 1 failure, 2 bad input or configuration, 4 database unavailable, 6 not found. */
+const EXIT = { ok: 0, failure: 1, usage: 2, database: 4, notFound: 6 } as const
+
+function config(): CloudConfig {
+  return loadCloudConfig(process.env)
+}
+
+function policyOf(c: CloudConfig): PartitionPolicy {
+  return {
+    interval: c.partitions.interval as PartitionInterval,
+    premake: c.partitions.premake,
+    retentionDays: c.partitions.retentionDays,
+    dropDetached: c.partitions.dropDetached,
+  }
+}
+
+/** Run a command body with a connected client and turn failures into one clear line and an exit code. */
+function withClient(fn: (client: pg.Client, c: CloudConfig) => Promise<number | undefined>) {
+  return async (): Promise<void> => {
+    let client: pg.Client | null = null
+    try {
+      const c = config()
+      try {
+        client = await connectClient(c.databaseUrl, 'gate-cloud-cli')
+      } catch (err) {
+        console.error(`gate-cloud: cannot connect to the database (DATABASE_URL): ${errorMessage(err)}`)
+        process.exitCode = EXIT.database
+        return
+      }
+      process.exitCode = (await fn(client, c)) ?? EXIT.ok
+    } catch (err) {
+      console.error(`gate-cloud: ${errorMessage(err)}`)
+      const code = err instanceof GateError ? err.code : ''
+      process.exitCode =
+        code === 'E_NOT_FOUND'
+          ? EXIT.notFound
+          : code === 'E_INPUT' || code === 'E_CONFIG_INVALID'
+            ? EXIT.usage
+            : EXIT.failure
+    } finally {
+      await client?.end().catch(() => {})
+    }
+  }
+}
+
+/** Pool-based commands (the gate store uses a pool for its transactions). */
+function withPool(fn: (pool: pg.Pool, c: CloudConfig) => Promise<number | undefined>) {
+  return withClient(async (_client, c) => {
+    const pool = createPool({ ...c, poolMax: 2 })
+    try {
+      return await fn(pool, c)
+    } finally {
+      await pool.end()
+    }
   })
+}
+
+async function serve(): Promise<number> {
+  let c: CloudConfig
+  try {
+    c = config()
+  } catch (err) {
+    console.error(`gate-cloud: ${errorMessage(err)}`)
+    return EXIT.usage
+  }
+  const log = pino({
+    name: 'gate-cloud',
+    level: c.logLevel,
+    redact: ['req.headers.authorization', 'opsToken', 'databaseUrl'],
+  })
+  const client = await connectClient(c.databaseUrl).catch((err) => {
+    log.fatal({ err: errorMessage(err) }, 'cannot connect to the database')
+    return null
+  })
+  if (!client) return EXIT.database
+  try {
+    const m = await migrateUp(client, log)
+    if (m.applied.length) log.info({ applied: m.applied }, 'migrations applied')
+    await maintainPartitions(client, policyOf(c), new Date(), log)
+  } finally {
+    await client.end()
+  }
+  const pool = createPool(c, log)
+  const app = await buildApp({ config: c, pool, log })
+  const maintain = async () => {
+    const mc = await connectClient(c.databaseUrl, 'gate-cloud-partitions')
+    try {
+      await maintainPartitions(mc, policyOf(c), new Date(), log)
+    } finally {
+      await mc.end()
+    }
+  }
+  const timer = setInterval(() => {
+    maintain().catch((err) => log.error({ err: errorMessage(err) }, 'partition maintenance failed'))
+  }, c.partitions.maintenanceIntervalMs)
+  timer.unref()
+  await app.listen({ host: c.host, port: c.port })
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'stopping')
+      clearInterval(timer)
+      const deadline = setTimeout(() => resolve(EXIT.failure), 10_000)
+      deadline.unref()
+      app
+        .close()
+        .then(() => pool.end())
+        .then(() => {
+          clearTimeout(deadline)
+          log.info('stopped')
+          resolve(EXIT.ok)
+        })
+    }
+    process.once('SIGTERM', () => stop('SIGTERM'))
+    process.once('SIGINT', () => stop('SIGINT'))
+  })
+}
+
+const program = new Command('gate-cloud')
+  .description(
+    'cloud service for BLE gates: batch sync, roster, query API (settings from the environment: DATABASE_URL, PORT, ...)',
+  )
+  .version(productVersion())
+
+program
+  .command('serve')
+  .description('run the HTTP service (migrates the schema and maintains partitions on a schedule)')
+  .action(async () => {
+    process.exitCode = await serve()
+  })
+
+program
+  .command('migrate')
+  .description('bring the database schema up to date (re-runnable)')
+  .action(
+    withClient(async (client) => {
+      const r = await migrateUp(client)
+      console.log(r.applied.length ? `applied: ${r.applied.join(', ')}` : 'schema is up to date')
+      return EXIT.ok
+    }),
+  )
+
+const partitions = program.command('partitions').description('attendance_records partitions')
+partitions
+  .command('list')
+  .description('partitions with bounds, row counts and sizes')
+  .option('--json', 'machine-readable output')
+  .action(async (opts: { json?: boolean }) =>
+    withClient(async (client) => {
+      const parts = await listPartitions(client, { exact: true })
+      if (opts.json) console.log(JSON.stringify(parts, null, 2))
+      else
+        for (const p of parts) {
+          const range = p.isDefault
+            ? 'DEFAULT'
+            : `${p.from?.toISOString().slice(0, 10)} .. ${p.to?.toISOString().slice(0, 10)}`
+          console.log(
+            `${p.name.padEnd(30)} ${range.padEnd(24)} ${String(p.rows).padStart(10)} rows ${(p.bytes / 1024).toFixed(0).padStart(8)} kB`,
+          )
+        }
+      return EXIT.ok
+    })(),
+  )
+partitions
+  .command('maintain')
+  .description('create partitions ahead, move rows out of the default partition, apply retention')
+  .action(
+    withClient(async (client, c) => {
+      const r = await maintainPartitions(client, policyOf(c), new Date())
+      console.log(JSON.stringify(r, null, 2))
+      return r.conflicts.length ? EXIT.failure : EXIT.ok
+    }),
+  )
+
+const gates = program.command('gates').description('gates and their API keys')
+gates
+  .command('add <gateId>')
+  .description('register a gate and print its key (shown once, stored hashed)')
+  .option('--name <name>', 'a human name')
+  .action((gateId: string, opts: { name?: string }) =>
+    withPool(async (pool) => {
+      const key = await addGate(pool, gateId, { name: opts.name })
+      console.log(key)
+      console.error(
+        `gate ${gateId} added. Put the key above in the gate's /etc/gate-agent/secrets.env as GATE_KEY=...; it is not shown again.`,
+      )
+      return EXIT.ok
+    })(),
+  )
+gates
+  .command('rotate <gateId>')
+  .description('issue a new key; old keys keep working for --grace seconds (default 0: revoked now)')
+  .option('--grace <s>', 'seconds the old keys stay valid', '0')
+  .action((gateId: string, opts: { grace: string }) =>
+    withPool(async (pool) => {
+      const grace = Number(opts.grace)
+      if (!Number.isFinite(grace) || grace < 0)
+        throw new GateError('E_INPUT', '--grace must be a number of seconds >= 0')
+      console.log(await rotateKey(pool, gateId, grace))
+      return EXIT.ok
+    })(),
+  )
+gates
+  .command('revoke <gateId>')
+  .description('revoke every key of a gate now')
+  .action((gateId: string) =>
+    withPool(async (pool) => {
+      console.log(`${await revokeGate(pool, gateId)} key(s) revoked`)
+      return EXIT.ok
+    })(),
+  )
+gates
+  .command('list')
+  .description('gates, active keys, last seen and clock skew')
+  .action(
+    withPool(async (pool) => {
+      for (const g of await listGates(pool)) {
+        console.log(
+          `${g.id.padEnd(20)} keys ${g.activeKeys}  last seen ${g.lastSeenAt?.toISOString() ?? 'never'}  skew ${g.lastSkewMs ?? '-'} ms`,
+        )
+      }
+      return EXIT.ok
+    }),
+  )
+
+program
+  .command('participants')
+  .description('the roster')
+  .command('import <file>')
+  .description('load participants from CSV (token,participant_id,status,name,email) or JSON, idempotently')
+  .action((file: string) =>
+    withPool(async (pool) => {
+      const { entries, problems } = readRosterFile(file)
+      if (problems.length > 0) {
+        for (const p of problems.slice(0, 20)) console.error(`${file}:${p.line}: ${p.message}`)
+        throw new GateError('E_INPUT', `${problems.length} bad line(s); nothing was imported`)
+      }
+      const r = await importParticipants(pool, entries)
+      console.log(`${r.inserted} added, ${r.updated} changed, ${r.unchanged} unchanged`)
+      return EXIT.ok
+    })(),
+  )
 
 await program.parseAsync(process.argv)

@@ -18,6 +18,9 @@ export type ErrorCode =
   | 'E_NOT_FOUND'
   | 'E_TIMEOUT'
   | 'E_INTERNAL'
+  | 'E_AUTH'
+  | 'E_FORBIDDEN'
+  | 'E_DB_UNAVAILABLE'
 
 /** An error with a stable code, a cause and context, as a value rather than a bare string. */
 export class GateError extends Error {

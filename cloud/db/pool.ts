@@ -1,13 +1,29 @@
 import pg from 'pg'
+import type { Logger } from 'pino'
+import type { CloudConfig } from '../config.js'
 
-/** A connected client for one-off work (migrations, CLI commands). The caller ends it. */
+/**
+ * The service's connection pool. Acquiring a connection gives up after poolAcquireTimeoutMs and
+ * statements are cancelled after statementTimeoutMs, so a down or saturated Postgres turns into a
+ * 503 with Retry-After rather than a hanging request.
+ */
+export function createPool(config: CloudConfig, log?: Logger, applicationName = 'gate-cloud'): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: config.databaseUrl,
+    max: config.poolMax,
+    connectionTimeoutMillis: config.poolAcquireTimeoutMs,
+    idleTimeoutMillis: 30_000,
+    statement_timeout: config.statementTimeoutMs,
+    application_name: applicationName,
+  })
+  // an idle client losing its connection must not crash the process; the next query reconnects
+  pool.on('error', (err) => log?.warn({ err: err.message }, 'idle database connection lost'))
+  return pool
+}
+
+/** A connected client for one-off work (migrations, partition maintenance, CLI commands). */
 export async function connectClient(databaseUrl: string, applicationName = 'gate-cloud'): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: databaseUrl, application_name: applicationName })
   await client.connect()
   return client
-}
-
-/** Quote an identifier for DDL. Only ever used on names the code generated and validated itself. */
-export function ident(client: pg.ClientBase, name: string): string {
-  return client.escapeIdentifier(name)
 }

@@ -13,7 +13,9 @@ CREATE TABLE gates (
   event_id    text REFERENCES events (id),
   name        text,
   created_at  timestamptz NOT NULL DEFAULT now(),
-  last_seen_at timestamptz
+  last_seen_at timestamptz,
+  -- the gate's clock minus the server's at its last batch, ms
+  last_skew_ms bigint
 );
 
 CREATE TABLE gate_keys (

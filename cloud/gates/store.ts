@@ -1,0 +1,136 @@
+import { LRUCache } from 'lru-cache'
+import type pg from 'pg'
+import { GateError } from '../../shared/errors.js'
+import { generateKey, parseKey, secretMatches } from './keys.js'
+
+const GATE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/
+
+function checkGateId(id: string): void {
+  if (!GATE_ID_RE.test(id))
+    throw new GateError('E_INPUT', `gate id "${id}": letters, digits, '-' and '_' only, at most 64`)
+}
+
+/** Register a gate and issue its first key (printed once by the CLI). Fails if the gate exists. */
+export async function addGate(
+  db: pg.Pool,
+  gateId: string,
+  opts: { name?: string; eventId?: string } = {},
+): Promise<string> {
+  checkGateId(gateId)
+  const k = generateKey()
+  const client = await db.connect()
+  try {
+    await client.query('BEGIN')
+    const r = await client.query(
+      'INSERT INTO gates (id, name, event_id) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING',
+      [gateId, opts.name ?? null, opts.eventId ?? null],
+    )
+    if (r.rowCount === 0)
+      throw new GateError(
+        'E_INPUT',
+        `gate ${gateId} already exists; use \`gate-cloud gates rotate ${gateId}\` for a new key`,
+      )
+    await client.query('INSERT INTO gate_keys (key_id, gate_id, secret_sha256) VALUES ($1, $2, $3)', [
+      k.keyId,
+      gateId,
+      k.secretSha256,
+    ])
+    await client.query('COMMIT')
+    return k.key
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw err
+  } finally {
+    client.release()
+  }
+}
+
+/**
+ * Issue a new key for a gate. The old keys keep working for `graceS` seconds (0 = revoked now), so a
+ * gate in the field can be given its new key without a gap.
+ */
+export async function rotateKey(db: pg.Pool, gateId: string, graceS: number): Promise<string> {
+  checkGateId(gateId)
+  const exists = await db.query('SELECT 1 FROM gates WHERE id = $1', [gateId])
+  if (exists.rowCount === 0) throw new GateError('E_NOT_FOUND', `no gate ${gateId}`)
+  const k = generateKey()
+  await db.query(
+    `WITH old AS (UPDATE gate_keys SET expires_at = now() + make_interval(secs => $3)
+                   WHERE gate_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now() + make_interval(secs => $3)))
+     INSERT INTO gate_keys (key_id, gate_id, secret_sha256) VALUES ($1, $2, $4)`,
+    [k.keyId, gateId, graceS, k.secretSha256],
+  )
+  return k.key
+}
+
+/** Revoke every key of a gate now. Returns how many keys were revoked. */
+export async function revokeGate(db: pg.Pool, gateId: string): Promise<number> {
+  const r = await db.query(
+    'UPDATE gate_keys SET revoked_at = now() WHERE gate_id = $1 AND revoked_at IS NULL',
+    [gateId],
+  )
+  const exists = await db.query('SELECT 1 FROM gates WHERE id = $1', [gateId])
+  if (exists.rowCount === 0) throw new GateError('E_NOT_FOUND', `no gate ${gateId}`)
+  return r.rowCount ?? 0
+}
+
+export interface GateRow {
+  id: string
+  name: string | null
+  activeKeys: number
+  lastSeenAt: Date | null
+  lastSkewMs: number | null
+}
+
+export async function listGates(db: pg.Pool): Promise<GateRow[]> {
+  const r = await db.query<{
+    id: string
+    name: string | null
+    active_keys: string
+    last_seen_at: Date | null
+    last_skew_ms: string | null
+  }>(
+    `SELECT g.id, g.name, g.last_seen_at, g.last_skew_ms,
+            count(k.key_id) FILTER (WHERE k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())) AS active_keys
+       FROM gates g LEFT JOIN gate_keys k ON k.gate_id = g.id GROUP BY g.id ORDER BY g.id`,
+  )
+  return r.rows.map((x) => ({
+    id: x.id,
+    name: x.name,
+    activeKeys: Number(x.active_keys),
+    lastSeenAt: x.last_seen_at,
+    lastSkewMs: x.last_skew_ms === null ? null : Number(x.last_skew_ms),
+  }))
+}
+
+/**
+ * Finds which gate a presented key belongs to. Results are cached briefly per key so a busy gate
+ * does not cost a query per batch; a revoked key stops working within `ttlMs`.
+ */
+export class GateAuthenticator {
+  private readonly cache: LRUCache<string, { gateId: string } | { denied: true }>
+
+  constructor(
+    private readonly db: pg.Pool,
+    ttlMs = 30_000,
+  ) {
+    this.cache = new LRUCache({ max: 10_000, ttl: ttlMs })
+  }
+
+  /** The gate id for a bearer key, or null when the key is unknown, wrong, revoked or expired. */
+  async authenticate(key: string): Promise<string | null> {
+    const hit = this.cache.get(key)
+    if (hit) return 'gateId' in hit ? hit.gateId : null
+    const p = parseKey(key)
+    if (!p) return null
+    const r = await this.db.query<{ gate_id: string; secret_sha256: Buffer; ok: boolean }>(
+      `SELECT gate_id, secret_sha256, (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())) AS ok
+         FROM gate_keys WHERE key_id = $1`,
+      [p.keyId],
+    )
+    const row = r.rows[0]
+    const gateId = row?.ok && secretMatches(p.secret, row.secret_sha256) ? row.gate_id : null
+    this.cache.set(key, gateId ? { gateId } : { denied: true })
+    return gateId
+  }
+}

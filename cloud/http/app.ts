@@ -1,0 +1,137 @@
+import { timingSafeEqual } from 'node:crypto'
+import { createGunzip } from 'node:zlib'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
+import type pg from 'pg'
+import type { Logger } from 'pino'
+import { z } from 'zod'
+import { GateError } from '../../shared/errors.js'
+import { syncBatchEnvelopeSchema } from '../../shared/sync.js'
+import type { CloudConfig } from '../config.js'
+import { GateAuthenticator } from '../gates/store.js'
+import { ingestBatch } from '../ingest/ingest.js'
+import { errorHandler } from './errors.js'
+import { queryRoutes } from './query-routes.js'
+import { rosterDelta } from './roster.js'
+
+/** What the HTTP app is built from. */
+export interface AppDeps {
+  config: CloudConfig
+  pool: pg.Pool
+  log: Logger
+  /** the server clock, ms (injectable for tests) */
+  now?: () => number
+  /** how long a checked gate key is trusted before it is checked again, ms (revocation delay) */
+  authCacheMs?: number
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    gateId?: string
+  }
+}
+
+function bearer(req: FastifyRequest): string | null {
+  const h = req.headers.authorization
+  if (!h) return null
+  const m = /^Bearer\s+(\S+)$/i.exec(h)
+  return m?.[1] ?? null
+}
+
+/** The cloud HTTP API as a Fastify instance (not listening): health, gate sync, roster, query API. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config, pool } = deps
+  const now = deps.now ?? Date.now
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    bodyLimit: config.maxBodyBytes,
+    disableRequestLogging: true,
+    return503OnClosing: true,
+  })
+  const auth = new GateAuthenticator(pool, deps.authCacheMs ?? 30_000)
+  app.setErrorHandler(errorHandler)
+
+  // gzip request bodies (a gate's batch compresses ~5x); the body limit applies after decompression
+  app.addHook('preParsing', async (req, _reply, payload) => {
+    const enc = req.headers['content-encoding']
+    if (!enc || enc === 'identity') return payload
+    if (enc !== 'gzip')
+      throw Object.assign(new Error(`unsupported content-encoding ${enc}`), { statusCode: 415 })
+    const gunzip = createGunzip()
+    payload.on('error', (e) => gunzip.destroy(e))
+    gunzip.on('error', () => {})
+    // Fastify compares Content-Length with the bytes received on the wire, which it reads from here
+    const out = gunzip as typeof gunzip & { receivedEncodedLength: number }
+    out.receivedEncodedLength = 0
+    payload.on('data', (chunk: Buffer) => {
+      out.receivedEncodedLength += chunk.length
+    })
+    return payload.pipe(out)
+  })
+
+  const gateAuth = async (req: FastifyRequest): Promise<string> => {
+    const key = bearer(req)
+    if (!key) throw new GateError('E_AUTH', 'missing gate key (Authorization: Bearer gk_...)')
+    const gateId = await auth.authenticate(key)
+    if (!gateId) throw new GateError('E_AUTH', 'unknown, revoked or expired gate key')
+    return gateId
+  }
+
+  app.get('/healthz', async () => ({ status: 'ok' }))
+  app.get('/readyz', async (_req, reply) => {
+    try {
+      await pool.query('SELECT 1')
+      return { status: 'ready' }
+    } catch {
+      return reply.status(503).header('Retry-After', '5').send({ status: 'database unavailable' })
+    }
+  })
+
+  app.post('/v1/sync/checkins', async (req, reply) => {
+    const gateId = await gateAuth(req)
+    const env = syncBatchEnvelopeSchema.safeParse(req.body)
+    if (!env.success) {
+      throw new GateError('E_INPUT', 'the batch is malformed', {
+        context: {
+          problems: env.error.issues
+            .slice(0, 20)
+            .map((i) => ({ path: i.path.join('.'), message: i.message })),
+        },
+      })
+    }
+    const result = await ingestBatch(pool, gateId, env.data, now(), config)
+    if (result.stored.length === 0 && result.rejected.length > 0) return reply.status(422).send(result)
+    return result
+  })
+
+  app.get('/v1/roster', async (req, reply) => {
+    await gateAuth(req)
+    const q = z
+      .object({
+        since: z.coerce.number().int().min(0).default(0),
+        limit: z.coerce.number().int().min(1).max(10_000).default(5_000),
+      })
+      .safeParse(req.query)
+    if (!q.success)
+      throw new GateError(
+        'E_INPUT',
+        q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+      )
+    const delta = await rosterDelta(pool, q.data.since, q.data.limit)
+    const etag = `"roster-${delta.cursor}"`
+    reply.header('ETag', etag).header('Cache-Control', 'no-cache')
+    if (delta.changes.length === 0 && req.headers['if-none-match'] === etag) return reply.status(304).send()
+    return delta
+  })
+
+  const opsToken = config.opsToken ?? ''
+  const opsAuth = async (req: FastifyRequest): Promise<void> => {
+    const t = bearer(req)
+    if (!opsToken) throw new GateError('E_AUTH', 'the query API is disabled: set OPS_TOKEN on the service')
+    const a = Buffer.from(t ?? '')
+    const b = Buffer.from(opsToken)
+    if (a.length !== b.length || !timingSafeEqual(a, b))
+      throw new GateError('E_AUTH', 'missing or wrong ops token')
+  }
+  await app.register(queryRoutes, { pool, opsAuth })
+  return app
+}

@@ -1,0 +1,59 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { GateError } from '../../shared/errors.js'
+
+/** Postgres is down, out of connections, shutting down, or too slow: the client should retry later. */
+export function isDbUnavailable(err: unknown): boolean {
+  const e = err as { code?: string; message?: string } | null
+  if (!e) return false
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'].includes(e.code ?? '')) return true
+  // 53300 too_many_connections, 57P01 admin_shutdown, 57P03 cannot_connect_now, 57014 query_canceled (statement_timeout), 08xxx connection
+  if (/^(53300|57P01|57P02|57P03|57014|08\w{3}|53\w{3})$/.test(e.code ?? '')) return true
+  return /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED/i.test(
+    e.message ?? '',
+  )
+}
+
+const STATUS: Record<string, number> = {
+  E_INPUT: 400,
+  E_CONFIG_INVALID: 400,
+  E_AUTH: 401,
+  E_FORBIDDEN: 403,
+  E_NOT_FOUND: 404,
+  E_DB_UNAVAILABLE: 503,
+}
+
+/** One place maps every error to HTTP: coded errors keep their message, 5xx internals are hidden. */
+export function errorHandler(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): void {
+  if (err instanceof GateError) {
+    const status = STATUS[err.code] ?? 500
+    if (status === 503) reply.header('Retry-After', '5')
+    const body: { error: { code: string; message: string; details?: unknown } } = {
+      error: { code: err.code, message: err.message },
+    }
+    if (err.context['problems']) body.error.details = err.context['problems']
+    if (status >= 500) req.log.error({ err }, 'request failed')
+    reply.status(status).send(body)
+    return
+  }
+  if (isDbUnavailable(err)) {
+    req.log.warn({ err: err.message }, 'database unavailable')
+    reply
+      .status(503)
+      .header('Retry-After', '5')
+      .send({ error: { code: 'E_DB_UNAVAILABLE', message: 'the database is unavailable; retry later' } })
+    return
+  }
+  const fe = err as FastifyError
+  if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
+    const code =
+      fe.statusCode === 413
+        ? 'E_PAYLOAD_TOO_LARGE'
+        : fe.statusCode === 415
+          ? 'E_UNSUPPORTED_MEDIA'
+          : 'E_INPUT'
+    reply.status(fe.statusCode).send({ error: { code, message: fe.message } })
+    return
+  }
+  req.log.error({ err }, 'unexpected error')
+  reply.status(500).send({ error: { code: 'E_INTERNAL', message: 'internal error' } })
+}

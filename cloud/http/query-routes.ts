@@ -1,0 +1,121 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type pg from 'pg'
+import { z } from 'zod'
+import { GateError } from '../../shared/errors.js'
+
+const isoOrMs = z
+  .union([z.coerce.number().int().nonnegative(), z.string().datetime({ offset: true })])
+  .transform((v) => new Date(v))
+
+function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
+  const r = schema.safeParse(value)
+  if (!r.success)
+    throw new GateError(
+      'E_INPUT',
+      r.error.issues.map((i) => `${i.path.join('.') || 'query'}: ${i.message}`).join('; '),
+    )
+  return r.data
+}
+
+/**
+ * The query API for ops and analytics: one endpoint per critical query of the seed, plus incidents.
+ * Every query is parameterised and uses the indexes of the schema (see `gate-cloud analyze`).
+ */
+export async function queryRoutes(
+  app: FastifyInstance,
+  opts: { pool: pg.Pool; opsAuth: (req: FastifyRequest) => Promise<void> },
+): Promise<void> {
+  const { pool } = opts
+  app.addHook('preHandler', async (req) => {
+    if (req.url.startsWith('/v1/query/') || req.url.startsWith('/v1/incidents')) await opts.opsAuth(req)
+  })
+
+  // 1. a participant's check-ins, newest first, paged by keyset (before = the last ts of the previous page)
+  app.get('/v1/query/participants/:id/checkins', async (req) => {
+    const { id } = parse(z.object({ id: z.string().min(1).max(128) }), req.params)
+    const q = parse(
+      z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50), before: isoOrMs.optional() }),
+      req.query,
+    )
+    const r = await pool.query(
+      `SELECT id, ts, gate_id AS "gateId", method, decision, reason, rssi, received_at AS "receivedAt"
+         FROM attendance_records WHERE participant_id = $1 AND ($2::timestamptz IS NULL OR ts < $2)
+        ORDER BY ts DESC LIMIT $3`,
+      [id, q.before ?? null, q.limit],
+    )
+    const last = r.rows[r.rows.length - 1] as { ts: Date } | undefined
+    return { checkins: r.rows, next: r.rows.length === q.limit && last ? last.ts.toISOString() : null }
+  })
+
+  // 2. a gate's count since a time
+  app.get('/v1/query/gates/:id/count', async (req) => {
+    const { id } = parse(z.object({ id: z.string().min(1).max(64) }), req.params)
+    const q = parse(z.object({ since: isoOrMs, decision: z.enum(['admit', 'deny']).optional() }), req.query)
+    const r = await pool.query<{ n: string }>(
+      `SELECT count(*) AS n FROM attendance_records WHERE gate_id = $1 AND ts >= $2 AND ($3::text IS NULL OR decision = $3)`,
+      [id, q.since, q.decision ?? null],
+    )
+    return { gateId: id, since: q.since.toISOString(), count: Number(r.rows[0]?.n ?? 0) }
+  })
+
+  // 4. counts per gate since a time
+  app.get('/v1/query/gates/counts', async (req) => {
+    const q = parse(z.object({ since: isoOrMs }), req.query)
+    const r = await pool.query<{ gate_id: string; n: string; admits: string }>(
+      `SELECT gate_id, count(*) AS n, count(*) FILTER (WHERE decision = 'admit') AS admits
+         FROM attendance_records WHERE ts >= $1 GROUP BY gate_id ORDER BY gate_id`,
+      [q.since],
+    )
+    return {
+      since: q.since.toISOString(),
+      gates: r.rows.map((x) => ({ gateId: x.gate_id, count: Number(x.n), admits: Number(x.admits) })),
+    }
+  })
+
+  // 3. the active participant holding a token
+  app.get('/v1/query/tokens/:token', async (req) => {
+    const { token } = parse(z.object({ token: z.string().regex(/^[0-9a-fA-F]{4,48}$/) }), req.params)
+    const r = await pool.query(
+      `SELECT id, token, status, name, email, updated_at AS "updatedAt" FROM participants WHERE token = $1 AND status = 'active'`,
+      [token.toLowerCase()],
+    )
+    if (r.rows.length === 0) throw new GateError('E_NOT_FOUND', `no active participant holds token ${token}`)
+    return r.rows[0]
+  })
+
+  // full-text participant search (GIN index on name and email)
+  app.get('/v1/query/participants', async (req) => {
+    const q = parse(
+      z.object({ q: z.string().min(1).max(200), limit: z.coerce.number().int().min(1).max(200).default(20) }),
+      req.query,
+    )
+    const r = await pool.query(
+      `SELECT id, token, status, name, email,
+              ts_rank(to_tsvector('english', coalesce(name, '') || ' ' || coalesce(email, '')), query) AS rank
+         FROM participants, websearch_to_tsquery('english', $1) AS query
+        WHERE to_tsvector('english', coalesce(name, '') || ' ' || coalesce(email, '')) @@ query
+        ORDER BY rank DESC, id LIMIT $2`,
+      [q.q, q.limit],
+    )
+    return { participants: r.rows }
+  })
+
+  app.get('/v1/incidents', async (req) => {
+    const q = parse(
+      z.object({
+        kind: z.enum(['double_entry', 'clock_skew', 'late_upload']).optional(),
+        open: z.enum(['true', 'false']).default('true'),
+        limit: z.coerce.number().int().min(1).max(1000).default(100),
+      }),
+      req.query,
+    )
+    const r = await pool.query(
+      `SELECT id, kind, gate_id AS "gateId", participant_id AS "participantId", record_id AS "recordId", record_ts AS "recordTs",
+              other_gate_id AS "otherGateId", other_record_id AS "otherRecordId", detail, created_at AS "createdAt"
+         FROM incidents WHERE ($1::text IS NULL OR kind = $1) AND ($2::boolean = false OR resolved_at IS NULL)
+        ORDER BY created_at DESC, id DESC LIMIT $3`,
+      [q.kind ?? null, q.open === 'true', q.limit],
+    )
+    return { incidents: r.rows }
+  })
+}

@@ -1,0 +1,28 @@
+import type pg from 'pg'
+import type { RosterDelta } from '../../shared/sync.js'
+
+/** Roster changes after `since` (participants.roster_seq), oldest first, at most `limit`. */
+export async function rosterDelta(pool: pg.Pool, since: number, limit: number): Promise<RosterDelta> {
+  const r = await pool.query<{
+    token: string
+    id: string
+    status: 'active' | 'revoked' | 'inactive'
+    roster_seq: string
+  }>(
+    'SELECT token, id, status, roster_seq FROM participants WHERE roster_seq > $1 ORDER BY roster_seq LIMIT $2',
+    [since, limit + 1],
+  )
+  const more = r.rows.length > limit
+  const rows = more ? r.rows.slice(0, limit) : r.rows
+  const last = rows[rows.length - 1]
+  return {
+    cursor: last ? Number(last.roster_seq) : since,
+    changes: rows.map((x) => ({
+      token: x.token,
+      participantId: x.id,
+      status: x.status,
+      seq: Number(x.roster_seq),
+    })),
+    more,
+  }
+}

@@ -1,0 +1,177 @@
+import type pg from 'pg'
+import { type Checkin, checkinSchema } from '../../shared/checkin.js'
+import { GateError } from '../../shared/errors.js'
+import type { SyncBatchEnvelope, SyncResult } from '../../shared/sync.js'
+
+/** The limits a batch is checked against (from the cloud config). */
+export interface IngestLimits {
+  maxRecordAgeDays: number
+  maxFutureMs: number
+  maxSkewMs: number
+  lateUploadMs: number
+  doubleEntryWindowMs: number
+}
+
+const INSERT_SQL = `
+WITH input AS (
+  SELECT * FROM unnest($1::uuid[], $2::float8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                       $8::smallint[], $9::uuid[], $10::bigint[], $11::float8[], $12::bigint[])
+           AS t(id, ts_ms, participant_id, token, method, decision, reason, rssi, boot_id, boot_seq, mono_ms, roster_version)
+), ins AS (
+  INSERT INTO attendance_records (id, ts, gate_id, participant_id, token, method, decision, reason, rssi,
+                                  boot_id, boot_seq, mono_ms, roster_version)
+  SELECT id, to_timestamp(ts_ms / 1000.0), $13, participant_id, token, method, decision, reason, rssi,
+         boot_id, boot_seq, mono_ms, roster_version
+    FROM input
+  ON CONFLICT (id, ts) DO NOTHING
+  RETURNING id, ts, participant_id, decision
+), seen AS (
+  UPDATE gates SET last_seen_at = now(), last_skew_ms = $14 WHERE id = $13
+)
+SELECT id::text AS id, (extract(epoch FROM ts) * 1000)::float8 AS ts_ms, participant_id, decision FROM ins`
+
+/** Raise a double-entry incident for each new admit that has an admit of the same participant at another gate nearby in time. */
+const DOUBLE_ENTRY_SQL = `
+INSERT INTO incidents (kind, gate_id, participant_id, record_id, record_ts, other_gate_id, other_record_id, detail)
+SELECT 'double_entry', $1, n.participant_id, n.id, n.ts, o.gate_id, o.id,
+       jsonb_build_object('gapMs', round(abs(extract(epoch FROM (o.ts - n.ts)) * 1000)))
+  FROM unnest($2::uuid[], $3::float8[], $4::text[]) AS n0(id, ts_ms, participant_id)
+  CROSS JOIN LATERAL (SELECT n0.id, to_timestamp(n0.ts_ms / 1000.0) AS ts, n0.participant_id) n
+  JOIN LATERAL (
+    SELECT a.id, a.gate_id, a.ts FROM attendance_records a
+     WHERE a.participant_id = n.participant_id AND a.decision = 'admit' AND a.gate_id <> $1
+       AND a.ts BETWEEN n.ts - make_interval(secs => $5 / 1000.0) AND n.ts + make_interval(secs => $5 / 1000.0)
+     ORDER BY abs(extract(epoch FROM (a.ts - n.ts))) LIMIT 1
+  ) o ON true
+ON CONFLICT (kind, record_id) DO NOTHING`
+
+const INCIDENT_SQL = `
+INSERT INTO incidents (kind, gate_id, record_id, record_ts, detail)
+VALUES ($1, $2, $3, to_timestamp($4 / 1000.0), $5)
+ON CONFLICT (kind, record_id) DO NOTHING`
+
+/**
+ * Store one gate's batch: validate every record, insert the valid ones in one round trip
+ * (unnest arrays, ON CONFLICT DO NOTHING: a resent record is a duplicate, never an error), then
+ * raise incidents (double entry across gates, clock skew, late upload). A record claiming another
+ * gate makes the whole batch forbidden: a gate can only write its own check-ins.
+ */
+export async function ingestBatch(
+  pool: pg.Pool,
+  gateId: string,
+  batch: SyncBatchEnvelope,
+  now: number,
+  limits: IngestLimits,
+): Promise<SyncResult> {
+  if (batch.gateId !== gateId) {
+    throw new GateError('E_FORBIDDEN', `this key belongs to gate ${gateId}, not ${batch.gateId}`)
+  }
+  const records: Checkin[] = []
+  const problems: Array<{ index: number; path: string; message: string }> = []
+  batch.records.forEach((raw, index) => {
+    const r = checkinSchema.safeParse(raw)
+    if (!r.success) {
+      for (const i of r.error.issues.slice(0, 3))
+        problems.push({ index, path: i.path.join('.'), message: i.message })
+    } else {
+      records.push(r.data)
+    }
+  })
+  if (problems.length > 0) {
+    throw new GateError(
+      'E_INPUT',
+      `${new Set(problems.map((p) => p.index)).size} record(s) are malformed; nothing was stored`,
+      {
+        context: { problems: problems.slice(0, 50) },
+      },
+    )
+  }
+  const foreign = records.find((r) => r.gateId !== gateId)
+  if (foreign)
+    throw new GateError(
+      'E_FORBIDDEN',
+      `record ${foreign.id} is for gate ${foreign.gateId}; gate ${gateId} can only write its own check-ins`,
+    )
+
+  const oldest = now - limits.maxRecordAgeDays * 86_400_000
+  const newest = now + limits.maxFutureMs
+  const rejected: SyncResult['rejected'] = []
+  const valid: Checkin[] = []
+  for (const r of records) {
+    if (r.ts < oldest) rejected.push({ id: r.id, reason: 'ts_too_old' })
+    else if (r.ts > newest) rejected.push({ id: r.id, reason: 'ts_in_future' })
+    else valid.push(r)
+  }
+  const skewMs = batch.sentAt - now
+  if (valid.length === 0) return { accepted: 0, duplicates: 0, rejected, stored: [], serverTime: now }
+
+  const ins = await pool.query<{
+    id: string
+    ts_ms: number
+    participant_id: string | null
+    decision: string
+  }>(INSERT_SQL, [
+    valid.map((r) => r.id),
+    valid.map((r) => r.ts),
+    valid.map((r) => r.participantId),
+    valid.map((r) => r.token),
+    valid.map((r) => r.method),
+    valid.map((r) => r.decision),
+    valid.map((r) => r.reason),
+    valid.map((r) => r.rssi),
+    valid.map((r) => r.bootId),
+    valid.map((r) => r.bootSeq),
+    valid.map((r) => r.monoMs),
+    valid.map((r) => r.rosterVersion),
+    gateId,
+    skewMs,
+  ])
+  const inserted = ins.rows
+  await raiseIncidents(pool, gateId, valid, inserted, skewMs, now, limits)
+  return {
+    accepted: inserted.length,
+    duplicates: valid.length - inserted.length,
+    rejected,
+    stored: valid.map((r) => r.id),
+    serverTime: now,
+  }
+}
+
+async function raiseIncidents(
+  pool: pg.Pool,
+  gateId: string,
+  valid: Checkin[],
+  inserted: Array<{ id: string; ts_ms: number; participant_id: string | null; decision: string }>,
+  skewMs: number,
+  now: number,
+  limits: IngestLimits,
+): Promise<void> {
+  const admits = inserted.filter((r) => r.decision === 'admit' && r.participant_id !== null)
+  if (admits.length > 0) {
+    await pool.query(DOUBLE_ENTRY_SQL, [
+      gateId,
+      admits.map((a) => a.id),
+      admits.map((a) => a.ts_ms),
+      admits.map((a) => a.participant_id),
+      limits.doubleEntryWindowMs,
+    ])
+  }
+  const first = valid[0]
+  if (first && Math.abs(skewMs) > limits.maxSkewMs) {
+    await pool.query(INCIDENT_SQL, ['clock_skew', gateId, first.id, first.ts, JSON.stringify({ skewMs })])
+  }
+  if (inserted.length > 0) {
+    const oldest = inserted.reduce((a, b) => (b.ts_ms < a.ts_ms ? b : a))
+    const lateMs = now - oldest.ts_ms
+    if (lateMs > limits.lateUploadMs) {
+      const late = inserted.filter((r) => now - r.ts_ms > limits.lateUploadMs).length
+      await pool.query(INCIDENT_SQL, [
+        'late_upload',
+        gateId,
+        oldest.id,
+        oldest.ts_ms,
+        JSON.stringify({ lateMs: Math.round(lateMs), records: late }),
+      ])
+    }
+  }
+}

@@ -1,0 +1,347 @@
+import { gzipSync } from 'node:zlib'
+import type { FastifyInstance } from 'fastify'
+import type pg from 'pg'
+import { v7 as uuidv7 } from 'uuid'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadCloudConfig } from '../cloud/config.js'
+import { createPool } from '../cloud/db/pool.js'
+import { addGate, revokeGate, rotateKey } from '../cloud/gates/store.js'
+import { buildApp } from '../cloud/http/app.js'
+import { importParticipants } from '../cloud/participants/import.js'
+import { maintainPartitions } from '../cloud/partitions/manager.js'
+import type { Checkin } from '../shared/checkin.js'
+import { silentLog } from './helpers.js'
+import { connect, tempDatabase } from './pg-helpers.js'
+
+const NOW = Date.UTC(2026, 10, 25, 12, 0, 0)
+const OPS = 'ops-token-for-tests-0123456789'
+
+describe('gate-cloud HTTP API on real Postgres', () => {
+  let db: Awaited<ReturnType<typeof tempDatabase>>
+  let pool: pg.Pool
+  let app: FastifyInstance
+  let keyA: string
+  let keyB: string
+  let sql: pg.Client
+  const boot = uuidv7()
+  let seq = 0
+
+  const rec = (gateId: string, over: Partial<Checkin> = {}): Checkin => ({
+    id: uuidv7(),
+    gateId,
+    token: '0001aaaa',
+    participantId: 'P-1',
+    method: 'ble',
+    decision: 'admit',
+    reason: null,
+    rssi: -58,
+    ts: NOW - 60_000,
+    monoMs: 1234.5,
+    bootId: boot,
+    bootSeq: ++seq,
+    rosterVersion: 3,
+    ...over,
+  })
+  const send = (key: string, body: unknown, headers: Record<string, string> = {}) =>
+    app.inject({
+      method: 'POST',
+      url: '/v1/sync/checkins',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers },
+      payload: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
+    })
+  const count = async () =>
+    Number((await sql.query('SELECT count(*) AS n FROM attendance_records')).rows[0].n)
+  const ops = (url: string) => app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${OPS}` } })
+
+  beforeAll(async () => {
+    db = await tempDatabase()
+    sql = await connect(db.url)
+    const config = loadCloudConfig({ DATABASE_URL: db.url, OPS_TOKEN: OPS, MAX_BODY_BYTES: '200000' })
+    await maintainPartitions(
+      sql,
+      { interval: 'month', premake: 1, retentionDays: null, dropDetached: true },
+      new Date(NOW),
+    )
+    pool = createPool(config)
+    app = await buildApp({ config, pool, log: silentLog, now: () => NOW, authCacheMs: 1 })
+    keyA = await addGate(pool, 'gate-a')
+    keyB = await addGate(pool, 'gate-b')
+    await importParticipants(pool, [
+      {
+        token: '0001aaaa',
+        participantId: 'P-1',
+        status: 'active',
+        name: 'Ada Lovelace',
+        email: 'ada@example.org',
+      },
+      {
+        token: '0002bbbb',
+        participantId: 'P-2',
+        status: 'active',
+        name: 'Grace Hopper',
+        email: 'grace@example.org',
+      },
+    ])
+  })
+  afterAll(async () => {
+    await app?.close()
+    await pool?.end()
+    await sql?.end()
+    await db?.drop()
+  })
+
+  it('answers health and readiness', async () => {
+    expect((await app.inject({ url: '/healthz' })).statusCode).toBe(200)
+    expect((await app.inject({ url: '/readyz' })).json()).toEqual({ status: 'ready' })
+  })
+
+  it('refuses a batch without a key or with a wrong one', async () => {
+    const body = { gateId: 'gate-a', sentAt: NOW, records: [rec('gate-a')] }
+    const none = await app.inject({ method: 'POST', url: '/v1/sync/checkins', payload: body })
+    expect(none.statusCode).toBe(401)
+    const wrong = await send(`${keyA.slice(0, -4)}AAAA`, body)
+    expect(wrong.statusCode).toBe(401)
+    expect(wrong.json().error.code).toBe('E_AUTH')
+    expect(await count()).toBe(0)
+  })
+
+  it('stores a batch once: a resent batch is all duplicates, never an error', async () => {
+    const records = [
+      rec('gate-a'),
+      rec('gate-a', { decision: 'deny', reason: 'unknown', participantId: null, token: 'ffff0000' }),
+    ]
+    const first = await send(keyA, { gateId: 'gate-a', sentAt: NOW, records })
+    expect(first.statusCode).toBe(200)
+    expect(first.json()).toMatchObject({ accepted: 2, duplicates: 0, rejected: [] })
+    expect(first.json().stored.sort()).toEqual(records.map((r) => r.id).sort())
+    const again = await send(keyA, {
+      gateId: 'gate-a',
+      sentAt: NOW,
+      records: [...records, rec('gate-a', { participantId: 'P-2', token: '0002bbbb' })],
+    })
+    expect(again.json()).toMatchObject({ accepted: 1, duplicates: 2 })
+    expect(await count()).toBe(3)
+    const row = await sql.query(
+      'SELECT gate_id, participant_id, decision, boot_seq, received_at FROM attendance_records WHERE id = $1',
+      [records[0]?.id],
+    )
+    expect(row.rows[0]).toMatchObject({
+      gate_id: 'gate-a',
+      participant_id: 'P-1',
+      decision: 'admit',
+      boot_seq: String(records[0]?.bootSeq),
+    })
+    expect(row.rows[0].received_at).toBeInstanceOf(Date)
+  })
+
+  it('accepts gzip bodies', async () => {
+    const r = rec('gate-a')
+    const res = await send(keyA, gzipSync(JSON.stringify({ gateId: 'gate-a', sentAt: NOW, records: [r] })), {
+      'content-encoding': 'gzip',
+    })
+    expect(res.statusCode).toBe(200)
+    expect(res.json().accepted).toBe(1)
+  })
+
+  it('bad batches get a clear 4xx and store nothing', async () => {
+    const before = await count()
+    const badJson = await send(keyA, '{"gateId": "gate-a", "records": [')
+    expect(badJson.statusCode).toBe(400)
+    const wrongTypes = await send(keyA, {
+      gateId: 'gate-a',
+      sentAt: NOW,
+      records: [rec('gate-a'), { ...rec('gate-a'), rssi: 'loud', decision: 'maybe' }],
+    })
+    expect(wrongTypes.statusCode).toBe(400)
+    expect(wrongTypes.json().error.details).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ index: 1, path: 'rssi' }),
+        expect.objectContaining({ index: 1, path: 'decision' }),
+      ]),
+    )
+    const otherGate = await send(keyA, {
+      gateId: 'gate-a',
+      sentAt: NOW,
+      records: [rec('gate-a'), rec('gate-b')],
+    })
+    expect(otherGate.statusCode).toBe(403)
+    const claimOther = await send(keyA, { gateId: 'gate-b', sentAt: NOW, records: [rec('gate-b')] })
+    expect(claimOther.statusCode).toBe(403)
+    const huge = await send(keyA, {
+      gateId: 'gate-a',
+      sentAt: NOW,
+      records: Array.from({ length: 1200 }, () => rec('gate-a')),
+    })
+    expect(huge.statusCode).toBe(413)
+    const bomb = await send(keyA, gzipSync(Buffer.alloc(5_000_000, 0x20)), { 'content-encoding': 'gzip' })
+    expect(bomb.statusCode).toBe(413)
+    const empty = await send(keyA, { gateId: 'gate-a', sentAt: NOW, records: [] })
+    expect(empty.statusCode).toBe(400)
+    expect(await count()).toBe(before)
+  })
+
+  it('rejects records with timestamps far in the past or future, with a reason each', async () => {
+    const before = await count()
+    const old = rec('gate-a', { ts: Date.UTC(2020, 0, 1) })
+    const future = rec('gate-a', { ts: NOW + 30 * 86_400_000 })
+    const all = await send(keyA, { gateId: 'gate-a', sentAt: NOW, records: [old, future] })
+    expect(all.statusCode).toBe(422)
+    expect(all.json().rejected).toEqual([
+      { id: old.id, reason: 'ts_too_old' },
+      { id: future.id, reason: 'ts_in_future' },
+    ])
+    const good = rec('gate-a')
+    const mixed = await send(keyA, { gateId: 'gate-a', sentAt: NOW, records: [good, future] })
+    expect(mixed.statusCode).toBe(200)
+    expect(mixed.json()).toMatchObject({
+      accepted: 1,
+      stored: [good.id],
+      rejected: [{ id: future.id, reason: 'ts_in_future' }],
+    })
+    expect(await count()).toBe(before + 1)
+  })
+
+  it('raises a double-entry incident when two offline gates admit the same participant', async () => {
+    const a = rec('gate-a', { participantId: 'P-2', token: '0002bbbb', ts: NOW - 600_000 })
+    const b = rec('gate-b', { participantId: 'P-2', token: '0002bbbb', ts: NOW - 540_000 })
+    expect((await send(keyA, { gateId: 'gate-a', sentAt: NOW, records: [a] })).statusCode).toBe(200)
+    expect((await send(keyB, { gateId: 'gate-b', sentAt: NOW, records: [b] })).statusCode).toBe(200)
+    const res = await ops('/v1/incidents?kind=double_entry')
+    expect(res.statusCode).toBe(200)
+    const inc = res.json().incidents
+    expect(inc).toHaveLength(1)
+    expect(inc[0]).toMatchObject({
+      gateId: 'gate-b',
+      participantId: 'P-2',
+      recordId: b.id,
+      otherGateId: 'gate-a',
+      otherRecordId: a.id,
+    })
+    // both check-ins are real and both are stored
+    expect(
+      (
+        await sql.query('SELECT count(*)::int AS n FROM attendance_records WHERE id = ANY($1)', [
+          [a.id, b.id],
+        ])
+      ).rows[0].n,
+    ).toBe(2)
+  })
+
+  it('makes clock skew and late uploads visible', async () => {
+    const skewed = rec('gate-b')
+    await send(keyB, { gateId: 'gate-b', sentAt: NOW + 600_000, records: [skewed] })
+    const late = rec('gate-b', { ts: NOW - 5 * 3_600_000 })
+    await send(keyB, { gateId: 'gate-b', sentAt: NOW, records: [late] })
+    const kinds = (await ops('/v1/incidents'))
+      .json()
+      .incidents.map((i: { kind: string; recordId: string }) => `${i.kind}:${i.recordId}`)
+    expect(kinds).toContain(`clock_skew:${skewed.id}`)
+    expect(kinds).toContain(`late_upload:${late.id}`)
+    const g = await sql.query(`SELECT last_seen_at, last_skew_ms FROM gates WHERE id = 'gate-b'`)
+    expect(g.rows[0].last_seen_at).toBeInstanceOf(Date)
+  })
+
+  it('serves roster deltas with a cursor, revocations included, and 304 when nothing changed', async () => {
+    const get = (since: number, etag?: string) =>
+      app.inject({
+        url: `/v1/roster?since=${since}`,
+        headers: { authorization: `Bearer ${keyA}`, ...(etag ? { 'if-none-match': etag } : {}) },
+      })
+    const full = await get(0)
+    expect(full.statusCode).toBe(200)
+    const d = full.json()
+    expect(d.changes.map((c: { token: string }) => c.token).sort()).toEqual(['0001aaaa', '0002bbbb'])
+    const unchanged = await get(d.cursor, full.headers.etag as string)
+    expect(unchanged.statusCode).toBe(304)
+    await importParticipants(pool, [
+      {
+        token: '0001aaaa',
+        participantId: 'P-1',
+        status: 'revoked',
+        name: 'Ada Lovelace',
+        email: 'ada@example.org',
+      },
+    ])
+    const after = await get(d.cursor, full.headers.etag as string)
+    expect(after.statusCode).toBe(200)
+    expect(after.json().changes).toEqual([
+      expect.objectContaining({ token: '0001aaaa', participantId: 'P-1', status: 'revoked' }),
+    ])
+    // an identical re-import changes nothing
+    const r = await importParticipants(pool, [
+      {
+        token: '0001aaaa',
+        participantId: 'P-1',
+        status: 'revoked',
+        name: 'Ada Lovelace',
+        email: 'ada@example.org',
+      },
+    ])
+    expect(r).toEqual({ inserted: 0, updated: 0, unchanged: 1 })
+  })
+
+  it('answers the seed critical queries for ops, and only with the ops token', async () => {
+    expect((await app.inject({ url: '/v1/query/gates/counts?since=0' })).statusCode).toBe(401)
+    const page1 = (await ops('/v1/query/participants/P-1/checkins?limit=2')).json()
+    expect(page1.checkins).toHaveLength(2)
+    expect(new Date(page1.checkins[0].ts).getTime()).toBeGreaterThanOrEqual(
+      new Date(page1.checkins[1].ts).getTime(),
+    )
+    const page2 = (
+      await ops(`/v1/query/participants/P-1/checkins?limit=2&before=${encodeURIComponent(page1.next)}`)
+    ).json()
+    for (const c of page2.checkins)
+      expect(new Date(c.ts).getTime()).toBeLessThan(new Date(page1.checkins[1].ts).getTime())
+    const since = new Date(NOW - 3_600_000).toISOString()
+    const gateCount = (await ops(`/v1/query/gates/gate-a/count?since=${since}`)).json()
+    expect(gateCount.count).toBeGreaterThan(0)
+    const perGate = (await ops(`/v1/query/gates/counts?since=${since}`)).json()
+    expect(perGate.gates.map((g: { gateId: string }) => g.gateId)).toEqual(['gate-a', 'gate-b'])
+    expect((await ops('/v1/query/tokens/0002bbbb')).json()).toMatchObject({ id: 'P-2', status: 'active' })
+    expect((await ops('/v1/query/tokens/0001aaaa')).statusCode).toBe(404) // revoked above
+    const found = (await ops('/v1/query/participants?q=grace')).json()
+    expect(found.participants.map((p: { id: string }) => p.id)).toEqual(['P-2'])
+    expect((await ops('/v1/query/gates/counts?since=yesterday')).statusCode).toBe(400)
+  })
+
+  it('rotated and revoked keys stop working', async () => {
+    const newKey = await rotateKey(pool, 'gate-a', 0)
+    await new Promise((r) => setTimeout(r, 5))
+    expect((await send(keyA, { gateId: 'gate-a', sentAt: NOW, records: [rec('gate-a')] })).statusCode).toBe(
+      401,
+    )
+    expect((await send(newKey, { gateId: 'gate-a', sentAt: NOW, records: [rec('gate-a')] })).statusCode).toBe(
+      200,
+    )
+    await revokeGate(pool, 'gate-a')
+    await new Promise((r) => setTimeout(r, 5))
+    expect((await send(newKey, { gateId: 'gate-a', sentAt: NOW, records: [rec('gate-a')] })).statusCode).toBe(
+      401,
+    )
+  })
+
+  it('answers 503 with Retry-After, quickly, when Postgres is unreachable', async () => {
+    const config = loadCloudConfig({
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none',
+      PG_ACQUIRE_TIMEOUT_MS: '500',
+    })
+    const deadPool = createPool(config)
+    const dead = await buildApp({ config, pool: deadPool, log: silentLog })
+    try {
+      const t0 = Date.now()
+      const res = await dead.inject({
+        method: 'POST',
+        url: '/v1/sync/checkins',
+        headers: { authorization: `Bearer ${keyB}`, 'content-type': 'application/json' },
+        payload: JSON.stringify({ gateId: 'gate-b', sentAt: NOW, records: [rec('gate-b')] }),
+      })
+      expect(res.statusCode).toBe(503)
+      expect(res.headers['retry-after']).toBe('5')
+      expect(Date.now() - t0).toBeLessThan(3_000)
+      expect((await dead.inject({ url: '/readyz' })).statusCode).toBe(503)
+    } finally {
+      await dead.close()
+      await deadPool.end()
+    }
+  })
+})
