@@ -103,7 +103,10 @@ export function loadCloudConfig(
       }
     }
     let cur = raw
-    for (const k of path.slice(0, -1)) cur = (cur[k] ??= {}) as Record<string, unknown>
+    for (const k of path.slice(0, -1)) {
+      if (typeof cur[k] !== 'object' || cur[k] === null) cur[k] = {}
+      cur = cur[k] as Record<string, unknown>
+    }
     cur[path[path.length - 1] as string] = value
   }
   for (const [k, v] of Object.entries(overrides)) if (v !== undefined) raw[k] = v
