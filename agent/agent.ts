@@ -5,7 +5,7 @@ import { v4 as uuidv4 } from 'uuid'
 import type { Checkin } from '../shared/checkin.js'
 import type { StreamName } from '../shared/control.js'
 import { logLevelParamsSchema, lookupParamsSchema } from '../shared/control.js'
-import type { AgentStatus } from '../shared/status.js'
+import type { AgentStatus, SyncStatus } from '../shared/status.js'
 import { productVersion } from '../shared/version.js'
 import type { Actuator } from './actuator/actuator.js'
 import { CommandActuator } from './actuator/command-actuator.js'
@@ -25,6 +25,9 @@ import { type Db, openDatabase } from './store/db.js'
 import { Outbox } from './store/outbox.js'
 import { lookupToken } from './store/roster-lookup.js'
 import { RosterStore } from './store/roster-store.js'
+import { type CloudClient, HttpCloudClient } from './sync/cloud-client.js'
+import { RosterPuller } from './sync/roster-puller.js'
+import { Syncer } from './sync/syncer.js'
 
 /** The database file inside the data directory. */
 export const DB_NAME = 'agent.db'
@@ -38,6 +41,8 @@ export interface AgentDeps {
   makeSource: (config: AgentConfig) => BleSource
   /** runs before the source starts, with the open stores (the demo roster import) */
   beforeStart?: (stores: { roster: RosterStore }) => void
+  /** the cloud, when configured (tests may pass their own); default: HTTP to config.cloud.url */
+  makeCloudClient?: (config: AgentConfig) => CloudClient | null
 }
 
 /**
@@ -63,6 +68,8 @@ export class GateAgent {
   private startedMono = 0
   private lastPrune = 0
   private lastDecision: Checkin | null = null
+  private syncer: Syncer | null = null
+  private puller: RosterPuller | null = null
   private readonly version = productVersion()
 
   constructor(private readonly deps: AgentDeps) {}
@@ -140,6 +147,29 @@ export class GateAgent {
       )
       await this.control.start()
 
+      const cloud = (this.deps.makeCloudClient ?? defaultCloudClient)(config)
+      if (cloud) {
+        this.syncer = new Syncer({
+          db,
+          outbox: this.outbox,
+          client: cloud,
+          clock,
+          log: log.child({ component: 'sync' }),
+          gateId: config.gateId,
+          config: { ...config.cloud, intervalMs: config.cloud.syncIntervalMs },
+        })
+        this.puller = new RosterPuller({
+          roster: this.roster,
+          client: cloud,
+          clock,
+          log: log.child({ component: 'roster-pull' }),
+          intervalMs: config.cloud.rosterPullIntervalMs,
+          maxBackoffMs: config.cloud.maxBackoffMs,
+        })
+      } else {
+        log.info('no cloud configured (cloud.url and cloud.gateKey): check-ins stay on the gate')
+      }
+
       this.source = this.deps.makeSource(config)
       const srcLog = log.child({ component: 'ble', source: this.source.kind })
       await this.source.start({
@@ -150,6 +180,8 @@ export class GateAgent {
       })
       this.startedAt = clock.now()
       this.startedMono = clock.mono()
+      this.syncer?.start()
+      this.puller?.start()
       this.housekeeping = setInterval(() => this.tick(), 1000)
       this.housekeeping.unref()
       log.info(
@@ -186,6 +218,7 @@ export class GateAgent {
     this.housekeeping = null
     await step('source', () => this.source?.stop())
     await step('outbox', () => this.outbox?.flush())
+    await step('sync', () => Promise.all([this.syncer?.stop(), this.puller?.stop()]))
     await step('actuators', () => Promise.all(this.actuators.map((a) => a.stop())))
     await step('control', () => this.control?.stop())
     await step('database', () => {
@@ -196,6 +229,8 @@ export class GateAgent {
     })
     this.source = null
     this.control = null
+    this.syncer = null
+    this.puller = null
     this.db = null
   }
 
@@ -248,8 +283,50 @@ export class GateAgent {
         ? { version: roster.version(), ...roster.counts() }
         : { version: 0, active: 0, revoked: 0, inactive: 0 },
       lastDecision: this.lastDecision,
-      lastSync: null,
+      lastSync: this.lastSync(),
+      sync: this.syncStatus(),
       mqtt: { state: config.mqtt.url ? 'not connected (reporter not built yet)' : 'not configured' },
+    }
+  }
+
+  private lastSync(): AgentStatus['lastSync'] {
+    const st = this.syncer?.status()
+    if (!st?.lastAttemptAt)
+      return st?.lastSuccessAt ? { at: new Date(st.lastSuccessAt).toISOString(), ok: true } : null
+    const ok = st.lastError === null
+    return {
+      at: new Date(ok && st.lastSuccessAt ? st.lastSuccessAt : st.lastAttemptAt).toISOString(),
+      ok,
+      error: st.lastError,
+    }
+  }
+
+  /** What the syncer and the roster puller are doing. */
+  syncStatus(): SyncStatus {
+    const { clock, config } = this.deps
+    const st = this.syncer?.status()
+    const r = this.puller?.status()
+    const iso = (t: number | null | undefined) => (t ? new Date(t).toISOString() : null)
+    return {
+      state: st ? st.state : 'disabled',
+      cloudUrl: config.cloud.url ?? null,
+      lastAttemptAt: iso(st?.lastAttemptAt),
+      lastSuccessAt: iso(st?.lastSuccessAt),
+      lastError: st?.lastError ?? null,
+      consecutiveFailures: st?.consecutiveFailures ?? 0,
+      nextAttemptInS: st?.nextAttemptAt
+        ? Math.max(0, Math.round((st.nextAttemptAt - clock.now()) / 100) / 10)
+        : null,
+      batchSize: st?.batchSize ?? config.cloud.batchSize,
+      accepted: st?.accepted ?? 0,
+      duplicates: st?.duplicates ?? 0,
+      rejected: st?.rejected ?? 0,
+      roster: {
+        cursor: r?.cursor ?? this.roster?.cloudCursor() ?? 0,
+        lastPullAt: iso(r?.lastPullAt),
+        lastError: r?.lastError ?? null,
+        applied: r?.applied ?? 0,
+      },
     }
   }
 
@@ -316,6 +393,10 @@ export class GateAgent {
         await this.source?.restartScan()
         return this.source?.status() ?? null
       },
+      'sync.now': async () => {
+        await Promise.all([this.syncer?.syncNow(), this.puller?.pullNow()])
+        return this.syncStatus()
+      },
       'log.level': (params: Record<string, unknown>) => {
         const { level } = logLevelParamsSchema.parse(params)
         this.deps.log.level = level
@@ -323,6 +404,12 @@ export class GateAgent {
       },
     }
   }
+}
+
+/** The HTTP cloud client, when the gate has a cloud URL and a key. */
+function defaultCloudClient(config: AgentConfig): CloudClient | null {
+  const { url, gateKey, timeoutMs } = config.cloud
+  return url && gateKey ? new HttpCloudClient(url, gateKey, timeoutMs) : null
 }
 
 /** Bytes this process caused to be written to storage (/proc/self/io), or null where unavailable. */

@@ -12,6 +12,7 @@ export const controlRequestSchema = z
       'roster.lookup',
       'scan.restart',
       'log.level',
+      'sync.now',
     ]),
     params: z.record(z.string(), z.unknown()).optional(),
   })

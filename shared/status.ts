@@ -38,6 +38,25 @@ export interface AgentStatus {
   writes: { commits: number; rowsWritten: number; commitErrors: number; ioWriteBytes: number | null } | null
   roster: { version: number; active: number; revoked: number; inactive: number }
   lastDecision: Checkin | null
-  lastSync: { at: string; ok: boolean } | null
+  /** the last sync attempt: when, and whether it worked */
+  lastSync: { at: string; ok: boolean; error?: string | null } | null
+  sync: SyncStatus | null
   mqtt: { state: string }
+}
+
+/** What the syncer and the roster puller are doing (`gatectl sync`). */
+export interface SyncStatus {
+  state: 'disabled' | 'idle' | 'syncing' | 'backoff' | 'auth-failed'
+  cloudUrl: string | null
+  lastAttemptAt: string | null
+  lastSuccessAt: string | null
+  lastError: string | null
+  consecutiveFailures: number
+  nextAttemptInS: number | null
+  batchSize: number
+  /** since start: records the cloud stored, already had, and refused */
+  accepted: number
+  duplicates: number
+  rejected: number
+  roster: { cursor: number; lastPullAt: string | null; lastError: string | null; applied: number }
 }

@@ -1,6 +1,7 @@
 import type pg from 'pg'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { migrateUp } from '../cloud/db/migrate.js'
+import { analyzeQueries, maintainTables } from '../cloud/ops/analyze.js'
 import { addIntervals, floorTo, type PartitionInterval, partitionFor } from '../cloud/partitions/intervals.js'
 import { listPartitions, maintainPartitions, type PartitionPolicy } from '../cloud/partitions/manager.js'
 import { connect, tempDatabase } from './pg-helpers.js'
@@ -237,5 +238,47 @@ describe('partition manager on real Postgres', () => {
     })
     expect(parts.find((p) => p.isDefault)).toMatchObject({ name: 'attendance_records_default', rows: 0 })
     for (const p of parts) expect(p.bytes).toBeGreaterThan(0)
+  })
+})
+
+describe('gate-cloud analyze and maintain on real Postgres', () => {
+  it('explains the four critical queries: indexes used, partitions pruned, suggestions', async () => {
+    const db = await tempDatabase()
+    const client = await connect(db.url)
+    try {
+      await maintainPartitions(
+        client,
+        { interval: 'month', premake: 1, retentionDays: null, dropDetached: true },
+        new Date(),
+      )
+      await maintainPartitions(
+        client,
+        { interval: 'month', premake: 0, retentionDays: null, dropDetached: true },
+        new Date(Date.now() - 40 * 86_400_000),
+      )
+      await client.query(
+        `INSERT INTO participants (id, token, status, name, email) SELECT 'P-' || i, lpad(to_hex(i), 8, '0'), 'active', 'Name ' || i, 'p' || i || '@x.org' FROM generate_series(1, 2000) i`,
+      )
+      await client.query(
+        `INSERT INTO attendance_records (id, ts, gate_id, participant_id, token, method, decision)
+         SELECT gen_random_uuid(), now() - (i % 3000) * interval '1 minute', 'g' || (i % 4), 'P-' || (i % 2000), lpad(to_hex(i % 2000), 8, '0'), 'ble', 'admit'
+           FROM generate_series(1, 20000) i`,
+      )
+      const steps = await maintainTables(client)
+      expect(steps.map((s) => s.step)).toContain('VACUUM (ANALYZE) "attendance_records"')
+      const r = await analyzeQueries(client)
+      expect(r.queries).toHaveLength(4)
+      const [q1, q2, q3, q4] = r.queries
+      expect(q1?.indexes.some((i) => i.includes('participant_id'))).toBe(true)
+      expect(q1?.suggestions.join(' ')).toMatch(/add a time bound/)
+      expect(q2?.partitionsScanned).toBeLessThan(q2?.partitionsTotal ?? 0) // pruned to the recent partition(s)
+      expect(q3?.indexes).toContain('participants_active_token')
+      expect(q4?.partitionsTotal).toBeGreaterThan(2)
+      for (const q of r.queries) expect(q.executionMs).toBeGreaterThanOrEqual(0)
+      expect(r.general.join(' ')).toMatch(/pg_stat_statements/)
+    } finally {
+      await client.end()
+      await db.drop()
+    }
   })
 })

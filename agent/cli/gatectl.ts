@@ -6,6 +6,7 @@ import { register as decode } from './commands/decode.js'
 import { register as doctor } from './commands/doctor.js'
 import { register as roster } from './commands/roster.js'
 import { register as status } from './commands/status.js'
+import { register as sync } from './commands/sync.js'
 import { register as tail } from './commands/tail.js'
 
 /** The field technician's CLI. Every command takes --data-dir (or the agent's config) and --json. */
@@ -21,7 +22,7 @@ export function buildGatectl(): Command {
       // commander's own usage errors (unknown command, missing argument) exit 2, help/version exit 0
       process.exit(err.exitCode === 0 ? 0 : 2)
     })
-  for (const register of [status, tail, checkins, roster, decode, capture, doctor]) register(program)
+  for (const register of [status, tail, checkins, roster, sync, decode, capture, doctor]) register(program)
   return program
 }
 

@@ -193,9 +193,20 @@ export const agentConfigSchema = z
         url: z.string().url().optional(),
         /** this gate's API key, printed once by `gate-cloud gates add` (a secret: never logged) */
         gateKey: z.string().min(16).optional(),
+        /** check-ins per upload */
+        batchSize: z.number().int().min(1).max(5_000).default(1_000),
+        /** how often to look for pending check-ins when the buffer is empty, ms */
+        syncIntervalMs: z.number().int().min(100).default(2_000),
+        /** how often to pull roster changes, ms (a revocation reaches the gate within this) */
+        rosterPullIntervalMs: z.number().int().min(500).default(15_000),
+        /** a call to the cloud taking longer is abandoned and retried, ms */
+        timeoutMs: z.number().int().min(500).default(15_000),
+        /** first and longest retry delay, ms */
+        baseBackoffMs: z.number().int().min(10).default(1_000),
+        maxBackoffMs: z.number().int().min(100).default(300_000),
       })
       .strict()
-      .default({}),
+      .prefault({}),
     mqtt: z
       .object({
         /** MQTT broker URL for fleet health (used by the reporter) */

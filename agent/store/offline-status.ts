@@ -28,6 +28,9 @@ export function offlineStatus(db: Db, gateId: string, now: number): AgentStatus 
        FROM checkins ORDER BY seq_no DESC LIMIT 1`,
     )
     .get() as Checkin | undefined
+  const lastSyncAt = (
+    db.prepare("SELECT value FROM meta WHERE key = 'last_sync_at'").get() as { value: string } | undefined
+  )?.value
   return {
     daemon: 'down',
     gateId,
@@ -52,7 +55,8 @@ export function offlineStatus(db: Db, gateId: string, now: number): AgentStatus 
     writes: null,
     roster,
     lastDecision: last ?? null,
-    lastSync: null,
+    lastSync: lastSyncAt ? { at: new Date(Number(lastSyncAt)).toISOString(), ok: true } : null,
+    sync: null,
     mqtt: { state: 'unknown (daemon down)' },
   }
 }

@@ -174,25 +174,43 @@ export class Outbox {
 
   /** Mark rows synced (the cloud acknowledged them). */
   markSynced(ids: readonly string[]): number {
-    const stmt = this.db.prepare('UPDATE checkins SET state = 2, synced_at = ? WHERE id = ? AND state < 2')
+    if (ids.length === 0) return 0
+    // one statement for the whole batch: it runs on the event loop, so it must be short
+    return this.db
+      .prepare(
+        'UPDATE checkins SET state = 2, synced_at = ? WHERE state < 2 AND id IN (SELECT value FROM json_each(?))',
+      )
+      .run(this.deps.clock.now(), JSON.stringify(ids)).changes
+  }
+
+  /**
+   * Mark rows the cloud refused for good (a timestamp it will never accept): they leave the queue so
+   * they cannot block it, and stay in the file with the reason, for `gatectl checkins`.
+   */
+  markRejected(rows: ReadonlyArray<{ id: string; reason: string }>): number {
+    const stmt = this.db.prepare(
+      'UPDATE checkins SET state = 2, synced_at = ?, sync_error = ? WHERE id = ? AND state < 2',
+    )
     const now = this.deps.clock.now()
-    return this.db.transaction(() => ids.reduce((n, id) => n + stmt.run(now, id).changes, 0)).immediate()
+    return this.db
+      .transaction(() => rows.reduce((n, r) => n + stmt.run(now, r.reason, r.id).changes, 0))
+      .immediate()
   }
 
   /** Return claimed rows to pending (the upload failed). */
   release(ids: readonly string[]): void {
-    const stmt = this.db.prepare('UPDATE checkins SET state = 0 WHERE id = ? AND state = 1')
+    if (ids.length === 0) return
     this.db
-      .transaction(() => {
-        for (const id of ids) stmt.run(id)
-      })
-      .immediate()
+      .prepare('UPDATE checkins SET state = 0 WHERE state = 1 AND id IN (SELECT value FROM json_each(?))')
+      .run(JSON.stringify(ids))
   }
 
   /** Delete synced rows older than `days`; pending and in-flight rows are never deleted. */
   prune(days: number): number {
     const cutoff = this.deps.clock.now() - days * 86_400_000
-    return this.db.prepare('DELETE FROM checkins WHERE state = 2 AND wall_ms < ?').run(cutoff).changes
+    return this.db
+      .prepare('DELETE FROM checkins WHERE state = 2 AND sync_error IS NULL AND wall_ms < ?')
+      .run(cutoff).changes
   }
 
   /** Buffer counts (cheap: the partial index holds only unsynced rows). */

@@ -115,6 +115,54 @@ export class RosterStore {
     return result
   }
 
+  /** The cloud roster cursor: the last change this gate applied (0 = none). */
+  cloudCursor(): number {
+    return Number(getMeta(this.db, 'roster_cursor') ?? 0)
+  }
+
+  /**
+   * Apply roster changes pulled from the cloud, and the new cursor, in one transaction. A participant
+   * holds one token: when a change gives them a new token, their old one is removed. Listeners (the
+   * L1 cache) hear exactly the tokens that changed.
+   */
+  applyDelta(
+    changes: ReadonlyArray<{ token: string; participantId: string; status: ParticipantStatus }>,
+    cursor: number,
+  ): { changed: number; version: number } {
+    const now = this.clock.now()
+    const changed: string[] = []
+    const version = this.db
+      .transaction(() => {
+        const v = this.version() + 1
+        const others = this.db
+          .prepare('SELECT token FROM roster WHERE participant_id = ? AND token <> ?')
+          .pluck()
+        const del = this.db.prepare('DELETE FROM roster WHERE token = ?')
+        const get = this.db.prepare('SELECT participant_id, status FROM roster WHERE token = ?')
+        const upsert = this.db.prepare(
+          `INSERT INTO roster (token, participant_id, status, name, updated_at, version) VALUES (?, ?, ?, NULL, ?, ?)
+           ON CONFLICT (token) DO UPDATE SET participant_id = excluded.participant_id, status = excluded.status,
+             updated_at = excluded.updated_at, version = excluded.version`,
+        )
+        for (const c of changes) {
+          for (const old of others.all(c.participantId, c.token) as string[]) {
+            del.run(old)
+            changed.push(old)
+          }
+          const cur = get.get(c.token) as { participant_id: string; status: string } | undefined
+          if (cur && cur.participant_id === c.participantId && cur.status === c.status) continue
+          upsert.run(c.token, c.participantId, c.status, now, v)
+          changed.push(c.token)
+        }
+        setMeta(this.db, 'roster_cursor', String(cursor))
+        if (changed.length > 0) setMeta(this.db, 'roster_version', String(v))
+        return changed.length > 0 ? v : v - 1
+      })
+      .immediate()
+    if (changed.length > 0) this.notify(changed)
+    return { changed: changed.length, version }
+  }
+
   /** Be told when tokens change (null = everything may have changed, e.g. another process imported). */
   onChange(fn: (tokens: string[] | null) => void): () => void {
     this.listeners.add(fn)

@@ -53,6 +53,10 @@ export const MIGRATIONS: readonly string[] = [
     version    TEXT NOT NULL
   ) STRICT;
   `,
+  // v2: the cloud's verdict on rows it refused (kept, visible, never resent)
+  `
+  ALTER TABLE checkins ADD COLUMN sync_error TEXT;
+  `,
 ]
 
 /** The schema version this build writes. */

@@ -44,7 +44,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
     bodyLimit: config.maxBodyBytes,
-    disableRequestLogging: true,
     return503OnClosing: true,
   })
   const auth = new GateAuthenticator(pool, deps.authCacheMs ?? 30_000)

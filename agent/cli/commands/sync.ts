@@ -1,0 +1,73 @@
+import type { Command } from 'commander'
+import type { AgentStatus, SyncStatus } from '../../../shared/status.js'
+import { EXIT } from '../../exit-codes.js'
+import { offlineStatus } from '../../store/offline-status.js'
+import { action, type CliContext } from '../context.js'
+
+function render(s: SyncStatus, pending: number, inFlight: number): string {
+  const lines = [
+    `cloud            ${s.cloudUrl ?? 'not configured (cloud.url, GATE_KEY)'}`,
+    `state            ${s.state}${s.consecutiveFailures ? ` (${s.consecutiveFailures} failures in a row)` : ''}`,
+    `buffer           ${pending} pending, ${inFlight} in flight`,
+    `last success     ${s.lastSuccessAt ?? 'never'}`,
+    `last attempt     ${s.lastAttemptAt ?? 'never'}`,
+  ]
+  if (s.lastError) lines.push(`last error       ${s.lastError}`)
+  if (s.nextAttemptInS !== null) lines.push(`next attempt in  ${s.nextAttemptInS} s`)
+  lines.push(
+    `since start      ${s.accepted} accepted, ${s.duplicates} duplicates, ${s.rejected} refused by the cloud (batch ${s.batchSize})`,
+  )
+  lines.push(
+    `roster           cursor ${s.roster.cursor}, last pull ${s.roster.lastPullAt ?? 'never'}, ${s.roster.applied} changes applied${s.roster.lastError ? `, error: ${s.roster.lastError}` : ''}`,
+  )
+  return lines.join('\n')
+}
+
+async function sync(ctx: CliContext, now: boolean): Promise<number> {
+  const client = await ctx.daemon()
+  if (!client) {
+    const db = ctx.openReadOnly()
+    try {
+      const st = offlineStatus(db, ctx.config.gateId, Date.now())
+      ctx.print({ daemon: 'down', lastSync: st.lastSync, buffer: st.buffer }, () =>
+        [
+          'daemon           DOWN (nothing is being sent)',
+          `last success     ${st.lastSync?.at ?? 'never'}`,
+          `buffer           ${st.buffer.pending} pending, ${st.buffer.inFlight} in flight (returned to pending at the next start)`,
+        ].join('\n'),
+      )
+      return EXIT.daemon
+    } finally {
+      db.close()
+    }
+  }
+  try {
+    const st = now
+      ? ((await client.request('sync.now', {}, 60_000)) as SyncStatus)
+      : ((await client.request('status')) as AgentStatus).sync
+    const status = (await client.request('status')) as AgentStatus
+    if (!st) return EXIT.failure
+    ctx.print({ ...st, buffer: status.buffer }, () =>
+      render(st, status.buffer.pending, status.buffer.inFlight),
+    )
+    return st.state === 'disabled' || st.state === 'auth-failed' || (now && st.lastError)
+      ? EXIT.failure
+      : EXIT.ok
+  } finally {
+    client.close()
+  }
+}
+
+export function register(program: Command): void {
+  const cmd = program
+    .command('sync')
+    .description('sync with the cloud: state, last success, errors (exit 1 when not syncing)')
+  cmd
+    .command('status', { isDefault: true })
+    .description('show the sync state')
+    .action(action((ctx) => sync(ctx, false)))
+  cmd
+    .command('now')
+    .description('send pending check-ins and pull roster changes now, forgetting any back-off')
+    .action(action((ctx) => sync(ctx, true)))
+}

@@ -1,0 +1,126 @@
+import { promisify } from 'node:util'
+import { gzip as gzipCb } from 'node:zlib'
+import type { Checkin } from '../../shared/checkin.js'
+import { errorMessage } from '../../shared/errors.js'
+import { type RosterDelta, rosterDeltaSchema, type SyncResult, syncResultSchema } from '../../shared/sync.js'
+
+/** How a call to the cloud ended, in the terms the syncer acts on. */
+export type CloudOutcome<T> =
+  | { ok: true; value: T }
+  /** try again later: network, timeout, 429, 5xx; `retryAfterMs` from the Retry-After header */
+  | { ok: false; kind: 'retry'; message: string; retryAfterMs?: number }
+  /** the key is wrong or revoked: retrying soon will not help */
+  | { ok: false; kind: 'auth'; message: string }
+  /** the batch is too large for the cloud: send fewer records */
+  | { ok: false; kind: 'too-large'; message: string }
+  /** the cloud refuses this batch as it is (malformed): a bug, logged, retried slowly */
+  | { ok: false; kind: 'refused'; message: string }
+
+/** The port the syncer and roster puller talk to; tests may pass their own. */
+export interface CloudClient {
+  sendBatch(gateId: string, sentAt: number, records: readonly Checkin[]): Promise<CloudOutcome<SyncResult>>
+  /** roster changes after `since`; `notModified` when the cloud answered 304 */
+  fetchRoster(
+    since: number,
+    etag: string | null,
+  ): Promise<CloudOutcome<{ delta: RosterDelta | null; etag: string | null }>>
+}
+
+/** Compression runs on libuv's thread pool, not on the event loop that makes decisions. */
+const gzip = promisify(gzipCb)
+
+function retryAfterMs(h: string | null): number | undefined {
+  if (!h) return undefined
+  const s = Number(h)
+  if (Number.isFinite(s)) return Math.max(0, s * 1000)
+  const t = Date.parse(h)
+  return Number.isFinite(t) ? Math.max(0, t - Date.now()) : undefined
+}
+
+/** gate-cloud over HTTP (Node's fetch), gzip bodies, a timeout on every call. The key is never logged. */
+export class HttpCloudClient implements CloudClient {
+  private readonly base: string
+
+  constructor(
+    url: string,
+    private readonly gateKey: string,
+    private readonly timeoutMs = 15_000,
+  ) {
+    this.base = url.replace(/\/+$/, '')
+  }
+
+  async sendBatch(
+    gateId: string,
+    sentAt: number,
+    records: readonly Checkin[],
+  ): Promise<CloudOutcome<SyncResult>> {
+    const body = await gzip(JSON.stringify({ gateId, sentAt, records }))
+    return this.call(
+      'POST',
+      '/v1/sync/checkins',
+      { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body,
+      async (res) => {
+        if (res.status === 200 || res.status === 422) return syncResultSchema.parse(await res.json())
+        return undefined
+      },
+    )
+  }
+
+  async fetchRoster(
+    since: number,
+    etag: string | null,
+  ): Promise<CloudOutcome<{ delta: RosterDelta | null; etag: string | null }>> {
+    return this.call(
+      'GET',
+      `/v1/roster?since=${since}`,
+      etag ? { 'if-none-match': etag } : {},
+      undefined,
+      async (res) => {
+        if (res.status === 304) return { delta: null, etag }
+        if (res.status === 200)
+          return { delta: rosterDeltaSchema.parse(await res.json()), etag: res.headers.get('etag') }
+        return undefined
+      },
+    )
+  }
+
+  private async call<T>(
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    body: Buffer | undefined,
+    read: (res: Response) => Promise<T | undefined>,
+  ): Promise<CloudOutcome<T>> {
+    let res: Response
+    try {
+      res = await fetch(`${this.base}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${this.gateKey}`, ...headers },
+        body,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      })
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause?.code
+      return { ok: false, kind: 'retry', message: `cloud unreachable: ${cause ?? errorMessage(err)}` }
+    }
+    try {
+      const value = await read(res)
+      if (value !== undefined) return { ok: true, value }
+    } catch (err) {
+      return {
+        ok: false,
+        kind: 'retry',
+        message: `unexpected answer from the cloud (${res.status}): ${errorMessage(err)}`,
+      }
+    }
+    const text = await res.text().catch(() => '')
+    const message = `${res.status} ${text.slice(0, 300)}`
+    if (res.status === 401 || res.status === 403) return { ok: false, kind: 'auth', message }
+    if (res.status === 413) return { ok: false, kind: 'too-large', message }
+    if (res.status === 429 || res.status >= 500) {
+      return { ok: false, kind: 'retry', message, retryAfterMs: retryAfterMs(res.headers.get('retry-after')) }
+    }
+    return { ok: false, kind: 'refused', message }
+  }
+}

@@ -1,0 +1,126 @@
+import type { Logger } from 'pino'
+import type { Clock } from '../clock.js'
+import type { RosterStore } from '../store/roster-store.js'
+import { backoffMs } from './backoff.js'
+import type { CloudClient } from './cloud-client.js'
+
+export interface RosterPullerState {
+  cursor: number
+  lastPullAt: number | null
+  lastError: string | null
+  /** changes applied since start */
+  applied: number
+}
+
+/**
+ * Pulls roster changes (revocations included) from the cloud every `intervalMs` and applies them to
+ * the SQLite roster, which invalidates exactly the L1 entries that changed: a badge revoked in the
+ * cloud is denied at the gate within one interval. Conditional requests make an unchanged roster
+ * cost one small 304.
+ */
+export class RosterPuller {
+  private timer: NodeJS.Timeout | null = null
+  private running: Promise<void> | null = null
+  private stopped = true
+  private etag: string | null = null
+  private failures = 0
+  private readonly st: RosterPullerState
+
+  constructor(
+    private readonly deps: {
+      roster: RosterStore
+      client: CloudClient
+      clock: Clock
+      log: Logger
+      intervalMs: number
+      maxBackoffMs: number
+    },
+  ) {
+    this.st = { cursor: deps.roster.cloudCursor(), lastPullAt: null, lastError: null, applied: 0 }
+  }
+
+  start(): void {
+    this.stopped = false
+    this.schedule(0)
+  }
+
+  async stop(graceMs = 2_000): Promise<void> {
+    this.stopped = true
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = null
+    if (this.running) await Promise.race([this.running, new Promise((r) => setTimeout(r, graceMs).unref())])
+  }
+
+  status(): RosterPullerState {
+    return { ...this.st }
+  }
+
+  /** Pull now, until the cloud has nothing more. */
+  async pullNow(): Promise<RosterPullerState> {
+    await this.running
+    await this.pass()
+    return this.status()
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = setTimeout(() => {
+      this.timer = null
+      void this.pass()
+    }, ms)
+    this.timer.unref()
+  }
+
+  private pass(): Promise<void> {
+    if (this.running) return this.running
+    this.running = this.pullAll()
+      .then((delay) => this.schedule(delay))
+      .catch((err) => {
+        this.st.lastError = String(err)
+        this.deps.log.error({ err }, 'roster pull failed')
+        this.schedule(this.deps.maxBackoffMs)
+      })
+      .finally(() => {
+        this.running = null
+      })
+    return this.running
+  }
+
+  private async pullAll(): Promise<number> {
+    const { roster, client, clock, log, intervalMs, maxBackoffMs } = this.deps
+    for (let page = 0; page < 1_000; page++) {
+      const cursor = roster.cloudCursor()
+      const res = await client.fetchRoster(cursor, this.etag)
+      if (this.stopped) return intervalMs
+      if (!res.ok) {
+        this.failures++
+        this.st.lastError = res.message
+        const delay = backoffMs(this.failures, Math.min(intervalMs, 1_000), maxBackoffMs)
+        log.warn(
+          { err: res.message, retryInMs: delay },
+          'roster pull failed; admitting on the roster as it is',
+        )
+        return delay
+      }
+      this.failures = 0
+      this.st.lastError = null
+      this.st.lastPullAt = clock.now()
+      this.etag = res.value.etag
+      const delta = res.value.delta
+      if (!delta) break
+      if (delta.changes.length > 0 || delta.cursor !== cursor) {
+        const r = roster.applyDelta(delta.changes, delta.cursor)
+        this.st.applied += r.changed
+        if (r.changed > 0)
+          log.info(
+            { changed: r.changed, cursor: delta.cursor, rosterVersion: r.version },
+            'roster changes applied',
+          )
+      }
+      this.st.cursor = delta.cursor
+      if (!delta.more) break
+    }
+    return intervalMs
+  }
+}

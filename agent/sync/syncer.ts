@@ -1,0 +1,207 @@
+import type { Logger } from 'pino'
+import type { Clock } from '../clock.js'
+import { type Db, getMeta, setMeta } from '../store/db.js'
+import type { Outbox } from '../store/outbox.js'
+import { backoffMs } from './backoff.js'
+import type { CloudClient } from './cloud-client.js'
+
+/** How the syncer paces itself. */
+export interface SyncerConfig {
+  /** records per batch */
+  batchSize: number
+  /** wait this long when nothing is pending, ms */
+  intervalMs: number
+  /** first retry delay, ms (doubles per failure, with jitter) */
+  baseBackoffMs: number
+  /** longest retry delay, ms */
+  maxBackoffMs: number
+}
+
+export interface SyncerState {
+  state: 'idle' | 'syncing' | 'backoff' | 'auth-failed'
+  lastAttemptAt: number | null
+  lastSuccessAt: number | null
+  lastError: string | null
+  consecutiveFailures: number
+  nextAttemptAt: number | null
+  batchSize: number
+  accepted: number
+  duplicates: number
+  rejected: number
+}
+
+/**
+ * Sends the outbox to the cloud. Rows are claimed (pending -> in flight), sent, and marked synced
+ * only for the ids the cloud says it holds; anything else goes back to pending. A crash between send
+ * and mark resends the batch, which the cloud counts as duplicates. Failures back off exponentially
+ * with jitter and honour Retry-After; admitting never waits for the cloud. A backlog is drained batch
+ * after batch, yielding to the event loop in between so live scanning is never starved.
+ */
+export class Syncer {
+  private timer: NodeJS.Timeout | NodeJS.Immediate | null = null
+  private running: Promise<void> | null = null
+  private stopped = true
+  private readonly st: SyncerState
+
+  constructor(
+    private readonly deps: {
+      db: Db
+      outbox: Outbox
+      client: CloudClient
+      clock: Clock
+      log: Logger
+      gateId: string
+      config: SyncerConfig
+      random?: () => number
+    },
+  ) {
+    const last = getMeta(deps.db, 'last_sync_at')
+    this.st = {
+      state: 'idle',
+      lastAttemptAt: null,
+      lastSuccessAt: last ? Number(last) : null,
+      lastError: null,
+      consecutiveFailures: 0,
+      nextAttemptAt: null,
+      batchSize: deps.config.batchSize,
+      accepted: 0,
+      duplicates: 0,
+      rejected: 0,
+    }
+  }
+
+  start(): void {
+    this.stopped = false
+    this.schedule(0)
+  }
+
+  /** Stop; an upload in flight is not waited for beyond `graceMs` (its rows stay in flight and are resent after restart). */
+  async stop(graceMs = 2_000): Promise<void> {
+    this.stopped = true
+    this.clearTimer()
+    if (this.running) await Promise.race([this.running, new Promise((r) => setTimeout(r, graceMs).unref())])
+  }
+
+  status(): SyncerState {
+    return { ...this.st }
+  }
+
+  /** Try now (a technician's `gatectl sync now`), forgetting any back-off. Resolves after one pass. */
+  async syncNow(): Promise<SyncerState> {
+    if (this.stopped) return this.status()
+    await this.running
+    this.clearTimer()
+    this.st.consecutiveFailures = 0
+    await this.pass()
+    return this.status()
+  }
+
+  private clearTimer(): void {
+    if (this.timer) {
+      clearTimeout(this.timer as NodeJS.Timeout)
+      clearImmediate(this.timer as NodeJS.Immediate)
+    }
+    this.timer = null
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return
+    this.clearTimer()
+    this.st.nextAttemptAt = this.deps.clock.now() + delayMs
+    const run = () => {
+      this.timer = null
+      void this.pass()
+    }
+    // a backlog continues on the next turn of the event loop: decisions and adverts go first
+    this.timer = delayMs <= 0 ? setImmediate(run) : setTimeout(run, delayMs)
+    if ('unref' in this.timer) this.timer.unref()
+  }
+
+  private pass(): Promise<void> {
+    if (this.running) return this.running
+    this.running = this.sendOne()
+      .then((next) => this.schedule(next))
+      .catch((err) => {
+        this.deps.log.error({ err }, 'sync pass failed')
+        this.schedule(this.failureDelay())
+      })
+      .finally(() => {
+        this.running = null
+      })
+    return this.running
+  }
+
+  private failureDelay(retryAfterMs?: number): number {
+    const { baseBackoffMs, maxBackoffMs } = this.deps.config
+    const b = backoffMs(this.st.consecutiveFailures, baseBackoffMs, maxBackoffMs, this.deps.random)
+    return retryAfterMs === undefined ? b : Math.min(maxBackoffMs, Math.max(retryAfterMs, b))
+  }
+
+  /** One batch. Returns the delay before the next pass, ms. */
+  private async sendOne(): Promise<number> {
+    const { outbox, client, clock, log, gateId, config } = this.deps
+    const batch = outbox.claimBatch(this.st.batchSize)
+    if (batch.length === 0) {
+      this.st.state = this.st.state === 'auth-failed' ? 'auth-failed' : 'idle'
+      return config.intervalMs
+    }
+    this.st.state = 'syncing'
+    this.st.lastAttemptAt = clock.now()
+    const ids = batch.map((r) => r.id)
+    const res = await client.sendBatch(gateId, clock.now(), batch)
+    // stopped while the batch was on the wire: leave the rows in flight (the database may be closing);
+    // the next start returns them to pending and the cloud counts the resend as duplicates
+    if (this.stopped) return config.intervalMs
+    if (res.ok) {
+      const claimed = new Set(ids)
+      const stored = res.value.stored.filter((id) => claimed.has(id))
+      const rejected = res.value.rejected.filter((r) => claimed.has(r.id))
+      outbox.markSynced(stored)
+      if (rejected.length > 0) {
+        outbox.markRejected(rejected)
+        log.warn(
+          { rejected: rejected.length, reasons: [...new Set(rejected.map((r) => r.reason))] },
+          'the cloud refused check-ins; kept on the gate',
+        )
+      }
+      const done = new Set([...stored, ...rejected.map((r) => r.id)])
+      const leftover = ids.filter((id) => !done.has(id))
+      if (leftover.length > 0) outbox.release(leftover)
+      this.st.accepted += res.value.accepted
+      this.st.duplicates += res.value.duplicates
+      this.st.rejected += rejected.length
+      this.st.state = 'idle'
+      this.st.lastSuccessAt = clock.now()
+      this.st.lastError = null
+      this.st.consecutiveFailures = 0
+      this.st.batchSize = Math.min(config.batchSize, this.st.batchSize * 2)
+      setMeta(this.deps.db, 'last_sync_at', String(this.st.lastSuccessAt))
+      return batch.length >= this.st.batchSize ? 0 : config.intervalMs
+    }
+    outbox.release(ids)
+    this.st.lastError = res.message
+    this.st.consecutiveFailures++
+    switch (res.kind) {
+      case 'too-large':
+        this.st.batchSize = Math.max(1, Math.floor(this.st.batchSize / 2))
+        log.warn({ batchSize: this.st.batchSize }, 'batch too large for the cloud; halving it')
+        return 0
+      case 'auth':
+        this.st.state = 'auth-failed'
+        log.error(
+          { err: res.message },
+          'the cloud refused this gate key (check GATE_KEY; `gate-cloud gates rotate`)',
+        )
+        return config.maxBackoffMs
+      default: {
+        this.st.state = 'backoff'
+        const delay = this.failureDelay(res.kind === 'retry' ? res.retryAfterMs : undefined)
+        log.warn(
+          { err: res.message, retryInMs: delay, failures: this.st.consecutiveFailures },
+          'sync failed; will retry',
+        )
+        return delay
+      }
+    }
+  }
+}

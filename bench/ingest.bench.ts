@@ -1,0 +1,384 @@
+/**
+ * npm run bench:ingest [-- --seconds 30 --gates 16 --batch 1000 --backlog 1000000]
+ *
+ * Simulated gates sync concurrently to one gate-cloud service (a separate process, compiled) on
+ * this machine, over HTTP with gzip, exactly as agents do. Reported: records/s stored end to end and
+ * p50/p99 batch latency; in the same run and on the same schema, the practical ceiling (a plain COPY
+ * of the same rows) and the naive path (one INSERT per record). Then a gate with a backlog of
+ * buffered check-ins (a day offline) drains it while it keeps deciding, and its decision latency
+ * is measured during the drain.
+ */
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import pg from 'pg'
+import { from as copyFrom } from 'pg-copy-streams'
+import { v7 as uuidv7 } from 'uuid'
+import { GateAgent } from '../agent/agent.js'
+import { PushSource } from '../agent/ble/push-source.js'
+import { systemClock } from '../agent/clock.js'
+import { agentConfigSchema } from '../agent/config/schema.js'
+import { openDatabase } from '../agent/store/db.js'
+import { HttpCloudClient } from '../agent/sync/cloud-client.js'
+import { loadCloudConfig } from '../cloud/config.js'
+import { migrateUp } from '../cloud/db/migrate.js'
+import { createPool } from '../cloud/db/pool.js'
+import { addGate } from '../cloud/gates/store.js'
+import { maintainPartitions } from '../cloud/partitions/manager.js'
+import type { Checkin } from '../shared/checkin.js'
+import type { DecisionEvent } from '../shared/control.js'
+
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '30' },
+    gates: { type: 'string', default: '16' },
+    batch: { type: 'string', default: '1000' },
+    backlog: { type: 'string', default: '1000000' },
+  },
+})
+const SECONDS = Number(args.seconds)
+const GATES = Number(args.gates)
+const BATCH = Number(args.batch)
+const BACKLOG = Number(args.backlog)
+const ADMIN_URL = process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+
+const fmt = (n: number, d = 0) =>
+  Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '-'
+const pct = (xs: number[], p: number) => {
+  if (xs.length === 0) return Number.NaN
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] as number
+}
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const a = s.address()
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0))
+    })
+  })
+
+const BOOT = uuidv7()
+let seq = 0
+function record(gateId: string, now: number): Checkin {
+  const n = ++seq
+  return {
+    id: uuidv7(),
+    gateId,
+    token: ((n * 2654435761) >>> 0).toString(16).padStart(8, '0'),
+    participantId: `P-${n % 100_000}`,
+    method: 'ble',
+    decision: n % 20 === 0 ? 'deny' : 'admit',
+    reason: n % 20 === 0 ? 'unknown' : null,
+    rssi: -50 - (n % 30),
+    ts: now - (n % 600_000),
+    monoMs: n,
+    bootId: BOOT,
+    bootSeq: n,
+    rosterVersion: 1,
+  }
+}
+
+async function main(): Promise<void> {
+  const dbName = `gc_bench_${randomBytes(4).toString('hex')}`
+  const admin = new pg.Client({ connectionString: ADMIN_URL })
+  await admin.connect()
+  await admin.query(`CREATE DATABASE ${dbName}`)
+  const u = new URL(ADMIN_URL)
+  u.pathname = `/${dbName}`
+  const dbUrl = u.toString()
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'gate-ingest-bench-'))
+  let service: ReturnType<typeof spawn> | null = null
+  try {
+    const sql = new pg.Client({ connectionString: dbUrl })
+    await sql.connect()
+    await migrateUp(sql)
+    await maintainPartitions(
+      sql,
+      { interval: 'month', premake: 1, retentionDays: null, dropDetached: true },
+      new Date(),
+    )
+    await maintainPartitions(
+      sql,
+      { interval: 'month', premake: 1, retentionDays: null, dropDetached: true },
+      new Date(Date.now() - 86_400_000),
+    )
+    const pool = createPool(loadCloudConfig({ DATABASE_URL: dbUrl }))
+    const keys: string[] = []
+    for (let g = 0; g < GATES + 1; g++) keys.push(await addGate(pool, `bench-${g}`))
+
+    const port = await freePort()
+    const mainJs = fileURLToPath(new URL('../cloud/main.js', import.meta.url))
+    service = spawn(process.execPath, [mainJs, 'serve'], {
+      env: {
+        ...process.env,
+        DATABASE_URL: dbUrl,
+        PORT: String(port),
+        LOG_LEVEL: 'warn',
+        PG_POOL_MAX: '32',
+        PARTITION_INTERVAL: 'month',
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    })
+    const url = `http://127.0.0.1:${port}`
+    for (let i = 0; i < 300; i++) {
+      try {
+        if ((await fetch(`${url}/readyz`)).ok) break
+      } catch {
+        // not up yet
+      }
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    console.log(
+      `bench:ingest  node ${process.version}, ${os.cpus().length} CPUs, Postgres ${(await sql.query('SHOW server_version')).rows[0].server_version}`,
+    )
+    console.log(
+      `${GATES} gates x batches of ${BATCH} for ${SECONDS} s, gzip over HTTP to one gate-cloud process\n`,
+    )
+
+    // 1. end to end
+    process.stderr.write('end to end ...\n')
+    const latencies: number[] = []
+    let stored = 0
+    let failed = 0
+    const t0 = performance.now()
+    const until = t0 + SECONDS * 1000
+    await Promise.all(
+      Array.from({ length: GATES }, async (_, g) => {
+        const client = new HttpCloudClient(url, keys[g] as string, 30_000)
+        const gateId = `bench-${g}`
+        while (performance.now() < until) {
+          const now = Date.now()
+          const batch = Array.from({ length: BATCH }, () => record(gateId, now))
+          const s = performance.now()
+          const res = await client.sendBatch(gateId, now, batch)
+          latencies.push(performance.now() - s)
+          if (res.ok) stored += res.value.accepted
+          else failed++
+        }
+      }),
+    )
+    const e2eSeconds = (performance.now() - t0) / 1000
+    const e2eRate = stored / e2eSeconds
+
+    // 2. baselines on the same schema, the same kind of rows
+    process.stderr.write('baselines: COPY and one INSERT per record ...\n')
+    const n = 200_000
+    const rows = Array.from({ length: n }, () => record('bench-copy', Date.now()))
+    const line = (r: Checkin) =>
+      [
+        r.id,
+        new Date(r.ts).toISOString(),
+        r.gateId,
+        r.participantId ?? '\\N',
+        r.token,
+        r.method,
+        r.decision,
+        r.reason ?? '\\N',
+        r.rssi,
+        r.bootId,
+        r.bootSeq,
+        r.monoMs,
+        r.rosterVersion,
+      ].join('\t')
+    const c0 = performance.now()
+    const copy = sql.query(
+      copyFrom(
+        'COPY attendance_records (id, ts, gate_id, participant_id, token, method, decision, reason, rssi, boot_id, boot_seq, mono_ms, roster_version) FROM STDIN',
+      ),
+    )
+    await pipeline(
+      Readable.from(
+        (function* () {
+          for (let i = 0; i < rows.length; i += 1000)
+            yield `${rows
+              .slice(i, i + 1000)
+              .map(line)
+              .join('\n')}\n`
+        })(),
+      ),
+      copy,
+    )
+    const copyRate = n / ((performance.now() - c0) / 1000)
+    const single = Array.from({ length: 20_000 }, () => record('bench-insert', Date.now()))
+    const i0 = performance.now()
+    let inserted = 0
+    for (const r of single) {
+      if (performance.now() - i0 > 10_000) break
+      await sql.query(
+        `INSERT INTO attendance_records (id, ts, gate_id, participant_id, token, method, decision, reason, rssi, boot_id, boot_seq, mono_ms, roster_version)
+         VALUES ($1, to_timestamp($2 / 1000.0), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING`,
+        [
+          r.id,
+          r.ts,
+          r.gateId,
+          r.participantId,
+          r.token,
+          r.method,
+          r.decision,
+          r.reason,
+          r.rssi,
+          r.bootId,
+          r.bootSeq,
+          r.monoMs,
+          r.rosterVersion,
+        ],
+      )
+      inserted++
+    }
+    const insertRate = inserted / ((performance.now() - i0) / 1000)
+
+    // 3. a gate back online with a backlog drains it while deciding
+    process.stderr.write(`backlog: ${fmt(BACKLOG)} buffered check-ins on one gate ...\n`)
+    const gateId = `bench-${GATES}`
+    const dataDir = path.join(tmp, 'gate')
+    const config = agentConfigSchema.parse({
+      gateId,
+      dataDir,
+      source: { kind: 'sim' },
+      cloud: {
+        url,
+        gateKey: keys[GATES],
+        batchSize: 5_000,
+        syncIntervalMs: 1_000,
+        rosterPullIntervalMs: 600_000,
+      },
+      log: { level: 'warn' },
+    })
+    {
+      const adb = openDatabase(path.join(dataDir, 'agent.db'))
+      const ins = adb.prepare(
+        `INSERT INTO checkins (id, gate_id, token, participant_id, method, decision, reason, rssi, wall_ms, mono_ms, boot_id, boot_seq, roster_version)
+         VALUES (?, ?, ?, ?, 'ble', ?, ?, ?, ?, ?, ?, ?, 1)`,
+      )
+      const now = Date.now()
+      adb.transaction(() => {
+        for (let i = 0; i < BACKLOG; i++) {
+          const r = record(gateId, now)
+          ins.run(
+            r.id,
+            gateId,
+            r.token,
+            r.participantId,
+            r.decision,
+            r.reason,
+            r.rssi,
+            now - 86_400_000 + i * (86_400_000 / BACKLOG),
+            i,
+            BOOT,
+            i + 1,
+          )
+        }
+      })()
+      adb.close()
+    }
+    const source = new PushSource()
+    const tokens = Array.from({ length: 500 }, (_, i) => (0x5000 + i).toString(16).padStart(16, '0'))
+    const agent = new GateAgent({
+      config,
+      clock: systemClock,
+      log: (await import('pino')).pino({ level: 'silent' }),
+      makeSource: () => source,
+      beforeStart: ({ roster }) =>
+        roster.importEntries(
+          tokens.map((t, i) => ({ token: t, participantId: `B-${i}`, status: 'active' as const })),
+        ),
+    })
+    await agent.start()
+    const decisionLat: number[] = []
+    agent.pipelineForTests?.on('decision', (d: DecisionEvent) => decisionLat.push(d.latencyMs))
+    const d0 = performance.now()
+    let k = 0
+    // a busy door: a new badge every 20 ms (three adverts each), for as long as the drain takes
+    const feeder = setInterval(() => {
+      const t = tokens[k++ % tokens.length] as string
+      const mfg = Buffer.concat([Buffer.from('ffffca11', 'hex'), Buffer.from(t, 'hex')])
+      for (let i = 0; i < 3; i++)
+        source.push({
+          address: 'c0:00:00:00:00:02',
+          rssi: -45,
+          manufacturerData: mfg,
+          ts: systemClock.mono(),
+        })
+    }, 20)
+    let drainSeconds = Number.NaN
+    for (;;) {
+      const s = agent.status()
+      if (s.buffer.pending === 0 && s.buffer.inFlight === 0) {
+        drainSeconds = (performance.now() - d0) / 1000
+        break
+      }
+      if (performance.now() - d0 > 300_000) break
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    clearInterval(feeder)
+    await agent.stop()
+    const remote = await sql.query(`SELECT count(*)::int AS n FROM attendance_records WHERE gate_id = $1`, [
+      gateId,
+    ])
+
+    const table: Array<[string, string, string, string]> = [
+      ['measure', 'result', 'target', 'verdict'],
+      ['baseline: plain COPY (ceiling)', `${fmt(copyRate)} records/s (${fmt(n)} rows)`, '', ''],
+      [
+        'baseline: one INSERT per record (naive)',
+        `${fmt(insertRate)} records/s (${fmt(inserted)} rows)`,
+        '',
+        '',
+      ],
+      [
+        'end to end: records stored',
+        `${fmt(e2eRate)} records/s (${fmt(stored)} in ${fmt(e2eSeconds, 1)} s, ${failed} failed batches)`,
+        '>= 50,000',
+        e2eRate >= 50_000 ? 'met' : 'MISSED',
+      ],
+      [
+        '  end to end : COPY',
+        `${fmt(e2eRate / copyRate, 2)}`,
+        '>= 0.5',
+        e2eRate / copyRate >= 0.5 ? 'met' : 'MISSED',
+      ],
+      ['  end to end : one INSERT per record', `${fmt(e2eRate / insertRate, 1)}x`, '', ''],
+      [
+        'batch latency',
+        `p50 ${fmt(pct(latencies, 50), 1)} ms, p99 ${fmt(pct(latencies, 99), 1)} ms (${fmt(latencies.length)} batches of ${BATCH})`,
+        '',
+        '',
+      ],
+      [
+        `backlog drain: ${fmt(BACKLOG)} check-ins`,
+        `${fmt(drainSeconds, 1)} s (${fmt(remote.rows[0].n)} in Postgres)`,
+        '< 60 s',
+        drainSeconds < 60 && remote.rows[0].n === BACKLOG + decisionLat.length ? 'met' : 'MISSED',
+      ],
+      [
+        '  decision latency during the drain',
+        `p50 ${fmt(pct(decisionLat, 50), 2)} ms, p99 ${fmt(pct(decisionLat, 99), 2)} ms, max ${fmt(pct(decisionLat, 100), 1)} ms (${fmt(decisionLat.length)} decisions)`,
+        'p99 <= 5 ms',
+        pct(decisionLat, 99) <= 5 ? 'met' : 'MISSED',
+      ],
+    ]
+    const w = [0, 1, 2, 3].map((c) => Math.max(...table.map((r) => r[c]?.length ?? 0)))
+    const fmtRow = (r: string[]) => `| ${r.map((x, c) => x.padEnd(w[c] ?? 0)).join(' | ')} |`
+    console.log(fmtRow(table[0] as string[]))
+    console.log(`|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`)
+    for (const r of table.slice(1)) console.log(fmtRow(r))
+    await pool.end()
+    await sql.end()
+  } finally {
+    service?.kill('SIGTERM')
+    await new Promise((r) => setTimeout(r, 500))
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`)
+    await admin.end()
+    rmSync(tmp, { recursive: true, force: true })
+  }
+}
+
+await main()

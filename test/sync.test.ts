@@ -1,0 +1,324 @@
+import path from 'node:path'
+import Database from 'better-sqlite3'
+import type { FastifyInstance } from 'fastify'
+import type pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { GateAgent } from '../agent/agent.js'
+import { PushSource } from '../agent/ble/push-source.js'
+import { systemClock } from '../agent/clock.js'
+import { type AgentConfig, agentConfigSchema } from '../agent/config/schema.js'
+import { openDatabase } from '../agent/store/db.js'
+import { Outbox } from '../agent/store/outbox.js'
+import type { CloudClient, CloudOutcome } from '../agent/sync/cloud-client.js'
+import { Syncer } from '../agent/sync/syncer.js'
+import { loadCloudConfig } from '../cloud/config.js'
+import { createPool } from '../cloud/db/pool.js'
+import { addGate } from '../cloud/gates/store.js'
+import { buildApp } from '../cloud/http/app.js'
+import { importParticipants } from '../cloud/participants/import.js'
+import { maintainPartitions } from '../cloud/partitions/manager.js'
+import type { Checkin } from '../shared/checkin.js'
+import type { SyncResult } from '../shared/sync.js'
+import { silentLog, tempDir } from './helpers.js'
+import { connect, tempDatabase } from './pg-helpers.js'
+import { eventually } from './process-helpers.js'
+
+const TOKENS = Array.from({ length: 40 }, (_, i) => (0x1000 + i).toString(16).padStart(8, '0'))
+
+/** Push three loud adverts of a token (manufacturer-data badge): enough for one arrival and one decision. */
+function walkUp(source: PushSource, token: string): void {
+  const mfg = Buffer.concat([Buffer.from('ffffca11', 'hex'), Buffer.from(token.padStart(16, '0'), 'hex')])
+  for (let i = 0; i < 3; i++)
+    source.push({ address: 'c0:00:00:00:00:01', rssi: -50, manufacturerData: mfg, ts: systemClock.mono() })
+}
+const mfgToken = (t: string) => t.padStart(16, '0')
+
+describe('syncer and roster puller against the real cloud service', () => {
+  let db: Awaited<ReturnType<typeof tempDatabase>>
+  let pool: pg.Pool
+  let sql: pg.Client
+  let app: FastifyInstance
+  let url: string
+  let port: number
+  let key: string
+  const tmp = tempDir()
+
+  const startCloud = async (p = 0) => {
+    const config = loadCloudConfig({ DATABASE_URL: db.url })
+    app = await buildApp({ config, pool, log: silentLog })
+    await app.listen({ host: '127.0.0.1', port: p })
+    const addr = app.server.address()
+    port = typeof addr === 'object' && addr ? addr.port : 0
+    url = `http://127.0.0.1:${port}`
+  }
+
+  beforeAll(async () => {
+    db = await tempDatabase()
+    sql = await connect(db.url)
+    await maintainPartitions(
+      sql,
+      { interval: 'month', premake: 1, retentionDays: null, dropDetached: true },
+      new Date(),
+    )
+    pool = createPool(loadCloudConfig({ DATABASE_URL: db.url }))
+    key = await addGate(pool, 'gate-s')
+    await importParticipants(
+      pool,
+      TOKENS.map((t, i) => ({ token: mfgToken(t), participantId: `P-${i}`, status: 'active' as const })),
+    )
+    await startCloud()
+  })
+  afterAll(async () => {
+    await app?.close()
+    await pool?.end()
+    await sql?.end()
+    await db?.drop()
+    tmp.cleanup()
+  })
+
+  const agentConfig = (dir: string, over: Record<string, unknown> = {}): AgentConfig =>
+    agentConfigSchema.parse({
+      gateId: 'gate-s',
+      dataDir: path.join(tmp.dir, dir),
+      source: { kind: 'sim' },
+      cloud: {
+        url,
+        gateKey: key,
+        syncIntervalMs: 200,
+        rosterPullIntervalMs: 500,
+        baseBackoffMs: 50,
+        maxBackoffMs: 400,
+        ...over,
+      },
+    })
+
+  it('pulls the roster, admits offline from it, and every decision reaches Postgres exactly once', async () => {
+    const source = new PushSource()
+    const agent = new GateAgent({
+      config: agentConfig('a1'),
+      clock: systemClock,
+      log: silentLog,
+      makeSource: () => source,
+    })
+    await agent.start()
+    try {
+      await eventually(() => (agent.status().roster.active === TOKENS.length ? true : null), 10_000)
+      for (const t of TOKENS.slice(0, 20)) walkUp(source, t)
+      walkUp(source, 'deadbeef') // unknown: denied, and synced too
+      await eventually(
+        () => (agent.status().buffer.synced === 21 && agent.status().buffer.pending === 0 ? true : null),
+        10_000,
+      )
+      const rows = await sql.query(
+        `SELECT id, decision, reason FROM attendance_records WHERE gate_id = 'gate-s'`,
+      )
+      expect(rows.rows).toHaveLength(21)
+      expect(rows.rows.filter((r) => r.decision === 'admit')).toHaveLength(20)
+      expect(agent.status().sync).toMatchObject({ state: 'idle', accepted: 21, lastError: null })
+      expect(agent.status().lastSync?.ok).toBe(true)
+    } finally {
+      await agent.stop()
+    }
+  })
+
+  it('keeps admitting while the cloud is down, then drains the backlog when it is back', async () => {
+    const source = new PushSource()
+    const agent = new GateAgent({
+      config: agentConfig('a2'),
+      clock: systemClock,
+      log: silentLog,
+      makeSource: () => source,
+    })
+    await agent.start()
+    try {
+      await eventually(() => (agent.status().roster.active === TOKENS.length ? true : null), 10_000)
+      await app.close() // the cloud goes away
+      for (const t of TOKENS.slice(20, 40)) walkUp(source, t)
+      await eventually(() => ((agent.status().counters?.admit ?? 0) === 20 ? true : null), 5_000)
+      await eventually(() => (agent.status().sync?.state === 'backoff' ? true : null), 5_000)
+      expect(agent.status().sync?.lastError).toMatch(/unreachable|ECONNREFUSED/)
+      expect(agent.status().buffer.pending).toBe(20)
+      await startCloud(port) // back on the same address
+      await eventually(() => (agent.status().buffer.pending === 0 ? true : null), 10_000)
+      const n = await sql.query(`SELECT count(*)::int AS n FROM attendance_records WHERE gate_id = 'gate-s'`)
+      expect(n.rows[0].n).toBe(41)
+    } finally {
+      await agent.stop()
+    }
+  })
+
+  it('a badge revoked in the cloud is denied at the gate within one pull interval', async () => {
+    const source = new PushSource()
+    const agent = new GateAgent({
+      config: agentConfig('a3', { rosterPullIntervalMs: 500 }),
+      clock: systemClock,
+      log: silentLog,
+      makeSource: () => source,
+    })
+    await agent.start()
+    try {
+      await eventually(() => (agent.status().roster.active === TOKENS.length ? true : null), 10_000)
+      const t = TOKENS[5] as string
+      await importParticipants(pool, [{ token: mfgToken(t), participantId: 'P-5', status: 'revoked' }])
+      const t0 = Date.now()
+      await eventually(() => (agent.status().roster.revoked === 1 ? true : null), 5_000)
+      expect(Date.now() - t0).toBeLessThan(1_500)
+      walkUp(source, t)
+      await eventually(() => ((agent.status().counters?.deny['revoked'] ?? 0) === 1 ? true : null), 5_000)
+    } finally {
+      await agent.stop()
+    }
+  })
+
+  it('after a crash mid-sync the batch is resent and counted as duplicates, never stored twice', async () => {
+    // a gate whose outbox holds rows left in flight by a killed process
+    const dir = path.join(tmp.dir, 'a4')
+    const source = new PushSource()
+    const cfg = agentConfig('a4')
+    const first = new GateAgent({ config: cfg, clock: systemClock, log: silentLog, makeSource: () => source })
+    await first.start()
+    await eventually(
+      () => (first.status().roster.active + first.status().roster.revoked === TOKENS.length ? true : null),
+      10_000,
+    )
+    for (const t of TOKENS.slice(0, 5)) walkUp(source, t)
+    await eventually(
+      () => (first.status().buffer.pending === 0 && first.status().buffer.synced === 5 ? true : null),
+      10_000,
+    )
+    await first.stop()
+    // simulate "sent, acknowledged by the cloud, but the gate died before marking": back to in flight
+    const f = new Database(path.join(dir, 'agent.db'))
+    f.prepare('UPDATE checkins SET state = 1').run()
+    f.close()
+    const second = new GateAgent({
+      config: cfg,
+      clock: systemClock,
+      log: silentLog,
+      makeSource: () => new PushSource(),
+    })
+    await second.start()
+    try {
+      await eventually(
+        () => (second.status().buffer.synced === 5 && second.status().buffer.pending === 0 ? true : null),
+        10_000,
+      )
+      expect(second.status().sync).toMatchObject({ duplicates: 5, accepted: 0 })
+    } finally {
+      await second.stop()
+    }
+  })
+})
+
+describe('syncer behaviour with a scripted cloud (fakes behind the CloudClient port)', () => {
+  const tmp = tempDir()
+  afterAll(() => tmp.cleanup())
+
+  function setup(
+    script: Array<(records: readonly Checkin[]) => CloudOutcome<SyncResult>>,
+    maxBackoffMs = 200,
+  ) {
+    const db = openDatabase(path.join(tmp.dir, `s-${Math.random().toString(36).slice(2)}.db`))
+    const outbox = new Outbox(db, {
+      clock: systemClock,
+      log: silentLog,
+      gateId: 'g',
+      bootId: '0193a5b2-0000-7000-8000-000000000000',
+      groupCommitDelayMs: 0,
+    })
+    for (let i = 0; i < 10; i++) {
+      outbox.append(
+        {
+          token: `000${i}aaaa`,
+          participantId: `P${i}`,
+          decision: 'admit',
+          reason: null,
+          rssi: -50,
+          rosterVersion: 1,
+          monoMs: i,
+        },
+        () => {},
+      )
+    }
+    outbox.flush()
+    const calls: number[] = []
+    const client: CloudClient = {
+      sendBatch: async (_g, _s, records) => {
+        calls.push(records.length)
+        const step = script.shift()
+        if (!step)
+          return {
+            ok: true,
+            value: {
+              accepted: records.length,
+              duplicates: 0,
+              rejected: [],
+              stored: records.map((r) => r.id),
+              serverTime: Date.now(),
+            },
+          }
+        return step(records)
+      },
+      fetchRoster: async () => ({ ok: true, value: { delta: null, etag: null } }),
+    }
+    const syncer = new Syncer({
+      db,
+      outbox,
+      client,
+      clock: systemClock,
+      log: silentLog,
+      gateId: 'g',
+      config: { batchSize: 4, intervalMs: 50, baseBackoffMs: 20, maxBackoffMs },
+      random: () => 0.5,
+    })
+    return { db, outbox, syncer, calls }
+  }
+
+  it('honours Retry-After, halves the batch on 413, and marks only what the cloud stored', async () => {
+    const t0 = Date.now()
+    const { outbox, syncer, calls, db } = setup([
+      () => ({ ok: false, kind: 'retry', message: '503', retryAfterMs: 300 }),
+      () => ({ ok: false, kind: 'too-large', message: '413' }),
+      (records) => ({
+        ok: true,
+        value: {
+          accepted: 1,
+          duplicates: 0,
+          rejected: [{ id: records[1]?.id ?? '', reason: 'ts_in_future' }],
+          stored: [records[0]?.id ?? ''],
+          serverTime: 0,
+        },
+      }),
+    ])
+    syncer.start()
+    await eventually(
+      () => (outbox.counts().pending === 0 && outbox.counts().inFlight === 0 ? true : null),
+      5_000,
+    )
+    await syncer.stop()
+    expect(calls[0]).toBe(4)
+    expect(calls[1]).toBe(4)
+    expect(calls[2]).toBe(2) // halved after 413
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(300) // waited for Retry-After
+    const rejected = db.prepare('SELECT count(*) AS n FROM checkins WHERE sync_error IS NOT NULL').get() as {
+      n: number
+    }
+    expect(rejected.n).toBe(1)
+    expect(outbox.counts().synced).toBe(10)
+    db.close()
+  })
+
+  it('stops hammering a cloud that refuses the key, and keeps the rows', async () => {
+    const { outbox, syncer, calls, db } = setup(
+      Array.from({ length: 10 }, () => () => ({ ok: false as const, kind: 'auth' as const, message: '401' })),
+      5_000,
+    )
+    syncer.start()
+    await eventually(() => (syncer.status().state === 'auth-failed' ? true : null), 2_000)
+    await new Promise((r) => setTimeout(r, 150))
+    expect(calls).toHaveLength(1) // the next try waits maxBackoffMs
+    expect(outbox.counts().pending).toBe(10)
+    await syncer.stop()
+    db.close()
+  })
+})
