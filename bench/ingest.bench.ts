@@ -10,7 +10,7 @@
  */
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -98,6 +98,7 @@ async function main(): Promise<void> {
   let service: ReturnType<typeof spawn> | null = null
   try {
     const sql = new pg.Client({ connectionString: dbUrl })
+    sql.on('error', () => {}) // the database is dropped at the end with FORCE
     await sql.connect()
     await migrateUp(sql)
     await maintainPartitions(
@@ -253,6 +254,7 @@ async function main(): Promise<void> {
       log: { level: 'warn' },
     })
     {
+      mkdirSync(dataDir, { recursive: true })
       const adb = openDatabase(path.join(dataDir, 'agent.db'))
       const ins = adb.prepare(
         `INSERT INTO checkins (id, gate_id, token, participant_id, method, decision, reason, rssi, wall_ms, mono_ms, boot_id, boot_seq, roster_version)
@@ -381,4 +383,7 @@ async function main(): Promise<void> {
   }
 }
 
-await main()
+await main().catch((err) => {
+  console.error(err)
+  process.exitCode = 1
+})

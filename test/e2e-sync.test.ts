@@ -37,6 +37,7 @@ describe('end to end: a simulated gate syncing to gate-cloud serve, killed mid-s
   let sql: pg.Client
   let cloud: ReturnType<typeof spawn> | null = null
   let url = ''
+  const agents: Array<ReturnType<typeof spawnAgent>> = []
 
   beforeAll(async () => {
     db = await tempDatabase({ migrate: false })
@@ -52,6 +53,7 @@ describe('end to end: a simulated gate syncing to gate-cloud serve, killed mid-s
     await eventually(async () => (await fetch(`${url}/readyz`)).ok, 30_000, 200)
   }, 60_000)
   afterAll(async () => {
+    for (const a of agents) if (a.child.exitCode === null) a.child.kill('SIGKILL')
     cloud?.kill('SIGTERM')
     await sql?.end()
     await db?.drop()
@@ -80,6 +82,7 @@ describe('end to end: a simulated gate syncing to gate-cloud serve, killed mid-s
     const env = { GATE_CLOUD_URL: url, GATE_KEY: key }
     const args = ['--config', configFile, '--source', 'sim', '--demo', '--log-level', 'warn']
     const first = spawnAgent(dataDir, args, env)
+    agents.push(first)
     await waitForAgent(first)
     // kill it while it is both deciding and uploading
     await eventually(
@@ -96,6 +99,7 @@ describe('end to end: a simulated gate syncing to gate-cloud serve, killed mid-s
     expect(await first.exited).toBe('SIGKILL')
 
     const second = spawnAgent(dataDir, args, env)
+    agents.push(second)
     try {
       await waitForAgent(second)
       const done = await eventually(

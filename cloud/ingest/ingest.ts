@@ -14,19 +14,19 @@ export interface IngestLimits {
 
 const INSERT_SQL = `
 WITH input AS (
-  SELECT * FROM unnest($1::uuid[], $2::float8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                       $8::smallint[], $9::uuid[], $10::bigint[], $11::float8[], $12::bigint[])
-           AS t(id, ts_ms, participant_id, token, method, decision, reason, rssi, boot_id, boot_seq, mono_ms, roster_version)
+  SELECT * FROM json_to_recordset($1::json) AS t(
+    "id" uuid, "ts" float8, "participantId" text, "token" text, "method" text, "decision" text, "reason" text,
+    "rssi" smallint, "bootId" uuid, "bootSeq" bigint, "monoMs" float8, "rosterVersion" bigint)
 ), ins AS (
   INSERT INTO attendance_records (id, ts, gate_id, participant_id, token, method, decision, reason, rssi,
                                   boot_id, boot_seq, mono_ms, roster_version)
-  SELECT id, to_timestamp(ts_ms / 1000.0), $13, participant_id, token, method, decision, reason, rssi,
-         boot_id, boot_seq, mono_ms, roster_version
+  SELECT id, to_timestamp(ts / 1000.0), $2, "participantId", token, method, decision, reason, rssi,
+         "bootId", "bootSeq", "monoMs", "rosterVersion"
     FROM input
   ON CONFLICT (id, ts) DO NOTHING
   RETURNING id, ts, participant_id, decision
 ), seen AS (
-  UPDATE gates SET last_seen_at = now(), last_skew_ms = $14 WHERE id = $13
+  UPDATE gates SET last_seen_at = now(), last_skew_ms = $3 WHERE id = $2
 )
 SELECT id::text AS id, (extract(epoch FROM ts) * 1000)::float8 AS ts_ms, participant_id, decision FROM ins`
 
@@ -105,27 +105,14 @@ export async function ingestBatch(
   const skewMs = batch.sentAt - now
   if (valid.length === 0) return { accepted: 0, duplicates: 0, rejected, stored: [], serverTime: now }
 
+  // the validated records go to Postgres as one JSON document: json_to_recordset parses it faster
+  // than twelve text arrays, and nothing of it is interpolated into the SQL
   const ins = await pool.query<{
     id: string
     ts_ms: number
     participant_id: string | null
     decision: string
-  }>(INSERT_SQL, [
-    valid.map((r) => r.id),
-    valid.map((r) => r.ts),
-    valid.map((r) => r.participantId),
-    valid.map((r) => r.token),
-    valid.map((r) => r.method),
-    valid.map((r) => r.decision),
-    valid.map((r) => r.reason),
-    valid.map((r) => r.rssi),
-    valid.map((r) => r.bootId),
-    valid.map((r) => r.bootSeq),
-    valid.map((r) => r.monoMs),
-    valid.map((r) => r.rosterVersion),
-    gateId,
-    skewMs,
-  ])
+  }>(INSERT_SQL, [JSON.stringify(valid), gateId, skewMs])
   const inserted = ins.rows
   await raiseIncidents(pool, gateId, valid, inserted, skewMs, now, limits)
   return {
@@ -147,7 +134,7 @@ async function raiseIncidents(
   limits: IngestLimits,
 ): Promise<void> {
   const admits = inserted.filter((r) => r.decision === 'admit' && r.participant_id !== null)
-  if (admits.length > 0) {
+  if (admits.length > 0 && limits.doubleEntryWindowMs > 0) {
     await pool.query(DOUBLE_ENTRY_SQL, [
       gateId,
       admits.map((a) => a.id),
