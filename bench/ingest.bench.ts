@@ -247,7 +247,7 @@ async function main(): Promise<void> {
       cloud: {
         url,
         gateKey: keys[GATES],
-        batchSize: 5_000,
+        batchSize: Number(process.env['BENCH_SYNC_BATCH'] ?? 1_000),
         syncIntervalMs: 1_000,
         rosterPullIntervalMs: 600_000,
       },

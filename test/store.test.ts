@@ -4,7 +4,7 @@ import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { FakeClock } from '../agent/clock.js'
 import { openDatabase } from '../agent/store/db.js'
-import { Outbox } from '../agent/store/outbox.js'
+import { Outbox, outboxCounts } from '../agent/store/outbox.js'
 import { RosterStore } from '../agent/store/roster-store.js'
 import { SCHEMA_VERSION } from '../agent/store/schema.js'
 import { isGateError } from '../shared/errors.js'
@@ -191,5 +191,62 @@ describe('outbox', () => {
     outbox.flush()
     expect(emitted).toBe(1)
     expect(outbox.counts().pending).toBe(1)
+  })
+})
+
+describe('outbox counts kept in memory', () => {
+  it('match a full count through append, claim, ack, refusal, release, crash recovery and restart', () => {
+    const t = tempDir()
+    try {
+      const file = path.join(t.dir, 'agent.db')
+      const db = openDatabase(file)
+      const clock = new FakeClock()
+      const mk = () =>
+        new Outbox(db, {
+          clock,
+          log: silentLog,
+          gateId: 'g',
+          bootId: '0193a5b2-0000-7000-8000-000000000000',
+          groupCommitDelayMs: 0,
+        })
+      let o = mk()
+      const check = () => {
+        const { oldestUnsyncedMs: _a, ...mem } = o.counts()
+        const { oldestUnsyncedMs: _b, ...disk } = outboxCounts(db)
+        expect(mem).toEqual(disk)
+      }
+      for (let i = 0; i < 50; i++) {
+        o.append(
+          {
+            token: `${i}`.padStart(8, '0'),
+            participantId: null,
+            decision: 'deny',
+            reason: 'unknown',
+            rssi: -60,
+            rosterVersion: 0,
+            monoMs: i,
+          },
+          () => {},
+        )
+      }
+      o.flush()
+      check()
+      const a = o.claimBatch(20)
+      check()
+      o.markSynced(a.slice(0, 10).map((r) => r.id))
+      o.markRejected([{ id: a[10]?.id ?? '', reason: 'ts_in_future' }])
+      o.release(a.slice(11, 15).map((r) => r.id))
+      check()
+      expect(o.counts()).toMatchObject({ pending: 34, inFlight: 5, synced: 11 })
+      o.claimBatch(5)
+      o = mk() // a restart: counts come from the file, then in-flight rows return to pending
+      check()
+      expect(o.recoverInFlight()).toBe(10)
+      check()
+      expect(o.counts().pending).toBe(39)
+      db.close()
+    } finally {
+      t.cleanup()
+    }
   })
 })

@@ -268,7 +268,7 @@ describe('syncer behaviour with a scripted cloud (fakes behind the CloudClient p
       clock: systemClock,
       log: silentLog,
       gateId: 'g',
-      config: { batchSize: 4, intervalMs: 50, baseBackoffMs: 20, maxBackoffMs },
+      config: { batchSize: 4, concurrency: 1, intervalMs: 50, baseBackoffMs: 20, maxBackoffMs },
       random: () => 0.5,
     })
     return { db, outbox, syncer, calls }

@@ -195,6 +195,8 @@ export const agentConfigSchema = z
         gateKey: z.string().min(16).optional(),
         /** check-ins per upload */
         batchSize: z.number().int().min(1).max(5_000).default(1_000),
+        /** batches in flight at once while a backlog drains */
+        concurrency: z.number().int().min(1).max(8).default(4),
         /** how often to look for pending check-ins when the buffer is empty, ms */
         syncIntervalMs: z.number().int().min(100).default(2_000),
         /** how often to pull roster changes, ms (a revocation reaches the gate within this) */

@@ -51,9 +51,12 @@ const COLUMNS =
 export class Outbox {
   readonly stats: OutboxWriteStats = { commits: 0, rowsWritten: 0, commitErrors: 0 }
   private queue: Queued[] = []
+  /** row counts by state, kept from each statement's changes: counting a million rows would block decisions */
+  private n = { pending: 0, inFlight: 0, synced: 0 }
   private scheduled: NodeJS.Immediate | NodeJS.Timeout | null = null
   private bootSeq = 0
   private readonly insert
+  private readonly oldestStmt
   private readonly commitQueue: (rows: Queued[]) => void
 
   constructor(
@@ -75,6 +78,9 @@ export class Outbox {
     this.commitQueue = db.transaction((rows: Queued[]) => {
       for (const q of rows) this.insert.run(q.row)
     })
+    this.oldestStmt = db.prepare('SELECT wall_ms FROM checkins WHERE state < 2 ORDER BY seq_no LIMIT 1')
+    const c = outboxCounts(db)
+    this.n = { pending: c.pending, inFlight: c.inFlight, synced: c.synced }
   }
 
   /** Queue a decision; `onDurable` runs after the commit that makes it durable. */
@@ -130,6 +136,7 @@ export class Outbox {
       throw new GateError('E_DB_WRITE', `outbox commit failed: ${(err as Error).message}`, { cause: err })
     }
     this.queue = []
+    this.n.pending += batch.length
     this.stats.commits++
     this.stats.rowsWritten += batch.length
     for (const q of batch) {
@@ -151,7 +158,9 @@ export class Outbox {
 
   /** Return in-flight rows to pending (after a crash the syncer's claim is void). Returns how many. */
   recoverInFlight(): number {
-    return this.db.prepare('UPDATE checkins SET state = 0 WHERE state = 1').run().changes
+    const c = this.db.prepare('UPDATE checkins SET state = 0 WHERE state = 1').run().changes
+    this.move('inFlight', 'pending', c)
+    return c
   }
 
   /** Claim up to `limit` pending rows, oldest first, for upload: they become in flight. */
@@ -161,61 +170,77 @@ export class Outbox {
         const rows = this.db
           .prepare(`SELECT seq_no, ${COLUMNS} FROM checkins WHERE state = 0 ORDER BY seq_no LIMIT ?`)
           .all(limit) as Array<Checkin & { seq_no: number }>
-        if (rows.length === 0) return []
-        this.db
+        const first = rows[0]
+        const last = rows[rows.length - 1]
+        if (!first || !last) return []
+        const c = this.db
           .prepare(
             'UPDATE checkins SET state = 1, attempts = attempts + 1 WHERE state = 0 AND seq_no BETWEEN ? AND ?',
           )
-          .run(rows[0]!.seq_no, rows[rows.length - 1]!.seq_no)
+          .run(first.seq_no, last.seq_no).changes
+        this.move('pending', 'inFlight', c)
         return rows.map(({ seq_no: _s, ...c }) => c)
       })
       .immediate()
   }
 
-  /** Mark rows synced (the cloud acknowledged them). */
+  /** Mark claimed rows synced (the cloud acknowledged them). */
   markSynced(ids: readonly string[]): number {
     if (ids.length === 0) return 0
     // one statement for the whole batch: it runs on the event loop, so it must be short
-    return this.db
+    const c = this.db
       .prepare(
-        'UPDATE checkins SET state = 2, synced_at = ? WHERE state < 2 AND id IN (SELECT value FROM json_each(?))',
+        'UPDATE checkins SET state = 2, synced_at = ? WHERE state = 1 AND id IN (SELECT value FROM json_each(?))',
       )
       .run(this.deps.clock.now(), JSON.stringify(ids)).changes
+    this.move('inFlight', 'synced', c)
+    return c
   }
 
   /**
-   * Mark rows the cloud refused for good (a timestamp it will never accept): they leave the queue so
-   * they cannot block it, and stay in the file with the reason, for `gatectl checkins`.
+   * Mark claimed rows the cloud refused for good (a timestamp it will never accept): they leave the
+   * queue so they cannot block it, and stay in the file with the reason, for `gatectl checkins`.
    */
   markRejected(rows: ReadonlyArray<{ id: string; reason: string }>): number {
     const stmt = this.db.prepare(
-      'UPDATE checkins SET state = 2, synced_at = ?, sync_error = ? WHERE id = ? AND state < 2',
+      'UPDATE checkins SET state = 2, synced_at = ?, sync_error = ? WHERE id = ? AND state = 1',
     )
     const now = this.deps.clock.now()
-    return this.db
+    const c = this.db
       .transaction(() => rows.reduce((n, r) => n + stmt.run(now, r.reason, r.id).changes, 0))
       .immediate()
+    this.move('inFlight', 'synced', c)
+    return c
   }
 
   /** Return claimed rows to pending (the upload failed). */
   release(ids: readonly string[]): void {
     if (ids.length === 0) return
-    this.db
+    const c = this.db
       .prepare('UPDATE checkins SET state = 0 WHERE state = 1 AND id IN (SELECT value FROM json_each(?))')
-      .run(JSON.stringify(ids))
+      .run(JSON.stringify(ids)).changes
+    this.move('inFlight', 'pending', c)
   }
 
-  /** Delete synced rows older than `days`; pending and in-flight rows are never deleted. */
+  /** Delete synced rows older than `days`; pending, in-flight and refused rows are never deleted. */
   prune(days: number): number {
     const cutoff = this.deps.clock.now() - days * 86_400_000
-    return this.db
+    const c = this.db
       .prepare('DELETE FROM checkins WHERE state = 2 AND sync_error IS NULL AND wall_ms < ?')
       .run(cutoff).changes
+    this.n.synced -= c
+    return c
+  }
+
+  private move(from: keyof Outbox['n'], to: keyof Outbox['n'], count: number): void {
+    this.n[from] -= count
+    this.n[to] += count
   }
 
   /** Buffer counts (cheap: the partial index holds only unsynced rows). */
   counts(): OutboxCounts {
-    return outboxCounts(this.db)
+    const oldest = this.oldestStmt.get() as { wall_ms: number } | undefined
+    return { ...this.n, oldestUnsyncedMs: oldest?.wall_ms ?? null }
   }
 
   /** Decisions made for tokens since a wall time, newest last (to rebuild dedup memory at start). */

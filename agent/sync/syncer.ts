@@ -9,6 +9,8 @@ import type { CloudClient } from './cloud-client.js'
 export interface SyncerConfig {
   /** records per batch */
   batchSize: number
+  /** batches in flight at once while a backlog drains (1 when there is none) */
+  concurrency: number
   /** wait this long when nothing is pending, ms */
   intervalMs: number
   /** first retry delay, ms (doubles per failure, with jitter) */
@@ -119,8 +121,11 @@ export class Syncer {
 
   private pass(): Promise<void> {
     if (this.running) return this.running
-    this.running = this.sendOne()
-      .then((next) => this.schedule(next))
+    // one batch when the buffer is small; several in flight while a backlog drains
+    const lanes =
+      this.deps.outbox.counts().pending > this.st.batchSize ? Math.max(1, this.deps.config.concurrency) : 1
+    this.running = Promise.all(Array.from({ length: lanes }, () => this.sendOne()))
+      .then((delays) => this.schedule(Math.max(...delays)))
       .catch((err) => {
         this.deps.log.error({ err }, 'sync pass failed')
         this.schedule(this.failureDelay())
