@@ -272,7 +272,7 @@ async function main(): Promise<void> {
             r.decision,
             r.reason,
             r.rssi,
-            now - 86_400_000 + i * (86_400_000 / BACKLOG),
+            Math.floor(now - 86_400_000 + i * (86_400_000 / BACKLOG)),
             i,
             BOOT,
             i + 1,
