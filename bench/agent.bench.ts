@@ -259,6 +259,8 @@ async function runAgent(dir: string, opts: { seconds: number; paced?: number }):
       windowRates.push(windowAdverts / ((now - windowStart) / 1000))
       windowStart = now
       windowAdverts = 0
+      // with node --expose-gc, sample after a full collection: live data, not GC timing
+      ;(globalThis as { gc?: () => void }).gc?.()
       const m = process.memoryUsage()
       rss.push({ atS: (now - t0) / 1000, rss: m.rss, heap: m.heapUsed })
       nextSample += 10_000

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { FakeClock } from '../agent/clock.js'
 import { openDatabase } from '../agent/store/db.js'
-import { Outbox, outboxCounts } from '../agent/store/outbox.js'
+import { listCheckins, Outbox, outboxCounts } from '../agent/store/outbox.js'
 import { RosterStore } from '../agent/store/roster-store.js'
 import { SCHEMA_VERSION } from '../agent/store/schema.js'
 import { isGateError } from '../shared/errors.js'
@@ -238,6 +238,11 @@ describe('outbox counts kept in memory', () => {
       o.release(a.slice(11, 15).map((r) => r.id))
       check()
       expect(o.counts()).toMatchObject({ pending: 34, inFlight: 5, synced: 11 })
+      // a refused row is listed as such, with the cloud's reason; it is not "synced"
+      expect(listCheckins(db, { state: 'refused' })).toEqual([
+        expect.objectContaining({ id: a[10]?.id, state: 'refused', syncError: 'ts_in_future' }),
+      ])
+      expect(listCheckins(db, { state: 'synced' })).toHaveLength(10)
       o.claimBatch(5)
       o = mk() // a restart: counts come from the file, then in-flight rows return to pending
       check()

@@ -265,13 +265,17 @@ export function outboxCounts(db: Db): OutboxCounts {
 }
 
 /** List buffered check-ins for gatectl, newest first. */
+export type ListState = CheckinStateName | 'refused'
+
 export function listCheckins(
   db: Db,
-  filter: { state?: CheckinStateName | 'all'; limit?: number; token?: string },
-): Array<Checkin & { state: CheckinStateName }> {
+  filter: { state?: ListState | 'all'; limit?: number; token?: string },
+): Array<Checkin & { state: ListState; syncError: string | null }> {
   const where: string[] = []
   const params: unknown[] = []
-  if (filter.state && filter.state !== 'all') {
+  if (filter.state === 'refused') where.push('state = 2 AND sync_error IS NOT NULL')
+  else if (filter.state === 'synced') where.push('state = 2 AND sync_error IS NULL')
+  else if (filter.state && filter.state !== 'all') {
     where.push('state = ?')
     params.push(CheckinState[filter.state])
   }
@@ -280,12 +284,14 @@ export function listCheckins(
     params.push(filter.token)
   }
   const sql =
-    `SELECT ${COLUMNS}, state FROM checkins ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ` +
+    `SELECT ${COLUMNS}, state, sync_error AS syncError FROM checkins ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ` +
     'ORDER BY seq_no DESC LIMIT ?'
   params.push(filter.limit ?? -1)
   const names: CheckinStateName[] = ['pending', 'inFlight', 'synced']
-  return (db.prepare(sql).all(...params) as Array<Checkin & { state: number }>).map((r) => ({
-    ...r,
-    state: names[r.state]!,
-  }))
+  return (db.prepare(sql).all(...params) as Array<Checkin & { state: number; syncError: string | null }>).map(
+    (r) => ({
+      ...r,
+      state: r.syncError ? 'refused' : (names[r.state] ?? 'pending'),
+    }),
+  )
 }

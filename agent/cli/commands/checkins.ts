@@ -3,8 +3,8 @@ import type { Command } from 'commander'
 import type { Checkin } from '../../../shared/checkin.js'
 import { GateError } from '../../../shared/errors.js'
 import { EXIT } from '../../exit-codes.js'
+import type { ListState } from '../../store/outbox.js'
 import { listCheckins, outboxCounts } from '../../store/outbox.js'
-import type { CheckinStateName } from '../../store/schema.js'
 import { action, type CliContext } from '../context.js'
 
 interface ListOptions {
@@ -13,7 +13,8 @@ interface ListOptions {
   token?: string
 }
 
-const STATES: Record<string, CheckinStateName | 'all'> = {
+const STATES: Record<string, ListState | 'all'> = {
+  refused: 'refused',
   pending: 'pending',
   inflight: 'inFlight',
   'in-flight': 'inFlight',
@@ -24,14 +25,17 @@ const STATES: Record<string, CheckinStateName | 'all'> = {
 function parseFilter(o: ListOptions) {
   const state = STATES[o.state.toLowerCase()]
   if (!state)
-    throw new GateError('E_INPUT', `--state must be one of pending, inflight, synced, all (got "${o.state}")`)
+    throw new GateError(
+      'E_INPUT',
+      `--state must be one of pending, inflight, synced, refused, all (got "${o.state}")`,
+    )
   const limit = o.limit === 'all' ? -1 : Number(o.limit)
   if (!Number.isInteger(limit) || limit === 0 || limit < -1)
     throw new GateError('E_INPUT', '--limit must be a positive integer or "all"')
   return { state, limit, token: o.token?.toLowerCase() }
 }
 
-const CSV_FIELDS: Array<keyof Checkin | 'state'> = [
+const CSV_FIELDS: Array<keyof Checkin | 'state' | 'syncError'> = [
   'id',
   'gateId',
   'token',
@@ -46,6 +50,7 @@ const CSV_FIELDS: Array<keyof Checkin | 'state'> = [
   'bootSeq',
   'rosterVersion',
   'state',
+  'syncError',
 ]
 
 function csvCell(v: unknown): string {
@@ -120,7 +125,7 @@ export function register(program: Command): void {
     .description('buffered check-ins (read from the database; safe while the agent runs)')
   const filters = (c: Command, limit: string) =>
     c
-      .option('--state <state>', 'pending | inflight | synced | all', 'all')
+      .option('--state <state>', 'pending | inflight | synced | refused (by the cloud) | all', 'all')
       .option('--limit <n>', 'at most n rows, the newest ("all" for every row)', limit)
       .option('--token <token>', 'only this token')
   filters(cmd.command('list', { isDefault: true }).description('list check-ins, newest first'), '50').action(
