@@ -117,7 +117,7 @@ async function main(): Promise<void> {
 
     const port = await freePort()
     const mainJs = fileURLToPath(new URL('../cloud/main.js', import.meta.url))
-    service = spawn(process.execPath, [mainJs, 'serve'], {
+    service = spawn(process.execPath, [...(process.env['BENCH_SERVICE_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), mainJs, 'serve'], {
       env: {
         ...process.env,
         DATABASE_URL: dbUrl,
@@ -375,8 +375,11 @@ async function main(): Promise<void> {
     await pool.end()
     await sql.end()
   } finally {
-    service?.kill('SIGTERM')
-    await new Promise((r) => setTimeout(r, 500))
+    if (service && service.exitCode === null) {
+      const exited = new Promise((r) => service?.once('exit', r))
+      service.kill('SIGTERM')
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))])
+    }
     await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`)
     await admin.end()
     rmSync(tmp, { recursive: true, force: true })
