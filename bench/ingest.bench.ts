@@ -117,17 +117,21 @@ async function main(): Promise<void> {
 
     const port = await freePort()
     const mainJs = fileURLToPath(new URL('../cloud/main.js', import.meta.url))
-    service = spawn(process.execPath, [...(process.env['BENCH_SERVICE_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), mainJs, 'serve'], {
-      env: {
-        ...process.env,
-        DATABASE_URL: dbUrl,
-        PORT: String(port),
-        LOG_LEVEL: 'warn',
-        PG_POOL_MAX: '32',
-        PARTITION_INTERVAL: 'month',
+    service = spawn(
+      process.execPath,
+      [...(process.env['BENCH_SERVICE_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), mainJs, 'serve'],
+      {
+        env: {
+          ...process.env,
+          DATABASE_URL: dbUrl,
+          PORT: String(port),
+          LOG_LEVEL: 'warn',
+          PG_POOL_MAX: '32',
+          PARTITION_INTERVAL: 'month',
+        },
+        stdio: ['ignore', 'ignore', 'inherit'],
       },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    })
+    )
     const url = `http://127.0.0.1:${port}`
     for (let i = 0; i < 300; i++) {
       try {
