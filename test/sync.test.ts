@@ -139,7 +139,10 @@ describe('syncer and roster puller against the real cloud service', () => {
       expect(agent.status().sync?.lastError).toMatch(/unreachable|ECONNREFUSED/)
       expect(agent.status().buffer.pending).toBe(20)
       await startCloud(port) // back on the same address
-      await eventually(() => (agent.status().buffer.pending === 0 ? true : null), 10_000)
+      await eventually(
+        () => (agent.status().buffer.synced === 20 && agent.status().buffer.inFlight === 0 ? true : null),
+        10_000,
+      )
       const n = await sql.query(`SELECT count(*)::int AS n FROM attendance_records WHERE gate_id = 'gate-s'`)
       expect(n.rows[0].n).toBe(41)
     } finally {

@@ -17,18 +17,15 @@ WITH input AS (
   SELECT * FROM json_to_recordset($1::json) AS t(
     "id" uuid, "ts" float8, "participantId" text, "token" text, "method" text, "decision" text, "reason" text,
     "rssi" smallint, "bootId" uuid, "bootSeq" bigint, "monoMs" float8, "rosterVersion" bigint)
-), ins AS (
-  INSERT INTO attendance_records (id, ts, gate_id, participant_id, token, method, decision, reason, rssi,
-                                  boot_id, boot_seq, mono_ms, roster_version)
-  SELECT id, to_timestamp(ts / 1000.0), $2, "participantId", token, method, decision, reason, rssi,
-         "bootId", "bootSeq", "monoMs", "rosterVersion"
-    FROM input
-  ON CONFLICT (id, ts) DO NOTHING
-  RETURNING id, ts, participant_id, decision
 ), seen AS (
   UPDATE gates SET last_seen_at = now(), last_skew_ms = $3 WHERE id = $2
 )
-SELECT id::text AS id, (extract(epoch FROM ts) * 1000)::float8 AS ts_ms, participant_id, decision FROM ins`
+INSERT INTO attendance_records (id, ts, gate_id, participant_id, token, method, decision, reason, rssi,
+                                boot_id, boot_seq, mono_ms, roster_version)
+SELECT id, to_timestamp(ts / 1000.0), $2, "participantId", token, method, decision, reason, rssi,
+       "bootId", "bootSeq", "monoMs", "rosterVersion"
+  FROM input
+ON CONFLICT (id, ts) DO NOTHING`
 
 /** Raise a double-entry incident for each new admit that has an admit of the same participant at another gate nearby in time. */
 const DOUBLE_ENTRY_SQL = `
@@ -113,11 +110,11 @@ export async function ingestBatch(
     participant_id: string | null
     decision: string
   }>(INSERT_SQL, [JSON.stringify(valid), gateId, skewMs])
-  const inserted = ins.rows
-  await raiseIncidents(pool, gateId, valid, inserted, skewMs, now, limits)
+  const accepted = ins.rowCount ?? 0
+  await raiseIncidents(pool, gateId, valid, accepted, skewMs, now, limits)
   return {
-    accepted: inserted.length,
-    duplicates: valid.length - inserted.length,
+    accepted,
+    duplicates: valid.length - accepted,
     rejected,
     stored: valid.map((r) => r.id),
     serverTime: now,
@@ -128,18 +125,20 @@ async function raiseIncidents(
   pool: pg.Pool,
   gateId: string,
   valid: Checkin[],
-  inserted: Array<{ id: string; ts_ms: number; participant_id: string | null; decision: string }>,
+  accepted: number,
   skewMs: number,
   now: number,
   limits: IngestLimits,
 ): Promise<void> {
-  const admits = inserted.filter((r) => r.decision === 'admit' && r.participant_id !== null)
+  // checked for every admit of the batch, new or resent: an incident is unique per record, so a
+  // resend cannot raise it twice
+  const admits = valid.filter((r) => r.decision === 'admit' && r.participantId !== null)
   if (admits.length > 0 && limits.doubleEntryWindowMs > 0) {
     await pool.query(DOUBLE_ENTRY_SQL, [
       gateId,
       admits.map((a) => a.id),
-      admits.map((a) => a.ts_ms),
-      admits.map((a) => a.participant_id),
+      admits.map((a) => a.ts),
+      admits.map((a) => a.participantId),
       limits.doubleEntryWindowMs,
     ])
   }
@@ -147,16 +146,16 @@ async function raiseIncidents(
   if (first && Math.abs(skewMs) > limits.maxSkewMs) {
     await pool.query(INCIDENT_SQL, ['clock_skew', gateId, first.id, first.ts, JSON.stringify({ skewMs })])
   }
-  if (inserted.length > 0) {
-    const oldest = inserted.reduce((a, b) => (b.ts_ms < a.ts_ms ? b : a))
-    const lateMs = now - oldest.ts_ms
+  if (accepted > 0) {
+    const oldest = valid.reduce((x, y) => (y.ts < x.ts ? y : x))
+    const lateMs = now - oldest.ts
     if (lateMs > limits.lateUploadMs) {
-      const late = inserted.filter((r) => now - r.ts_ms > limits.lateUploadMs).length
+      const late = valid.filter((r) => now - r.ts > limits.lateUploadMs).length
       await pool.query(INCIDENT_SQL, [
         'late_upload',
         gateId,
         oldest.id,
-        oldest.ts_ms,
+        oldest.ts,
         JSON.stringify({ lateMs: Math.round(lateMs), records: late }),
       ])
     }
