@@ -252,6 +252,7 @@ async function main(): Promise<void> {
         url,
         gateKey: keys[GATES],
         batchSize: Number(process.env['BENCH_SYNC_BATCH'] ?? 1_000),
+        concurrency: Number(process.env['BENCH_SYNC_CONCURRENCY'] ?? 4),
         syncIntervalMs: 1_000,
         rosterPullIntervalMs: 600_000,
       },
