@@ -38,6 +38,8 @@ SELECT 'double_entry', $1, n.participant_id, n.id, n.ts, o.gate_id, o.id,
     SELECT a.id, a.gate_id, a.ts FROM attendance_records a
      WHERE a.participant_id = n.participant_id AND a.decision = 'admit' AND a.gate_id <> $1
        AND a.ts BETWEEN n.ts - make_interval(secs => $5 / 1000.0) AND n.ts + make_interval(secs => $5 / 1000.0)
+       -- the same window as constants for the whole batch: Postgres prunes partitions at plan time
+       AND a.ts >= to_timestamp($6 / 1000.0) AND a.ts <= to_timestamp($7 / 1000.0)
      ORDER BY abs(extract(epoch FROM (a.ts - n.ts))) LIMIT 1
   ) o ON true
 ON CONFLICT (kind, record_id) DO NOTHING`
@@ -140,6 +142,8 @@ async function raiseIncidents(
       admits.map((a) => a.ts),
       admits.map((a) => a.participantId),
       limits.doubleEntryWindowMs,
+      Math.min(...admits.map((a) => a.ts)) - limits.doubleEntryWindowMs,
+      Math.max(...admits.map((a) => a.ts)) + limits.doubleEntryWindowMs,
     ])
   }
   const first = valid[0]
