@@ -1,13 +1,22 @@
 #!/usr/bin/env node
-// Runs the compiled agent (dist/, built by `npm ci`/`npm run build`); from a source checkout without
-// a build, falls back to running the TypeScript sources through tsx.
+// In a development checkout (tsx installed) this runs the TypeScript sources, so nothing stale can
+// run; on a gate or a server, where `npm prune --omit=dev` removed tsx, it runs the compiled dist/.
 import { existsSync } from 'node:fs'
 
+const source = new URL('../agent/cli/gatectl.ts', import.meta.url)
 const dist = new URL('../dist/agent/cli/gatectl.js', import.meta.url)
-if (existsSync(dist)) {
-  await import(dist.href)
+let tsx = null
+if (existsSync(source)) {
+  try {
+    tsx = await import('tsx/esm/api')
+  } catch {
+    // production install: no dev dependencies
+  }
+}
+if (tsx || !existsSync(dist)) {
+  if (!tsx) throw new Error('neither tsx (npm ci) nor a build (npm run build) is available')
+  tsx.register()
+  await import(source.href)
 } else {
-  const { register } = await import('tsx/esm/api')
-  register()
-  await import('../agent/cli/gatectl.ts')
+  await import(dist.href)
 }
