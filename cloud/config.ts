@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { type EnvVar, readEnv } from '../shared/env-config.js'
 import { GateError } from '../shared/errors.js'
 import { PARTITION_INTERVALS } from './partitions/intervals.js'
 
@@ -49,66 +50,35 @@ export const cloudConfigSchema = z
   .strict()
 export type CloudConfig = z.infer<typeof cloudConfigSchema>
 
-const ENV: Array<[string, string[], 'string' | 'int' | 'number' | 'bool' | 'nullable-number']> = [
-  ['DATABASE_URL', ['databaseUrl'], 'string'],
-  ['HOST', ['host'], 'string'],
-  ['PORT', ['port'], 'int'],
-  ['LOG_LEVEL', ['logLevel'], 'string'],
-  ['OPS_TOKEN', ['opsToken'], 'string'],
-  ['PG_POOL_MAX', ['poolMax'], 'int'],
-  ['PG_ACQUIRE_TIMEOUT_MS', ['poolAcquireTimeoutMs'], 'int'],
-  ['PG_STATEMENT_TIMEOUT_MS', ['statementTimeoutMs'], 'int'],
-  ['MAX_BODY_BYTES', ['maxBodyBytes'], 'int'],
-  ['MAX_RECORD_AGE_DAYS', ['maxRecordAgeDays'], 'number'],
-  ['MAX_FUTURE_MS', ['maxFutureMs'], 'int'],
-  ['MAX_SKEW_MS', ['maxSkewMs'], 'int'],
-  ['LATE_UPLOAD_MS', ['lateUploadMs'], 'int'],
-  ['DOUBLE_ENTRY_WINDOW_MS', ['doubleEntryWindowMs'], 'int'],
-  ['PARTITION_INTERVAL', ['partitions', 'interval'], 'string'],
-  ['PARTITION_PREMAKE', ['partitions', 'premake'], 'int'],
-  ['PARTITION_RETENTION_DAYS', ['partitions', 'retentionDays'], 'nullable-number'],
-  ['PARTITION_DROP_DETACHED', ['partitions', 'dropDetached'], 'bool'],
-  ['PARTITION_MAINTENANCE_INTERVAL_MS', ['partitions', 'maintenanceIntervalMs'], 'int'],
+const ENV: readonly EnvVar[] = [
+  { env: 'DATABASE_URL', path: ['databaseUrl'], type: 'string' },
+  { env: 'HOST', path: ['host'], type: 'string' },
+  { env: 'PORT', path: ['port'], type: 'int' },
+  { env: 'LOG_LEVEL', path: ['logLevel'], type: 'string' },
+  { env: 'OPS_TOKEN', path: ['opsToken'], type: 'string' },
+  { env: 'PG_POOL_MAX', path: ['poolMax'], type: 'int' },
+  { env: 'PG_ACQUIRE_TIMEOUT_MS', path: ['poolAcquireTimeoutMs'], type: 'int' },
+  { env: 'PG_STATEMENT_TIMEOUT_MS', path: ['statementTimeoutMs'], type: 'int' },
+  { env: 'MAX_BODY_BYTES', path: ['maxBodyBytes'], type: 'int' },
+  { env: 'MAX_RECORD_AGE_DAYS', path: ['maxRecordAgeDays'], type: 'number' },
+  { env: 'MAX_FUTURE_MS', path: ['maxFutureMs'], type: 'int' },
+  { env: 'MAX_SKEW_MS', path: ['maxSkewMs'], type: 'int' },
+  { env: 'LATE_UPLOAD_MS', path: ['lateUploadMs'], type: 'int' },
+  { env: 'DOUBLE_ENTRY_WINDOW_MS', path: ['doubleEntryWindowMs'], type: 'int' },
+  { env: 'PARTITION_INTERVAL', path: ['partitions', 'interval'], type: 'string' },
+  { env: 'PARTITION_PREMAKE', path: ['partitions', 'premake'], type: 'int' },
+  { env: 'PARTITION_RETENTION_DAYS', path: ['partitions', 'retentionDays'], type: 'nullable-number' },
+  { env: 'PARTITION_DROP_DETACHED', path: ['partitions', 'dropDetached'], type: 'bool' },
+  { env: 'PARTITION_MAINTENANCE_INTERVAL_MS', path: ['partitions', 'maintenanceIntervalMs'], type: 'int' },
 ]
-
-/** Names of the environment variables gate-cloud reads (for the README and --help). */
-export const CLOUD_ENV_VARS = ENV.map(([e]) => e)
 
 /** Build the configuration from the environment plus overrides; every problem is reported at once. */
 export function loadCloudConfig(
   env: NodeJS.ProcessEnv,
   overrides: Record<string, unknown> = {},
 ): CloudConfig {
-  const raw: Record<string, unknown> = {}
   const problems: string[] = []
-  for (const [name, path, type] of ENV) {
-    const v = env[name]
-    if (v === undefined || v === '') continue
-    let value: unknown = v
-    if (type === 'int' || type === 'number' || type === 'nullable-number') {
-      if (type === 'nullable-number' && /^(none|off|never)$/i.test(v)) value = null
-      else {
-        value = Number(v)
-        if (!Number.isFinite(value as number) || (type === 'int' && !Number.isInteger(value))) {
-          problems.push(`${name}: expected a number, got "${v}"`)
-          continue
-        }
-      }
-    } else if (type === 'bool') {
-      if (/^(1|true|yes|on)$/i.test(v)) value = true
-      else if (/^(0|false|no|off)$/i.test(v)) value = false
-      else {
-        problems.push(`${name}: expected true/false, got "${v}"`)
-        continue
-      }
-    }
-    let cur = raw
-    for (const k of path.slice(0, -1)) {
-      if (typeof cur[k] !== 'object' || cur[k] === null) cur[k] = {}
-      cur = cur[k] as Record<string, unknown>
-    }
-    cur[path[path.length - 1] as string] = value
-  }
+  const raw = readEnv(ENV, env, problems)
   for (const [k, v] of Object.entries(overrides)) if (v !== undefined) raw[k] = v
   const r = cloudConfigSchema.safeParse(raw)
   if (!r.success)

@@ -1,15 +1,12 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { z } from 'zod'
+import { type EnvVar, readEnv } from '../../shared/env-config.js'
 import { GateError } from '../../shared/errors.js'
 import { type AgentConfig, agentConfigSchema } from './schema.js'
 
 /** Environment variables the agent reads (once, here), and where each lands in the config. */
-export const ENV_MAP: ReadonlyArray<{
-  env: string
-  path: string[]
-  type: 'string' | 'int' | 'number' | 'bool'
-}> = [
+export const ENV_MAP: readonly EnvVar[] = [
   { env: 'GATE_ID', path: ['gateId'], type: 'string' },
   { env: 'GATE_DATA_DIR', path: ['dataDir'], type: 'string' },
   { env: 'GATE_SOURCE', path: ['source', 'kind'], type: 'string' },
@@ -38,16 +35,6 @@ export interface ConfigSources {
 
 type Obj = Record<string, unknown>
 
-function setPath(target: Obj, keys: string[], value: unknown): void {
-  let cur = target
-  for (const key of keys.slice(0, -1)) {
-    const next = cur[key]
-    if (typeof next !== 'object' || next === null || Array.isArray(next)) cur[key] = {}
-    cur = cur[key] as Obj
-  }
-  cur[keys[keys.length - 1]!] = value
-}
-
 function merge(base: Obj, over: Obj): Obj {
   const out: Obj = { ...base }
   for (const [k, v] of Object.entries(over)) {
@@ -59,27 +46,6 @@ function merge(base: Obj, over: Obj): Obj {
     }
   }
   return out
-}
-
-function coerce(
-  raw: string,
-  type: 'string' | 'int' | 'number' | 'bool',
-  env: string,
-  problems: string[],
-): unknown {
-  if (type === 'string') return raw
-  if (type === 'bool') {
-    if (/^(1|true|yes|on)$/i.test(raw)) return true
-    if (/^(0|false|no|off)$/i.test(raw)) return false
-    problems.push(`${env}: expected true/false, got "${raw}"`)
-    return undefined
-  }
-  const n = Number(raw)
-  if (raw.trim() === '' || !Number.isFinite(n) || (type === 'int' && !Number.isInteger(n))) {
-    problems.push(`${env}: expected ${type === 'int' ? 'an integer' : 'a number'}, got "${raw}"`)
-    return undefined
-  }
-  return n
 }
 
 function readFile(file: string, problems: string[]): Obj {
@@ -115,13 +81,7 @@ export function loadAgentConfig(sources: ConfigSources = {}): AgentConfig {
   const problems: string[] = []
   const file = sources.file ?? env['GATE_CONFIG']
   let merged: Obj = file ? readFile(file, problems) : {}
-  const fromEnv: Obj = {}
-  for (const { env: name, path: keys, type } of ENV_MAP) {
-    const raw = env[name]
-    if (raw === undefined || raw === '') continue
-    const value = coerce(raw, type, name, problems)
-    if (value !== undefined) setPath(fromEnv, keys, value)
-  }
+  const fromEnv = readEnv(ENV_MAP, env, problems)
   merged = merge(merge(merged, fromEnv), sources.overrides ?? {})
   const result = agentConfigSchema.safeParse(merged)
   if (!result.success) {
