@@ -1,22 +1,4 @@
 #!/usr/bin/env node
-// In a development checkout (tsx installed) this runs the TypeScript sources, so nothing stale can
-// run; on a gate or a server, where `npm prune --omit=dev` removed tsx, it runs the compiled dist/.
-import { existsSync } from 'node:fs'
+import { launch } from './launch.js'
 
-const source = new URL('../cloud/main.ts', import.meta.url)
-const dist = new URL('../dist/cloud/main.js', import.meta.url)
-let tsx = null
-if (existsSync(source)) {
-  try {
-    tsx = await import('tsx/esm/api')
-  } catch {
-    // production install: no dev dependencies
-  }
-}
-if (tsx || !existsSync(dist)) {
-  if (!tsx) throw new Error('neither tsx (npm ci) nor a build (npm run build) is available')
-  tsx.register()
-  await import(source.href)
-} else {
-  await import(dist.href)
-}
+await launch('cloud/main')
