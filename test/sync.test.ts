@@ -92,15 +92,16 @@ describe('syncer and roster puller against the real cloud service', () => {
       },
     })
 
-  it('pulls the roster, admits offline from it, and every decision reaches Postgres exactly once', async () => {
+  /** A started agent on a push source, configured against the test cloud. */
+  const startAgent = async (config: AgentConfig) => {
     const source = new PushSource()
-    const agent = new GateAgent({
-      config: agentConfig('a1'),
-      clock: systemClock,
-      log: silentLog,
-      makeSource: () => source,
-    })
+    const agent = new GateAgent({ config, clock: systemClock, log: silentLog, makeSource: () => source })
     await agent.start()
+    return { agent, source }
+  }
+
+  it('pulls the roster, admits offline from it, and every decision reaches Postgres exactly once', async () => {
+    const { agent, source } = await startAgent(agentConfig('a1'))
     try {
       await eventually(() => (agent.status().roster.active === TOKENS.length ? true : null), 10_000)
       for (const t of TOKENS.slice(0, 20)) walkUp(source, t)
@@ -122,14 +123,7 @@ describe('syncer and roster puller against the real cloud service', () => {
   })
 
   it('keeps admitting while the cloud is down, then drains the backlog when it is back', async () => {
-    const source = new PushSource()
-    const agent = new GateAgent({
-      config: agentConfig('a2'),
-      clock: systemClock,
-      log: silentLog,
-      makeSource: () => source,
-    })
-    await agent.start()
+    const { agent, source } = await startAgent(agentConfig('a2'))
     try {
       await eventually(() => (agent.status().roster.active === TOKENS.length ? true : null), 10_000)
       await app.close() // the cloud goes away
@@ -151,14 +145,7 @@ describe('syncer and roster puller against the real cloud service', () => {
   })
 
   it('a badge revoked in the cloud is denied at the gate within one pull interval', async () => {
-    const source = new PushSource()
-    const agent = new GateAgent({
-      config: agentConfig('a3', { rosterPullIntervalMs: 500 }),
-      clock: systemClock,
-      log: silentLog,
-      makeSource: () => source,
-    })
-    await agent.start()
+    const { agent, source } = await startAgent(agentConfig('a3', { rosterPullIntervalMs: 500 }))
     try {
       await eventually(() => (agent.status().roster.active === TOKENS.length ? true : null), 10_000)
       const t = TOKENS[5] as string
@@ -176,10 +163,8 @@ describe('syncer and roster puller against the real cloud service', () => {
   it('after a crash mid-sync the batch is resent and counted as duplicates, never stored twice', async () => {
     // a gate whose outbox holds rows left in flight by a killed process
     const dir = path.join(tmp.dir, 'a4')
-    const source = new PushSource()
     const cfg = agentConfig('a4')
-    const first = new GateAgent({ config: cfg, clock: systemClock, log: silentLog, makeSource: () => source })
-    await first.start()
+    const { agent: first, source } = await startAgent(cfg)
     await eventually(
       () => (first.status().roster.active + first.status().roster.revoked === TOKENS.length ? true : null),
       10_000,
@@ -194,13 +179,7 @@ describe('syncer and roster puller against the real cloud service', () => {
     const f = new Database(path.join(dir, 'agent.db'))
     f.prepare('UPDATE checkins SET state = 1').run()
     f.close()
-    const second = new GateAgent({
-      config: cfg,
-      clock: systemClock,
-      log: silentLog,
-      makeSource: () => new PushSource(),
-    })
-    await second.start()
+    const { agent: second } = await startAgent(cfg)
     try {
       await eventually(
         () => (second.status().buffer.synced === 5 && second.status().buffer.pending === 0 ? true : null),
