@@ -3,7 +3,7 @@ import { v7 as uuidv7 } from 'uuid'
 import type { Checkin } from '../../shared/checkin.js'
 import { GateError } from '../../shared/errors.js'
 import type { Clock } from '../clock.js'
-import type { Db } from './db.js'
+import { type Db, setMeta } from './db.js'
 import { CheckinState, type CheckinStateName } from './schema.js'
 
 /** What the pipeline hands to the outbox; the outbox adds id, gate, boot, sequence and times. */
@@ -211,6 +211,27 @@ export class Outbox {
       .immediate()
     this.move('inFlight', 'synced', c)
     return c
+  }
+
+  /**
+   * The cloud's answer to one batch, in one transaction (one fsync): the rows it stored become synced,
+   * the ones it refused are kept with their reason, and the time of this sync is remembered for
+   * `gatectl status` when the daemon is down.
+   */
+  recordSync(stored: readonly string[], refused: ReadonlyArray<{ id: string; reason: string }>): void {
+    const before = { ...this.n }
+    try {
+      this.db
+        .transaction(() => {
+          this.markSynced(stored)
+          if (refused.length > 0) this.markRejected(refused)
+          setMeta(this.db, 'last_sync_at', String(this.deps.clock.now()))
+        })
+        .immediate()
+    } catch (err) {
+      this.n = before // rolled back: so are the counts
+      throw err
+    }
   }
 
   /** Return claimed rows to pending (the upload failed). */

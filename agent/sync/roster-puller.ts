@@ -5,6 +5,7 @@ import { backoffMs } from './backoff.js'
 import type { CloudClient } from './cloud-client.js'
 
 export interface RosterPullerState {
+  /** the last cloud change applied (kept in the roster store) */
   cursor: number
   lastPullAt: number | null
   lastError: string | null
@@ -24,7 +25,7 @@ export class RosterPuller {
   private stopped = true
   private etag: string | null = null
   private failures = 0
-  private readonly st: RosterPullerState
+  private readonly st: Omit<RosterPullerState, 'cursor'>
 
   constructor(
     private readonly deps: {
@@ -36,7 +37,7 @@ export class RosterPuller {
       maxBackoffMs: number
     },
   ) {
-    this.st = { cursor: deps.roster.cloudCursor(), lastPullAt: null, lastError: null, applied: 0 }
+    this.st = { lastPullAt: null, lastError: null, applied: 0 }
   }
 
   start(): void {
@@ -52,7 +53,7 @@ export class RosterPuller {
   }
 
   status(): RosterPullerState {
-    return { ...this.st }
+    return { ...this.st, cursor: this.deps.roster.cloudCursor() }
   }
 
   /** Pull now, until the cloud has nothing more. */
@@ -118,7 +119,6 @@ export class RosterPuller {
             'roster changes applied',
           )
       }
-      this.st.cursor = delta.cursor
       if (!delta.more) break
     }
     return intervalMs

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import type { Clock } from '../clock.js'
-import { type Db, getMeta, setMeta } from '../store/db.js'
+import { type Db, getMeta } from '../store/db.js'
 import type { Outbox } from '../store/outbox.js'
 import { backoffMs } from './backoff.js'
 import type { CloudClient } from './cloud-client.js'
@@ -161,9 +161,8 @@ export class Syncer {
       const claimed = new Set(ids)
       const stored = res.value.stored.filter((id) => claimed.has(id))
       const rejected = res.value.rejected.filter((r) => claimed.has(r.id))
-      outbox.markSynced(stored)
+      outbox.recordSync(stored, rejected)
       if (rejected.length > 0) {
-        outbox.markRejected(rejected)
         log.warn(
           { rejected: rejected.length, reasons: [...new Set(rejected.map((r) => r.reason))] },
           'the cloud refused check-ins; kept on the gate',
@@ -180,7 +179,6 @@ export class Syncer {
       this.st.lastError = null
       this.st.consecutiveFailures = 0
       this.st.batchSize = Math.min(config.batchSize, this.st.batchSize * 2)
-      setMeta(this.deps.db, 'last_sync_at', String(this.st.lastSuccessAt))
       return batch.length >= this.st.batchSize ? 0 : config.intervalMs
     }
     outbox.release(ids)

@@ -24,12 +24,6 @@ export interface AppDeps {
   authCacheMs?: number
 }
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    gateId?: string
-  }
-}
-
 function bearer(req: FastifyRequest): string | null {
   const h = req.headers.authorization
   if (!h) return null

@@ -26,9 +26,8 @@ export async function queryRoutes(
   opts: { pool: pg.Pool; opsAuth: (req: FastifyRequest) => Promise<void> },
 ): Promise<void> {
   const { pool } = opts
-  app.addHook('preHandler', async (req) => {
-    if (req.url.startsWith('/v1/query/') || req.url.startsWith('/v1/incidents')) await opts.opsAuth(req)
-  })
+  // the hook is encapsulated in this plugin: it guards exactly the routes below
+  app.addHook('preHandler', opts.opsAuth)
 
   // 1. a participant's check-ins, newest first, paged by keyset (before = the last ts of the previous page)
   app.get('/v1/query/participants/:id/checkins', async (req) => {
