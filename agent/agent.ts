@@ -5,12 +5,13 @@ import { v4 as uuidv4 } from 'uuid'
 import type { Checkin } from '../shared/checkin.js'
 import type { StreamName } from '../shared/control.js'
 import { logLevelParamsSchema, lookupParamsSchema } from '../shared/control.js'
+import { advertToLine } from '../shared/replay.js'
 import type { AgentStatus, SyncStatus } from '../shared/status.js'
 import { productVersion } from '../shared/version.js'
 import type { Actuator } from './actuator/actuator.js'
 import { CommandActuator } from './actuator/command-actuator.js'
 import { LogActuator } from './actuator/log-actuator.js'
-import type { BleSource } from './ble/source.js'
+import type { Advert, BleSource } from './ble/source.js'
 import type { Clock } from './clock.js'
 import type { AgentConfig } from './config/schema.js'
 import { SOCKET_NAME } from './control/client.js'
@@ -348,24 +349,10 @@ export class GateAgent {
     const listener =
       event === 'advert'
         ? (a: unknown) => {
-            const ad = a as {
-              address: string
-              rssi: number
-              manufacturerData?: Buffer
-              serviceData?: Array<{ uuid: string; data: Buffer }>
-              localName?: string
-              txPower?: number
-              ts: number
-            }
-            send({
-              address: ad.address,
-              rssi: ad.rssi,
-              mfg: ad.manufacturerData?.toString('hex'),
-              svc: ad.serviceData?.map((s) => ({ uuid: s.uuid, data: s.data.toString('hex') })),
-              name: ad.localName,
-              tx: ad.txPower,
-              ts: ad.ts,
-            })
+            // the capture format's fields (shared/replay.ts), stamped with the monotonic time
+            const ad = a as Advert
+            const { t: _t, ...fields } = advertToLine(ad, 0)
+            send({ ...fields, ts: ad.ts })
           }
         : send
     p.on(event, listener as never)

@@ -69,21 +69,13 @@ async function capture(ctx: CliContext, opts: CaptureOptions): Promise<number> {
     void client
       .subscribe(['adverts'], (_stream, data) => {
         if (done) return
-        const d = data as Record<string, unknown>
-        const parsed = captureLineSchema.safeParse({
-          t: 0,
-          address: d['address'],
-          rssi: d['rssi'],
-          ...(d['mfg'] !== undefined ? { mfg: d['mfg'] } : {}),
-          ...(d['svc'] !== undefined ? { svc: d['svc'] } : {}),
-          ...(d['name'] !== undefined ? { name: d['name'] } : {}),
-          ...(d['tx'] !== undefined ? { tx: d['tx'] } : {}),
-        })
-        if (!parsed.success || typeof d['ts'] !== 'number') {
+        const { ts, ...fields } = data as Record<string, unknown>
+        const parsed = captureLineSchema.safeParse({ ...fields, t: 0 })
+        if (!parsed.success || typeof ts !== 'number') {
           skipped++
           return
         }
-        writer.write(lineToAdvert(parsed.data), d['ts'])
+        writer.write(lineToAdvert(parsed.data), ts)
         if (maxCount !== undefined && writer.count >= maxCount) finish(EXIT.ok)
       })
       .catch(() => finish(EXIT.daemon))
