@@ -38,13 +38,19 @@ export const captureLineSchema = z
   .strict()
 export type CaptureLine = z.infer<typeof captureLineSchema>
 
-/** An advert in the shape the capture needs (agent/ble/source.ts Advert without its timestamp). */
+/** What a BLE advert carries (agent/ble/source.ts adds when it was received). */
 export interface CapturableAdvert {
+  /** peripheral address, lower-case `aa:bb:cc:dd:ee:ff` (may be random/private) */
   address: string
+  /** received signal strength, dBm (typically -100..-20) */
   rssi: number
+  /** manufacturer-specific data as in AD type 0xFF: company id (little-endian, 2 bytes) then payload */
   manufacturerData?: Buffer | undefined
+  /** service data entries (AD type 0x16): 16-bit service UUID as lower-case hex ('feaa') and payload */
   serviceData?: ReadonlyArray<{ uuid: string; data: Buffer }> | undefined
+  /** complete or shortened local name, when advertised */
   localName?: string | undefined
+  /** advertised TX power level (AD type 0x0A), dBm */
   txPower?: number | undefined
 }
 

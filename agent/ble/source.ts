@@ -1,22 +1,12 @@
 import type { GateError } from '../../shared/errors.js'
+import type { CapturableAdvert } from '../../shared/replay.js'
 
 /**
- * One BLE advertisement as seen by a source. Buffers are owned by the receiver once delivered.
+ * One BLE advertisement as seen by a source: the advert's fields (shared/replay.ts, where a capture
+ * stores the same ones) and when it was received. Buffers are owned by the receiver once delivered.
  * This is the only shape that crosses from a radio (or a simulation, or a capture) into the pipeline.
  */
-export interface Advert {
-  /** peripheral address, lower-case `aa:bb:cc:dd:ee:ff` (may be random/private) */
-  address: string
-  /** received signal strength, dBm (typically -100..-20) */
-  rssi: number
-  /** manufacturer-specific data as in AD type 0xFF: company id (little-endian, 2 bytes) then payload */
-  manufacturerData?: Buffer | undefined
-  /** service data entries (AD type 0x16): 16-bit service UUID as lower-case hex ('feaa') and payload */
-  serviceData?: ReadonlyArray<{ uuid: string; data: Buffer }> | undefined
-  /** complete or shortened local name, when advertised */
-  localName?: string | undefined
-  /** advertised TX power level (AD type 0x0A), dBm */
-  txPower?: number | undefined
+export interface Advert extends CapturableAdvert {
   /** when it was received: monotonic milliseconds from the agent's Clock.mono() */
   ts: number
 }
