@@ -54,8 +54,3 @@ export const rosterDeltaSchema = z
   })
   .strict()
 export type RosterDelta = z.infer<typeof rosterDeltaSchema>
-
-/** Error bodies of the cloud API. */
-export const apiErrorSchema = z.object({
-  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
-})

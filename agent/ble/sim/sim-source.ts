@@ -74,11 +74,6 @@ export class SimSource implements BleSource {
     }
   }
 
-  /** Adverts the handler threw on (they are delivered and counted all the same). */
-  get handlerFailures(): number {
-    return this.handlerErrors
-  }
-
   private tick(): void {
     const crowd = this.crowd
     const h = this.handlers
