@@ -22,6 +22,7 @@ import { Dedup } from './pipeline/dedup.js'
 import { Pipeline } from './pipeline/pipeline.js'
 import { Proximity } from './pipeline/proximity.js'
 import { Validator } from './pipeline/validator.js'
+import { Checkpointer } from './store/checkpointer.js'
 import { type Db, openDatabase } from './store/db.js'
 import { Outbox } from './store/outbox.js'
 import { lookupToken } from './store/roster-lookup.js'
@@ -54,6 +55,7 @@ export class GateAgent {
   readonly bootId = uuidv4()
   readonly counters: PipelineCounters = newPipelineCounters()
   private db: Db | null = null
+  private checkpointer: Checkpointer | null = null
   private outbox: Outbox | null = null
   private roster: RosterStore | null = null
   private validator: Validator | null = null
@@ -80,8 +82,11 @@ export class GateAgent {
     const { config, clock, log } = this.deps
     try {
       mkdirSync(config.dataDir, { recursive: true, mode: 0o750 })
-      const db = openDatabase(path.join(config.dataDir, DB_NAME))
+      const dbFile = path.join(config.dataDir, DB_NAME)
+      const db = openDatabase(dbFile)
       this.db = db
+      this.checkpointer = new Checkpointer(db, dbFile, log.child({ component: 'checkpoint' }))
+      this.checkpointer.start()
       db.prepare('INSERT INTO boots (boot_id, started_ms, version) VALUES (?, ?, ?)').run(
         this.bootId,
         clock.now(),
@@ -222,6 +227,7 @@ export class GateAgent {
     await step('sync', () => Promise.all([this.syncer?.stop(), this.puller?.stop()]))
     await step('actuators', () => Promise.all(this.actuators.map((a) => a.stop())))
     await step('control', () => this.control?.stop())
+    await step('checkpointer', () => this.checkpointer?.stop())
     await step('database', () => {
       if (this.db?.open) {
         this.db.pragma('wal_checkpoint(PASSIVE)')
@@ -233,6 +239,12 @@ export class GateAgent {
     this.syncer = null
     this.puller = null
     this.db = null
+    this.checkpointer = null
+  }
+
+  /** The outbox, for tests and the benchmark (null before start). */
+  get outboxForTests(): Outbox | null {
+    return this.outbox
   }
 
   /** The pipeline, for tests and the benchmark (null before start). */

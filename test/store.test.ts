@@ -7,6 +7,7 @@ import { openDatabase } from '../agent/store/db.js'
 import { listCheckins, Outbox, outboxCounts } from '../agent/store/outbox.js'
 import { RosterStore } from '../agent/store/roster-store.js'
 import { SCHEMA_VERSION } from '../agent/store/schema.js'
+import { checkinSchema } from '../shared/checkin.js'
 import { isGateError } from '../shared/errors.js'
 import { silentLog, tempDir } from './helpers.js'
 
@@ -151,31 +152,69 @@ describe('outbox', () => {
     expect(a.bootId).toBe(BOOT)
   })
 
-  it('moves rows pending -> in flight -> synced, and returns in-flight rows to pending after a crash', () => {
+  it("moves rows pending -> in flight -> synced; unanswered rows and a crash's claims return to pending", () => {
     const db = openDatabase(file)
     const outbox = make(db)
     for (let i = 0; i < 10; i++) outbox.append(draft(`bb${i.toString(16).padStart(6, '0')}`), () => {})
     outbox.flush()
-    const batch = outbox.claimBatch(4)
-    expect(batch.map((c) => c.bootSeq)).toEqual([1, 2, 3, 4])
+    const first = outbox.claimBatch(4)
+    expect(first.records.map((c) => c.bootSeq)).toEqual([1, 2, 3, 4])
     expect(outbox.counts()).toMatchObject({ pending: 6, inFlight: 4, synced: 0 })
-    outbox.markSynced(batch.slice(0, 2).map((c) => c.id))
-    expect(outbox.counts()).toMatchObject({ pending: 6, inFlight: 2, synced: 2 })
-    db.close() // "crash" with two rows in flight
+    const second = outbox.claimBatch(3)
+    expect(second.records.map((c) => c.bootSeq)).toEqual([5, 6, 7])
+    // the cloud stored two of the first claim and did not mention the others
+    outbox.recordSync(
+      first,
+      first.records.slice(0, 2).map((c) => c.id),
+    )
+    expect(outbox.counts()).toMatchObject({ pending: 5, inFlight: 3, synced: 2 })
+    // an answer naming rows of another claim marks nothing outside its own claim
+    const third = outbox.claimBatch(10)
+    expect(third.records.map((c) => c.bootSeq)).toEqual([3, 4]) // unanswered rows go first
+    outbox.recordSync(
+      third,
+      second.records.map((c) => c.id),
+    )
+    expect(outbox.counts()).toMatchObject({ pending: 5, inFlight: 3, synced: 2 })
+    db.close() // "crash" with rows in flight: a claim is never written, so they are simply pending
     const again = make()
-    expect(again.recoverInFlight()).toBe(2)
+    expect(again.recoverInFlight()).toBe(0)
     expect(again.counts()).toMatchObject({ pending: 8, inFlight: 0, synced: 2 })
-    expect(again.claimBatch(100).map((c) => c.bootSeq)).toEqual([3, 4, 5, 6, 7, 8, 9, 10])
+    expect(again.claimBatch(100).records.map((c) => c.bootSeq)).toEqual([3, 4, 5, 6, 7, 8, 9, 10])
   })
 
-  it('prunes old synced rows but never pending ones', () => {
+  it('claims records in the wire format the cloud validates', () => {
+    const outbox = make()
+    outbox.append(draft('ee000001'), () => {})
+    outbox.flush()
+    const [r] = outbox.claimBatch(10).records
+    expect(checkinSchema.parse(r)).toEqual(r)
+    expect(r).toMatchObject({ token: 'ee000001', gateId: 'g1', method: 'ble', bootSeq: 1 })
+  })
+
+  it('prunes old synced rows but never pending ones, nor the newest row', () => {
     const outbox = make()
     for (let i = 0; i < 4; i++) outbox.append(draft(`cc${i.toString(16).padStart(6, '0')}`), () => {})
     outbox.flush()
-    outbox.markSynced(outbox.claimBatch(2).map((c) => c.id))
+    const c = outbox.claimBatch(2)
+    outbox.recordSync(
+      c,
+      c.records.map((r) => r.id),
+    )
     clock.advance(30 * 86_400_000)
     expect(outbox.prune(14)).toBe(2)
     expect(outbox.counts()).toMatchObject({ pending: 2, synced: 0 })
+    const rest = outbox.claimBatch(10)
+    outbox.recordSync(
+      rest,
+      rest.records.map((r) => r.id),
+    )
+    clock.advance(30 * 86_400_000)
+    // the newest row stays, so SQLite never hands out a seq_no the syncer has already passed
+    expect(outbox.prune(14)).toBe(1)
+    outbox.append(draft('cc000009'), () => {})
+    outbox.flush()
+    expect(outbox.claimBatch(10).records.map((r) => r.token)).toEqual(['cc000009'])
   })
 
   it('withholds decisions when the commit fails and keeps them for the next attempt', () => {
@@ -210,10 +249,14 @@ describe('outbox counts kept in memory', () => {
           groupCommitDelayMs: 0,
         })
       let o = mk()
+      // claims live in memory: on disk an in-flight row is pending
       const check = () => {
         const { oldestUnsyncedMs: _a, ...mem } = o.counts()
         const { oldestUnsyncedMs: _b, ...disk } = outboxCounts(db)
-        expect(mem).toEqual(disk)
+        expect({ unsynced: mem.pending + mem.inFlight, synced: mem.synced }).toEqual({
+          unsynced: disk.pending,
+          synced: disk.synced,
+        })
       }
       for (let i = 0; i < 50; i++) {
         o.append(
@@ -231,24 +274,32 @@ describe('outbox counts kept in memory', () => {
       }
       o.flush()
       check()
-      const a = o.claimBatch(20)
+      const a = o.claimBatch(15)
+      const ra = a.records
+      const b = o.claimBatch(5)
       check()
-      o.markSynced(a.slice(0, 10).map((r) => r.id))
-      o.markRejected([{ id: a[10]?.id ?? '', reason: 'ts_in_future' }])
-      o.release(a.slice(11, 15).map((r) => r.id))
+      // the cloud stores 10, refuses 1, and does not mention 4 (they go back to pending)
+      o.recordSync(
+        a,
+        ra.slice(0, 10).map((r) => r.id),
+        [{ id: ra[10]?.id ?? '', reason: 'ts_in_future' }],
+      )
       check()
       expect(o.counts()).toMatchObject({ pending: 34, inFlight: 5, synced: 11 })
       // a refused row is listed as such, with the cloud's reason; it is not "synced"
       expect(listCheckins(db, { state: 'refused' })).toEqual([
-        expect.objectContaining({ id: a[10]?.id, state: 'refused', syncError: 'ts_in_future' }),
+        expect.objectContaining({ id: ra[10]?.id, state: 'refused', syncError: 'ts_in_future' }),
       ])
       expect(listCheckins(db, { state: 'synced' })).toHaveLength(10)
-      o.claimBatch(5)
-      o = mk() // a restart: counts come from the file, then in-flight rows return to pending
+      // unanswered rows are claimed again first; rows still in flight are never claimed twice
+      expect(o.claimBatch(10).records.map((r) => r.bootSeq)).toEqual([12, 13, 14, 15])
+      expect(o.claimBatch(10).records.map((r) => r.bootSeq)).toEqual([21, 22, 23, 24, 25, 26, 27, 28, 29, 30])
+      o.release(b)
+      expect(o.claimBatch(10).records.map((r) => r.bootSeq)).toEqual([16, 17, 18, 19, 20])
       check()
-      expect(o.recoverInFlight()).toBe(10)
+      o = mk() // a restart: counts come from the file, where nothing is in flight
       check()
-      expect(o.counts().pending).toBe(39)
+      expect(o.counts()).toMatchObject({ pending: 39, inFlight: 0, synced: 11 })
       db.close()
     } finally {
       t.cleanup()

@@ -225,7 +225,8 @@ describe('syncer behaviour with a scripted cloud (fakes behind the CloudClient p
     outbox.flush()
     const calls: number[] = []
     const client: CloudClient = {
-      sendBatch: async (_g, _s, records) => {
+      sendBatch: async (_g, _s, json) => {
+        const records = JSON.parse(json) as Checkin[]
         calls.push(records.length)
         const step = script.shift()
         if (!step)

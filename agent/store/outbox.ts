@@ -1,3 +1,4 @@
+import { createHistogram, performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import { v7 as uuidv7 } from 'uuid'
 import type { Checkin } from '../../shared/checkin.js'
@@ -39,6 +40,29 @@ interface Queued {
   onDurable: OnDurable
 }
 
+/** The same fields, as json_object() arguments: the wire format of a check-in (shared/checkin.ts). */
+const JSON_FIELDS =
+  "'id', id, 'gateId', gate_id, 'token', token, 'participantId', participant_id, 'method', method, " +
+  "'decision', decision, 'reason', reason, 'rssi', rssi, 'ts', wall_ms, 'monoMs', mono_ms, 'bootId', boot_id, " +
+  "'bootSeq', boot_seq, 'rosterVersion', roster_version"
+
+/** Rows claimed for one upload: a seq_no range, and the records as the JSON array the cloud takes. */
+export class Claim {
+  constructor(
+    readonly first: number,
+    readonly last: number,
+    readonly count: number,
+    readonly json: string,
+  ) {}
+
+  /** The records as objects (for tests and tools; the syncer sends `json` as it is). */
+  get records(): Checkin[] {
+    return JSON.parse(this.json) as Checkin[]
+  }
+}
+
+const emptyClaim = () => new Claim(0, -1, 0, '[]')
+
 const COLUMNS =
   'id, gate_id AS gateId, token, participant_id AS participantId, method, decision, reason, rssi, wall_ms AS ts, ' +
   'mono_ms AS monoMs, boot_id AS bootId, boot_seq AS bootSeq, roster_version AS rosterVersion'
@@ -46,10 +70,12 @@ const COLUMNS =
 /**
  * The durable outbox. Decisions are queued and committed together (group commit: every decision made
  * in the same tick shares one fsync); a decision's callback runs only after its commit.
- * Rows move pending -> in flight (claimed by the syncer) -> synced; in-flight rows return to pending at start.
+ * Rows move pending -> in flight (claimed by the syncer, in memory) -> synced.
  */
 export class Outbox {
   readonly stats: OutboxWriteStats = { commits: 0, rowsWritten: 0, commitErrors: 0 }
+  /** how long each group commit took (its fsync included), microseconds; bounded (HDR histogram) */
+  readonly commitLatencyUs = createHistogram()
   private queue: Queued[] = []
   /** row counts by state, kept from each statement's changes: counting a million rows would block decisions */
   private n = { pending: 0, inFlight: 0, synced: 0 }
@@ -58,6 +84,17 @@ export class Outbox {
   private readonly insert
   private readonly oldestStmt
   private readonly commitQueue: (rows: Queued[]) => void
+  private readonly claimNextStmt
+  private readonly claimRangeStmt
+  private readonly syncRangeStmt
+  private readonly syncIdsStmt
+  private readonly refuseStmt
+  /** claims the syncer holds (memory only: on disk their rows are pending) */
+  private readonly claims = new Set<Claim>()
+  /** seq_no ranges of released claims, claimed again first */
+  private readonly retry: Array<{ first: number; last: number }> = []
+  /** the next claim of new rows starts after this seq_no */
+  private cursor = 0
 
   constructor(
     private readonly db: Db,
@@ -79,6 +116,21 @@ export class Outbox {
       for (const q of rows) this.insert.run(q.row)
     })
     this.oldestStmt = db.prepare('SELECT wall_ms FROM checkins WHERE state < 2 ORDER BY seq_no LIMIT 1')
+    const claimSql = (where: string) =>
+      `SELECT min(seq_no) AS first, max(seq_no) AS last, count(*) AS n, json_group_array(json_object(${JSON_FIELDS})) AS json
+         FROM (SELECT * FROM checkins WHERE state = 0 AND ${where} ORDER BY seq_no LIMIT ?)`
+    this.claimNextStmt = db.prepare(claimSql('seq_no > ?'))
+    this.claimRangeStmt = db.prepare(claimSql('seq_no BETWEEN ? AND ?'))
+    this.syncRangeStmt = db.prepare(
+      'UPDATE checkins SET state = 2, synced_at = ? WHERE state = 0 AND seq_no BETWEEN ? AND ?',
+    )
+    this.syncIdsStmt = db.prepare(
+      `UPDATE checkins SET state = 2, synced_at = ?
+        WHERE state = 0 AND seq_no BETWEEN ? AND ? AND id IN (SELECT value FROM json_each(?))`,
+    )
+    this.refuseStmt = db.prepare(
+      'UPDATE checkins SET state = 2, synced_at = ?, sync_error = ? WHERE id = ? AND state = 0 AND seq_no BETWEEN ? AND ?',
+    )
     const c = outboxCounts(db)
     this.n = { pending: c.pending, inFlight: c.inFlight, synced: c.synced }
   }
@@ -128,7 +180,9 @@ export class Outbox {
     if (this.queue.length === 0) return
     const batch = this.queue
     try {
+      const t0 = performance.now()
       this.commitQueue(batch)
+      this.commitLatencyUs.record(Math.max(1, Math.round((performance.now() - t0) * 1000)))
     } catch (err) {
       this.stats.commitErrors++
       this.deps.log.error({ err, queued: batch.length }, 'outbox commit failed; decisions withheld')
@@ -156,98 +210,109 @@ export class Outbox {
     }
   }
 
-  /** Return in-flight rows to pending (after a crash the syncer's claim is void). Returns how many. */
+  /**
+   * Return rows an older build left marked in flight (state 1) to pending. Claims live in memory
+   * now (a crash voids them without a write), so this only matters for a file from before. Returns how many.
+   */
   recoverInFlight(): number {
     const c = this.db.prepare('UPDATE checkins SET state = 0 WHERE state = 1').run().changes
     this.move('inFlight', 'pending', c)
     return c
   }
 
-  /** Claim up to `limit` pending rows, oldest first, for upload: they become in flight. */
-  claimBatch(limit: number): Checkin[] {
-    return this.db
-      .transaction(() => {
-        const rows = this.db
-          .prepare(`SELECT seq_no, ${COLUMNS} FROM checkins WHERE state = 0 ORDER BY seq_no LIMIT ?`)
-          .all(limit) as Array<Checkin & { seq_no: number }>
-        const first = rows[0]
-        const last = rows[rows.length - 1]
-        if (!first || !last) return []
-        const c = this.db
-          .prepare(
-            'UPDATE checkins SET state = 1, attempts = attempts + 1 WHERE state = 0 AND seq_no BETWEEN ? AND ?',
-          )
-          .run(first.seq_no, last.seq_no).changes
-        this.move('pending', 'inFlight', c)
-        return rows.map(({ seq_no: _s, ...c }) => c)
-      })
-      .immediate()
-  }
-
-  /** Mark claimed rows synced (the cloud acknowledged them). */
-  markSynced(ids: readonly string[]): number {
-    if (ids.length === 0) return 0
-    // one statement for the whole batch: it runs on the event loop, so it must be short
-    const c = this.db
-      .prepare(
-        'UPDATE checkins SET state = 2, synced_at = ? WHERE state = 1 AND id IN (SELECT value FROM json_each(?))',
-      )
-      .run(this.deps.clock.now(), JSON.stringify(ids)).changes
-    this.move('inFlight', 'synced', c)
-    return c
+  /**
+   * Claim up to `limit` pending rows, oldest first (rows of a released claim first), for upload:
+   * they are in flight until the cloud answers or the claim is released. A claim is a range of
+   * seq_no kept in memory only: writing it would cost a commit (an fsync on the event loop) per batch,
+   * and after a crash every unacknowledged row is pending anyway. SQLite renders the records as the
+   * JSON the cloud takes: turning a thousand rows into JS objects and back costs the event loop
+   * several milliseconds per batch.
+   */
+  claimBatch(limit: number): Claim {
+    const retry = this.retry.shift()
+    const r = (
+      retry
+        ? this.claimRangeStmt.get(retry.first, retry.last, limit)
+        : this.claimNextStmt.get(this.cursor, limit)
+    ) as { first: number | null; last: number | null; n: number; json: string }
+    if (r.n === 0 || r.first === null || r.last === null) return emptyClaim()
+    if (retry) {
+      // a claim halved after a 413: the rest of the released range waits for the next claim
+      if (r.last < retry.last) this.retry.unshift({ first: r.last + 1, last: retry.last })
+    } else {
+      this.cursor = r.last
+    }
+    const claim = new Claim(r.first, r.last, r.n, r.json)
+    this.claims.add(claim)
+    this.move('pending', 'inFlight', r.n)
+    return claim
   }
 
   /**
-   * Mark claimed rows the cloud refused for good (a timestamp it will never accept): they leave the
-   * queue so they cannot block it, and stay in the file with the reason, for `gatectl checkins`.
+   * The cloud's answer to one claim, in one transaction: the rows it stored become synced, the ones
+   * it refused are kept with their reason, rows it did not mention go back to pending, and the time
+   * of this sync is remembered for `gatectl status` when the daemon is down. Only rows of this claim
+   * are touched, whatever ids the answer names. This commit is not waited for on disk
+   * (synchronous = NORMAL for it): the next decision's commit makes it durable, and if the power
+   * fails first the rows are sent again and the cloud counts them as duplicates. An fsync here would
+   * stall decisions behind every batch of a backlog drain.
    */
-  markRejected(rows: ReadonlyArray<{ id: string; reason: string }>): number {
-    const stmt = this.db.prepare(
-      'UPDATE checkins SET state = 2, synced_at = ?, sync_error = ? WHERE id = ? AND state = 1',
-    )
+  recordSync(
+    claim: Claim,
+    stored: readonly string[],
+    refused: ReadonlyArray<{ id: string; reason: string }> = [],
+  ): { synced: number; refused: number } {
+    if (!this.claims.has(claim)) return { synced: 0, refused: 0 }
     const now = this.deps.clock.now()
-    const c = this.db
-      .transaction(() => rows.reduce((n, r) => n + stmt.run(now, r.reason, r.id).changes, 0))
-      .immediate()
-    this.move('inFlight', 'synced', c)
-    return c
-  }
-
-  /**
-   * The cloud's answer to one batch, in one transaction (one fsync): the rows it stored become synced,
-   * the ones it refused are kept with their reason, and the time of this sync is remembered for
-   * `gatectl status` when the daemon is down.
-   */
-  recordSync(stored: readonly string[], refused: ReadonlyArray<{ id: string; reason: string }>): void {
-    const before = { ...this.n }
+    let synced = 0
+    let rejected = 0
+    this.db.pragma('synchronous = NORMAL')
     try {
       this.db
         .transaction(() => {
-          this.markSynced(stored)
-          if (refused.length > 0) this.markRejected(refused)
-          setMeta(this.db, 'last_sync_at', String(this.deps.clock.now()))
+          synced =
+            stored.length === claim.count && refused.length === 0
+              ? this.syncRangeStmt.run(now, claim.first, claim.last).changes
+              : this.syncIdsStmt.run(now, claim.first, claim.last, JSON.stringify(stored)).changes
+          for (const r of refused)
+            rejected += this.refuseStmt.run(now, r.reason, r.id, claim.first, claim.last).changes
+          setMeta(this.db, 'last_sync_at', String(now))
         })
         .immediate()
-    } catch (err) {
-      this.n = before // rolled back: so are the counts
-      throw err
+    } finally {
+      this.db.pragma('synchronous = FULL')
     }
+    this.claims.delete(claim)
+    const left = claim.count - synced - rejected
+    this.n.inFlight -= claim.count
+    this.n.synced += synced + rejected
+    this.n.pending += left
+    if (left > 0) this.retryLater(claim)
+    return { synced, refused: rejected }
   }
 
-  /** Return claimed rows to pending (the upload failed). */
-  release(ids: readonly string[]): void {
-    if (ids.length === 0) return
-    const c = this.db
-      .prepare('UPDATE checkins SET state = 0 WHERE state = 1 AND id IN (SELECT value FROM json_each(?))')
-      .run(JSON.stringify(ids)).changes
-    this.move('inFlight', 'pending', c)
+  /** Return a claim's rows to pending (the upload failed): they are claimed again before newer rows. */
+  release(claim: Claim): void {
+    if (!this.claims.delete(claim)) return
+    this.move('inFlight', 'pending', claim.count)
+    this.retryLater(claim)
+  }
+
+  private retryLater(claim: Claim): void {
+    this.retry.push({ first: claim.first, last: claim.last })
+    this.retry.sort((a, b) => a.first - b.first)
   }
 
   /** Delete synced rows older than `days`; pending, in-flight and refused rows are never deleted. */
   prune(days: number): number {
     const cutoff = this.deps.clock.now() - days * 86_400_000
+    // the newest row always stays: SQLite gives a new row max(seq_no) + 1, and a seq_no must never
+    // be reused at or below the syncer's claim cursor
     const c = this.db
-      .prepare('DELETE FROM checkins WHERE state = 2 AND sync_error IS NULL AND wall_ms < ?')
+      .prepare(
+        `DELETE FROM checkins WHERE state = 2 AND sync_error IS NULL AND wall_ms < ?
+            AND seq_no < (SELECT max(seq_no) FROM checkins)`,
+      )
       .run(cutoff).changes
     this.n.synced -= c
     return c

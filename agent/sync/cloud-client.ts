@@ -1,6 +1,5 @@
 import { promisify } from 'node:util'
 import { gzip as gzipCb } from 'node:zlib'
-import type { Checkin } from '../../shared/checkin.js'
 import { errorMessage } from '../../shared/errors.js'
 import { type RosterDelta, rosterDeltaSchema, type SyncResult, syncResultSchema } from '../../shared/sync.js'
 
@@ -18,7 +17,8 @@ export type CloudOutcome<T> =
 
 /** The port the syncer and roster puller talk to; tests may pass their own. */
 export interface CloudClient {
-  sendBatch(gateId: string, sentAt: number, records: readonly Checkin[]): Promise<CloudOutcome<SyncResult>>
+  /** `recordsJson`: a JSON array of check-ins (the outbox renders it; nothing is parsed to send it) */
+  sendBatch(gateId: string, sentAt: number, recordsJson: string): Promise<CloudOutcome<SyncResult>>
   /** roster changes after `since`; `notModified` when the cloud answered 304 */
   fetchRoster(
     since: number,
@@ -49,12 +49,10 @@ export class HttpCloudClient implements CloudClient {
     this.base = url.replace(/\/+$/, '')
   }
 
-  async sendBatch(
-    gateId: string,
-    sentAt: number,
-    records: readonly Checkin[],
-  ): Promise<CloudOutcome<SyncResult>> {
-    const body = await gzip(JSON.stringify({ gateId, sentAt, records }))
+  async sendBatch(gateId: string, sentAt: number, recordsJson: string): Promise<CloudOutcome<SyncResult>> {
+    const body = await gzip(
+      `{"gateId":${JSON.stringify(gateId)},"sentAt":${sentAt},"records":${recordsJson}}`,
+    )
     return this.call(
       'POST',
       '/v1/sync/checkins',

@@ -124,7 +124,17 @@ export class Syncer {
     // one batch when the buffer is small; several in flight while a backlog drains
     const lanes =
       this.deps.outbox.counts().pending > this.st.batchSize ? Math.max(1, this.deps.config.concurrency) : 1
-    this.running = Promise.all(Array.from({ length: lanes }, () => this.sendOne()))
+    // each lane goes on with its next batch as soon as its own answer is in (a lane waiting for the
+    // slowest of the others would leave the cloud idle); each batch starts on a fresh turn of the
+    // event loop, so decisions and adverts go first
+    const lane = async (): Promise<number> => {
+      for (;;) {
+        const delay = await this.sendOne()
+        if (delay > 0 || this.stopped) return delay
+        await new Promise((r) => setImmediate(r))
+      }
+    }
+    this.running = Promise.all(Array.from({ length: lanes }, lane))
       .then((delays) => this.schedule(Math.max(...delays)))
       .catch((err) => {
         this.deps.log.error({ err }, 'sync pass failed')
@@ -145,43 +155,38 @@ export class Syncer {
   /** One batch. Returns the delay before the next pass, ms. */
   private async sendOne(): Promise<number> {
     const { outbox, client, clock, log, gateId, config } = this.deps
-    const batch = outbox.claimBatch(this.st.batchSize)
-    if (batch.length === 0) {
+    const claim = outbox.claimBatch(this.st.batchSize)
+    if (claim.count === 0) {
       this.st.state = this.st.state === 'auth-failed' ? 'auth-failed' : 'idle'
       return config.intervalMs
     }
     this.st.state = 'syncing'
     this.st.lastAttemptAt = clock.now()
-    const ids = batch.map((r) => r.id)
-    const res = await client.sendBatch(gateId, clock.now(), batch)
-    // stopped while the batch was on the wire: leave the rows in flight (the database may be closing);
-    // the next start returns them to pending and the cloud counts the resend as duplicates
+    const res = await client.sendBatch(gateId, clock.now(), claim.json)
+    // stopped while the batch was on the wire: the claim is only in memory, so its rows are pending
+    // at the next start and the cloud counts the resend as duplicates
     if (this.stopped) return config.intervalMs
     if (res.ok) {
-      const claimed = new Set(ids)
-      const stored = res.value.stored.filter((id) => claimed.has(id))
-      const rejected = res.value.rejected.filter((r) => claimed.has(r.id))
-      outbox.recordSync(stored, rejected)
-      if (rejected.length > 0) {
+      // only this claim's rows are marked, whatever ids the answer names; rows it does not mention
+      // are claimed again
+      const { refused } = outbox.recordSync(claim, res.value.stored, res.value.rejected)
+      if (refused > 0) {
         log.warn(
-          { rejected: rejected.length, reasons: [...new Set(rejected.map((r) => r.reason))] },
+          { rejected: refused, reasons: [...new Set(res.value.rejected.map((r) => r.reason))] },
           'the cloud refused check-ins; kept on the gate',
         )
       }
-      const done = new Set([...stored, ...rejected.map((r) => r.id)])
-      const leftover = ids.filter((id) => !done.has(id))
-      if (leftover.length > 0) outbox.release(leftover)
       this.st.accepted += res.value.accepted
       this.st.duplicates += res.value.duplicates
-      this.st.rejected += rejected.length
+      this.st.rejected += refused
       this.st.state = 'idle'
       this.st.lastSuccessAt = clock.now()
       this.st.lastError = null
       this.st.consecutiveFailures = 0
       this.st.batchSize = Math.min(config.batchSize, this.st.batchSize * 2)
-      return batch.length >= this.st.batchSize ? 0 : config.intervalMs
+      return claim.count >= this.st.batchSize ? 0 : config.intervalMs
     }
-    outbox.release(ids)
+    outbox.release(claim)
     this.st.lastError = res.message
     this.st.consecutiveFailures++
     switch (res.kind) {

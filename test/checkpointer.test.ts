@@ -1,0 +1,59 @@
+import { statSync } from 'node:fs'
+import path from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { Checkpointer } from '../agent/store/checkpointer.js'
+import { type Db, openDatabase } from '../agent/store/db.js'
+import { silentLog, tempDir } from './helpers.js'
+
+const until = async (cond: () => boolean, ms = 5_000) => {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out')
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+describe('WAL checkpoints off the event loop', () => {
+  let t: ReturnType<typeof tempDir>
+  let file: string
+  let db: Db
+  beforeEach(() => {
+    t = tempDir()
+    file = path.join(t.dir, 'agent.db')
+    db = openDatabase(file)
+    db.exec('CREATE TABLE filler (x BLOB)')
+  })
+  afterEach(() => {
+    if (db.open) db.close()
+    t.cleanup()
+  })
+
+  const write = (n: number) => {
+    const ins = db.prepare('INSERT INTO filler VALUES (randomblob(4000))')
+    for (let i = 0; i < n; i++) ins.run() // one commit each, as decisions are
+  }
+
+  it('turns the commit-path checkpoint off and copies the WAL back from a worker thread', async () => {
+    const cp = new Checkpointer(db, file, silentLog, 50)
+    cp.start()
+    expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(0)
+    const before = statSync(file).size
+    write(300)
+    // nothing in the commit path copies the WAL back any more: the worker does, and completes
+    const runs = cp.stats.runs
+    await until(
+      () => cp.stats.runs > runs + 1 && cp.stats.walFrames > 0 && cp.stats.walFrames === cp.stats.backfilled,
+    )
+    expect(statSync(file).size - before).toBeGreaterThan(300 * 4000)
+    await cp.stop()
+    expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000)
+    expect(cp.stats.errors).toBe(0)
+  })
+
+  it('gives the checkpoint back to SQLite when the worker dies, so the WAL stays bounded', async () => {
+    const cp = new Checkpointer(db, path.join(t.dir, 'no-such.db'), silentLog, 50)
+    cp.start() // the worker cannot open its connection and exits
+    await until(() => db.pragma('wal_autocheckpoint', { simple: true }) === 1000)
+    await cp.stop()
+  })
+})
