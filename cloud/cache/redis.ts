@@ -1,0 +1,71 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import type { Logger } from 'pino'
+
+/** Where Redis is: one server (REDIS_URL) or a Cluster (REDIS_CLUSTER_NODES=host:port,host:port). */
+export interface RedisSettings {
+  url?: string | undefined
+  clusterNodes?: readonly string[] | undefined
+  /** a command not answered within this time fails (and counts against the circuit), ms */
+  commandTimeoutMs: number
+}
+
+/** The cache's two connections: commands, and the subscriber of the invalidation bus. */
+export interface RedisPair {
+  client: Redis | Cluster
+  subscriber: Redis | Cluster
+  close(): Promise<void>
+}
+
+/**
+ * Connections tuned for a cache: commands fail at once while Redis is unreachable (no offline queue:
+ * a request never waits for a reconnect), a short command timeout, and reconnection forever with
+ * backoff in the background. Errors are logged once per outage, without the URL (it may hold a password).
+ */
+export function connectRedis(s: RedisSettings, log: Logger): RedisPair | null {
+  if (!s.url && (!s.clusterNodes || s.clusterNodes.length === 0)) return null
+  const base: RedisOptions = {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: s.commandTimeoutMs,
+    connectTimeout: 2_000,
+    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2_000),
+  }
+  const make = (): Redis | Cluster => {
+    if (s.clusterNodes && s.clusterNodes.length > 0) {
+      const nodes = s.clusterNodes.map((hp) => {
+        const [host, port] = hp.split(':')
+        return { host: host || '127.0.0.1', port: Number(port) || 6379 }
+      })
+      return new Cluster(nodes, {
+        enableOfflineQueue: false,
+        redisOptions: base,
+        clusterRetryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2_000),
+      })
+    }
+    return new Redis(s.url as string, base)
+  }
+  const client = make()
+  // the subscriber queues its SUBSCRIBE until connected (it is not on a request path)
+  const subscriber = s.clusterNodes?.length
+    ? make()
+    : new Redis(s.url as string, { ...base, enableOfflineQueue: true })
+  let down = false
+  for (const c of [client, subscriber]) {
+    c.on('error', (err: Error) => {
+      if (!down) log.warn({ err: err.message }, 'Redis unreachable; the cache runs on L1 until it is back')
+      down = true
+    })
+    c.on('ready', () => {
+      if (down) log.info('Redis reachable again')
+      down = false
+    })
+  }
+  return {
+    client,
+    subscriber,
+    close: async () => {
+      client.disconnect()
+      subscriber.disconnect()
+    },
+  }
+}
