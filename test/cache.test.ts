@@ -71,17 +71,23 @@ describe('tiered cache, L1 alone', () => {
   it('caches falsy values as values and "not found" as a negative entry', async () => {
     const c = await makeCache({ url: null })
     let calls = 0
+    const counted =
+      <T>(v: T) =>
+      async () => {
+        calls++
+        return v
+      }
     for (const [k, v] of [
       ['zero', 0],
       ['empty', ''],
       ['no', false],
     ] as const) {
-      expect(await c.getOrLoad(k, async () => (calls++, v))).toBe(v)
-      expect(await c.getOrLoad(k, async () => (calls++, 'other'))).toBe(v)
+      expect(await c.getOrLoad(k, counted(v))).toBe(v)
+      expect(await c.getOrLoad(k, counted('other'))).toBe(v)
     }
     expect(calls).toBe(3)
-    expect(await c.getOrLoad('unknown-token', async () => (calls++, null))).toBeNull()
-    expect(await c.getOrLoad('unknown-token', async () => (calls++, 'now known'))).toBeNull()
+    expect(await c.getOrLoad('unknown-token', counted(null))).toBeNull()
+    expect(await c.getOrLoad('unknown-token', counted('now known'))).toBeNull()
     expect(calls).toBe(4)
   })
 
@@ -101,7 +107,15 @@ describe('tiered cache, L1 alone', () => {
     const jc = await makeCache({ url: null, now: () => now })
     for (let i = 0; i < 20; i++) await jc.getOrLoad(`j${i}`, async () => i, { ttlMs: 10_000 })
     now += 9_500
-    for (let i = 0; i < 20; i++) await jc.getOrLoad(`j${i}`, async () => (exps.add(i), -1), { ttlMs: 10_000 })
+    for (let i = 0; i < 20; i++)
+      await jc.getOrLoad(
+        `j${i}`,
+        async () => {
+          exps.add(i)
+          return -1
+        },
+        { ttlMs: 10_000 },
+      )
     expect(exps.size).toBeGreaterThan(0)
     expect(exps.size).toBeLessThan(20)
   })
@@ -305,7 +319,14 @@ describe('tiered cache on a Redis Cluster (three masters on loopback)', () => {
       await a.c.getOrLoad(`tok:${i}`, async () => `v${version}-${i}`, { tags: ['participants'] })
     let loads = 0
     for (let i = 0; i < 40; i++)
-      await b.c.getOrLoad(`tok:${i}`, async () => (loads++, 'x'), { tags: ['participants'] })
+      await b.c.getOrLoad(
+        `tok:${i}`,
+        async () => {
+          loads++
+          return 'x'
+        },
+        { tags: ['participants'] },
+      )
     expect(loads).toBe(0)
     version = 2
     await a.c.invalidateTags('participants')

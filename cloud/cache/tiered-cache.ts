@@ -286,7 +286,8 @@ export class TieredCache {
   async invalidateTags(...tags: string[]): Promise<void> {
     const bumped: Record<string, number> = {}
     for (const t of tags) {
-      const v = (await this.l2(async (r) => r.incr(this.tagKey(t)), 'tag')) ?? (this.tagVersions.get(t) ?? 0) + 1
+      const v =
+        (await this.l2(async (r) => r.incr(this.tagKey(t)), 'tag')) ?? (this.tagVersions.get(t) ?? 0) + 1
       // without Redis the local version goes up; with it, Redis' counter is the truth
       bumped[t] = Math.max(v, (this.tagVersions.get(t) ?? 0) + 1)
       this.tagVersions.set(t, bumped[t])
@@ -301,11 +302,18 @@ export class TieredCache {
     const r = this.o.redis
     if (r && this.circuit.allow()) {
       try {
-        const masters = 'nodes' in r && typeof r.nodes === 'function' ? (r as Cluster).nodes('master') : [r as Redis]
+        const masters =
+          'nodes' in r && typeof r.nodes === 'function' ? (r as Cluster).nodes('master') : [r as Redis]
         for (const node of masters) {
           let cursor = '0'
           do {
-            const [next, keys] = await node.scan(cursor, 'MATCH', `${escapeGlob(this.o.keyPrefix + prefix)}*`, 'COUNT', 500)
+            const [next, keys] = await node.scan(
+              cursor,
+              'MATCH',
+              `${escapeGlob(this.o.keyPrefix + prefix)}*`,
+              'COUNT',
+              500,
+            )
             cursor = next
             // one UNLINK per key: in a Cluster the keys of one batch may live in different slots
             for (const k of keys) n += await node.unlink(k)
