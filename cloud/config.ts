@@ -35,6 +35,26 @@ export const cloudConfigSchema = z
     lateUploadMs: z.number().int().min(0).default(3_600_000),
     /** two admits of one participant at different gates within this window are a double entry, ms */
     doubleEntryWindowMs: z.number().int().min(0).default(300_000),
+    /** Redis for the L2 cache and the invalidation bus; unset (and no cluster): L1 alone */
+    redisUrl: z.string().min(1).optional(),
+    /** a Redis Cluster instead: host:port,host:port,... */
+    redisClusterNodes: z
+      .string()
+      .regex(/^[^\s,:]+:\d+(,[^\s,:]+:\d+)*$/, 'expected host:port,host:port,...')
+      .optional(),
+    cache: z
+      .object({
+        l1MaxEntries: z.number().int().min(1).default(10_000),
+        l1MaxBytes: z
+          .number()
+          .int()
+          .min(1_024)
+          .default(32 * 1024 * 1024),
+        /** a Redis command not answered within this time fails over to L1 and the database, ms */
+        redisTimeoutMs: z.number().int().min(10).default(200),
+      })
+      .strict()
+      .prefault({}),
     partitions: z
       .object({
         interval: z.enum(PARTITION_INTERVALS as [string, ...string[]]).default('quarter'),
@@ -65,6 +85,11 @@ const ENV: readonly EnvVar[] = [
   { env: 'MAX_SKEW_MS', path: ['maxSkewMs'], type: 'int' },
   { env: 'LATE_UPLOAD_MS', path: ['lateUploadMs'], type: 'int' },
   { env: 'DOUBLE_ENTRY_WINDOW_MS', path: ['doubleEntryWindowMs'], type: 'int' },
+  { env: 'REDIS_URL', path: ['redisUrl'], type: 'string' },
+  { env: 'REDIS_CLUSTER_NODES', path: ['redisClusterNodes'], type: 'string' },
+  { env: 'CACHE_L1_MAX_ENTRIES', path: ['cache', 'l1MaxEntries'], type: 'int' },
+  { env: 'CACHE_L1_MAX_BYTES', path: ['cache', 'l1MaxBytes'], type: 'int' },
+  { env: 'CACHE_REDIS_TIMEOUT_MS', path: ['cache', 'redisTimeoutMs'], type: 'int' },
   { env: 'PARTITION_INTERVAL', path: ['partitions', 'interval'], type: 'string' },
   { env: 'PARTITION_PREMAKE', path: ['partitions', 'premake'], type: 'int' },
   { env: 'PARTITION_RETENTION_DAYS', path: ['partitions', 'retentionDays'], type: 'nullable-number' },

@@ -4,11 +4,15 @@ import { pino } from 'pino'
 import { errorMessage, GateError } from '../shared/errors.js'
 import { readRosterFile } from '../shared/roster-file.js'
 import { productVersion } from '../shared/version.js'
+import { connectRedis } from './cache/redis.js'
+import { cacheDefaults, TieredCache } from './cache/tiered-cache.js'
+import { warmCache } from './cache/warm.js'
 import { type CloudConfig, loadCloudConfig } from './config.js'
 import { migrateUp } from './db/migrate.js'
 import { connectClient, createPool } from './db/pool.js'
 import { addGate, listGates, revokeGate, rotateKey } from './gates/store.js'
 import { buildApp } from './http/app.js'
+import { createRegistry } from './http/metrics.js'
 import { analyzeQueries, maintainTables } from './ops/analyze.js'
 import { importParticipants } from './participants/import.js'
 import type { PartitionInterval } from './partitions/intervals.js'
@@ -97,7 +101,27 @@ async function serve(): Promise<number> {
     await client.end()
   }
   const pool = createPool(c, log)
-  const app = await buildApp({ config: c, pool, log })
+  const registry = createRegistry()
+  const redis = connectRedis(
+    {
+      url: c.redisUrl,
+      clusterNodes: c.redisClusterNodes?.split(','),
+      commandTimeoutMs: c.cache.redisTimeoutMs,
+    },
+    log,
+  )
+  const cache = new TieredCache({
+    ...cacheDefaults,
+    l1MaxEntries: c.cache.l1MaxEntries,
+    l1MaxBytes: c.cache.l1MaxBytes,
+    redis: redis?.client ?? null,
+    subscriber: redis?.subscriber ?? null,
+    log: log.child({ component: 'cache' }),
+    registry,
+  })
+  await cache.start()
+  const app = await buildApp({ config: c, pool, log, cache, registry })
+  warmCache(cache, pool, log).catch((err) => log.warn({ err: errorMessage(err) }, 'cache warm-up failed'))
   const maintain = async () => {
     const mc = await connectClient(c.databaseUrl, 'gate-cloud-partitions')
     try {
@@ -119,6 +143,8 @@ async function serve(): Promise<number> {
       deadline.unref()
       app
         .close()
+        .then(() => cache.stop())
+        .then(() => redis?.close())
         .then(() => pool.end())
         .then(() => {
           clearTimeout(deadline)

@@ -344,4 +344,29 @@ describe('gate-cloud HTTP API on real Postgres', () => {
       await deadPool.end()
     }
   })
+
+  it('caches token look-ups (unknown tokens too) and drops them when participants change, however they change', async () => {
+    expect((await ops('/v1/query/tokens/00ccee01')).statusCode).toBe(404)
+    await sql.query(
+      `INSERT INTO participants (id, token, status, name) VALUES ('P-new', '00ccee01', 'active', 'New Person')`,
+    )
+    // plain SQL, not the API: the NOTIFY trigger tells the service, which drops its cached answers
+    let res = await ops('/v1/query/tokens/00ccee01')
+    for (let i = 0; i < 50 && res.statusCode !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 20))
+      res = await ops('/v1/query/tokens/00ccee01')
+    }
+    expect(res.json()).toMatchObject({ id: 'P-new', status: 'active' })
+    expect((await ops('/v1/query/tokens/00ccee01')).json()).toMatchObject({ id: 'P-new' }) // from L1
+    const metrics = await app.inject({ url: '/metrics' })
+    expect(metrics.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/)
+    const text = metrics.body
+    expect(text).toMatch(/^cache_requests_total\{layer="l1",result="hit"\} \d+/m)
+    expect(text).toMatch(/^cache_requests_total\{layer="l1",result="miss"\} \d+/m)
+    expect(text).toMatch(
+      /^http_request_duration_seconds_count\{method="GET",route="\/v1\/query\/tokens\/:token",status="404"\} \d+/m,
+    )
+    expect(text).toMatch(/^nodejs_eventloop_lag_p99_seconds /m)
+    expect(text).not.toContain('00ccee01') // routes, never raw URLs, in labels
+  })
 })

@@ -3,13 +3,18 @@ import { createGunzip } from 'node:zlib'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
 import type pg from 'pg'
 import type { Logger } from 'pino'
+import type { Registry } from 'prom-client'
 import { z } from 'zod'
 import { GateError } from '../../shared/errors.js'
-import { syncBatchEnvelopeSchema } from '../../shared/sync.js'
+import { type RosterDelta, syncBatchEnvelopeSchema } from '../../shared/sync.js'
+import { ChangeListener } from '../cache/change-listener.js'
+import { ROSTER_TAG } from '../cache/tags.js'
+import { cacheDefaults, TieredCache } from '../cache/tiered-cache.js'
 import type { CloudConfig } from '../config.js'
 import { GateAuthenticator } from '../gates/store.js'
 import { ingestBatch } from '../ingest/ingest.js'
 import { errorHandler } from './errors.js'
+import { createRegistry, httpMetrics } from './metrics.js'
 import { queryRoutes } from './query-routes.js'
 import { rosterDelta } from './roster.js'
 
@@ -22,6 +27,10 @@ export interface AppDeps {
   now?: () => number
   /** how long a checked gate key is trusted before it is checked again, ms (revocation delay) */
   authCacheMs?: number
+  /** the two-tier cache (L1 alone when not given) */
+  cache?: TieredCache
+  /** where metrics go (a fresh registry with the process metrics when not given) */
+  registry?: Registry
 }
 
 function bearer(req: FastifyRequest): string | null {
@@ -42,6 +51,27 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
   const auth = new GateAuthenticator(pool, deps.authCacheMs ?? 30_000)
   app.setErrorHandler(errorHandler)
+  const registry = deps.registry ?? createRegistry()
+  httpMetrics(app, registry)
+  const ownCache = !deps.cache
+  const cache =
+    deps.cache ??
+    new TieredCache({ ...cacheDefaults, redis: null, subscriber: null, log: deps.log, registry })
+  if (ownCache) await cache.start()
+  // any change to participants (import, API, plain SQL) drops the cached roster and token look-ups
+  const listener = new ChangeListener(
+    config.databaseUrl,
+    'participants_changed',
+    () => {
+      cache.invalidateTags(ROSTER_TAG).catch((err) => deps.log.warn({ err }, 'roster invalidation failed'))
+    },
+    deps.log,
+  )
+  await listener.start()
+  app.addHook('onClose', async () => {
+    await listener.stop()
+    if (ownCache) await cache.stop()
+  })
 
   // gzip request bodies (a gate's batch compresses ~5x); the body limit applies after decompression
   app.addHook('preParsing', async (req, _reply, payload) => {
@@ -109,7 +139,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         'E_INPUT',
         q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
       )
-    const delta = await rosterDelta(pool, q.data.since, q.data.limit)
+    const { since, limit } = q.data
+    const delta = (await cache.getOrLoad(`roster:${since}:${limit}`, () => rosterDelta(pool, since, limit), {
+      ttlMs: 60_000,
+      tags: [ROSTER_TAG],
+    })) as RosterDelta
     const etag = `"roster-${delta.cursor}"`
     reply.header('ETag', etag).header('Cache-Control', 'no-cache')
     if (delta.changes.length === 0 && req.headers['if-none-match'] === etag) return reply.status(304).send()
@@ -125,6 +159,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (a.length !== b.length || !timingSafeEqual(a, b))
       throw new GateError('E_AUTH', 'missing or wrong ops token')
   }
-  await app.register(queryRoutes, { pool, opsAuth })
+  await app.register(queryRoutes, { pool, opsAuth, cache })
   return app
 }

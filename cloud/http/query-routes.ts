@@ -2,6 +2,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type pg from 'pg'
 import { z } from 'zod'
 import { GateError } from '../../shared/errors.js'
+import { ROSTER_TAG, STATS_TAG } from '../cache/tags.js'
+import type { TieredCache } from '../cache/tiered-cache.js'
 
 const isoOrMs = z
   .union([z.coerce.number().int().nonnegative(), z.string().datetime({ offset: true })])
@@ -17,15 +19,44 @@ function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
   return r.data
 }
 
+/** Dashboards poll the counts: a few seconds of staleness saves the database a query per poll. */
+export const STATS_TTL_MS = 5_000
+
+export async function gateCounts(
+  pool: pg.Pool,
+  since: Date,
+): Promise<{ since: string; gates: Array<{ gateId: string; count: number; admits: number }> }> {
+  const r = await pool.query<{ gate_id: string; n: string; admits: string }>(
+    `SELECT gate_id, count(*) AS n, count(*) FILTER (WHERE decision = 'admit') AS admits
+       FROM attendance_records WHERE ts >= $1 GROUP BY gate_id ORDER BY gate_id`,
+    [since],
+  )
+  return {
+    since: since.toISOString(),
+    gates: r.rows.map((x) => ({ gateId: x.gate_id, count: Number(x.n), admits: Number(x.admits) })),
+  }
+}
+
+export async function participantByToken(
+  pool: pg.Pool,
+  token: string,
+): Promise<Record<string, unknown> | null> {
+  const r = await pool.query(
+    `SELECT id, token, status, name, email, updated_at AS "updatedAt" FROM participants WHERE token = $1 AND status = 'active'`,
+    [token],
+  )
+  return (r.rows[0] as Record<string, unknown> | undefined) ?? null
+}
+
 /**
  * The query API for ops and analytics: one endpoint per critical query of the seed, plus incidents.
  * Every query is parameterised and uses the indexes of the schema (see `gate-cloud analyze`).
  */
 export async function queryRoutes(
   app: FastifyInstance,
-  opts: { pool: pg.Pool; opsAuth: (req: FastifyRequest) => Promise<void> },
+  opts: { pool: pg.Pool; opsAuth: (req: FastifyRequest) => Promise<void>; cache: TieredCache },
 ): Promise<void> {
-  const { pool } = opts
+  const { pool, cache } = opts
   // the hook is encapsulated in this plugin: it guards exactly the routes below
   app.addHook('preHandler', opts.opsAuth)
 
@@ -46,40 +77,43 @@ export async function queryRoutes(
     return { checkins: r.rows, next: r.rows.length === q.limit && last ? last.ts.toISOString() : null }
   })
 
-  // 2. a gate's count since a time
+  // 2. a gate's count since a time (cached a few seconds: dashboards poll it)
   app.get('/v1/query/gates/:id/count', async (req) => {
     const { id } = parse(z.object({ id: z.string().min(1).max(64) }), req.params)
     const q = parse(z.object({ since: isoOrMs, decision: z.enum(['admit', 'deny']).optional() }), req.query)
-    const r = await pool.query<{ n: string }>(
-      `SELECT count(*) AS n FROM attendance_records WHERE gate_id = $1 AND ts >= $2 AND ($3::text IS NULL OR decision = $3)`,
-      [id, q.since, q.decision ?? null],
+    const count = await cache.getOrLoad(
+      `stats:gate:${id}:${q.since.getTime()}:${q.decision ?? '*'}`,
+      async () => {
+        const r = await pool.query<{ n: string }>(
+          `SELECT count(*) AS n FROM attendance_records WHERE gate_id = $1 AND ts >= $2 AND ($3::text IS NULL OR decision = $3)`,
+          [id, q.since, q.decision ?? null],
+        )
+        return Number(r.rows[0]?.n ?? 0)
+      },
+      { ttlMs: STATS_TTL_MS, tags: [STATS_TAG] },
     )
-    return { gateId: id, since: q.since.toISOString(), count: Number(r.rows[0]?.n ?? 0) }
+    return { gateId: id, since: q.since.toISOString(), count }
   })
 
   // 4. counts per gate since a time
   app.get('/v1/query/gates/counts', async (req) => {
     const q = parse(z.object({ since: isoOrMs }), req.query)
-    const r = await pool.query<{ gate_id: string; n: string; admits: string }>(
-      `SELECT gate_id, count(*) AS n, count(*) FILTER (WHERE decision = 'admit') AS admits
-         FROM attendance_records WHERE ts >= $1 GROUP BY gate_id ORDER BY gate_id`,
-      [q.since],
-    )
-    return {
-      since: q.since.toISOString(),
-      gates: r.rows.map((x) => ({ gateId: x.gate_id, count: Number(x.n), admits: Number(x.admits) })),
-    }
+    return cache.getOrLoad(`stats:gates:${q.since.getTime()}`, () => gateCounts(pool, q.since), {
+      ttlMs: STATS_TTL_MS,
+      tags: [STATS_TAG],
+    })
   })
 
-  // 3. the active participant holding a token
+  // 3. the active participant holding a token; an unknown token is cached as such (negative caching)
   app.get('/v1/query/tokens/:token', async (req) => {
     const { token } = parse(z.object({ token: z.string().regex(/^[0-9a-fA-F]{4,48}$/) }), req.params)
-    const r = await pool.query(
-      `SELECT id, token, status, name, email, updated_at AS "updatedAt" FROM participants WHERE token = $1 AND status = 'active'`,
-      [token.toLowerCase()],
-    )
-    if (r.rows.length === 0) throw new GateError('E_NOT_FOUND', `no active participant holds token ${token}`)
-    return r.rows[0]
+    const t = token.toLowerCase()
+    const row = await cache.getOrLoad(`tok:${t}`, () => participantByToken(pool, t), {
+      ttlMs: 300_000,
+      tags: [ROSTER_TAG],
+    })
+    if (!row) throw new GateError('E_NOT_FOUND', `no active participant holds token ${token}`)
+    return row
   })
 
   // full-text participant search (GIN index on name and email)
