@@ -55,6 +55,19 @@ export const cloudConfigSchema = z
       })
       .strict()
       .prefault({}),
+    monitor: z
+      .object({
+        /** a request slower than this is logged and counted, ms */
+        slowRequestMs: z.number().int().min(1).default(1_000),
+        /** a database query slower than this is logged and counted, ms */
+        slowQueryMs: z.number().int().min(1).default(500),
+        /** shed load (503 + Retry-After) when the event loop lags more than this, ms; 0: off */
+        maxEventLoopDelayMs: z.number().int().min(0).default(1_000),
+        /** ... or when event-loop utilisation passes this; 0: off */
+        maxEventLoopUtilization: z.number().min(0).max(1).default(0.98),
+      })
+      .strict()
+      .prefault({}),
     partitions: z
       .object({
         interval: z.enum(PARTITION_INTERVALS as [string, ...string[]]).default('quarter'),
@@ -90,6 +103,10 @@ const ENV: readonly EnvVar[] = [
   { env: 'CACHE_L1_MAX_ENTRIES', path: ['cache', 'l1MaxEntries'], type: 'int' },
   { env: 'CACHE_L1_MAX_BYTES', path: ['cache', 'l1MaxBytes'], type: 'int' },
   { env: 'CACHE_REDIS_TIMEOUT_MS', path: ['cache', 'redisTimeoutMs'], type: 'int' },
+  { env: 'SLOW_REQUEST_MS', path: ['monitor', 'slowRequestMs'], type: 'int' },
+  { env: 'SLOW_QUERY_MS', path: ['monitor', 'slowQueryMs'], type: 'int' },
+  { env: 'OVERLOAD_MAX_EVENT_LOOP_DELAY_MS', path: ['monitor', 'maxEventLoopDelayMs'], type: 'int' },
+  { env: 'OVERLOAD_MAX_ELU', path: ['monitor', 'maxEventLoopUtilization'], type: 'number' },
   { env: 'PARTITION_INTERVAL', path: ['partitions', 'interval'], type: 'string' },
   { env: 'PARTITION_PREMAKE', path: ['partitions', 'premake'], type: 'int' },
   { env: 'PARTITION_RETENTION_DAYS', path: ['partitions', 'retentionDays'], type: 'nullable-number' },

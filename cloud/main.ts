@@ -13,6 +13,7 @@ import { connectClient, createPool } from './db/pool.js'
 import { addGate, listGates, revokeGate, rotateKey } from './gates/store.js'
 import { buildApp } from './http/app.js'
 import { createRegistry } from './http/metrics.js'
+import { PerfMonitor } from './monitor/perf.js'
 import { analyzeQueries, maintainTables } from './ops/analyze.js'
 import { importParticipants } from './participants/import.js'
 import type { PartitionInterval } from './partitions/intervals.js'
@@ -102,6 +103,14 @@ async function serve(): Promise<number> {
   }
   const pool = createPool(c, log)
   const registry = createRegistry()
+  const perf = new PerfMonitor({
+    slowRequestMs: c.monitor.slowRequestMs,
+    slowQueryMs: c.monitor.slowQueryMs,
+    windowSeconds: 300,
+    log,
+    registry,
+  })
+  perf.start()
   const redis = connectRedis(
     {
       url: c.redisUrl,
@@ -118,9 +127,10 @@ async function serve(): Promise<number> {
     subscriber: redis?.subscriber ?? null,
     log: log.child({ component: 'cache' }),
     registry,
+    onLookup: (layer, result) => perf.recordCache(layer, result),
   })
   await cache.start()
-  const app = await buildApp({ config: c, pool, log, cache, registry })
+  const app = await buildApp({ config: c, pool, log, cache, registry, perf })
   warmCache(cache, pool, log).catch((err) => log.warn({ err: errorMessage(err) }, 'cache warm-up failed'))
   const maintain = async () => {
     const mc = await connectClient(c.databaseUrl, 'gate-cloud-partitions')
@@ -144,6 +154,7 @@ async function serve(): Promise<number> {
       app
         .close()
         .then(() => cache.stop())
+        .then(() => perf.stop())
         .then(() => redis?.close())
         .then(() => pool.end())
         .then(() => {

@@ -58,6 +58,8 @@ export interface TieredCacheOptions {
   circuitOpenMs: number
   log: Logger
   registry: Registry
+  /** told of every look-up by layer and result (the performance monitor's window) */
+  onLookup?: (layer: 'l1' | 'l2', result: 'hit' | 'miss' | 'stale') => void
   now?: () => number
   random?: () => number
 }
@@ -245,14 +247,14 @@ export class TieredCache {
     const now = this.now()
     if (e1) {
       if (e1.exp > now) {
-        this.m.requests.inc({ layer: 'l1', result: 'hit' })
+        this.count('l1', 'hit')
         this.m.latency.observe({ layer: 'l1', op: 'get' }, (performance.now() - t0) / 1000)
         this.maybeRefreshHot(key, e1, loader, opts)
         return e1.v as T | null
       }
-      this.m.requests.inc({ layer: 'l1', result: 'stale' })
+      this.count('l1', 'stale')
     } else {
-      this.m.requests.inc({ layer: 'l1', result: 'miss' })
+      this.count('l1', 'miss')
     }
     const running = this.inflight.get(key)
     if (running) return running as Promise<T | null>
@@ -362,13 +364,13 @@ export class TieredCache {
     if (raw) {
       const e2 = parseEntry(raw)
       if (e2 && e2.exp > this.now() && (await this.tagsCurrent(e2))) {
-        this.m.requests.inc({ layer: 'l2', result: 'hit' })
+        this.count('l2', 'hit')
         this.l1.set(key, this.capForL1(e2))
         return e2.v as T | null
       }
       if (e2 && !stale && (await this.tagsCurrent(e2))) stale = e2
     }
-    if (this.o.redis) this.m.requests.inc({ layer: 'l2', result: raw ? 'stale' : 'miss' })
+    if (this.o.redis) this.count('l2', raw ? 'stale' : 'miss')
     return this.load(key, loader, opts, stale)
   }
 
@@ -412,6 +414,11 @@ export class TieredCache {
       .catch(() => undefined)
       .finally(() => this.inflight.delete(key))
     this.inflight.set(key, p)
+  }
+
+  private count(layer: 'l1' | 'l2', result: 'hit' | 'miss' | 'stale'): void {
+    this.m.requests.inc({ layer, result })
+    this.o.onLookup?.(layer, result)
   }
 
   private ttl(opts: EntryOptions, negative: boolean): number {

@@ -1,9 +1,10 @@
 import { timingSafeEqual } from 'node:crypto'
 import { createGunzip } from 'node:zlib'
+import underPressure from '@fastify/under-pressure'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
 import type pg from 'pg'
 import type { Logger } from 'pino'
-import type { Registry } from 'prom-client'
+import { Counter, type Registry } from 'prom-client'
 import { z } from 'zod'
 import { GateError } from '../../shared/errors.js'
 import { type RosterDelta, syncBatchEnvelopeSchema } from '../../shared/sync.js'
@@ -13,8 +14,11 @@ import { cacheDefaults, TieredCache } from '../cache/tiered-cache.js'
 import type { CloudConfig } from '../config.js'
 import { GateAuthenticator } from '../gates/store.js'
 import { ingestBatch } from '../ingest/ingest.js'
+import { PerfMonitor } from '../monitor/perf.js'
+import { PlanAdvisor } from '../monitor/suggestions.js'
 import { errorHandler } from './errors.js'
 import { createRegistry, httpMetrics } from './metrics.js'
+import { perfRoutes } from './perf-routes.js'
 import { queryRoutes } from './query-routes.js'
 import { rosterDelta } from './roster.js'
 
@@ -31,6 +35,8 @@ export interface AppDeps {
   cache?: TieredCache
   /** where metrics go (a fresh registry with the process metrics when not given) */
   registry?: Registry
+  /** the performance monitor (a new one, started here, when not given) */
+  perf?: PerfMonitor
 }
 
 function bearer(req: FastifyRequest): string | null {
@@ -53,10 +59,58 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setErrorHandler(errorHandler)
   const registry = deps.registry ?? createRegistry()
   httpMetrics(app, registry)
+  const ownPerf = !deps.perf
+  const perf =
+    deps.perf ??
+    new PerfMonitor({
+      slowRequestMs: config.monitor.slowRequestMs,
+      slowQueryMs: config.monitor.slowQueryMs,
+      windowSeconds: 300,
+      log: deps.log,
+      registry,
+    })
+  if (ownPerf) perf.start()
+  app.addHook('onResponse', async (req, reply) => {
+    perf.recordRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime, {
+      reqId: req.id,
+    })
+  })
+  // overload: shed with 503 + Retry-After rather than queue without bound
+  const shed = new Counter({
+    name: 'http_shed_requests_total',
+    help: 'Requests answered 503 because the node was overloaded, by reason',
+    labelNames: ['reason'],
+    registers: [registry],
+  })
+  if (config.monitor.maxEventLoopDelayMs > 0 || config.monitor.maxEventLoopUtilization > 0) {
+    await app.register(underPressure, {
+      maxEventLoopDelay: config.monitor.maxEventLoopDelayMs,
+      maxEventLoopUtilization: config.monitor.maxEventLoopUtilization,
+      retryAfter: 5,
+      sampleInterval: 500,
+      pressureHandler: (req, reply, type, value) => {
+        shed.inc({ reason: type })
+        req.log.warn({ reason: type, value }, 'overloaded: request shed')
+        reply
+          .status(503)
+          .header('Retry-After', '5')
+          .send({
+            error: { code: 'E_OVERLOADED', message: `the service is overloaded (${type}); retry later` },
+          })
+      },
+    })
+  }
   const ownCache = !deps.cache
   const cache =
     deps.cache ??
-    new TieredCache({ ...cacheDefaults, redis: null, subscriber: null, log: deps.log, registry })
+    new TieredCache({
+      ...cacheDefaults,
+      redis: null,
+      subscriber: null,
+      log: deps.log,
+      registry,
+      onLookup: (l, r) => perf.recordCache(l, r),
+    })
   if (ownCache) await cache.start()
   // any change to participants (import, API, plain SQL) drops the cached roster and token look-ups
   const listener = new ChangeListener(
@@ -71,6 +125,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onClose', async () => {
     await listener.stop()
     if (ownCache) await cache.stop()
+    if (ownPerf) perf.stop()
   })
 
   // gzip request bodies (a gate's batch compresses ~5x); the body limit applies after decompression
@@ -121,7 +176,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         },
       })
     }
-    const result = await ingestBatch(pool, gateId, env.data, now(), config)
+    const result = await perf.time('ingest.batch', () => ingestBatch(pool, gateId, env.data, now(), config))
     if (result.stored.length === 0 && result.rejected.length > 0) return reply.status(422).send(result)
     return result
   })
@@ -140,10 +195,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
       )
     const { since, limit } = q.data
-    const delta = (await cache.getOrLoad(`roster:${since}:${limit}`, () => rosterDelta(pool, since, limit), {
-      ttlMs: 60_000,
-      tags: [ROSTER_TAG],
-    })) as RosterDelta
+    const delta = (await cache.getOrLoad(
+      `roster:${since}:${limit}`,
+      () => perf.time('roster.delta', () => rosterDelta(pool, since, limit)),
+      {
+        ttlMs: 60_000,
+        tags: [ROSTER_TAG],
+      },
+    )) as RosterDelta
     const etag = `"roster-${delta.cursor}"`
     reply.header('ETag', etag).header('Cache-Control', 'no-cache')
     if (delta.changes.length === 0 && req.headers['if-none-match'] === etag) return reply.status(304).send()
@@ -159,6 +218,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (a.length !== b.length || !timingSafeEqual(a, b))
       throw new GateError('E_AUTH', 'missing or wrong ops token')
   }
-  await app.register(queryRoutes, { pool, opsAuth, cache })
+  await app.register(queryRoutes, { pool, opsAuth, cache, perf })
+  await app.register(perfRoutes, {
+    perf,
+    advisor: new PlanAdvisor(pool),
+    slowQueryMs: config.monitor.slowQueryMs,
+    opsAuth,
+    extra: () => ({ cacheLayers: { circuit: cache.circuitState, l1Entries: cache.l1Size } }),
+  })
   return app
 }

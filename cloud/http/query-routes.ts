@@ -4,6 +4,7 @@ import { z } from 'zod'
 import { GateError } from '../../shared/errors.js'
 import { ROSTER_TAG, STATS_TAG } from '../cache/tags.js'
 import type { TieredCache } from '../cache/tiered-cache.js'
+import type { PerfMonitor } from '../monitor/perf.js'
 
 const isoOrMs = z
   .union([z.coerce.number().int().nonnegative(), z.string().datetime({ offset: true })])
@@ -54,9 +55,20 @@ export async function participantByToken(
  */
 export async function queryRoutes(
   app: FastifyInstance,
-  opts: { pool: pg.Pool; opsAuth: (req: FastifyRequest) => Promise<void>; cache: TieredCache },
+  opts: {
+    pool: pg.Pool
+    opsAuth: (req: FastifyRequest) => Promise<void>
+    cache: TieredCache
+    perf: PerfMonitor
+  },
 ): Promise<void> {
-  const { pool, cache } = opts
+  const { cache, perf } = opts
+  // every query is named and timed (/v1/perf, db_query_duration_seconds, slow-query log)
+  const db = {
+    query: <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]) =>
+      perf.time(name, () => opts.pool.query<R>(text, values)),
+  }
+  const pool = opts.pool
   // the hook is encapsulated in this plugin: it guards exactly the routes below
   app.addHook('preHandler', opts.opsAuth)
 
@@ -67,7 +79,8 @@ export async function queryRoutes(
       z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50), before: isoOrMs.optional() }),
       req.query,
     )
-    const r = await pool.query(
+    const r = await db.query(
+      'query.participant_checkins',
       `SELECT id, ts, gate_id AS "gateId", method, decision, reason, rssi, received_at AS "receivedAt"
          FROM attendance_records WHERE participant_id = $1 AND ($2::timestamptz IS NULL OR ts < $2)
         ORDER BY ts DESC LIMIT $3`,
@@ -84,7 +97,8 @@ export async function queryRoutes(
     const count = await cache.getOrLoad(
       `stats:gate:${id}:${q.since.getTime()}:${q.decision ?? '*'}`,
       async () => {
-        const r = await pool.query<{ n: string }>(
+        const r = await db.query<{ n: string }>(
+          'query.gate_count',
           `SELECT count(*) AS n FROM attendance_records WHERE gate_id = $1 AND ts >= $2 AND ($3::text IS NULL OR decision = $3)`,
           [id, q.since, q.decision ?? null],
         )
@@ -98,20 +112,28 @@ export async function queryRoutes(
   // 4. counts per gate since a time
   app.get('/v1/query/gates/counts', async (req) => {
     const q = parse(z.object({ since: isoOrMs }), req.query)
-    return cache.getOrLoad(`stats:gates:${q.since.getTime()}`, () => gateCounts(pool, q.since), {
-      ttlMs: STATS_TTL_MS,
-      tags: [STATS_TAG],
-    })
+    return cache.getOrLoad(
+      `stats:gates:${q.since.getTime()}`,
+      () => perf.time('query.gate_counts', () => gateCounts(pool, q.since)),
+      {
+        ttlMs: STATS_TTL_MS,
+        tags: [STATS_TAG],
+      },
+    )
   })
 
   // 3. the active participant holding a token; an unknown token is cached as such (negative caching)
   app.get('/v1/query/tokens/:token', async (req) => {
     const { token } = parse(z.object({ token: z.string().regex(/^[0-9a-fA-F]{4,48}$/) }), req.params)
     const t = token.toLowerCase()
-    const row = await cache.getOrLoad(`tok:${t}`, () => participantByToken(pool, t), {
-      ttlMs: 300_000,
-      tags: [ROSTER_TAG],
-    })
+    const row = await cache.getOrLoad(
+      `tok:${t}`,
+      () => perf.time('query.token', () => participantByToken(pool, t)),
+      {
+        ttlMs: 300_000,
+        tags: [ROSTER_TAG],
+      },
+    )
     if (!row) throw new GateError('E_NOT_FOUND', `no active participant holds token ${token}`)
     return row
   })
@@ -122,7 +144,8 @@ export async function queryRoutes(
       z.object({ q: z.string().min(1).max(200), limit: z.coerce.number().int().min(1).max(200).default(20) }),
       req.query,
     )
-    const r = await pool.query(
+    const r = await db.query(
+      'query.participant_search',
       `SELECT id, token, status, name, email,
               ts_rank(to_tsvector('english', coalesce(name, '') || ' ' || coalesce(email, '')), query) AS rank
          FROM participants, websearch_to_tsquery('english', $1) AS query
@@ -142,7 +165,8 @@ export async function queryRoutes(
       }),
       req.query,
     )
-    const r = await pool.query(
+    const r = await db.query(
+      'query.incidents',
       `SELECT id, kind, gate_id AS "gateId", participant_id AS "participantId", record_id AS "recordId", record_ts AS "recordTs",
               other_gate_id AS "otherGateId", other_record_id AS "otherRecordId", detail, created_at AS "createdAt"
          FROM incidents WHERE ($1::text IS NULL OR kind = $1) AND ($2::boolean = false OR resolved_at IS NULL)
