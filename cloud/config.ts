@@ -68,6 +68,38 @@ export const cloudConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /** this node's name in alerts and the restart guard (default: the host name) */
+    nodeName: z.string().min(1).max(128).optional(),
+    alerts: z
+      .object({
+        /** a JSON file of extra rules (see README) */
+        rulesFile: z.string().min(1).optional(),
+        /** an Alertmanager-compatible endpoint (POST /api/v2/alerts) */
+        webhookUrl: z.string().url().optional(),
+        /** MQTT broker for alert messages (and, later, the fleet) */
+        mqttUrl: z.string().min(1).optional(),
+        mqttTopic: z.string().min(1).default('cloud/alerts'),
+        evaluateIntervalMs: z.number().int().min(1_000).default(10_000),
+        /** RESTART_SERVICE is refused before this uptime and within this interval of the last one, ms */
+        restartMinUptimeMs: z.number().int().min(0).default(600_000),
+        restartMinIntervalMs: z.number().int().min(0).default(1_800_000),
+      })
+      .strict()
+      .prefault({}),
+    autoscale: z
+      .object({
+        /** target CPU per node, % of one core (the HPA manifest uses the same) */
+        targetCpuPercent: z.number().min(1).max(100).default(70),
+        min: z.number().int().min(1).default(2),
+        max: z.number().int().min(1).default(10),
+        /** replicas running now, in recommend mode */
+        replicas: z.number().int().min(1).default(2),
+        /** scale this Deployment through the Kubernetes API (in-cluster); unset: recommend only */
+        kubernetesDeployment: z.string().min(1).optional(),
+        intervalMs: z.number().int().min(1_000).default(30_000),
+      })
+      .strict()
+      .prefault({}),
     partitions: z
       .object({
         interval: z.enum(PARTITION_INTERVALS as [string, ...string[]]).default('quarter'),
@@ -107,6 +139,20 @@ const ENV: readonly EnvVar[] = [
   { env: 'SLOW_QUERY_MS', path: ['monitor', 'slowQueryMs'], type: 'int' },
   { env: 'OVERLOAD_MAX_EVENT_LOOP_DELAY_MS', path: ['monitor', 'maxEventLoopDelayMs'], type: 'int' },
   { env: 'OVERLOAD_MAX_ELU', path: ['monitor', 'maxEventLoopUtilization'], type: 'number' },
+  { env: 'NODE_NAME', path: ['nodeName'], type: 'string' },
+  { env: 'ALERT_RULES_FILE', path: ['alerts', 'rulesFile'], type: 'string' },
+  { env: 'ALERT_WEBHOOK_URL', path: ['alerts', 'webhookUrl'], type: 'string' },
+  { env: 'MQTT_URL', path: ['alerts', 'mqttUrl'], type: 'string' },
+  { env: 'ALERT_MQTT_TOPIC', path: ['alerts', 'mqttTopic'], type: 'string' },
+  { env: 'ALERT_EVALUATE_INTERVAL_MS', path: ['alerts', 'evaluateIntervalMs'], type: 'int' },
+  { env: 'RESTART_MIN_UPTIME_MS', path: ['alerts', 'restartMinUptimeMs'], type: 'int' },
+  { env: 'RESTART_MIN_INTERVAL_MS', path: ['alerts', 'restartMinIntervalMs'], type: 'int' },
+  { env: 'AUTOSCALE_TARGET_CPU', path: ['autoscale', 'targetCpuPercent'], type: 'number' },
+  { env: 'AUTOSCALE_MIN', path: ['autoscale', 'min'], type: 'int' },
+  { env: 'AUTOSCALE_MAX', path: ['autoscale', 'max'], type: 'int' },
+  { env: 'AUTOSCALE_REPLICAS', path: ['autoscale', 'replicas'], type: 'int' },
+  { env: 'AUTOSCALE_K8S_DEPLOYMENT', path: ['autoscale', 'kubernetesDeployment'], type: 'string' },
+  { env: 'AUTOSCALE_INTERVAL_MS', path: ['autoscale', 'intervalMs'], type: 'int' },
   { env: 'PARTITION_INTERVAL', path: ['partitions', 'interval'], type: 'string' },
   { env: 'PARTITION_PREMAKE', path: ['partitions', 'premake'], type: 'int' },
   { env: 'PARTITION_RETENTION_DAYS', path: ['partitions', 'retentionDays'], type: 'nullable-number' },

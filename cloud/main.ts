@@ -14,13 +14,16 @@ import { addGate, listGates, revokeGate, rotateKey } from './gates/store.js'
 import { buildApp } from './http/app.js'
 import { createRegistry } from './http/metrics.js'
 import { PerfMonitor } from './monitor/perf.js'
+import { loadRules, type Recovery, startRecovery } from './monitor/recovery.js'
+import { PlanAdvisor } from './monitor/suggestions.js'
 import { analyzeQueries, maintainTables } from './ops/analyze.js'
 import { importParticipants } from './participants/import.js'
 import type { PartitionInterval } from './partitions/intervals.js'
 import { listPartitions, maintainPartitions, type PartitionPolicy } from './partitions/manager.js'
 
 /** Exit codes: 0 ok, 1 failure, 2 bad input or configuration, 4 database unavailable, 6 not found. */
-const EXIT = { ok: 0, failure: 1, usage: 2, database: 4, notFound: 6 } as const
+/** restart: a recovery action asked for it (EX_TEMPFAIL; the supervisor restarts the service) */
+const EXIT = { ok: 0, failure: 1, usage: 2, database: 4, notFound: 6, restart: 75 } as const
 
 function config(): CloudConfig {
   return loadCloudConfig(process.env)
@@ -80,6 +83,7 @@ async function serve(): Promise<number> {
   let c: CloudConfig
   try {
     c = config()
+    loadRules(c.alerts.rulesFile) // a bad rules file stops the start, like any bad setting
   } catch (err) {
     console.error(`gate-cloud: ${errorMessage(err)}`)
     return EXIT.usage
@@ -130,7 +134,23 @@ async function serve(): Promise<number> {
     onLookup: (layer, result) => perf.recordCache(layer, result),
   })
   await cache.start()
-  const app = await buildApp({ config: c, pool, log, cache, registry, perf })
+  let recovery: Recovery | null = null
+  const app = await buildApp({
+    config: c,
+    pool,
+    log,
+    cache,
+    registry,
+    perf,
+    alertsStatus: () => ({
+      alerts: recovery
+        ? { firing: recovery.engine.firing(), recent: recovery.engine.recent.slice(-20) }
+        : null,
+      autoscaler: recovery
+        ? { mode: recovery.autoscaler.mode, last: recovery.autoscaler.lastDecision }
+        : null,
+    }),
+  })
   warmCache(cache, pool, log).catch((err) => log.warn({ err: errorMessage(err) }, 'cache warm-up failed'))
   const maintain = async () => {
     const mc = await connectClient(c.databaseUrl, 'gate-cloud-partitions')
@@ -146,8 +166,13 @@ async function serve(): Promise<number> {
   timer.unref()
   await app.listen({ host: c.host, port: c.port })
   return new Promise<number>((resolve) => {
+    let exitCode: number = EXIT.ok
+    let stopping = false
     const stop = (signal: string) => {
+      if (stopping) return
+      stopping = true
       log.info({ signal }, 'stopping')
+      void recovery?.stop()
       clearInterval(timer)
       const deadline = setTimeout(() => resolve(EXIT.failure), 10_000)
       deadline.unref()
@@ -160,9 +185,27 @@ async function serve(): Promise<number> {
         .then(() => {
           clearTimeout(deadline)
           log.info('stopped')
-          resolve(EXIT.ok)
+          resolve(exitCode)
         })
     }
+    startRecovery({
+      config: c,
+      pool,
+      perf,
+      advisor: new PlanAdvisor(pool),
+      registry,
+      log,
+      // RESTART_SERVICE: drain and close like SIGTERM, then exit non-zero for the supervisor to restart
+      requestRestart: (reason) => {
+        log.warn({ reason }, 'restarting the service (recovery action)')
+        exitCode = EXIT.restart
+        stop('RESTART_SERVICE')
+      },
+    })
+      .then((r) => {
+        recovery = r
+      })
+      .catch((err) => log.error({ err: errorMessage(err) }, 'alerts and autoscaler not started'))
     process.once('SIGTERM', () => stop('SIGTERM'))
     process.once('SIGINT', () => stop('SIGINT'))
   })

@@ -37,6 +37,8 @@ export interface AppDeps {
   registry?: Registry
   /** the performance monitor (a new one, started here, when not given) */
   perf?: PerfMonitor
+  /** alerts firing, recent alert events and the autoscaler's last decision (serve sets it) */
+  alertsStatus?: () => Record<string, unknown>
 }
 
 function bearer(req: FastifyRequest): string | null {
@@ -224,7 +226,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     advisor: new PlanAdvisor(pool),
     slowQueryMs: config.monitor.slowQueryMs,
     opsAuth,
-    extra: () => ({ cacheLayers: { circuit: cache.circuitState, l1Entries: cache.l1Size } }),
+    extra: () => ({
+      cacheLayers: { circuit: cache.circuitState, l1Entries: cache.l1Size },
+      ...(deps.alertsStatus?.() ?? {}),
+    }),
   })
   return app
 }

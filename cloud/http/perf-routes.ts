@@ -15,6 +15,10 @@ export async function perfRoutes(
 ): Promise<void> {
   app.addHook('preHandler', opts.opsAuth)
   app.get('/v1/perf', async () => ({ ...opts.perf.snapshot(), ...(opts.extra?.() ?? {}) }))
+  app.get('/v1/alerts', async () => {
+    const x = opts.extra?.() ?? {}
+    return { alerts: x['alerts'] ?? null, autoscaler: x['autoscaler'] ?? null }
+  })
   app.get('/v1/perf/suggestions', async (req) => {
     const snap = opts.perf.snapshot()
     const out: Suggestion[] = ruleSuggestions(snap, opts.slowQueryMs)
