@@ -44,7 +44,7 @@ export const cloudConfigSchema = z
       .optional(),
     cache: z
       .object({
-        l1MaxEntries: z.number().int().min(1).default(10_000),
+        l1MaxEntries: z.number().int().min(1).default(100_000),
         l1MaxBytes: z
           .number()
           .int()

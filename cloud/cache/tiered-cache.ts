@@ -65,7 +65,7 @@ export interface TieredCacheOptions {
 }
 
 export const cacheDefaults = {
-  l1MaxEntries: 10_000,
+  l1MaxEntries: 100_000,
   l1MaxBytes: 32 * 1024 * 1024,
   l1MaxTtlMs: 300_000,
   defaultTtlMs: 60_000,
@@ -109,6 +109,8 @@ export class TieredCache {
   private readonly random: () => number
   private readonly channel: string
   private pressureTimer: NodeJS.Timeout | null = null
+  private readonly counters = new Map<string, { inc(): void }>()
+  private readonly l1GetLatency: { observe(v: number): void }
   private busUp = false
   private readonly m: {
     requests: Counter<'layer' | 'result'>
@@ -181,6 +183,7 @@ export class TieredCache {
         registers: [reg],
       }),
     }
+    this.l1GetLatency = this.m.latency.labels('l1', 'get')
     this.circuit = new Circuit(opts.circuitThreshold, opts.circuitOpenMs, this.now, (s: CircuitState) => {
       this.m.circuit.set(s === 'open' ? 1 : 0)
       if (s === 'open') opts.log.warn('Redis is failing: circuit open, serving from L1 and the database')
@@ -243,12 +246,15 @@ export class TieredCache {
   ): Promise<T | null> {
     const t0 = performance.now()
     const got = this.l1.get(key)
-    const e1 = got && (!got.tv || (await this.tagsCurrent(got))) ? got : undefined
+    // the tag check is synchronous when this node knows the tags' versions (the usual case)
+    const known = got ? this.tagsKnownCurrent(got) : false
+    const e1 =
+      got && (known === true || (known === undefined && (await this.tagsCurrent(got)))) ? got : undefined
     const now = this.now()
     if (e1) {
       if (e1.exp > now) {
         this.count('l1', 'hit')
-        this.m.latency.observe({ layer: 'l1', op: 'get' }, (performance.now() - t0) / 1000)
+        this.l1GetLatency.observe((performance.now() - t0) / 1000)
         this.maybeRefreshHot(key, e1, loader, opts)
         return e1.v as T | null
       }
@@ -416,8 +422,25 @@ export class TieredCache {
     this.inflight.set(key, p)
   }
 
+  /** Tags current (true), outdated (false) or not known locally yet (undefined: ask Redis). */
+  private tagsKnownCurrent(e: Entry): boolean | undefined {
+    if (!e.tv) return true
+    for (const t in e.tv) {
+      const v = this.tagVersions.get(t)
+      if (v === undefined) return undefined
+      if (v !== e.tv[t]) return false
+    }
+    return true
+  }
+
   private count(layer: 'l1' | 'l2', result: 'hit' | 'miss' | 'stale'): void {
-    this.m.requests.inc({ layer, result })
+    // label children are resolved once: hashing a label object per look-up costs more than the look-up
+    let c = this.counters.get(`${layer}:${result}`)
+    if (!c) {
+      c = this.m.requests.labels(layer, result)
+      this.counters.set(`${layer}:${result}`, c)
+    }
+    c.inc()
     this.o.onLookup?.(layer, result)
   }
 

@@ -41,6 +41,11 @@ export interface AppDeps {
   alertsStatus?: () => Record<string, unknown>
 }
 
+const RosterQuery = z.object({
+  since: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(10_000).default(5_000),
+})
+
 function bearer(req: FastifyRequest): string | null {
   const h = req.headers.authorization
   if (!h) return null
@@ -185,12 +190,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.get('/v1/roster', async (req, reply) => {
     await gateAuth(req)
-    const q = z
-      .object({
-        since: z.coerce.number().int().min(0).default(0),
-        limit: z.coerce.number().int().min(1).max(10_000).default(5_000),
-      })
-      .safeParse(req.query)
+    const q = RosterQuery.safeParse(req.query)
     if (!q.success)
       throw new GateError(
         'E_INPUT',

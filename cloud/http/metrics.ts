@@ -20,11 +20,17 @@ export function httpMetrics(app: FastifyInstance, registry: Registry): void {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   })
+  // one label child per method, route and status, resolved once (not a label object per request)
+  const children = new Map<string, { observe(v: number): void }>()
   app.addHook('onResponse', async (req, reply) => {
-    duration.observe(
-      { method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    )
+    const route = req.routeOptions.url ?? 'unmatched'
+    const key = `${req.method} ${route} ${reply.statusCode}`
+    let h = children.get(key)
+    if (!h) {
+      h = duration.labels(req.method, route, String(reply.statusCode))
+      children.set(key, h)
+    }
+    h.observe(reply.elapsedTime / 1000)
   })
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', registry.contentType)

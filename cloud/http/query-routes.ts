@@ -10,6 +10,27 @@ const isoOrMs = z
   .union([z.coerce.number().int().nonnegative(), z.string().datetime({ offset: true })])
   .transform((v) => new Date(v))
 
+// schemas are built once: building a zod schema (and its compiled fast path) per request costs
+// more than the look-up it guards
+const ParticipantParams = z.object({ id: z.string().min(1).max(128) })
+const CheckinsQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(50),
+  before: isoOrMs.optional(),
+})
+const GateParams = z.object({ id: z.string().min(1).max(64) })
+const GateCountQuery = z.object({ since: isoOrMs, decision: z.enum(['admit', 'deny']).optional() })
+const SinceQuery = z.object({ since: isoOrMs })
+const TokenParams = z.object({ token: z.string().regex(/^[0-9a-fA-F]{4,48}$/) })
+const SearchQuery = z.object({
+  q: z.string().min(1).max(200),
+  limit: z.coerce.number().int().min(1).max(200).default(20),
+})
+const IncidentsQuery = z.object({
+  kind: z.enum(['double_entry', 'clock_skew', 'late_upload']).optional(),
+  open: z.enum(['true', 'false']).default('true'),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+})
+
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
   const r = schema.safeParse(value)
   if (!r.success)
@@ -74,11 +95,8 @@ export async function queryRoutes(
 
   // 1. a participant's check-ins, newest first, paged by keyset (before = the last ts of the previous page)
   app.get('/v1/query/participants/:id/checkins', async (req) => {
-    const { id } = parse(z.object({ id: z.string().min(1).max(128) }), req.params)
-    const q = parse(
-      z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50), before: isoOrMs.optional() }),
-      req.query,
-    )
+    const { id } = parse(ParticipantParams, req.params)
+    const q = parse(CheckinsQuery, req.query)
     const r = await db.query(
       'query.participant_checkins',
       `SELECT id, ts, gate_id AS "gateId", method, decision, reason, rssi, received_at AS "receivedAt"
@@ -92,8 +110,8 @@ export async function queryRoutes(
 
   // 2. a gate's count since a time (cached a few seconds: dashboards poll it)
   app.get('/v1/query/gates/:id/count', async (req) => {
-    const { id } = parse(z.object({ id: z.string().min(1).max(64) }), req.params)
-    const q = parse(z.object({ since: isoOrMs, decision: z.enum(['admit', 'deny']).optional() }), req.query)
+    const { id } = parse(GateParams, req.params)
+    const q = parse(GateCountQuery, req.query)
     const count = await cache.getOrLoad(
       `stats:gate:${id}:${q.since.getTime()}:${q.decision ?? '*'}`,
       async () => {
@@ -111,7 +129,7 @@ export async function queryRoutes(
 
   // 4. counts per gate since a time
   app.get('/v1/query/gates/counts', async (req) => {
-    const q = parse(z.object({ since: isoOrMs }), req.query)
+    const q = parse(SinceQuery, req.query)
     return cache.getOrLoad(
       `stats:gates:${q.since.getTime()}`,
       () => perf.time('query.gate_counts', () => gateCounts(pool, q.since)),
@@ -124,7 +142,7 @@ export async function queryRoutes(
 
   // 3. the active participant holding a token; an unknown token is cached as such (negative caching)
   app.get('/v1/query/tokens/:token', async (req) => {
-    const { token } = parse(z.object({ token: z.string().regex(/^[0-9a-fA-F]{4,48}$/) }), req.params)
+    const { token } = parse(TokenParams, req.params)
     const t = token.toLowerCase()
     const row = await cache.getOrLoad(
       `tok:${t}`,
@@ -140,10 +158,7 @@ export async function queryRoutes(
 
   // full-text participant search (GIN index on name and email)
   app.get('/v1/query/participants', async (req) => {
-    const q = parse(
-      z.object({ q: z.string().min(1).max(200), limit: z.coerce.number().int().min(1).max(200).default(20) }),
-      req.query,
-    )
+    const q = parse(SearchQuery, req.query)
     const r = await db.query(
       'query.participant_search',
       `SELECT id, token, status, name, email,
@@ -157,14 +172,7 @@ export async function queryRoutes(
   })
 
   app.get('/v1/incidents', async (req) => {
-    const q = parse(
-      z.object({
-        kind: z.enum(['double_entry', 'clock_skew', 'late_upload']).optional(),
-        open: z.enum(['true', 'false']).default('true'),
-        limit: z.coerce.number().int().min(1).max(1000).default(100),
-      }),
-      req.query,
-    )
+    const q = parse(IncidentsQuery, req.query)
     const r = await db.query(
       'query.incidents',
       `SELECT id, kind, gate_id AS "gateId", participant_id AS "participantId", record_id AS "recordId", record_ts AS "recordTs",
