@@ -120,6 +120,30 @@ describe('tiered cache, L1 alone', () => {
     expect(exps.size).toBeLessThan(20)
   })
 
+  it('warms L1 from one loader for many keys, never beyond its capacity', async () => {
+    const c = await makeCache({ url: null, l1MaxEntries: 5 })
+    const n = await c.warm([
+      {
+        loader: async () =>
+          Array.from({ length: 8 }, (_, i) => ({ key: `tok:${i}`, value: { id: `P${i}` } })),
+        opts: { tags: ['participants'] },
+      },
+    ])
+    expect(n).toBe(5)
+    expect(c.l1Size).toBe(5)
+    let loads = 0
+    const load = (v: unknown) => async () => {
+      loads++
+      return v
+    }
+    expect(await c.getOrLoad('tok:3', load(null), { tags: ['participants'] })).toEqual({ id: 'P3' })
+    expect(loads).toBe(0)
+    // warmed entries carry their tags: invalidating the tag drops them
+    await c.invalidateTags('participants')
+    expect(await c.getOrLoad('tok:3', load({ id: 'new' }), { tags: ['participants'] })).toEqual({ id: 'new' })
+    expect(loads).toBe(1)
+  })
+
   it('halves L1 under memory pressure, least recently used first', async () => {
     const c = await makeCache({ url: null })
     for (let i = 0; i < 100; i++) await c.getOrLoad(`m${i}`, async () => i)

@@ -338,22 +338,31 @@ export class TieredCache {
     return n
   }
 
-  /** Load keys ahead of the first request (warm-up); failures are logged, not thrown. */
+  /**
+   * Warm-up: load keys ahead of the first request into this node's L1 (each node warms its own; L2
+   * fills as usual on a miss, and warming is not an invalidation, so nothing is published). A loader
+   * may answer many keys at once (the active roster in one query). Failures are logged, not thrown.
+   */
   async warm(
-    items: ReadonlyArray<{ key: string; loader: () => Promise<unknown>; opts?: EntryOptions }>,
+    items: ReadonlyArray<{
+      loader: () => Promise<ReadonlyArray<{ key: string; value: unknown }>>
+      opts?: EntryOptions
+    }>,
   ): Promise<number> {
-    let ok = 0
-    await Promise.all(
-      items.map(async (i) => {
-        try {
-          await this.set(i.key, (await i.loader()) ?? null, i.opts)
-          ok++
-        } catch (err) {
-          this.o.log.warn({ err, key: i.key }, 'cache warm-up of a key failed')
+    let n = 0
+    for (const i of items) {
+      try {
+        const rows = await i.loader()
+        for (const r of rows) {
+          if (this.l1.size >= this.o.l1MaxEntries) return n // never evict to warm
+          this.l1.set(r.key, this.capForL1(await this.entry(r.value ?? null, i.opts ?? {})))
+          n++
         }
-      }),
-    )
-    return ok
+      } catch (err) {
+        this.o.log.warn({ err }, 'cache warm-up failed for a group of keys')
+      }
+    }
+    return n
   }
 
   // ---- internals ----

@@ -1,6 +1,6 @@
 import type pg from 'pg'
 import type { Logger } from 'pino'
-import { gateCounts, participantByToken, STATS_TTL_MS } from '../http/query-routes.js'
+import { gateCounts, STATS_TTL_MS, TOKEN_TTL_MS } from '../http/query-routes.js'
 import { rosterDelta } from '../http/roster.js'
 import { ROSTER_TAG, STATS_TAG } from './tags.js'
 import type { TieredCache } from './tiered-cache.js'
@@ -8,37 +8,33 @@ import type { TieredCache } from './tiered-cache.js'
 /**
  * Warm-up at start: what the first minutes of an event ask for, so the first gates and dashboards
  * do not all miss at once: the first roster page (every gate starts there), the counts per gate
- * since midnight UTC (the dashboard), and the token look-ups of the most recently changed active
- * participants.
+ * since midnight UTC (the dashboard), and the token look-ups of the active participants (as many
+ * as L1 holds, most recently changed first).
  */
-export async function warmCache(
-  cache: TieredCache,
-  pool: pg.Pool,
-  log: Logger,
-  tokens = 1_000,
-): Promise<void> {
+export async function warmCache(cache: TieredCache, pool: pg.Pool, log: Logger, maxTokens: number): Promise<void> {
   const t0 = Date.now()
   const midnight = new Date(new Date().toISOString().slice(0, 10))
-  const recent = await pool.query<{ token: string }>(
-    `SELECT token FROM participants WHERE status = 'active' ORDER BY updated_at DESC LIMIT $1`,
-    [tokens],
-  )
   const n = await cache.warm([
     {
-      key: 'roster:0:5000',
-      loader: () => rosterDelta(pool, 0, 5000),
+      loader: async () => [{ key: 'roster:0:5000', value: await rosterDelta(pool, 0, 5000) }],
       opts: { ttlMs: 60_000, tags: [ROSTER_TAG] },
     },
     {
-      key: `stats:gates:${midnight.getTime()}`,
-      loader: () => gateCounts(pool, midnight),
+      loader: async () => [{ key: `stats:gates:${midnight.getTime()}`, value: await gateCounts(pool, midnight) }],
       opts: { ttlMs: STATS_TTL_MS, tags: [STATS_TAG] },
     },
-    ...recent.rows.map((r) => ({
-      key: `tok:${r.token}`,
-      loader: () => participantByToken(pool, r.token),
-      opts: { ttlMs: 300_000, tags: [ROSTER_TAG] },
-    })),
+    {
+      // the active roster, most recently changed first, as far as L1 has room: one query
+      loader: async () =>
+        (
+          await pool.query(
+            `SELECT id, token, status, name, email, updated_at AS "updatedAt" FROM participants
+              WHERE status = 'active' ORDER BY updated_at DESC LIMIT $1`,
+            [maxTokens],
+          )
+        ).rows.map((row: { token: string }) => ({ key: `tok:${row.token}`, value: row })),
+      opts: { ttlMs: TOKEN_TTL_MS, tags: [ROSTER_TAG] },
+    },
   ])
   log.info({ keys: n, ms: Date.now() - t0 }, 'cache warmed')
 }

@@ -43,6 +43,8 @@ function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
 
 /** Dashboards poll the counts: a few seconds of staleness saves the database a query per poll. */
 export const STATS_TTL_MS = 5_000
+/** token look-ups: any participant change drops them at once (NOTIFY), so they can live long */
+export const TOKEN_TTL_MS = 300_000
 
 export async function gateCounts(
   pool: pg.Pool,
@@ -148,7 +150,7 @@ export async function queryRoutes(
       `tok:${t}`,
       () => perf.time('query.token', () => participantByToken(pool, t)),
       {
-        ttlMs: 300_000,
+        ttlMs: TOKEN_TTL_MS,
         tags: [ROSTER_TAG],
       },
     )
