@@ -293,10 +293,22 @@ async function main(): Promise<void> {
           },
         ],
       })
-    await cannon('/healthz') // warm the server
-    const trivial = await cannon('/healthz')
-    await cannon(null) // warm the caches with the same distribution
-    const lookup = await cannon(null)
+    // warm the server, then alternate the two routes (this machine is noisy): medians of the rounds
+    await cannon('/healthz')
+    await cannon(null)
+    const triv: autocannon.Result[] = []
+    const look: autocannon.Result[] = []
+    for (let r = 0; r < Math.max(1, ROUNDS); r++) {
+      triv.push(await cannon('/healthz'))
+      look.push(await cannon(null))
+    }
+    const mid = (xs: autocannon.Result[]) =>
+      [...xs].sort((a, b) => a.requests.average - b.requests.average)[
+        Math.floor(xs.length / 2)
+      ] as autocannon.Result
+    const trivial = mid(triv)
+    const lookup = mid(look)
+    const lookupP99 = median(look.map((x) => x.latency.p99))
 
     const o = {
       ops: median(ours.map((x) => x.opsPerS)),
@@ -330,10 +342,17 @@ async function main(): Promise<void> {
       ['latency p99', `${fmt(o.p99, 3)} ms`, `${fmt(b.p99, 3)} ms`, '', ''],
     ]
     const http: string[][] = [
-      ['HTTP (autocannon, 32 connections)', 'requests/s', 'p50', 'p99', 'target', 'verdict'],
+      [
+        'HTTP (autocannon, 32 connections, median of rounds)',
+        'requests/s',
+        'p50',
+        'p99',
+        'target',
+        'verdict',
+      ],
       [
         'trivial route GET /healthz',
-        fmt(trivial.requests.average),
+        `${fmt(trivial.requests.average)} (${triv.map((x) => fmt(x.requests.average)).join(', ')})`,
         `${fmt(trivial.latency.p50, 1)} ms`,
         `${fmt(trivial.latency.p99, 1)} ms`,
         '',
@@ -341,11 +360,11 @@ async function main(): Promise<void> {
       ],
       [
         'token look-up GET /v1/query/tokens/:token (Zipf)',
-        fmt(lookup.requests.average),
+        `${fmt(lookup.requests.average)} (${look.map((x) => fmt(x.requests.average)).join(', ')})`,
         `${fmt(lookup.latency.p50, 1)} ms`,
-        `${fmt(lookup.latency.p99, 1)} ms`,
+        `${fmt(lookupP99, 1)} ms (${look.map((x) => fmt(x.latency.p99)).join(', ')})`,
         'p99 < 10 ms',
-        lookup.latency.p99 < 10 ? 'met' : 'MISSED',
+        lookupP99 < 10 ? 'met' : 'MISSED',
       ],
       [
         'look-up : trivial',
@@ -356,12 +375,12 @@ async function main(): Promise<void> {
         lookup.requests.average / trivial.requests.average >= 0.6 ? 'met' : 'MISSED',
       ],
       [
-        'non-2xx answers (look-up run)',
-        fmt(lookup.non2xx),
+        'non-2xx answers and errors (look-up runs)',
+        fmt(look.reduce((a, x) => a + x.non2xx + x.errors, 0)),
         '',
         '',
         '0',
-        lookup.non2xx === 0 && lookup.errors === 0 ? 'met' : 'MISSED',
+        look.every((x) => x.non2xx === 0 && x.errors === 0) ? 'met' : 'MISSED',
       ],
     ]
     for (const t of [rows, http]) {

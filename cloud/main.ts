@@ -151,7 +151,9 @@ async function serve(): Promise<number> {
         : null,
     }),
   })
-  warmCache(cache, pool, log, c.cache.l1MaxEntries).catch((err) => log.warn({ err: errorMessage(err) }, 'cache warm-up failed'))
+  warmCache(cache, pool, log, c.cache.l1MaxEntries).catch((err) =>
+    log.warn({ err: errorMessage(err) }, 'cache warm-up failed'),
+  )
   const maintain = async () => {
     const mc = await connectClient(c.databaseUrl, 'gate-cloud-partitions')
     try {

@@ -11,7 +11,12 @@ import type { TieredCache } from './tiered-cache.js'
  * since midnight UTC (the dashboard), and the token look-ups of the active participants (as many
  * as L1 holds, most recently changed first).
  */
-export async function warmCache(cache: TieredCache, pool: pg.Pool, log: Logger, maxTokens: number): Promise<void> {
+export async function warmCache(
+  cache: TieredCache,
+  pool: pg.Pool,
+  log: Logger,
+  maxTokens: number,
+): Promise<void> {
   const t0 = Date.now()
   const midnight = new Date(new Date().toISOString().slice(0, 10))
   const n = await cache.warm([
@@ -20,7 +25,9 @@ export async function warmCache(cache: TieredCache, pool: pg.Pool, log: Logger, 
       opts: { ttlMs: 60_000, tags: [ROSTER_TAG] },
     },
     {
-      loader: async () => [{ key: `stats:gates:${midnight.getTime()}`, value: await gateCounts(pool, midnight) }],
+      loader: async () => [
+        { key: `stats:gates:${midnight.getTime()}`, value: await gateCounts(pool, midnight) },
+      ],
       opts: { ttlMs: STATS_TTL_MS, tags: [STATS_TAG] },
     },
     {
