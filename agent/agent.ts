@@ -27,7 +27,7 @@ import { type Db, openDatabase } from './store/db.js'
 import { Outbox } from './store/outbox.js'
 import { lookupToken } from './store/roster-lookup.js'
 import { RosterStore } from './store/roster-store.js'
-import { type CloudClient, HttpCloudClient } from './sync/cloud-client.js'
+import { type CloudClient, HttpCloudClient, MultiCloudClient } from './sync/cloud-client.js'
 import { RosterPuller } from './sync/roster-puller.js'
 import { Syncer } from './sync/syncer.js'
 
@@ -408,7 +408,11 @@ export class GateAgent {
 /** The HTTP cloud client, when the gate has a cloud URL and a key. */
 function defaultCloudClient(config: AgentConfig): CloudClient | null {
   const { url, gateKey, timeoutMs } = config.cloud
-  return url && gateKey ? new HttpCloudClient(url, gateKey, timeoutMs) : null
+  if (!url || !gateKey) return null
+  const urls = url.split(',').map((u) => u.trim())
+  return urls.length > 1
+    ? new MultiCloudClient(urls, gateKey, timeoutMs)
+    : new HttpCloudClient(url, gateKey, timeoutMs)
 }
 
 /** Bytes this process caused to be written to storage (/proc/self/io), or null where unavailable. */

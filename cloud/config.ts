@@ -63,8 +63,8 @@ export const cloudConfigSchema = z
         slowQueryMs: z.number().int().min(1).default(500),
         /** shed load (503 + Retry-After) when the event loop lags more than this, ms; 0: off */
         maxEventLoopDelayMs: z.number().int().min(0).default(1_000),
-        /** ... or when event-loop utilisation passes this; 0: off */
-        maxEventLoopUtilization: z.number().min(0).max(1).default(0.98),
+        /** ... or when event-loop utilisation passes this; 0: off (a busy loop that still answers in time is not overloaded) */
+        maxEventLoopUtilization: z.number().min(0).max(1).default(0),
       })
       .strict()
       .prefault({}),

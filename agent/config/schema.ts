@@ -189,8 +189,21 @@ export const agentConfigSchema = z
       .default({ timeoutMs: 2_000, maxQueue: 32 }),
     cloud: z
       .object({
-        /** base URL of gate-cloud (used by the syncer) */
-        url: z.string().url().optional(),
+        /** base URL of gate-cloud (used by the syncer); several, comma-separated: load-aware choice and failover */
+        url: z
+          .string()
+          .refine(
+            (v) =>
+              v.split(',').every((u) => {
+                try {
+                  return /^https?:$/.test(new URL(u.trim()).protocol)
+                } catch {
+                  return false
+                }
+              }),
+            'expected an http(s) URL, or several separated by commas',
+          )
+          .optional(),
         /** this gate's API key, printed once by `gate-cloud gates add` (a secret: never logged) */
         gateKey: z.string().min(16).optional(),
         /** check-ins per upload */

@@ -1,6 +1,13 @@
 import { promisify } from 'node:util'
 import { gzip as gzipCb } from 'node:zlib'
 import { errorMessage } from '../../shared/errors.js'
+import {
+  Balancer,
+  type NodeLoad,
+  parseLoadHeader,
+  type RequestClass,
+  type Upstream,
+} from '../../shared/load-balancer.js'
 import { type RosterDelta, rosterDeltaSchema, type SyncResult, syncResultSchema } from '../../shared/sync.js'
 
 /** How a call to the cloud ended, in the terms the syncer acts on. */
@@ -45,6 +52,8 @@ export class HttpCloudClient implements CloudClient {
     url: string,
     private readonly gateKey: string,
     private readonly timeoutMs = 15_000,
+    /** told of the load the node reports on each answer (X-Gate-Cloud-Load) */
+    private readonly onLoad?: (load: NodeLoad) => void,
   ) {
     this.base = url.replace(/\/+$/, '')
   }
@@ -102,6 +111,10 @@ export class HttpCloudClient implements CloudClient {
       const cause = (err as { cause?: { code?: string } }).cause?.code
       return { ok: false, kind: 'retry', message: `cloud unreachable: ${cause ?? errorMessage(err)}` }
     }
+    if (this.onLoad) {
+      const load = parseLoadHeader(res.headers.get('x-gate-cloud-load'))
+      if (load) this.onLoad(load)
+    }
     try {
       const value = await read(res)
       if (value !== undefined) return { ok: true, value }
@@ -120,5 +133,72 @@ export class HttpCloudClient implements CloudClient {
       return { ok: false, kind: 'retry', message, retryAfterMs: retryAfterMs(res.headers.get('retry-after')) }
     }
     return { ok: false, kind: 'refused', message }
+  }
+}
+
+/**
+ * Several cloud endpoints (GATE_CLOUD_URL=http://a,http://b): each call goes to the endpoint the
+ * load-aware balancer picks from the load each answer carries (uploads: the fewest database
+ * connections; roster pulls: least outstanding of two), and a call that fails with a retryable
+ * outcome (unreachable, 5xx, 429) is tried at once on another endpoint; endpoints that keep failing
+ * are ejected for a while.
+ */
+export class MultiCloudClient implements CloudClient {
+  private readonly balancer: Balancer
+  private readonly clients = new Map<string, HttpCloudClient>()
+
+  constructor(urls: readonly string[], gateKey: string, timeoutMs = 15_000, balancer = new Balancer()) {
+    this.balancer = balancer
+    for (const url of urls) {
+      const name = url.replace(/\/+$/, '')
+      this.balancer.add(name, name)
+      this.clients.set(
+        name,
+        new HttpCloudClient(name, gateKey, timeoutMs, (l) => this.balancer.report(name, l)),
+      )
+    }
+  }
+
+  /** The endpoints and what is known of them (for gatectl sync). */
+  get endpoints(): Upstream[] {
+    return this.balancer.upstreams
+  }
+
+  sendBatch(gateId: string, sentAt: number, recordsJson: string): Promise<CloudOutcome<SyncResult>> {
+    return this.withFailover('database', (c) => c.sendBatch(gateId, sentAt, recordsJson))
+  }
+
+  fetchRoster(
+    since: number,
+    etag: string | null,
+  ): Promise<CloudOutcome<{ delta: RosterDelta | null; etag: string | null }>> {
+    return this.withFailover('cache', (c) => c.fetchRoster(since, etag))
+  }
+
+  private async withFailover<T>(
+    cls: RequestClass,
+    fn: (c: HttpCloudClient) => Promise<CloudOutcome<T>>,
+  ): Promise<CloudOutcome<T>> {
+    const tried = new Set<string>()
+    let last: CloudOutcome<T> | null = null
+    for (let i = 0; i < this.clients.size; i++) {
+      const u = this.pickUntried(cls, tried)
+      if (!u) break
+      tried.add(u.name)
+      const done = this.balancer.begin(u)
+      const out = await fn(this.clients.get(u.name) as HttpCloudClient)
+      done(out.ok || out.kind !== 'retry')
+      if (out.ok || out.kind !== 'retry') return out
+      last = out
+    }
+    return last ?? { ok: false, kind: 'retry', message: 'no cloud endpoint' }
+  }
+
+  private pickUntried(cls: RequestClass, tried: Set<string>): Upstream | null {
+    for (let k = 0; k < 8; k++) {
+      const u = this.balancer.pick(cls)
+      if (u && !tried.has(u.name)) return u
+    }
+    return this.balancer.upstreams.find((u) => !tried.has(u.name)) ?? null
   }
 }

@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto'
+import os from 'node:os'
 import { createGunzip } from 'node:zlib'
 import underPressure from '@fastify/under-pressure'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
@@ -7,6 +8,7 @@ import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
 import { z } from 'zod'
 import { GateError } from '../../shared/errors.js'
+import { formatLoadHeader, type NodeLoad } from '../../shared/load-balancer.js'
 import { type RosterDelta, syncBatchEnvelopeSchema } from '../../shared/sync.js'
 import { ChangeListener } from '../cache/change-listener.js'
 import { ROSTER_TAG } from '../cache/tags.js'
@@ -77,7 +79,32 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       registry,
     })
   if (ownPerf) perf.start()
+  // this node's load: GET /v1/load (the router polls it) and a header on the gates' answers (gates
+  // with several cloud URLs choose by it)
+  let inFlight = 0
+  const nodeName = config.nodeName ?? os.hostname()
+  const load = (): NodeLoad => {
+    const s = perf.latest()
+    return {
+      node: nodeName,
+      ts: Date.now(),
+      inFlight,
+      elu: Math.min(1, Math.max(0, s?.elu ?? 0)),
+      cpuPercent: Math.max(0, s?.cpuPercent ?? 0),
+      dbConnections: Math.max(0, pool.totalCount - pool.idleCount),
+      dbWaiting: pool.waitingCount,
+    }
+  }
+  app.addHook('onRequest', async () => {
+    inFlight++
+  })
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (req.url.startsWith('/v1/sync/') || req.url.startsWith('/v1/roster'))
+      reply.header('X-Gate-Cloud-Load', formatLoadHeader(load()))
+    return payload
+  })
   app.addHook('onResponse', async (req, reply) => {
+    inFlight--
     perf.recordRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime, {
       reqId: req.id,
     })
@@ -162,6 +189,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   }
 
   app.get('/healthz', async () => ({ status: 'ok' }))
+  app.get('/v1/load', async () => load())
   app.get('/readyz', async (_req, reply) => {
     try {
       await pool.query('SELECT 1')
