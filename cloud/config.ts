@@ -68,6 +68,12 @@ export const cloudConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /** Postgres streaming replicas for analytics reads, comma-separated URLs */
+    readReplicaUrls: z.string().min(1).optional(),
+    /** a replica further behind than this is not read from, ms */
+    replicaMaxLagMs: z.number().int().min(0).default(5_000),
+    /** reads about a gate within this time of its write through this node go to the primary, ms */
+    readYourWritesMs: z.number().int().min(0).default(10_000),
     /** this node's name in alerts and the restart guard (default: the host name) */
     nodeName: z.string().min(1).max(128).optional(),
     alerts: z
@@ -139,6 +145,9 @@ const ENV: readonly EnvVar[] = [
   { env: 'SLOW_QUERY_MS', path: ['monitor', 'slowQueryMs'], type: 'int' },
   { env: 'OVERLOAD_MAX_EVENT_LOOP_DELAY_MS', path: ['monitor', 'maxEventLoopDelayMs'], type: 'int' },
   { env: 'OVERLOAD_MAX_ELU', path: ['monitor', 'maxEventLoopUtilization'], type: 'number' },
+  { env: 'READ_REPLICA_URLS', path: ['readReplicaUrls'], type: 'string' },
+  { env: 'REPLICA_MAX_LAG_MS', path: ['replicaMaxLagMs'], type: 'int' },
+  { env: 'READ_YOUR_WRITES_MS', path: ['readYourWritesMs'], type: 'int' },
   { env: 'NODE_NAME', path: ['nodeName'], type: 'string' },
   { env: 'ALERT_RULES_FILE', path: ['alerts', 'rulesFile'], type: 'string' },
   { env: 'ALERT_WEBHOOK_URL', path: ['alerts', 'webhookUrl'], type: 'string' },

@@ -10,6 +10,7 @@ import { warmCache } from './cache/warm.js'
 import { type CloudConfig, loadCloudConfig } from './config.js'
 import { migrateUp } from './db/migrate.js'
 import { connectClient, createPool } from './db/pool.js'
+import { ReadRouter } from './db/replicas.js'
 import { addGate, listGates, revokeGate, rotateKey } from './gates/store.js'
 import { buildApp } from './http/app.js'
 import { createRegistry } from './http/metrics.js'
@@ -92,7 +93,7 @@ async function serve(): Promise<number> {
   const log = pino({
     name: 'gate-cloud',
     level: c.logLevel,
-    redact: ['req.headers.authorization', 'opsToken', 'databaseUrl'],
+    redact: ['req.headers.authorization', 'opsToken', 'databaseUrl', 'readReplicaUrls', 'redisUrl'],
   })
   const client = await connectClient(c.databaseUrl).catch((err) => {
     log.fatal({ err: errorMessage(err) }, 'cannot connect to the database')
@@ -135,6 +136,21 @@ async function serve(): Promise<number> {
     onLookup: (layer, result) => perf.recordCache(layer, result),
   })
   await cache.start()
+  const reads = c.readReplicaUrls
+    ? new ReadRouter(
+        pool,
+        c.readReplicaUrls.split(',').map((u) => u.trim()),
+        {
+          maxLagMs: c.replicaMaxLagMs,
+          checkIntervalMs: 1_000,
+          readYourWritesMs: c.readYourWritesMs,
+          poolMax: c.poolMax,
+          statementTimeoutMs: c.statementTimeoutMs,
+          log: log.child({ component: 'replicas' }),
+        },
+      )
+    : null
+  await reads?.start()
   let recovery: Recovery | null = null
   const app = await buildApp({
     config: c,
@@ -143,6 +159,7 @@ async function serve(): Promise<number> {
     cache,
     registry,
     perf,
+    ...(reads ? { reads } : {}),
     alertsStatus: () => ({
       alerts: recovery
         ? { firing: recovery.engine.firing(), recent: recovery.engine.recent.slice(-20) }
@@ -183,6 +200,7 @@ async function serve(): Promise<number> {
         .close()
         .then(() => cache.stop())
         .then(() => perf.stop())
+        .then(() => reads?.stop())
         .then(() => redis?.close())
         .then(() => pool.end())
         .then(() => {

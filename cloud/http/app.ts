@@ -14,6 +14,7 @@ import { ChangeListener } from '../cache/change-listener.js'
 import { ROSTER_TAG } from '../cache/tags.js'
 import { cacheDefaults, TieredCache } from '../cache/tiered-cache.js'
 import type { CloudConfig } from '../config.js'
+import type { ReadRouter } from '../db/replicas.js'
 import { GateAuthenticator } from '../gates/store.js'
 import { ingestBatch } from '../ingest/ingest.js'
 import { PerfMonitor } from '../monitor/perf.js'
@@ -39,6 +40,8 @@ export interface AppDeps {
   registry?: Registry
   /** the performance monitor (a new one, started here, when not given) */
   perf?: PerfMonitor
+  /** analytics reads on Postgres replicas (READ_REPLICA_URLS) */
+  reads?: ReadRouter
   /** alerts firing, recent alert events and the autoscaler's last decision (serve sets it) */
   alertsStatus?: () => Record<string, unknown>
 }
@@ -212,6 +215,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       })
     }
     const result = await perf.time('ingest.batch', () => ingestBatch(pool, gateId, env.data, now(), config))
+    deps.reads?.noteWrite(gateId)
     if (result.stored.length === 0 && result.rejected.length > 0) return reply.status(422).send(result)
     return result
   })
@@ -248,7 +252,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (a.length !== b.length || !timingSafeEqual(a, b))
       throw new GateError('E_AUTH', 'missing or wrong ops token')
   }
-  await app.register(queryRoutes, { pool, opsAuth, cache, perf })
+  await app.register(queryRoutes, {
+    pool,
+    opsAuth,
+    cache,
+    perf,
+    ...(deps.reads ? { reads: deps.reads } : {}),
+  })
   await app.register(perfRoutes, {
     perf,
     advisor: new PlanAdvisor(pool),
@@ -256,6 +266,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     opsAuth,
     extra: () => ({
       cacheLayers: { circuit: cache.circuitState, l1Entries: cache.l1Size },
+      replicas: deps.reads ? { status: deps.reads.status(), primaryReads: deps.reads.primaryReads } : null,
       ...(deps.alertsStatus?.() ?? {}),
     }),
   })

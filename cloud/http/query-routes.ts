@@ -4,6 +4,7 @@ import { z } from 'zod'
 import { GateError } from '../../shared/errors.js'
 import { ROSTER_TAG, STATS_TAG } from '../cache/tags.js'
 import type { TieredCache } from '../cache/tiered-cache.js'
+import type { ReadRouter } from '../db/replicas.js'
 import type { PerfMonitor } from '../monitor/perf.js'
 
 const isoOrMs = z
@@ -46,8 +47,13 @@ export const STATS_TTL_MS = 5_000
 /** token look-ups: any participant change drops them at once (NOTIFY), so they can live long */
 export const TOKEN_TTL_MS = 300_000
 
+/** The primary pool or the read router: anything that runs a parameterised query. */
+export interface Queryable {
+  query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>>
+}
+
 export async function gateCounts(
-  pool: pg.Pool,
+  pool: Queryable,
   since: Date,
 ): Promise<{ since: string; gates: Array<{ gateId: string; count: number; admits: number }> }> {
   const r = await pool.query<{ gate_id: string; n: string; admits: string }>(
@@ -62,7 +68,7 @@ export async function gateCounts(
 }
 
 export async function participantByToken(
-  pool: pg.Pool,
+  pool: Queryable,
   token: string,
 ): Promise<Record<string, unknown> | null> {
   const r = await pool.query(
@@ -83,15 +89,25 @@ export async function queryRoutes(
     opsAuth: (req: FastifyRequest) => Promise<void>
     cache: TieredCache
     perf: PerfMonitor
+    /** analytics reads on replicas (READ_REPLICA_URLS); the primary when absent */
+    reads?: ReadRouter
   },
 ): Promise<void> {
   const { cache, perf } = opts
-  // every query is named and timed (/v1/perf, db_query_duration_seconds, slow-query log)
+  const pool: Queryable = opts.reads ?? opts.pool
+  // every query is named and timed (/v1/perf, db_query_duration_seconds, slow-query log), and read
+  // from a replica when there is an eligible one
   const db = {
-    query: <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]) =>
-      perf.time(name, () => opts.pool.query<R>(text, values)),
+    query: <R extends pg.QueryResultRow>(
+      name: string,
+      text: string,
+      values: unknown[],
+      about: { gateId?: string } = {},
+    ) =>
+      perf.time(name, () =>
+        opts.reads ? opts.reads.query<R>(text, values, about) : opts.pool.query<R>(text, values),
+      ),
   }
-  const pool = opts.pool
   // the hook is encapsulated in this plugin: it guards exactly the routes below
   app.addHook('preHandler', opts.opsAuth)
 
@@ -121,6 +137,7 @@ export async function queryRoutes(
           'query.gate_count',
           `SELECT count(*) AS n FROM attendance_records WHERE gate_id = $1 AND ts >= $2 AND ($3::text IS NULL OR decision = $3)`,
           [id, q.since, q.decision ?? null],
+          { gateId: id },
         )
         return Number(r.rows[0]?.n ?? 0)
       },
@@ -148,7 +165,8 @@ export async function queryRoutes(
     const t = token.toLowerCase()
     const row = await cache.getOrLoad(
       `tok:${t}`,
-      () => perf.time('query.token', () => participantByToken(pool, t)),
+      // from the primary: a reload after a change (NOTIFY) must not read a replica that has not replayed it
+      () => perf.time('query.token', () => participantByToken(opts.pool, t)),
       {
         ttlMs: TOKEN_TTL_MS,
         tags: [ROSTER_TAG],

@@ -1,0 +1,77 @@
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ReadRouter } from '../cloud/db/replicas.js'
+import { silentLog } from './helpers.js'
+import { startReplicaPair } from './pg-replica.js'
+
+const until = async (cond: () => boolean | Promise<boolean>, ms = 10_000) => {
+  const end = Date.now() + ms
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('timed out')
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+describe('analytics reads on a streaming replica', () => {
+  let pair: Awaited<ReturnType<typeof startReplicaPair>>
+  let primary: pg.Pool
+  let reads: ReadRouter
+  beforeAll(async () => {
+    pair = await startReplicaPair()
+    primary = new pg.Pool({ connectionString: pair.primaryUrl })
+    await primary.query('CREATE TABLE t (n int)')
+    await primary.query('INSERT INTO t VALUES (1)')
+    reads = new ReadRouter(primary, [pair.replicaUrl], {
+      maxLagMs: 500,
+      checkIntervalMs: 100,
+      readYourWritesMs: 300,
+      poolMax: 4,
+      statementTimeoutMs: 5_000,
+      log: silentLog,
+    })
+    await reads.start()
+  }, 60_000)
+  afterAll(async () => {
+    await reads?.stop()
+    await primary?.end()
+    pair?.stop()
+  })
+
+  const where = async (about: { gateId?: string } = {}) => {
+    const r = await reads.query<{ recovery: boolean }>('SELECT pg_is_in_recovery() AS recovery', [], about)
+    expect(r.rows[0]?.recovery).toBe(r.target !== 'primary') // the target named is the server that answered
+    return r.target
+  }
+
+  it('reads from the replica, but a gate that just wrote reads from the primary', async () => {
+    await until(async () => (await where()) === 'replica:0')
+    reads.noteWrite('gate-1')
+    expect(await where({ gateId: 'gate-1' })).toBe('primary')
+    expect(await where({ gateId: 'gate-2' })).toBe('replica:0')
+    await new Promise((r) => setTimeout(r, 350))
+    expect(await where({ gateId: 'gate-1' })).toBe('replica:0')
+  })
+
+  it('stops reading from a replica that lags beyond the setting, and comes back to it', async () => {
+    const rep = new pg.Client({ connectionString: pair.replicaUrl })
+    await rep.connect()
+    try {
+      await rep.query('SELECT pg_wal_replay_pause()')
+      await primary.query('INSERT INTO t VALUES (2)')
+      await until(() => reads.status()[0]?.eligible === false)
+      expect(await where()).toBe('primary')
+      await rep.query('SELECT pg_wal_replay_resume()')
+      await until(() => reads.status()[0]?.eligible === true)
+      expect(await where()).toBe('replica:0')
+    } finally {
+      await rep.end()
+    }
+  })
+
+  it('answers from the primary when the replica is down, without an error', async () => {
+    pair.stopReplica()
+    for (let i = 0; i < 10; i++) expect(await where()).toBe('primary')
+    pair.startReplica()
+    await until(async () => (await where()) === 'replica:0', 20_000)
+  }, 30_000)
+})
