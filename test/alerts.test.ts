@@ -1,5 +1,7 @@
-import { writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage } from 'node:http'
+import https from 'node:https'
 import path from 'node:path'
 import mqtt from 'mqtt'
 import type pg from 'pg'
@@ -14,7 +16,13 @@ import {
   MqttSink,
   WebhookSink,
 } from '../cloud/monitor/alerts.js'
-import { Autoscaler, autoscaleDefaults, hpaDesired, RecommendTarget } from '../cloud/monitor/autoscaler.js'
+import {
+  Autoscaler,
+  autoscaleDefaults,
+  hpaDesired,
+  KubernetesTarget,
+  RecommendTarget,
+} from '../cloud/monitor/autoscaler.js'
 import { PerfMonitor, type PerfSnapshot } from '../cloud/monitor/perf.js'
 import { loadRules, startRecovery } from '../cloud/monitor/recovery.js'
 import { PlanAdvisor } from '../cloud/monitor/suggestions.js'
@@ -334,4 +342,73 @@ describe('recovery actions on a real Postgres', () => {
       rows.rows.filter((r) => r.action === 'RESTART_SERVICE').map((r) => r.action_result.split(':')[0]),
     ).toEqual(['refused', 'restarting', 'refused'])
   }, 20_000)
+})
+
+describe('autoscaler on the Kubernetes API (a local HTTPS stand-in for the scale subresource)', () => {
+  it('reads and patches deployments/NAME/scale with the service account token, trusting only its CA', async () => {
+    const t = tempDir()
+    try {
+      const key = path.join(t.dir, 'key.pem')
+      const crt = path.join(t.dir, 'ca.crt')
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-days',
+          '1',
+          '-subj',
+          '/CN=127.0.0.1',
+          '-addext',
+          'subjectAltName=IP:127.0.0.1',
+          '-keyout',
+          key,
+          '-out',
+          crt,
+        ],
+        { stdio: 'ignore' },
+      )
+      writeFileSync(path.join(t.dir, 'token'), 'sa-token-123\n')
+      writeFileSync(path.join(t.dir, 'namespace'), 'events\n')
+      let replicas = 3
+      const calls: string[] = []
+      const server = https.createServer({ key: readFileSync(key), cert: readFileSync(crt) }, (req, res) => {
+        calls.push(
+          `${req.method} ${req.url} ${req.headers.authorization} ${req.headers['content-type'] ?? ''}`,
+        )
+        let body = ''
+        req.on('data', (c) => {
+          body += c
+        })
+        req.on('end', () => {
+          if (req.method === 'PATCH') replicas = JSON.parse(body).spec.replicas
+          res.writeHead(200, { 'content-type': 'application/json' })
+          res.end(JSON.stringify({ kind: 'Scale', spec: { replicas } }))
+        })
+      })
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+      const port = (server.address() as { port: number }).port
+      try {
+        const target = new KubernetesTarget('gate-cloud', t.dir, {
+          KUBERNETES_SERVICE_HOST: '127.0.0.1',
+          KUBERNETES_SERVICE_PORT: String(port),
+        })
+        const a = new Autoscaler(autoscaleDefaults, target, silentLog, new Registry())
+        expect(await a.evaluate(140)).toMatchObject({ current: 3, desired: 6 })
+        expect(replicas).toBe(6)
+        expect(calls).toEqual([
+          'GET /apis/apps/v1/namespaces/events/deployments/gate-cloud/scale Bearer sa-token-123 ',
+          'PATCH /apis/apps/v1/namespaces/events/deployments/gate-cloud/scale Bearer sa-token-123 application/merge-patch+json',
+        ])
+        expect(() => new KubernetesTarget('Bad_Name', t.dir)).toThrow(/bad deployment name/)
+      } finally {
+        server.close()
+      }
+    } finally {
+      t.cleanup()
+    }
+  })
 })

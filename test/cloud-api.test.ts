@@ -1,8 +1,11 @@
 import { gzipSync } from 'node:zlib'
 import type { FastifyInstance } from 'fastify'
 import type pg from 'pg'
+import { Registry } from 'prom-client'
 import { v7 as uuidv7 } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { cacheDefaults, TieredCache } from '../cloud/cache/tiered-cache.js'
+import { warmCache } from '../cloud/cache/warm.js'
 import { loadCloudConfig } from '../cloud/config.js'
 import { createPool } from '../cloud/db/pool.js'
 import { addGate, revokeGate, rotateKey } from '../cloud/gates/store.js'
@@ -412,5 +415,32 @@ describe('gate-cloud HTTP API on real Postgres', () => {
     } finally {
       await busy.close()
     }
+  })
+
+  it('serves the seed critical keys, and warms them with the active roster at start', async () => {
+    const stats = (await ops('/v1/query/stats')).json()
+    expect(stats).toMatchObject({ checkins: expect.any(Number), gatesSeen: expect.any(Number) })
+    const gates = (await ops('/v1/query/gates')).json()
+    expect(gates.gates.map((g: { id: string }) => g.id)).toEqual(expect.arrayContaining(['gate-a', 'gate-b']))
+    expect((await ops('/v1/query/events')).json()).toHaveProperty('events')
+    const cache = new TieredCache({
+      ...cacheDefaults,
+      redis: null,
+      subscriber: null,
+      log: silentLog,
+      registry: new Registry(),
+    })
+    await warmCache(cache, pool, silentLog, 1000)
+    const never = async (): Promise<never> => {
+      throw new Error('not warmed')
+    }
+    expect(await cache.getOrLoad('active_gates', never)).toMatchObject({ gates: expect.any(Array) })
+    expect(await cache.getOrLoad('stats:overall', never)).toMatchObject({ checkins: expect.any(Number) })
+    expect(await cache.getOrLoad('tok:0002bbbb', never, { tags: ['participants'] })).toMatchObject({
+      id: 'P-2',
+    })
+    expect(await cache.getOrLoad('roster:0:5000', never, { tags: ['participants'] })).toHaveProperty(
+      'changes',
+    )
   })
 })

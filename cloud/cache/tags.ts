@@ -2,3 +2,7 @@
 export const ROSTER_TAG = 'participants'
 /** Tag of the cached counts (stats endpoints). */
 export const STATS_TAG = 'stats'
+/** Tag of the cached gate list (active_gates). */
+export const GATES_TAG = 'gates'
+/** Tag of the cached event configuration (event_config). */
+export const EVENTS_TAG = 'events'

@@ -1,13 +1,22 @@
 import type pg from 'pg'
 import type { Logger } from 'pino'
-import { gateCounts, STATS_TTL_MS, TOKEN_TTL_MS } from '../http/query-routes.js'
+import { listGates } from '../gates/store.js'
+import {
+  CRITICAL_KEYS,
+  eventConfig,
+  gateCounts,
+  overallStats,
+  STATS_TTL_MS,
+  TOKEN_TTL_MS,
+} from '../http/query-routes.js'
 import { rosterDelta } from '../http/roster.js'
-import { ROSTER_TAG, STATS_TAG } from './tags.js'
+import { EVENTS_TAG, GATES_TAG, ROSTER_TAG, STATS_TAG } from './tags.js'
 import type { TieredCache } from './tiered-cache.js'
 
 /**
  * Warm-up at start: what the first minutes of an event ask for, so the first gates and dashboards
- * do not all miss at once: the first roster page (every gate starts there), the counts per gate
+ * do not all miss at once: the seed's critical keys (stats:overall, active_gates, event_config),
+ * the first roster page (every gate starts there), the counts per gate
  * since midnight UTC (the dashboard), and the token look-ups of the active participants (as many
  * as L1 holds, most recently changed first).
  */
@@ -29,6 +38,15 @@ export async function warmCache(
         { key: `stats:gates:${midnight.getTime()}`, value: await gateCounts(pool, midnight) },
       ],
       opts: { ttlMs: STATS_TTL_MS, tags: [STATS_TAG] },
+    },
+    {
+      // the seed's critical keys
+      loader: async () => [
+        { key: CRITICAL_KEYS.statsOverall, value: await overallStats(pool) },
+        { key: CRITICAL_KEYS.activeGates, value: { gates: await listGates(pool) } },
+        { key: CRITICAL_KEYS.eventConfig, value: await eventConfig(pool) },
+      ],
+      opts: { ttlMs: STATS_TTL_MS, tags: [STATS_TAG, GATES_TAG, EVENTS_TAG] },
     },
     {
       // the active roster, most recently changed first, as far as L1 has room: one query

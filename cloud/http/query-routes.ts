@@ -2,9 +2,10 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type pg from 'pg'
 import { z } from 'zod'
 import { GateError } from '../../shared/errors.js'
-import { ROSTER_TAG, STATS_TAG } from '../cache/tags.js'
+import { EVENTS_TAG, GATES_TAG, ROSTER_TAG, STATS_TAG } from '../cache/tags.js'
 import type { TieredCache } from '../cache/tiered-cache.js'
 import type { ReadRouter } from '../db/replicas.js'
+import { listGates } from '../gates/store.js'
 import type { PerfMonitor } from '../monitor/perf.js'
 
 const isoOrMs = z
@@ -46,6 +47,35 @@ function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
 export const STATS_TTL_MS = 5_000
 /** token look-ups: any participant change drops them at once (NOTIFY), so they can live long */
 export const TOKEN_TTL_MS = 300_000
+
+/** The seed's critical keys: overall figures of today (UTC), the gates, the event configuration. */
+export const CRITICAL_KEYS = {
+  statsOverall: 'stats:overall',
+  activeGates: 'active_gates',
+  eventConfig: 'event_config',
+}
+
+export async function overallStats(pool: Queryable): Promise<Record<string, unknown>> {
+  const r = await pool.query<{ checkins: string; admits: string; gates: string; open_incidents: string }>(
+    `SELECT count(*) AS checkins, count(*) FILTER (WHERE decision = 'admit') AS admits, count(DISTINCT gate_id) AS gates,
+            (SELECT count(*) FROM incidents WHERE resolved_at IS NULL) AS open_incidents
+       FROM attendance_records WHERE ts >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'`,
+    [],
+  )
+  const x = r.rows[0]
+  return {
+    since: `${new Date().toISOString().slice(0, 10)}T00:00:00.000Z`,
+    checkins: Number(x?.checkins ?? 0),
+    admits: Number(x?.admits ?? 0),
+    gatesSeen: Number(x?.gates ?? 0),
+    openIncidents: Number(x?.open_incidents ?? 0),
+  }
+}
+
+export async function eventConfig(pool: Queryable): Promise<Record<string, unknown>> {
+  const r = await pool.query('SELECT id, name, created_at AS "createdAt" FROM events ORDER BY id', [])
+  return { events: r.rows }
+}
 
 /** The primary pool or the read router: anything that runs a parameterised query. */
 export interface Queryable {
@@ -175,6 +205,31 @@ export async function queryRoutes(
     if (!row) throw new GateError('E_NOT_FOUND', `no active participant holds token ${token}`)
     return row
   })
+
+  // the seed's critical keys, cached: today's overall figures, the gates, the event configuration
+  app.get('/v1/query/stats', async () =>
+    cache.getOrLoad(
+      CRITICAL_KEYS.statsOverall,
+      () => perf.time('query.stats_overall', () => overallStats(pool)),
+      {
+        ttlMs: STATS_TTL_MS,
+        tags: [STATS_TAG],
+      },
+    ),
+  )
+  app.get('/v1/query/gates', async () =>
+    cache.getOrLoad(
+      CRITICAL_KEYS.activeGates,
+      async () => ({ gates: await perf.time('query.gates', () => listGates(opts.pool)) }),
+      { ttlMs: 10_000, tags: [GATES_TAG] },
+    ),
+  )
+  app.get('/v1/query/events', async () =>
+    cache.getOrLoad(CRITICAL_KEYS.eventConfig, () => perf.time('query.events', () => eventConfig(pool)), {
+      ttlMs: 60_000,
+      tags: [EVENTS_TAG],
+    }),
+  )
 
   // full-text participant search (GIN index on name and email)
   app.get('/v1/query/participants', async (req) => {
