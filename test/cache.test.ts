@@ -144,6 +144,32 @@ describe('tiered cache, L1 alone', () => {
     expect(loads).toBe(1)
   })
 
+  it('refreshes a hot key in the background before it expires, so its readers never wait', async () => {
+    let now = 1_000_000
+    const c = await makeCache({ url: null, now: () => now, hotHits: 3, eagerRefreshAt: 0.8, jitter: 0 })
+    let version = 1
+    let loads = 0
+    const load = async () => {
+      loads++
+      return `v${version}`
+    }
+    expect(await c.getOrLoad('hot', load, { ttlMs: 10_000 })).toBe('v1')
+    for (let i = 0; i < 3; i++) await c.getOrLoad('hot', load, { ttlMs: 10_000 })
+    version = 2
+    now += 8_500 // past 80 % of its freshness: this read answers at once and refreshes behind it
+    expect(await c.getOrLoad('hot', load, { ttlMs: 10_000 })).toBe('v1')
+    await new Promise((r) => setImmediate(r))
+    expect(loads).toBe(2)
+    now += 3_000 // the first entry would have expired by now; the refreshed one has not
+    expect(await c.getOrLoad('hot', load, { ttlMs: 10_000 })).toBe('v2')
+    expect(loads).toBe(2)
+    // a cold key is not refreshed ahead: it simply expires
+    await c.getOrLoad('cold', load, { ttlMs: 10_000 })
+    now += 8_500
+    await c.getOrLoad('cold', load, { ttlMs: 10_000 })
+    expect(loads).toBe(3)
+  })
+
   it('halves L1 under memory pressure, least recently used first', async () => {
     const c = await makeCache({ url: null })
     for (let i = 0; i < 100; i++) await c.getOrLoad(`m${i}`, async () => i)
