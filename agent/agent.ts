@@ -22,6 +22,8 @@ import { Dedup } from './pipeline/dedup.js'
 import { Pipeline } from './pipeline/pipeline.js'
 import { Proximity } from './pipeline/proximity.js'
 import { Validator } from './pipeline/validator.js'
+import { EventWatch, GateMetricsSampler } from './report/gate-metrics.js'
+import { MqttReporter } from './report/mqtt-reporter.js'
 import { Checkpointer } from './store/checkpointer.js'
 import { type Db, openDatabase } from './store/db.js'
 import { Outbox } from './store/outbox.js'
@@ -56,6 +58,7 @@ export class GateAgent {
   readonly counters: PipelineCounters = newPipelineCounters()
   private db: Db | null = null
   private checkpointer: Checkpointer | null = null
+  private reporter: MqttReporter | null = null
   private outbox: Outbox | null = null
   private roster: RosterStore | null = null
   private validator: Validator | null = null
@@ -188,6 +191,7 @@ export class GateAgent {
       this.startedMono = clock.mono()
       this.syncer?.start()
       this.puller?.start()
+      if (config.mqtt.url) this.startReporter(config.mqtt.url)
       this.housekeeping = setInterval(() => this.tick(), 1000)
       this.housekeeping.unref()
       log.info(
@@ -222,6 +226,9 @@ export class GateAgent {
     }
     if (this.housekeeping) clearInterval(this.housekeeping)
     this.housekeeping = null
+    // first, while everything still runs: the retained status says "offline (stopped)", not the will
+    await step('reporter', () => this.reporter?.stop())
+    this.reporter = null
     await step('source', () => this.source?.stop())
     await step('outbox', () => this.outbox?.flush())
     await step('sync', () => Promise.all([this.syncer?.stop(), this.puller?.stop()]))
@@ -298,7 +305,7 @@ export class GateAgent {
       lastDecision: this.lastDecision,
       lastSync: this.lastSync(),
       sync: this.syncStatus(),
-      mqtt: { state: config.mqtt.url ? 'not connected (reporter not built yet)' : 'not configured' },
+      mqtt: { state: this.reporter?.state ?? (config.mqtt.url ? 'not started' : 'not configured') },
     }
   }
 
@@ -369,6 +376,43 @@ export class GateAgent {
         : send
     p.on(event, listener as never)
     return () => p.off(event, listener as never)
+  }
+
+  private startReporter(url: string): void {
+    const { config, clock, log } = this.deps
+    const sampler = new GateMetricsSampler(config.dataDir)
+    const watch = new EventWatch(config.mqtt)
+    const handlers = this.controlHandlers()
+    const reporter = new MqttReporter({
+      url,
+      username: config.mqtt.username,
+      password: config.mqtt.password,
+      gateId: config.gateId,
+      bootId: this.bootId,
+      version: this.version,
+      startedAt: new Date(this.startedAt ?? clock.now()).toISOString(),
+      db: this.db as Db,
+      clock,
+      log: log.child({ component: 'mqtt' }),
+      intervalMs: config.mqtt.metricsIntervalMs,
+      commandSecret: config.mqtt.commandSecret,
+      metrics: () => {
+        const now = clock.now()
+        const m = sampler.sample(this.status(), now)
+        const pulled = this.puller?.status().lastPullAt ?? null
+        const rosterAge = this.puller ? (now - (pulled ?? this.startedAt ?? now)) / 1000 : null
+        for (const e of watch.check(m, rosterAge)) reporter.event(e.kind, e.detail)
+        return m
+      },
+      commands: {
+        resync_roster: async () => this.puller?.pullNow() ?? { disabled: 'no cloud configured' },
+        sync_now: async () => handlers['sync.now'](),
+        restart_scan: async () => handlers['scan.restart'](),
+        set_log_level: async (params) => handlers['log.level'](params),
+      },
+    })
+    reporter.start()
+    this.reporter = reporter
   }
 
   private controlHandlers() {

@@ -11,6 +11,10 @@ export const REDACT_PATHS = [
   'authorization',
   'password',
   '*.password',
+  'commandSecret',
+  '*.commandSecret',
+  'config.mqtt.password',
+  'config.mqtt.commandSecret',
 ]
 
 /** The agent's root logger: JSON lines on stdout (journald keeps them), secrets redacted. */

@@ -44,7 +44,7 @@ describe('WAL checkpoints off the event loop', () => {
     await until(
       () => cp.stats.runs > runs + 1 && cp.stats.walFrames > 0 && cp.stats.walFrames === cp.stats.backfilled,
     )
-    expect(statSync(file).size - before).toBeGreaterThan(300 * 4000)
+    expect(statSync(file).size - before).toBeGreaterThan(200 * 4000) // most of the 300 rows of ~4 KB
     await cp.stop()
     expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000)
     expect(cp.stats.errors).toBe(0)

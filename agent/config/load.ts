@@ -21,6 +21,9 @@ export const ENV_MAP: readonly EnvVar[] = [
   { env: 'GATE_CLOUD_URL', path: ['cloud', 'url'], type: 'string' },
   { env: 'GATE_KEY', path: ['cloud', 'gateKey'], type: 'string' },
   { env: 'MQTT_URL', path: ['mqtt', 'url'], type: 'string' },
+  { env: 'MQTT_USERNAME', path: ['mqtt', 'username'], type: 'string' },
+  { env: 'MQTT_PASSWORD', path: ['mqtt', 'password'], type: 'string' },
+  { env: 'GATE_CMD_SECRET', path: ['mqtt', 'commandSecret'], type: 'string' },
   { env: 'LOG_LEVEL', path: ['log', 'level'], type: 'string' },
 ]
 

@@ -226,9 +226,30 @@ export const agentConfigSchema = z
       .object({
         /** MQTT broker URL for fleet health (used by the reporter) */
         url: z.string().url().optional(),
+        /** this gate's broker account (the broker's ACL lets it publish only its own topics) */
+        username: z.string().min(1).optional(),
+        /** a secret: never logged */
+        password: z.string().min(1).optional(),
+        /** HMAC secret shared with the cloud for commands; without it every command is refused (a secret) */
+        commandSecret: z.string().min(16).optional(),
+        /** metrics every this, ms */
+        metricsIntervalMs: z.number().int().min(1_000).default(10_000),
+        /** events: disk low below this, bytes; backlog growing when its oldest row is older, s; roster stale after, s */
+        diskLowBytes: z
+          .number()
+          .int()
+          .min(0)
+          .default(500 * 1024 * 1024),
+        backlogAgeS: z.number().int().min(1).default(600),
+        rosterStaleS: z.number().int().min(1).default(900),
       })
       .strict()
-      .default({}),
+      .default({
+        metricsIntervalMs: 10_000,
+        diskLowBytes: 500 * 1024 * 1024,
+        backlogAgeS: 600,
+        rosterStaleS: 900,
+      }),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -57,6 +57,15 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE checkins ADD COLUMN sync_error TEXT;
   `,
+  // v3: fleet events waiting for the MQTT broker (sent at QoS 1, removed once the broker has them)
+  `
+  CREATE TABLE fleet_events (
+    id     TEXT PRIMARY KEY,
+    at     INTEGER NOT NULL,
+    kind   TEXT NOT NULL,
+    detail TEXT NOT NULL
+  ) STRICT;
+  `,
 ]
 
 /** The schema version this build writes. */

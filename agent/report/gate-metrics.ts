@@ -1,0 +1,114 @@
+import { readFileSync, statfsSync } from 'node:fs'
+import os from 'node:os'
+import type { GateEventKind, GateMetrics } from '../../shared/fleet.js'
+import type { AgentStatus } from '../../shared/status.js'
+
+/** The Pi's SoC temperature (°C) from the thermal zone, or null where there is none. */
+export function readTemperatureC(file = '/sys/class/thermal/thermal_zone0/temp'): number | null {
+  try {
+    const milli = Number(readFileSync(file, 'utf8').trim())
+    return Number.isFinite(milli) ? Math.round(milli / 100) / 10 : null
+  } catch {
+    return null
+  }
+}
+
+export function diskFreeBytes(dir: string): number | null {
+  try {
+    const s = statfsSync(dir)
+    return s.bavail * s.bsize
+  } catch {
+    return null
+  }
+}
+
+/** Metrics with units in their names, from the agent's status and the machine. */
+export class GateMetricsSampler {
+  private lastCpu = process.cpuUsage()
+  private lastAt = performance.now()
+
+  constructor(private readonly dataDir: string) {}
+
+  sample(s: AgentStatus, now: number): GateMetrics {
+    const t = performance.now()
+    const cpu = process.cpuUsage(this.lastCpu)
+    const wallUs = Math.max(1, (t - this.lastAt) * 1000)
+    this.lastCpu = process.cpuUsage()
+    this.lastAt = t
+    const lastSyncAt = s.sync?.lastSuccessAt ? Date.parse(s.sync.lastSuccessAt) : null
+    return {
+      cpu_percent: Math.round(((cpu.user + cpu.system) / wallUs) * 1000) / 10,
+      load1: os.loadavg()[0] ?? 0,
+      mem_used_bytes: os.totalmem() - os.freemem(),
+      mem_total_bytes: os.totalmem(),
+      rss_bytes: process.memoryUsage.rss(),
+      temperature_c: readTemperatureC(),
+      disk_free_bytes: diskFreeBytes(this.dataDir),
+      uptime_s: s.uptimeS ?? 0,
+      adverts_per_s: s.advertsPerS ?? 0,
+      decisions_admit_total: s.counters?.admit ?? 0,
+      decisions_deny_total: s.counters ? Object.values(s.counters.deny).reduce((a, b) => a + b, 0) : 0,
+      l1_hit_ratio: s.l1 ? Math.min(1, Math.max(0, s.l1.hitRate ?? 0)) : null,
+      buffer_pending: s.buffer.pending + s.buffer.inFlight,
+      buffer_oldest_pending_age_s: s.buffer.oldestPendingAgeS,
+      last_sync_age_s:
+        lastSyncAt === null || Number.isNaN(lastSyncAt) ? null : Math.max(0, (now - lastSyncAt) / 1000),
+      clock_offset_ms: null,
+      adapter_state: s.source?.adapterState ?? 'none',
+      scan_restarts_total: s.source?.scanRestarts ?? 0,
+      disk_write_bytes_total: s.writes?.ioWriteBytes ?? null,
+      roster_version: s.roster.version,
+    }
+  }
+}
+
+export interface EventWatchLimits {
+  /** below this free space the disk is low, bytes */
+  diskLowBytes: number
+  /** the buffer counts as growing when its oldest row is older than this, s, and it grew since the last look */
+  backlogAgeS: number
+  /** the roster is stale when no pull succeeded for this long while a cloud is configured, s */
+  rosterStaleS: number
+}
+
+/**
+ * Turns successive metrics into events, each raised once on its way in and (for the adapter) once on
+ * its way out: adapter lost and back, disk low, backlog growing, roster stale.
+ */
+export class EventWatch {
+  private adapterUp: boolean | null = null
+  private diskLow = false
+  private backlog = false
+  private lastPending = 0
+  private rosterStale = false
+
+  constructor(private readonly limits: EventWatchLimits) {}
+
+  check(
+    m: GateMetrics,
+    lastRosterPullAgeS: number | null,
+  ): Array<{ kind: GateEventKind; detail: Record<string, unknown> }> {
+    const out: Array<{ kind: GateEventKind; detail: Record<string, unknown> }> = []
+    const up = m.adapter_state === 'poweredOn' || m.adapter_state === 'n/a'
+    if (this.adapterUp === true && !up) out.push({ kind: 'adapter_lost', detail: { state: m.adapter_state } })
+    if (this.adapterUp === false && up) out.push({ kind: 'adapter_back', detail: { state: m.adapter_state } })
+    this.adapterUp = up
+    const low = m.disk_free_bytes !== null && m.disk_free_bytes < this.limits.diskLowBytes
+    if (low && !this.diskLow) out.push({ kind: 'disk_low', detail: { freeBytes: m.disk_free_bytes } })
+    this.diskLow = low
+    const growing =
+      m.buffer_pending > this.lastPending && (m.buffer_oldest_pending_age_s ?? 0) > this.limits.backlogAgeS
+    if (growing && !this.backlog)
+      out.push({
+        kind: 'backlog_growing',
+        detail: { pending: m.buffer_pending, oldestAgeS: m.buffer_oldest_pending_age_s },
+      })
+    this.backlog = growing || (this.backlog && (m.buffer_oldest_pending_age_s ?? 0) > this.limits.backlogAgeS)
+    this.lastPending = m.buffer_pending
+    const stale = lastRosterPullAgeS !== null && lastRosterPullAgeS > this.limits.rosterStaleS
+    if (stale && !this.rosterStale)
+      out.push({ kind: 'roster_stale', detail: { lastPullAgeS: lastRosterPullAgeS } })
+    this.rosterStale = stale
+    return out
+  }
+}

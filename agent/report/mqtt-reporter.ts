@@ -1,0 +1,304 @@
+import mqtt from 'mqtt'
+import type { Logger } from 'pino'
+import { v4 as uuidv4 } from 'uuid'
+import {
+  type Command,
+  type CommandResponse,
+  commandSchema,
+  type EventPayload,
+  FLEET_SCHEMA_VERSION,
+  fleetTopics,
+  type GateEventKind,
+  type GateMetrics,
+  type StatusPayload,
+  verifyCommand,
+} from '../../shared/fleet.js'
+import type { Clock } from '../clock.js'
+import { type Db, getMeta, setMeta } from '../store/db.js'
+
+export interface ReporterCommands {
+  resync_roster(): Promise<unknown>
+  sync_now(): Promise<unknown>
+  restart_scan(): Promise<unknown>
+  set_log_level(params: Record<string, unknown>): Promise<unknown>
+}
+
+export interface ReporterDeps {
+  url: string
+  username?: string | undefined
+  password?: string | undefined
+  gateId: string
+  bootId: string
+  version: string
+  startedAt: string
+  db: Db
+  clock: Clock
+  log: Logger
+  /** metrics every this, ms */
+  intervalMs: number
+  /** HMAC secret of commands; without one every command is refused */
+  commandSecret?: string | undefined
+  /** a command older (or further in the future) than this is refused, ms */
+  commandMaxAgeMs?: number
+  metrics: () => GateMetrics
+  commands: ReporterCommands
+}
+
+const SESSION_KEY = 'mqtt_session'
+
+/**
+ * The gate's fleet reporter (mqtt.js), with the conventions ops tools trust: a retained status
+ * that the broker's last will turns offline and that is published online again at every
+ * (re)connection, so a broker restart never leaves a live gate marked offline (Home Assistant
+ * availability, Zigbee2MQTT bridge state); Sparkplug-style sessions and sequence numbers; metrics
+ * at QoS 0 only while connected (telemetry is never queued); events kept in SQLite while the broker
+ * is away and sent at QoS 1 when it is back; signed commands, answered on a response topic.
+ */
+export class MqttReporter {
+  private client: mqtt.MqttClient | null = null
+  private session = 0
+  private seq = 0
+  private timer: NodeJS.Timeout | null = null
+  private readonly topics
+  private readonly seen = new Map<string, number>()
+  private stopping = false
+  readonly stats = { published: 0, eventsQueued: 0, eventsSent: 0, commands: 0, refused: 0, garbage: 0 }
+
+  constructor(private readonly d: ReporterDeps) {
+    this.topics = fleetTopics(d.gateId)
+  }
+
+  get state(): string {
+    if (!this.client) return 'stopped'
+    if (this.client.connected) return `connected (session ${this.session})`
+    return this.client.reconnecting ? 'reconnecting' : 'connecting'
+  }
+
+  start(): void {
+    this.session = this.nextSession()
+    const client = mqtt.connect(this.d.url, {
+      clientId: `gate-${this.d.gateId}`,
+      username: this.d.username,
+      password: this.d.password,
+      clean: true,
+      keepalive: 30,
+      reconnectPeriod: 2_000,
+      connectTimeout: 10_000,
+      queueQoSZero: false,
+      will: this.will(),
+    })
+    this.client = client
+    client.on('connect', () => void this.onConnect())
+    client.on('close', () => {
+      if (this.stopping) return
+      // the next connection is a new session: its will must carry the new number
+      this.session = this.nextSession()
+      client.options.will = this.will()
+    })
+    client.on('error', (err) => this.d.log.warn({ err: err.message }, 'MQTT error'))
+    client.on('offline', () => this.d.log.warn('MQTT broker unreachable; admitting and syncing go on'))
+    client.on('message', (topic, payload) => {
+      if (topic === this.topics.cmd) void this.onCommand(payload)
+    })
+    this.timer = setInterval(() => this.publishMetrics(), this.d.intervalMs)
+    this.timer.unref()
+  }
+
+  /** Say offline (a clean stop is not a lost connection) and disconnect. */
+  async stop(): Promise<void> {
+    this.stopping = true
+    if (this.timer) clearInterval(this.timer)
+    this.timer = null
+    const c = this.client
+    if (!c) return
+    // bounded: a broker that died a moment ago must not hold up the agent's stop
+    const within = (p: Promise<unknown>, ms: number) =>
+      Promise.race([p.catch(() => {}), new Promise((r) => setTimeout(r, ms).unref())])
+    if (c.connected) {
+      await within(
+        c.publishAsync(this.topics.status, JSON.stringify(this.status('offline', 'stopped')), {
+          qos: 1,
+          retain: true,
+        }),
+        2_000,
+      )
+    }
+    await within(c.endAsync(), 1_000)
+    c.end(true)
+    this.client = null
+  }
+
+  /** Record an event: kept in SQLite until the broker has it. */
+  event(kind: GateEventKind, detail: Record<string, unknown> = {}): void {
+    this.d.db
+      .prepare('INSERT INTO fleet_events (id, at, kind, detail) VALUES (?, ?, ?, ?)')
+      .run(uuidv4(), Math.round(this.d.clock.now()), kind, JSON.stringify(detail))
+    this.stats.eventsQueued++
+    void this.flushEvents()
+  }
+
+  /** Publish status and metrics again (the rebirth command, and every connection). */
+  async rebirth(): Promise<void> {
+    const c = this.client
+    if (!c?.connected) return
+    await c.publishAsync(this.topics.status, JSON.stringify(this.status('online')), { qos: 1, retain: true })
+    this.publishMetrics()
+  }
+
+  private async onConnect(): Promise<void> {
+    const c = this.client
+    if (!c) return
+    this.seq = 0
+    this.d.log.info({ session: this.session }, 'MQTT connected')
+    try {
+      await c.subscribeAsync(this.topics.cmd, { qos: 1 })
+      await this.rebirth()
+      await this.flushEvents()
+    } catch (err) {
+      this.d.log.warn({ err: (err as Error).message }, 'MQTT start of session failed')
+    }
+  }
+
+  private publishMetrics(): void {
+    const c = this.client
+    if (!c?.connected) return // telemetry is not queued while the broker is away
+    let metrics: GateMetrics
+    try {
+      metrics = this.d.metrics()
+    } catch (err) {
+      this.d.log.warn({ err }, 'metrics snapshot failed')
+      return
+    }
+    c.publish(this.topics.metrics, JSON.stringify({ ...this.header(), metrics }), { qos: 0 })
+    this.stats.published++
+  }
+
+  private flushing = false
+  private async flushEvents(): Promise<void> {
+    const c = this.client
+    if (!c?.connected || this.flushing) return
+    this.flushing = true
+    try {
+      const rows = this.d.db
+        .prepare('SELECT id, at, kind, detail FROM fleet_events ORDER BY at LIMIT 500')
+        .all() as Array<{
+        id: string
+        at: number
+        kind: GateEventKind
+        detail: string
+      }>
+      for (const r of rows) {
+        const p: EventPayload = {
+          ...this.header(),
+          id: r.id,
+          at: r.at,
+          kind: r.kind,
+          detail: JSON.parse(r.detail),
+        }
+        await c.publishAsync(this.topics.events, JSON.stringify(p), { qos: 1 })
+        // the broker has it (PUBACK): only now is it removed from the gate
+        this.d.db.prepare('DELETE FROM fleet_events WHERE id = ?').run(r.id)
+        this.stats.eventsSent++
+      }
+    } catch (err) {
+      this.d.log.warn({ err: (err as Error).message }, 'events not sent yet; kept for the next connection')
+    } finally {
+      this.flushing = false
+    }
+  }
+
+  private async onCommand(raw: Buffer): Promise<void> {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(raw.toString('utf8'))
+    } catch {
+      this.stats.garbage++
+      this.d.log.warn('unreadable command ignored')
+      return
+    }
+    const id = typeof (parsed as { id?: unknown })?.id === 'string' ? (parsed as { id: string }).id : null
+    const refuse = (error: string) => {
+      this.stats.refused++
+      this.d.log.warn({ id, error }, 'command refused')
+      if (id) void this.respond({ id, ok: false, error })
+    }
+    const r = commandSchema.safeParse(parsed)
+    if (!r.success)
+      return refuse(`malformed: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
+    const cmd: Command = r.data
+    if (cmd.gateId !== this.d.gateId) return refuse(`for gate ${cmd.gateId}, not this one`)
+    if (!this.d.commandSecret) return refuse('this gate has no command secret: commands are disabled')
+    if (!verifyCommand(cmd, this.d.commandSecret)) return refuse('bad signature')
+    const maxAge = this.d.commandMaxAgeMs ?? 60_000
+    if (Math.abs(this.d.clock.now() - cmd.ts) > maxAge) return refuse('stale or future command (replay?)')
+    if (this.seen.has(cmd.id)) return refuse('already executed (replay)')
+    this.seen.set(cmd.id, cmd.ts)
+    if (this.seen.size > 1000) for (const k of [...this.seen.keys()].slice(0, 500)) this.seen.delete(k)
+    this.stats.commands++
+    try {
+      const result =
+        cmd.cmd === 'rebirth'
+          ? await this.rebirth().then(() => ({ rebirth: true }))
+          : cmd.cmd === 'set_log_level'
+            ? await this.d.commands.set_log_level(cmd.params)
+            : await this.d.commands[cmd.cmd]()
+      this.d.log.info({ id: cmd.id, cmd: cmd.cmd }, 'command executed')
+      await this.respond({ id: cmd.id, ok: true, result })
+    } catch (err) {
+      await this.respond({ id: cmd.id, ok: false, error: (err as Error).message })
+    }
+  }
+
+  private async respond(r: { id: string; ok: boolean; result?: unknown; error?: string }): Promise<void> {
+    const body: CommandResponse = {
+      v: FLEET_SCHEMA_VERSION,
+      ts: Math.round(this.d.clock.now()),
+      gateId: this.d.gateId,
+      ...r,
+    }
+    await this.client?.publishAsync(this.topics.cmdResponse, JSON.stringify(body), { qos: 1 }).catch(() => {})
+  }
+
+  private header() {
+    return {
+      v: FLEET_SCHEMA_VERSION,
+      ts: Math.round(this.d.clock.now()),
+      gateId: this.d.gateId,
+      bootId: this.d.bootId,
+      session: this.session,
+      seq: this.seq++,
+    } as const
+  }
+
+  private status(state: 'online' | 'offline', reason?: 'will' | 'stopped'): StatusPayload {
+    return {
+      ...this.header(),
+      state,
+      version: this.d.version,
+      startedAt: this.d.startedAt,
+      ...(reason ? { reason } : {}),
+    }
+  }
+
+  private will(): mqtt.IClientOptions['will'] {
+    const p: StatusPayload = {
+      v: FLEET_SCHEMA_VERSION,
+      ts: Math.round(this.d.clock.now()),
+      gateId: this.d.gateId,
+      bootId: this.d.bootId,
+      session: this.session,
+      seq: 0,
+      state: 'offline',
+      version: this.d.version,
+      startedAt: this.d.startedAt,
+      reason: 'will',
+    }
+    return { topic: this.topics.status, payload: Buffer.from(JSON.stringify(p)), qos: 1, retain: true }
+  }
+
+  private nextSession(): number {
+    const n = Number(getMeta(this.d.db, SESSION_KEY) ?? 0) + 1
+    setMeta(this.d.db, SESSION_KEY, String(n))
+    return n
+  }
+}
