@@ -92,6 +92,19 @@ export const cloudConfigSchema = z
       })
       .strict()
       .prefault({}),
+    fleet: z
+      .object({
+        /** a gate silent this long is stale: 3 metrics intervals plus the will delay, ms */
+        silentAfterMs: z.number().int().min(1_000).default(35_000),
+        maxTemperatureC: z.number().default(80),
+        /** shared-subscription group of the cloud nodes */
+        shareGroup: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]{1,64}$/)
+          .default('gate-cloud'),
+      })
+      .strict()
+      .prefault({}),
     autoscale: z
       .object({
         /** target CPU per node, % of one core (the HPA manifest uses the same) */
@@ -156,6 +169,9 @@ const ENV: readonly EnvVar[] = [
   { env: 'ALERT_EVALUATE_INTERVAL_MS', path: ['alerts', 'evaluateIntervalMs'], type: 'int' },
   { env: 'RESTART_MIN_UPTIME_MS', path: ['alerts', 'restartMinUptimeMs'], type: 'int' },
   { env: 'RESTART_MIN_INTERVAL_MS', path: ['alerts', 'restartMinIntervalMs'], type: 'int' },
+  { env: 'FLEET_SILENT_AFTER_MS', path: ['fleet', 'silentAfterMs'], type: 'int' },
+  { env: 'FLEET_MAX_TEMPERATURE_C', path: ['fleet', 'maxTemperatureC'], type: 'number' },
+  { env: 'FLEET_SHARE_GROUP', path: ['fleet', 'shareGroup'], type: 'string' },
   { env: 'AUTOSCALE_TARGET_CPU', path: ['autoscale', 'targetCpuPercent'], type: 'number' },
   { env: 'AUTOSCALE_MIN', path: ['autoscale', 'min'], type: 'int' },
   { env: 'AUTOSCALE_MAX', path: ['autoscale', 'max'], type: 'int' },

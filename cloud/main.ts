@@ -11,6 +11,7 @@ import { type CloudConfig, loadCloudConfig } from './config.js'
 import { migrateUp } from './db/migrate.js'
 import { connectClient, createPool } from './db/pool.js'
 import { ReadRouter } from './db/replicas.js'
+import { FleetMonitor } from './fleet/monitor.js'
 import { addGate, listGates, revokeGate, rotateKey } from './gates/store.js'
 import { buildApp } from './http/app.js'
 import { createRegistry } from './http/metrics.js'
@@ -152,6 +153,21 @@ async function serve(): Promise<number> {
     : null
   await reads?.start()
   let recovery: Recovery | null = null
+  const fleet = c.alerts.mqttUrl
+    ? new FleetMonitor({
+        url: c.alerts.mqttUrl,
+        group: c.fleet.shareGroup,
+        silentAfterMs: c.fleet.silentAfterMs,
+        maxTemperatureC: c.fleet.maxTemperatureC,
+        log: log.child({ component: 'fleet' }),
+        registry,
+        onAlert: (a) => {
+          log.warn({ fleetAlert: a }, a.summary)
+          void recovery?.engine.raise({ rule: `fleet.${a.kind}`, severity: a.severity, summary: a.summary })
+        },
+      })
+    : null
+  await fleet?.start()
   const app = await buildApp({
     config: c,
     pool,
@@ -160,6 +176,7 @@ async function serve(): Promise<number> {
     registry,
     perf,
     ...(reads ? { reads } : {}),
+    ...(fleet ? { fleet } : {}),
     alertsStatus: () => ({
       alerts: recovery
         ? { firing: recovery.engine.firing(), recent: recovery.engine.recent.slice(-20) }
@@ -201,6 +218,7 @@ async function serve(): Promise<number> {
         .then(() => cache.stop())
         .then(() => perf.stop())
         .then(() => reads?.stop())
+        .then(() => fleet?.stop())
         .then(() => redis?.close())
         .then(() => pool.end())
         .then(() => {

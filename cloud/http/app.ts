@@ -15,11 +15,13 @@ import { ROSTER_TAG } from '../cache/tags.js'
 import { cacheDefaults, TieredCache } from '../cache/tiered-cache.js'
 import type { CloudConfig } from '../config.js'
 import type { ReadRouter } from '../db/replicas.js'
+import type { FleetMonitor } from '../fleet/monitor.js'
 import { GateAuthenticator } from '../gates/store.js'
 import { ingestBatch } from '../ingest/ingest.js'
 import { PerfMonitor } from '../monitor/perf.js'
 import { PlanAdvisor } from '../monitor/suggestions.js'
 import { errorHandler } from './errors.js'
+import { fleetRoutes } from './fleet-routes.js'
 import { createRegistry, httpMetrics } from './metrics.js'
 import { perfRoutes } from './perf-routes.js'
 import { queryRoutes } from './query-routes.js'
@@ -40,6 +42,8 @@ export interface AppDeps {
   registry?: Registry
   /** the performance monitor (a new one, started here, when not given) */
   perf?: PerfMonitor
+  /** the fleet over MQTT (MQTT_URL) */
+  fleet?: FleetMonitor
   /** analytics reads on Postgres replicas (READ_REPLICA_URLS) */
   reads?: ReadRouter
   /** alerts firing, recent alert events and the autoscaler's last decision (serve sets it) */
@@ -259,6 +263,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     perf,
     ...(deps.reads ? { reads: deps.reads } : {}),
   })
+  await app.register(fleetRoutes, { fleet: deps.fleet ?? null, opsAuth })
   await app.register(perfRoutes, {
     perf,
     advisor: new PlanAdvisor(pool),

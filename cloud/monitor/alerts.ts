@@ -80,7 +80,8 @@ export interface AlertEvent {
   rule: string
   severity: AlertRule['severity']
   state: 'firing' | 'resolved'
-  metric: AlertMetric
+  /** the watched metric, or `fleet` for what the fleet monitor raises */
+  metric: AlertMetric | 'fleet'
   value: number
   threshold: number
   at: number
@@ -141,6 +142,27 @@ export class AlertEngine {
     return [...this.states]
       .filter(([, s]) => s.state === 'firing')
       .map(([rule, s]) => ({ rule, since: (s as { since: number }).since }))
+  }
+
+  /** An alert from elsewhere (the fleet monitor): delivered and recorded like a rule's firing. */
+  async raise(a: {
+    rule: string
+    severity: AlertRule['severity']
+    summary: string
+    value?: number
+  }): Promise<void> {
+    const at = (this.deps.now ?? Date.now)()
+    await this.handle({
+      rule: a.rule,
+      severity: a.severity,
+      state: 'firing',
+      metric: 'fleet',
+      value: a.value ?? 1,
+      threshold: 0,
+      at,
+      since: at,
+      summary: a.summary,
+    })
   }
 
   async evaluate(p: PerfSnapshot): Promise<AlertEvent[]> {

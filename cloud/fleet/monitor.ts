@@ -1,0 +1,265 @@
+import mqtt from 'mqtt'
+import type { Logger } from 'pino'
+import { Counter, Gauge, type Registry } from 'prom-client'
+import {
+  eventPayloadSchema,
+  type GateMetrics,
+  metricsPayloadSchema,
+  statusPayloadSchema,
+} from '../../shared/fleet.js'
+
+export interface GateFleetState {
+  gateId: string
+  /** online: its session said so and it is heard from; stale: online but silent too long; offline: will or stop */
+  state: 'online' | 'offline' | 'stale'
+  reason: string | null
+  session: number | null
+  lastSeq: number | null
+  lastSeenAt: number | null
+  version: string | null
+  bootId: string | null
+  startedAt: string | null
+  metrics: GateMetrics | null
+  seqGaps: number
+  lastEvent: { kind: string; at: number } | null
+}
+
+export interface FleetAlert {
+  kind: 'gate_offline' | 'gate_silent' | 'seq_gap' | 'high_temperature' | 'gate_event'
+  gateId: string
+  severity: 'info' | 'warning' | 'critical'
+  summary: string
+  detail: Record<string, unknown>
+}
+
+export interface FleetMonitorOptions {
+  url: string
+  /** shared-subscription group: the nodes of one group split the fleet's metrics and events */
+  group: string
+  /** a gate silent for this long is stale (a multiple of its metrics interval), ms */
+  silentAfterMs: number
+  /** temperature that raises an alert, °C */
+  maxTemperatureC: number
+  log: Logger
+  registry: Registry
+  onAlert: (a: FleetAlert) => void
+  username?: string | undefined
+  password?: string | undefined
+  now?: () => number
+}
+
+/**
+ * The cloud's view of the fleet, from MQTT. Status is subscribed by every node (it is retained, and
+ * brokers do not send retained messages to shared subscriptions), metrics and events through a
+ * shared subscription so that several nodes split the fleet. Every payload is validated; garbage
+ * is counted and logged, never a crash. A will from an older session than the one known is stale and
+ * ignored (the gate is already back); a jump in a session's sequence numbers is a lost message.
+ */
+export class FleetMonitor {
+  private client: mqtt.MqttClient | null = null
+  private readonly gates = new Map<string, GateFleetState>()
+  private timer: NodeJS.Timeout | null = null
+  private readonly now: () => number
+  readonly stats = { messages: 0, garbage: 0 }
+  private readonly garbageCounter: Counter<'kind'>
+  private readonly gatesGauge: Gauge<'state'>
+
+  constructor(private readonly o: FleetMonitorOptions) {
+    this.now = o.now ?? Date.now
+    this.garbageCounter = new Counter({
+      name: 'fleet_garbage_messages_total',
+      help: 'MQTT messages that were not valid fleet payloads, by topic kind',
+      labelNames: ['kind'],
+      registers: [o.registry],
+    })
+    this.gatesGauge = new Gauge({
+      name: 'fleet_gates',
+      help: 'Gates by state (online, stale, offline)',
+      labelNames: ['state'],
+      registers: [o.registry],
+      collect: () => {
+        for (const s of ['online', 'stale', 'offline'] as const)
+          this.gatesGauge.set({ state: s }, [...this.gates.values()].filter((g) => g.state === s).length)
+      },
+    })
+  }
+
+  async start(): Promise<void> {
+    const client = mqtt.connect(this.o.url, {
+      clientId: `gate-cloud-fleet-${process.pid}-${Math.random().toString(16).slice(2, 8)}`,
+      username: this.o.username,
+      password: this.o.password,
+      reconnectPeriod: 2_000,
+      protocolVersion: 5,
+    })
+    this.client = client
+    client.on('error', (err) => this.o.log.warn({ err: err.message }, 'fleet MQTT error'))
+    client.on('connect', () => {
+      const g = this.o.group
+      client
+        .subscribeAsync({
+          'gates/+/status': { qos: 1 },
+          [`$share/${g}/gates/+/metrics`]: { qos: 0 },
+          [`$share/${g}/gates/+/events`]: { qos: 1 },
+        })
+        .catch((err) => this.o.log.warn({ err: (err as Error).message }, 'fleet subscription failed'))
+    })
+    client.on('message', (topic, payload) => this.handle(topic, payload))
+    this.timer = setInterval(() => this.sweep(), 1_000)
+    this.timer.unref()
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer)
+    this.timer = null
+    await this.client?.endAsync().catch(() => {})
+    this.client = null
+  }
+
+  list(): GateFleetState[] {
+    return [...this.gates.values()].sort((a, b) => a.gateId.localeCompare(b.gateId))
+  }
+
+  get(gateId: string): GateFleetState | null {
+    return this.gates.get(gateId) ?? null
+  }
+
+  /** One message (public for tests: the same path as the broker's). */
+  handle(topic: string, payload: Buffer): void {
+    this.stats.messages++
+    const m = /^gates\/([^/]+)\/(status|metrics|events)$/.exec(topic)
+    if (!m) return
+    const gateId = m[1] as string
+    const kind = m[2] as 'status' | 'metrics' | 'events'
+    if (payload.length === 0) return // a cleared retained status
+    let body: unknown
+    try {
+      body = JSON.parse(payload.toString('utf8'))
+    } catch {
+      return this.garbage(kind, gateId, 'not JSON')
+    }
+    const schema =
+      kind === 'status' ? statusPayloadSchema : kind === 'metrics' ? metricsPayloadSchema : eventPayloadSchema
+    const r = schema.safeParse(body)
+    if (!r.success) return this.garbage(kind, gateId, r.error.issues[0]?.message ?? 'invalid')
+    if (r.data.gateId !== gateId) return this.garbage(kind, gateId, `payload names gate ${r.data.gateId}`)
+    const g = this.gate(gateId)
+    const p = r.data
+    if (kind === 'status') {
+      const s = statusPayloadSchema.parse(p)
+      if (g.session !== null && s.session < g.session) return // a will or status of an older session
+      const wasOnline = g.state !== 'offline'
+      g.session = s.session
+      g.lastSeq = s.seq
+      g.version = s.version
+      g.bootId = s.bootId
+      g.startedAt = s.startedAt
+      g.state = s.state
+      g.reason = s.reason ?? null
+      if (s.state === 'online') g.lastSeenAt = this.now()
+      if (s.state === 'offline' && wasOnline && s.reason === 'will')
+        this.alert({
+          kind: 'gate_offline',
+          gateId,
+          severity: 'critical',
+          summary: `gate ${gateId} lost its connection (last will)`,
+          detail: { session: s.session },
+        })
+      return
+    }
+    if (g.session !== null && p.session < g.session) return
+    if (g.session === p.session && g.lastSeq !== null && p.seq > g.lastSeq + 1) {
+      g.seqGaps += p.seq - g.lastSeq - 1
+      this.alert({
+        kind: 'seq_gap',
+        gateId,
+        severity: 'warning',
+        summary: `gate ${gateId} lost ${p.seq - g.lastSeq - 1} message(s)`,
+        detail: { session: p.session, from: g.lastSeq, to: p.seq },
+      })
+    }
+    g.session = p.session
+    g.lastSeq = p.seq
+    g.lastSeenAt = this.now()
+    if (g.state !== 'online' && g.state !== 'offline') g.state = 'online'
+    if (kind === 'metrics') {
+      const mp = metricsPayloadSchema.parse(p)
+      const hot =
+        mp.metrics.temperature_c !== null &&
+        mp.metrics.temperature_c > this.o.maxTemperatureC &&
+        !(g.metrics?.temperature_c !== null && (g.metrics?.temperature_c ?? 0) > this.o.maxTemperatureC)
+      g.metrics = mp.metrics
+      if (hot)
+        this.alert({
+          kind: 'high_temperature',
+          gateId,
+          severity: 'warning',
+          summary: `gate ${gateId} at ${mp.metrics.temperature_c} °C`,
+          detail: { temperatureC: mp.metrics.temperature_c },
+        })
+    } else {
+      const ev = eventPayloadSchema.parse(p)
+      g.lastEvent = { kind: ev.kind, at: ev.at }
+      this.alert({
+        kind: 'gate_event',
+        gateId,
+        severity: ev.kind === 'adapter_back' ? 'info' : 'warning',
+        summary: `gate ${gateId}: ${ev.kind}`,
+        detail: { event: ev.kind, ...ev.detail },
+      })
+    }
+  }
+
+  /** Online gates silent for too long are stale (a dead link the broker has not noticed yet). */
+  sweep(): void {
+    const now = this.now()
+    for (const g of this.gates.values()) {
+      if (g.state === 'online' && g.lastSeenAt !== null && now - g.lastSeenAt > this.o.silentAfterMs) {
+        g.state = 'stale'
+        this.alert({
+          kind: 'gate_silent',
+          gateId: g.gateId,
+          severity: 'warning',
+          summary: `gate ${g.gateId} silent for ${Math.round((now - g.lastSeenAt) / 1000)} s`,
+          detail: { lastSeenAt: new Date(g.lastSeenAt).toISOString() },
+        })
+      }
+    }
+  }
+
+  private gate(gateId: string): GateFleetState {
+    let g = this.gates.get(gateId)
+    if (!g) {
+      g = {
+        gateId,
+        state: 'online',
+        reason: null,
+        session: null,
+        lastSeq: null,
+        lastSeenAt: null,
+        version: null,
+        bootId: null,
+        startedAt: null,
+        metrics: null,
+        seqGaps: 0,
+        lastEvent: null,
+      }
+      this.gates.set(gateId, g)
+    }
+    return g
+  }
+
+  private garbage(kind: string, gateId: string, why: string): void {
+    this.stats.garbage++
+    this.garbageCounter.inc({ kind })
+    this.o.log.warn({ gateId, kind, why }, 'invalid fleet message ignored')
+  }
+
+  private alert(a: FleetAlert): void {
+    try {
+      this.o.onAlert(a)
+    } catch (err) {
+      this.o.log.warn({ err }, 'fleet alert handler failed')
+    }
+  }
+}

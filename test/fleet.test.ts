@@ -1,0 +1,229 @@
+import { randomBytes } from 'node:crypto'
+import path from 'node:path'
+import mqtt from 'mqtt'
+import { Registry } from 'prom-client'
+import { v4 as uuidv4 } from 'uuid'
+import { afterEach, describe, expect, it } from 'vitest'
+import { systemClock } from '../agent/clock.js'
+import { MqttReporter } from '../agent/report/mqtt-reporter.js'
+import { openDatabase } from '../agent/store/db.js'
+import { loadCloudConfig } from '../cloud/config.js'
+import { createPool } from '../cloud/db/pool.js'
+import { type FleetAlert, FleetMonitor } from '../cloud/fleet/monitor.js'
+import { buildApp } from '../cloud/http/app.js'
+import { AlertEngine, type AlertEvent } from '../cloud/monitor/alerts.js'
+import type { GateMetrics } from '../shared/fleet.js'
+import { silentLog, tempDir } from './helpers.js'
+import { tempDatabase } from './pg-helpers.js'
+
+const MQTT_URL = process.env['MQTT_URL'] ?? 'mqtt://127.0.0.1:1883'
+const until = async (cond: () => boolean, ms = 8_000) => {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out')
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+const metrics: GateMetrics = {
+  cpu_percent: 3,
+  load1: 0.1,
+  mem_used_bytes: 1,
+  mem_total_bytes: 2,
+  rss_bytes: 1,
+  temperature_c: 55,
+  disk_free_bytes: 10,
+  uptime_s: 5,
+  adverts_per_s: 12,
+  decisions_admit_total: 4,
+  decisions_deny_total: 1,
+  l1_hit_ratio: 0.9,
+  buffer_pending: 0,
+  buffer_oldest_pending_age_s: null,
+  last_sync_age_s: 2,
+  clock_offset_ms: null,
+  adapter_state: 'poweredOn',
+  scan_restarts_total: 0,
+  disk_write_bytes_total: null,
+  roster_version: 7,
+}
+
+const cleanups: Array<() => Promise<void> | void> = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c()
+})
+
+async function monitor(silentAfterMs = 60_000) {
+  const alerts: FleetAlert[] = []
+  const m = new FleetMonitor({
+    url: MQTT_URL,
+    group: `g${randomBytes(3).toString('hex')}`,
+    silentAfterMs,
+    maxTemperatureC: 80,
+    log: silentLog,
+    registry: new Registry(),
+    onAlert: (a) => alerts.push(a),
+  })
+  await m.start()
+  cleanups.push(() => m.stop())
+  await new Promise((r) => setTimeout(r, 300)) // subscribed
+  return { m, alerts }
+}
+
+describe('fleet monitor on the real Mosquitto', () => {
+  it('tracks a real gate: online, metrics, the will when its link drops, and back online in a new session', async () => {
+    const { m, alerts } = await monitor()
+    const t = tempDir()
+    const db = openDatabase(path.join(t.dir, 'agent.db'))
+    const gateId = `f-${randomBytes(3).toString('hex')}`
+    const reporter = new MqttReporter({
+      url: MQTT_URL,
+      gateId,
+      bootId: uuidv4(),
+      version: '0.1.0',
+      startedAt: new Date().toISOString(),
+      db,
+      clock: systemClock,
+      log: silentLog,
+      intervalMs: 200,
+      metrics: () => metrics,
+      commands: {
+        resync_roster: async () => null,
+        sync_now: async () => null,
+        restart_scan: async () => null,
+        set_log_level: async () => null,
+      },
+    })
+    cleanups.push(async () => {
+      await reporter.stop()
+      const c = await mqtt.connectAsync(MQTT_URL)
+      await c.publishAsync(`gates/${gateId}/status`, '', { retain: true })
+      await c.endAsync()
+      db.close()
+      t.cleanup()
+    })
+    reporter.start()
+    await until(() => m.get(gateId)?.metrics !== null && m.get(gateId) !== null)
+    expect(m.get(gateId)).toMatchObject({ state: 'online', session: expect.any(Number), version: '0.1.0' })
+    const first = m.get(gateId)?.session as number
+    ;(reporter as unknown as { client: mqtt.MqttClient }).client.stream.destroy()
+    await until(() => m.get(gateId)?.state === 'offline')
+    expect(m.get(gateId)?.reason).toBe('will')
+    expect(alerts).toContainEqual(expect.objectContaining({ kind: 'gate_offline', gateId }))
+    await until(() => m.get(gateId)?.state === 'online' && (m.get(gateId)?.session ?? 0) > first)
+    expect(m.get(gateId)?.seqGaps).toBe(0)
+  })
+
+  it('notices lost messages, ignores a stale will of an older session, flags silence, and counts garbage', async () => {
+    const { m, alerts } = await monitor(800)
+    const gateId = `f-${randomBytes(3).toString('hex')}`
+    const pub = await mqtt.connectAsync(MQTT_URL)
+    cleanups.push(async () => {
+      await pub.publishAsync(`gates/${gateId}/status`, '', { retain: true })
+      await pub.endAsync()
+    })
+    const bootId = uuidv4()
+    const head = (session: number, seq: number) => ({ v: 1, ts: Date.now(), gateId, bootId, session, seq })
+    const status = (session: number, state: string, reason?: string) =>
+      JSON.stringify({
+        ...head(session, 0),
+        state,
+        version: '1',
+        startedAt: 'x',
+        ...(reason ? { reason } : {}),
+      })
+    await pub.publishAsync(`gates/${gateId}/status`, status(3, 'online'), { qos: 1, retain: true })
+    await pub.publishAsync(`gates/${gateId}/metrics`, JSON.stringify({ ...head(3, 1), metrics }), { qos: 1 })
+    await pub.publishAsync(`gates/${gateId}/metrics`, JSON.stringify({ ...head(3, 4), metrics }), { qos: 1 })
+    await until(() => alerts.some((a) => a.kind === 'seq_gap'))
+    expect(m.get(gateId)?.seqGaps).toBe(2)
+    // the will of session 2 arrives late: the gate is already in session 3
+    await pub.publishAsync(`gates/${gateId}/status`, status(2, 'offline', 'will'), { qos: 1 })
+    await pub.publishAsync(`gates/${gateId}/metrics`, 'garbage', { qos: 1 })
+    await pub.publishAsync(
+      `gates/${gateId}/metrics`,
+      JSON.stringify({ ...head(3, 5), metrics: { cpu: 'high' } }),
+      {
+        qos: 1,
+      },
+    )
+    await pub.publishAsync(`gates/${gateId}/events`, JSON.stringify({ ...head(3, 5), gateId: 'other' }), {
+      qos: 1,
+    })
+    await until(() => m.stats.garbage >= 3)
+    expect(m.get(gateId)?.state).toBe('online')
+    // and then nothing: silent beyond the limit
+    await until(() => m.get(gateId)?.state === 'stale', 5_000)
+    expect(alerts).toContainEqual(expect.objectContaining({ kind: 'gate_silent', gateId }))
+  })
+})
+
+describe('/v1/fleet and fleet alerts', () => {
+  it('lists every gate with its state and metrics for ops, and routes fleet alerts through the alert engine', async () => {
+    const db = await tempDatabase()
+    const OPS = 'ops-token-for-fleet-tests-012345'
+    const pool = createPool(loadCloudConfig({ DATABASE_URL: db.url }))
+    const recorded: AlertEvent[] = []
+    const engine = new AlertEngine([], {
+      sinks: [],
+      actions: {},
+      record: async (e) => void recorded.push(e),
+      log: silentLog,
+      registry: new Registry(),
+    })
+    const m = new FleetMonitor({
+      url: MQTT_URL,
+      group: `g${randomBytes(3).toString('hex')}`,
+      silentAfterMs: 60_000,
+      maxTemperatureC: 80,
+      log: silentLog,
+      registry: new Registry(),
+      onAlert: (a) =>
+        void engine.raise({ rule: `fleet.${a.kind}`, severity: a.severity, summary: a.summary }),
+    })
+    await m.start()
+    const app = await buildApp({
+      config: loadCloudConfig({ DATABASE_URL: db.url, OPS_TOKEN: OPS }),
+      pool,
+      log: silentLog,
+      fleet: m,
+    })
+    const gateId = `f-${randomBytes(3).toString('hex')}`
+    const pub = await mqtt.connectAsync(MQTT_URL)
+    try {
+      await new Promise((r) => setTimeout(r, 300))
+      const head = { v: 1, ts: Date.now(), gateId, bootId: uuidv4(), session: 1 }
+      await pub.publishAsync(
+        `gates/${gateId}/status`,
+        JSON.stringify({ ...head, seq: 0, state: 'online', version: '1', startedAt: 'x' }),
+        { qos: 1 },
+      )
+      await pub.publishAsync(
+        `gates/${gateId}/metrics`,
+        JSON.stringify({ ...head, seq: 1, metrics: { ...metrics, temperature_c: 85 } }),
+        { qos: 1 },
+      )
+      await until(() => m.get(gateId)?.metrics?.temperature_c === 85)
+      const ops = (url: string) => app.inject({ url, headers: { authorization: `Bearer ${OPS}` } })
+      const list = (await ops('/v1/fleet')).json()
+      expect(list.gates.find((g: { gateId: string }) => g.gateId === gateId)).toMatchObject({
+        state: 'online',
+        session: 1,
+      })
+      expect((await ops(`/v1/fleet/${gateId}`)).json()).toMatchObject({ metrics: { temperature_c: 85 } })
+      expect((await ops('/v1/fleet/nobody')).statusCode).toBe(404)
+      expect((await app.inject({ url: '/v1/fleet' })).statusCode).toBe(401)
+      await until(() => recorded.some((e) => e.rule === 'fleet.high_temperature'))
+      expect(recorded.find((e) => e.rule === 'fleet.high_temperature')).toMatchObject({
+        severity: 'warning',
+        metric: 'fleet',
+      })
+    } finally {
+      await pub.publishAsync(`gates/${gateId}/status`, '', { retain: true })
+      await pub.endAsync()
+      await app.close()
+      await m.stop()
+      await pool.end()
+      await db.drop()
+    }
+  })
+})
