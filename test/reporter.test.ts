@@ -73,11 +73,15 @@ async function setup(url = MQTT_URL) {
   const db = openDatabase(path.join(t.dir, 'agent.db'))
   const gateId = `t-${randomBytes(4).toString('hex')}`
   const calls: string[] = []
+  const called = (name: string, result: unknown) => {
+    calls.push(name)
+    return result
+  }
   const commands: ReporterCommands = {
-    resync_roster: async () => (calls.push('resync_roster'), { pulled: 0 }),
-    sync_now: async () => (calls.push('sync_now'), { state: 'idle' }),
-    restart_scan: async () => (calls.push('restart_scan'), { restarted: true }),
-    set_log_level: async (p) => (calls.push(`set_log_level:${String(p['level'])}`), { level: p['level'] }),
+    resync_roster: async () => called('resync_roster', { pulled: 0 }),
+    sync_now: async () => called('sync_now', { state: 'idle' }),
+    restart_scan: async () => called('restart_scan', { restarted: true }),
+    set_log_level: async (p) => called(`set_log_level:${String(p['level'])}`, { level: p['level'] }),
   }
   const reporter = new MqttReporter({
     url,

@@ -136,13 +136,20 @@ export class FleetMonitor {
     try {
       body = JSON.parse(payload.toString('utf8'))
     } catch {
-      return this.garbage(kind, gateId, 'not JSON')
+      this.garbage(kind, gateId, 'not JSON')
+      return
     }
     const schema =
       kind === 'status' ? statusPayloadSchema : kind === 'metrics' ? metricsPayloadSchema : eventPayloadSchema
     const r = schema.safeParse(body)
-    if (!r.success) return this.garbage(kind, gateId, r.error.issues[0]?.message ?? 'invalid')
-    if (r.data.gateId !== gateId) return this.garbage(kind, gateId, `payload names gate ${r.data.gateId}`)
+    if (!r.success) {
+      this.garbage(kind, gateId, r.error.issues[0]?.message ?? 'invalid')
+      return
+    }
+    if (r.data.gateId !== gateId) {
+      this.garbage(kind, gateId, `payload names gate ${r.data.gateId}`)
+      return
+    }
     const g = this.gate(gateId)
     const p = r.data
     if (kind === 'status') {
