@@ -94,7 +94,15 @@ async function serve(): Promise<number> {
   const log = pino({
     name: 'gate-cloud',
     level: c.logLevel,
-    redact: ['req.headers.authorization', 'opsToken', 'databaseUrl', 'readReplicaUrls', 'redisUrl'],
+    redact: [
+      'req.headers.authorization',
+      'opsToken',
+      'databaseUrl',
+      'readReplicaUrls',
+      'redisUrl',
+      'fleet.commandSecret',
+      'commandSecret',
+    ],
   })
   const client = await connectClient(c.databaseUrl).catch((err) => {
     log.fatal({ err: errorMessage(err) }, 'cannot connect to the database')

@@ -227,3 +227,83 @@ describe('/v1/fleet and fleet alerts', () => {
     }
   })
 })
+
+describe('commands from the cloud', () => {
+  it('signs a command, the gate executes it and its answer comes back over HTTP; a gate that does not answer is a 504', async () => {
+    const SECRET = 'fleet-command-secret-0123456789'
+    const OPS = 'ops-token-for-fleet-tests-012345'
+    const db = await tempDatabase()
+    const pool = createPool(loadCloudConfig({ DATABASE_URL: db.url }))
+    const m = new FleetMonitor({
+      url: MQTT_URL,
+      group: `g${randomBytes(3).toString('hex')}`,
+      silentAfterMs: 60_000,
+      maxTemperatureC: 80,
+      log: silentLog,
+      registry: new Registry(),
+      onAlert: () => {},
+    })
+    await m.start()
+    const app = await buildApp({
+      config: loadCloudConfig({ DATABASE_URL: db.url, OPS_TOKEN: OPS, FLEET_COMMAND_SECRET: SECRET }),
+      pool,
+      log: silentLog,
+      fleet: m,
+    })
+    const t = tempDir()
+    const agentDb = openDatabase(path.join(t.dir, 'agent.db'))
+    const gateId = `c-${randomBytes(3).toString('hex')}`
+    const calls: string[] = []
+    const reporter = new MqttReporter({
+      url: MQTT_URL,
+      gateId,
+      bootId: uuidv4(),
+      version: '0.1.0',
+      startedAt: new Date().toISOString(),
+      db: agentDb,
+      clock: systemClock,
+      log: silentLog,
+      intervalMs: 1_000,
+      commandSecret: SECRET,
+      metrics: () => metrics,
+      commands: {
+        resync_roster: async () => null,
+        sync_now: async () => {
+          calls.push('sync_now')
+          return { state: 'idle' }
+        },
+        restart_scan: async () => null,
+        set_log_level: async () => null,
+      },
+    })
+    reporter.start()
+    const post = (gate: string, body: unknown) =>
+      app.inject({
+        method: 'POST',
+        url: `/v1/fleet/${gate}/commands`,
+        headers: { authorization: `Bearer ${OPS}`, 'content-type': 'application/json' },
+        payload: JSON.stringify(body),
+      })
+    try {
+      await until(() => m.get(gateId)?.state === 'online')
+      const res = await post(gateId, { cmd: 'sync_now' })
+      expect(res.statusCode).toBe(200)
+      expect(res.json()).toMatchObject({ ok: true, result: { state: 'idle' }, gateId })
+      expect(calls).toEqual(['sync_now'])
+      const silent = await post('no-such-gate', { cmd: 'rebirth', timeoutMs: 300 })
+      expect(silent.statusCode).toBe(504)
+      expect((await post(gateId, { cmd: 'format_disk' })).statusCode).toBe(400)
+    } finally {
+      await reporter.stop()
+      const c = await mqtt.connectAsync(MQTT_URL)
+      await c.publishAsync(`gates/${gateId}/status`, '', { retain: true })
+      await c.endAsync()
+      agentDb.close()
+      t.cleanup()
+      await app.close()
+      await m.stop()
+      await pool.end()
+      await db.drop()
+    }
+  })
+})

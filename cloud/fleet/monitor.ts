@@ -1,10 +1,17 @@
+import { randomUUID } from 'node:crypto'
 import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import {
+  type Command,
+  type CommandResponse,
+  commandResponseSchema,
   eventPayloadSchema,
+  FLEET_SCHEMA_VERSION,
+  fleetTopics,
   type GateMetrics,
   metricsPayloadSchema,
+  signCommand,
   statusPayloadSchema,
 } from '../../shared/fleet.js'
 
@@ -114,6 +121,55 @@ export class FleetMonitor {
     this.timer = null
     await this.client?.endAsync().catch(() => {})
     this.client = null
+  }
+
+  /**
+   * Send a signed command to a gate and wait for its answer on gates/<id>/cmd/response. The
+   * response topic is subscribed by this node only for the wait (not shared: the answer must come
+   * back to the node that asked).
+   */
+  async command(
+    gateId: string,
+    cmd: Command['cmd'],
+    params: Record<string, unknown>,
+    secret: string,
+    timeoutMs = 10_000,
+  ): Promise<CommandResponse> {
+    const c = this.client
+    if (!c?.connected) throw new Error('not connected to the MQTT broker')
+    const topics = fleetTopics(gateId)
+    const signed = signCommand(
+      { v: FLEET_SCHEMA_VERSION, id: randomUUID(), ts: this.now(), gateId, cmd, params },
+      secret,
+    )
+    await c.subscribeAsync(topics.cmdResponse, { qos: 1 })
+    try {
+      const answer = new Promise<CommandResponse>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          c.off('message', onMessage)
+          reject(new Error(`gate ${gateId} did not answer within ${timeoutMs} ms`))
+        }, timeoutMs)
+        const onMessage = (topic: string, payload: Buffer) => {
+          if (topic !== topics.cmdResponse) return
+          let body: unknown
+          try {
+            body = JSON.parse(payload.toString('utf8'))
+          } catch {
+            return
+          }
+          const r = commandResponseSchema.safeParse(body)
+          if (!r.success || r.data.id !== signed.id) return
+          clearTimeout(timer)
+          c.off('message', onMessage)
+          resolve(r.data)
+        }
+        c.on('message', onMessage)
+      })
+      await c.publishAsync(topics.cmd, JSON.stringify(signed), { qos: 1 })
+      return await answer
+    } finally {
+      await c.unsubscribeAsync(topics.cmdResponse).catch(() => {})
+    }
   }
 
   list(): GateFleetState[] {

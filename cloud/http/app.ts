@@ -263,7 +263,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     perf,
     ...(deps.reads ? { reads: deps.reads } : {}),
   })
-  await app.register(fleetRoutes, { fleet: deps.fleet ?? null, opsAuth })
+  await app.register(fleetRoutes, {
+    fleet: deps.fleet ?? null,
+    opsAuth,
+    commandSecret: config.fleet.commandSecret,
+  })
   await app.register(perfRoutes, {
     perf,
     advisor: new PlanAdvisor(pool),

@@ -1,11 +1,26 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { z } from 'zod'
 import { GateError } from '../../shared/errors.js'
+import { COMMANDS } from '../../shared/fleet.js'
 import type { FleetMonitor } from '../fleet/monitor.js'
+
+const CommandBody = z
+  .object({
+    cmd: z.enum(COMMANDS),
+    params: z.record(z.string(), z.unknown()).default({}),
+    timeoutMs: z.number().int().min(100).max(60_000).default(10_000),
+  })
+  .strict()
 
 /** /v1/fleet and /v1/fleet/:gateId: every gate's state, last seen and last metrics (ops token). */
 export async function fleetRoutes(
   app: FastifyInstance,
-  opts: { fleet: FleetMonitor | null; opsAuth: (req: FastifyRequest) => Promise<void> },
+  opts: {
+    fleet: FleetMonitor | null
+    opsAuth: (req: FastifyRequest) => Promise<void>
+    /** the secret the gates verify commands with (FLEET_COMMAND_SECRET); unset: commands off */
+    commandSecret: string | undefined
+  },
 ): Promise<void> {
   app.addHook('preHandler', opts.opsAuth)
   const need = () => {
@@ -24,6 +39,23 @@ export async function fleetRoutes(
       },
       gates,
       messages: f.stats,
+    }
+  })
+  // a command to one gate, signed here, answered by the gate (or 504 when it does not answer)
+  app.post('/v1/fleet/:gateId/commands', async (req, reply) => {
+    const { gateId } = req.params as { gateId: string }
+    const body = CommandBody.safeParse(req.body)
+    if (!body.success)
+      throw new GateError(
+        'E_INPUT',
+        body.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+      )
+    if (!opts.commandSecret) throw new GateError('E_FORBIDDEN', 'commands are off: set FLEET_COMMAND_SECRET')
+    const f = need()
+    try {
+      return await f.command(gateId, body.data.cmd, body.data.params, opts.commandSecret, body.data.timeoutMs)
+    } catch (err) {
+      return reply.status(504).send({ error: { code: 'E_NO_ANSWER', message: (err as Error).message } })
     }
   })
   app.get('/v1/fleet/:gateId', async (req) => {
