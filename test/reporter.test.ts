@@ -101,7 +101,21 @@ async function setup(url = MQTT_URL) {
     db.close()
     t.cleanup()
   })
-  cleanups.push(() => reporter.stop())
+  cleanups.push(async () => {
+    await reporter.stop()
+    // leave no retained status of a test gate on the broker (the stop published "offline")
+    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 1_000 })
+    await Promise.race([
+      new Promise<void>((resolve) => {
+        c.once('connect', () => {
+          c.publish(`gates/${gateId}/status`, '', { retain: true, qos: 1 }, () => resolve())
+        })
+        c.once('error', () => resolve())
+      }),
+      new Promise((r) => setTimeout(r, 1_500)),
+    ])
+    c.end(true)
+  })
   return { reporter, db, gateId, calls, topics: fleetTopics(gateId) }
 }
 
