@@ -97,6 +97,8 @@ export const cloudConfigSchema = z
         /** a gate silent this long is stale: 3 metrics intervals plus the will delay, ms */
         silentAfterMs: z.number().int().min(1_000).default(35_000),
         maxTemperatureC: z.number().default(80),
+        /** days of metrics history kept (gate_metrics, one partition per day) */
+        historyRetentionDays: z.number().min(1).default(30),
         /** the HMAC secret gates verify commands with (GATE_CMD_SECRET on the gates; a secret) */
         commandSecret: z.string().min(16).optional(),
         /** shared-subscription group of the cloud nodes */
@@ -175,6 +177,7 @@ const ENV: readonly EnvVar[] = [
   { env: 'FLEET_MAX_TEMPERATURE_C', path: ['fleet', 'maxTemperatureC'], type: 'number' },
   { env: 'FLEET_SHARE_GROUP', path: ['fleet', 'shareGroup'], type: 'string' },
   { env: 'FLEET_COMMAND_SECRET', path: ['fleet', 'commandSecret'], type: 'string' },
+  { env: 'FLEET_HISTORY_RETENTION_DAYS', path: ['fleet', 'historyRetentionDays'], type: 'number' },
   { env: 'AUTOSCALE_TARGET_CPU', path: ['autoscale', 'targetCpuPercent'], type: 'number' },
   { env: 'AUTOSCALE_MIN', path: ['autoscale', 'min'], type: 'int' },
   { env: 'AUTOSCALE_MAX', path: ['autoscale', 'max'], type: 'int' },

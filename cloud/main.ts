@@ -1,6 +1,6 @@
 import { Command } from 'commander'
 import type pg from 'pg'
-import { pino } from 'pino'
+import { type Logger, pino } from 'pino'
 import { errorMessage, GateError } from '../shared/errors.js'
 import { readRosterFile } from '../shared/roster-file.js'
 import { productVersion } from '../shared/version.js'
@@ -12,6 +12,7 @@ import { migrateUp } from './db/migrate.js'
 import { connectClient, createPool } from './db/pool.js'
 import { ReadRouter } from './db/replicas.js'
 import { FleetMonitor } from './fleet/monitor.js'
+import { postgresHistory, RedisFleetStore } from './fleet/stores.js'
 import { addGate, listGates, revokeGate, rotateKey } from './gates/store.js'
 import { buildApp } from './http/app.js'
 import { createRegistry } from './http/metrics.js'
@@ -38,6 +39,26 @@ function policyOf(c: CloudConfig): PartitionPolicy {
     premake: c.partitions.premake,
     retentionDays: c.partitions.retentionDays,
     dropDetached: c.partitions.dropDetached,
+  }
+}
+
+/** The fleet's metrics history: one partition a day, kept FLEET_HISTORY_RETENTION_DAYS. */
+function metricsPolicyOf(c: CloudConfig): PartitionPolicy {
+  return {
+    table: 'gate_metrics',
+    interval: 'day',
+    premake: 2,
+    retentionDays: c.fleet.historyRetentionDays,
+    dropDetached: true,
+  }
+}
+
+/** Maintain every partitioned table: the check-ins and the fleet's metrics history. */
+async function maintainAll(client: pg.ClientBase, c: CloudConfig, log?: Logger) {
+  const now = new Date()
+  return {
+    attendance_records: await maintainPartitions(client, policyOf(c), now, log),
+    gate_metrics: await maintainPartitions(client, metricsPolicyOf(c), now, log),
   }
 }
 
@@ -112,7 +133,7 @@ async function serve(): Promise<number> {
   try {
     const m = await migrateUp(client, log)
     if (m.applied.length) log.info({ applied: m.applied }, 'migrations applied')
-    await maintainPartitions(client, policyOf(c), new Date(), log)
+    await maintainAll(client, c, log)
   } finally {
     await client.end()
   }
@@ -169,6 +190,8 @@ async function serve(): Promise<number> {
         maxTemperatureC: c.fleet.maxTemperatureC,
         log: log.child({ component: 'fleet' }),
         registry,
+        ...(redis ? { store: new RedisFleetStore(redis.client, `${cacheDefaults.keyPrefix}fleet`) } : {}),
+        history: postgresHistory(pool),
         onAlert: (a) => {
           log.warn({ fleetAlert: a }, a.summary)
           void recovery?.engine.raise({ rule: `fleet.${a.kind}`, severity: a.severity, summary: a.summary })
@@ -200,7 +223,7 @@ async function serve(): Promise<number> {
   const maintain = async () => {
     const mc = await connectClient(c.databaseUrl, 'gate-cloud-partitions')
     try {
-      await maintainPartitions(mc, policyOf(c), new Date(), log)
+      await maintainAll(mc, c, log)
     } finally {
       await mc.end()
     }
@@ -408,9 +431,9 @@ partitions
   .description('create partitions ahead, move rows out of the default partition, apply retention')
   .action(
     withClient(async (client, c) => {
-      const r = await maintainPartitions(client, policyOf(c), new Date())
+      const r = await maintainAll(client, c)
       console.log(JSON.stringify(r, null, 2))
-      return r.conflicts.length ? EXIT.failure : EXIT.ok
+      return r.attendance_records.conflicts.length || r.gate_metrics.conflicts.length ? EXIT.failure : EXIT.ok
     }),
   )
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import path from 'node:path'
+import { Redis } from 'ioredis'
 import mqtt from 'mqtt'
 import { Registry } from 'prom-client'
 import { v4 as uuidv4 } from 'uuid'
@@ -10,8 +11,10 @@ import { openDatabase } from '../agent/store/db.js'
 import { loadCloudConfig } from '../cloud/config.js'
 import { createPool } from '../cloud/db/pool.js'
 import { type FleetAlert, FleetMonitor } from '../cloud/fleet/monitor.js'
+import { postgresHistory, RedisFleetStore } from '../cloud/fleet/stores.js'
 import { buildApp } from '../cloud/http/app.js'
 import { AlertEngine, type AlertEvent } from '../cloud/monitor/alerts.js'
+import { maintainPartitions } from '../cloud/partitions/manager.js'
 import type { GateMetrics } from '../shared/fleet.js'
 import { silentLog, tempDir } from './helpers.js'
 import { tempDatabase } from './pg-helpers.js'
@@ -302,6 +305,85 @@ describe('commands from the cloud', () => {
       t.cleanup()
       await app.close()
       await m.stop()
+      await pool.end()
+      await db.drop()
+    }
+  })
+})
+
+describe('fleet state shared in Redis, history in Postgres', () => {
+  it('two nodes split the metrics yet each lists the whole fleet, and the history lands in its day partition', async () => {
+    const db = await tempDatabase()
+    const pool = createPool(loadCloudConfig({ DATABASE_URL: db.url }))
+    const sql = await pool.connect()
+    await maintainPartitions(
+      sql,
+      { table: 'gate_metrics', interval: 'day', premake: 1, retentionDays: 30, dropDetached: true },
+      new Date(),
+    )
+    sql.release()
+    const redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379')
+    const key = `t${randomBytes(4).toString('hex')}:fleet`
+    const group = `g${randomBytes(3).toString('hex')}`
+    const node = () =>
+      new FleetMonitor({
+        url: MQTT_URL,
+        group,
+        silentAfterMs: 60_000,
+        maxTemperatureC: 80,
+        log: silentLog,
+        registry: new Registry(),
+        onAlert: () => {},
+        store: new RedisFleetStore(redis, key),
+        history: postgresHistory(pool),
+      })
+    const a = node()
+    const b = node()
+    await a.start()
+    await b.start()
+    const pub = await mqtt.connectAsync(MQTT_URL)
+    const gates = Array.from({ length: 6 }, (_, i) => `h${i}-${randomBytes(2).toString('hex')}`)
+    try {
+      await new Promise((r) => setTimeout(r, 400))
+      for (const gateId of gates) {
+        const head = { v: 1, ts: Date.now(), gateId, bootId: uuidv4(), session: 1 }
+        await pub.publishAsync(
+          `gates/${gateId}/status`,
+          JSON.stringify({ ...head, seq: 0, state: 'online', version: '1', startedAt: 'x' }),
+          { qos: 1 },
+        )
+        for (const seq of [1, 2])
+          await pub.publishAsync(`gates/${gateId}/metrics`, JSON.stringify({ ...head, seq, metrics }), {
+            qos: 1,
+          })
+      }
+      const complete = async (m: FleetMonitor) => {
+        const f = (await m.fleet()).filter((g) => gates.includes(g.gateId))
+        return f.length === gates.length && f.every((g) => g.metrics !== null && g.lastSeq === 2)
+      }
+      let ok = false
+      for (let i = 0; i < 200 && !ok; i++) {
+        ok = (await complete(a)) && (await complete(b))
+        if (!ok) await new Promise((r) => setTimeout(r, 25))
+      }
+      expect(ok).toBe(true)
+      // the shared subscription split the metrics between the two nodes
+      const heardA = a.list().filter((g) => gates.includes(g.gateId) && g.metrics !== null).length
+      const heardB = b.list().filter((g) => gates.includes(g.gateId) && g.metrics !== null).length
+      expect(heardA + heardB).toBeGreaterThanOrEqual(gates.length)
+      await a.flushHistory()
+      await b.flushHistory()
+      const rows = await pool.query(
+        `SELECT tableoid::regclass::text AS part, count(*)::int AS n FROM gate_metrics WHERE gate_id = ANY($1) GROUP BY 1`,
+        [gates],
+      )
+      expect(rows.rows).toEqual([{ part: expect.stringMatching(/^gate_metrics_p\d{8}$/), n: 12 }])
+    } finally {
+      await pub.endAsync()
+      await a.stop()
+      await b.stop()
+      await redis.del(key)
+      redis.disconnect()
       await pool.end()
       await db.drop()
     }

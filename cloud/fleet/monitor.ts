@@ -39,7 +39,26 @@ export interface FleetAlert {
   detail: Record<string, unknown>
 }
 
+/** Where the fleet state of every node meets (Redis), so that any node can list the whole fleet. */
+export interface FleetStateStore {
+  save(g: GateFleetState): Promise<void>
+  all(): Promise<GateFleetState[]>
+}
+
+/** One metrics message for the history table. */
+export interface MetricsRow {
+  gateId: string
+  ts: number
+  session: number
+  seq: number
+  metrics: GateMetrics
+}
+
 export interface FleetMonitorOptions {
+  /** shared fleet state (Redis); without it each node knows what it received */
+  store?: FleetStateStore
+  /** the metrics history writer (Postgres), called with batches about once a second */
+  history?: (rows: MetricsRow[]) => Promise<void>
   url: string
   /** shared-subscription group: the nodes of one group split the fleet's metrics and events */
   group: string
@@ -66,8 +85,10 @@ export class FleetMonitor {
   private client: mqtt.MqttClient | null = null
   private readonly gates = new Map<string, GateFleetState>()
   private timer: NodeJS.Timeout | null = null
+  private pending: MetricsRow[] = []
+  private writing = false
   private readonly now: () => number
-  readonly stats = { messages: 0, garbage: 0 }
+  readonly stats = { messages: 0, garbage: 0, historyRows: 0, historyDropped: 0 }
   private readonly garbageCounter: Counter<'kind'>
   private readonly gatesGauge: Gauge<'state'>
 
@@ -112,7 +133,10 @@ export class FleetMonitor {
         .catch((err) => this.o.log.warn({ err: (err as Error).message }, 'fleet subscription failed'))
     })
     client.on('message', (topic, payload) => this.handle(topic, payload))
-    this.timer = setInterval(() => this.sweep(), 1_000)
+    this.timer = setInterval(() => {
+      this.sweep()
+      void this.flushHistory()
+    }, 1_000)
     this.timer.unref()
   }
 
@@ -176,6 +200,48 @@ export class FleetMonitor {
     return [...this.gates.values()].sort((a, b) => a.gateId.localeCompare(b.gateId))
   }
 
+  /** The whole fleet: every node's share from the shared store when there is one, else this node's. */
+  async fleet(): Promise<GateFleetState[]> {
+    if (!this.o.store) return this.list()
+    const merged = new Map<string, GateFleetState>()
+    try {
+      for (const g of await this.o.store.all()) merged.set(g.gateId, g)
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'shared fleet state unavailable; this node only')
+    }
+    // this node's own view is the freshest for what it received
+    for (const g of this.gates.values()) {
+      const other = merged.get(g.gateId)
+      if (!other || (g.lastSeenAt ?? 0) >= (other.lastSeenAt ?? 0)) merged.set(g.gateId, g)
+    }
+    return [...merged.values()].sort((a, b) => a.gateId.localeCompare(b.gateId))
+  }
+
+  /** Write the buffered metrics to the history; bounded: a long database outage drops the oldest. */
+  async flushHistory(): Promise<void> {
+    if (!this.o.history || this.writing || this.pending.length === 0) return
+    this.writing = true
+    const batch = this.pending
+    this.pending = []
+    try {
+      await this.o.history(batch)
+      this.stats.historyRows += batch.length
+    } catch (err) {
+      this.o.log.warn(
+        { err: (err as Error).message, rows: batch.length },
+        'metrics history not written; kept for a retry',
+      )
+      this.pending = batch.concat(this.pending)
+      const excess = this.pending.length - 50_000
+      if (excess > 0) {
+        this.pending.splice(0, excess)
+        this.stats.historyDropped += excess
+      }
+    } finally {
+      this.writing = false
+    }
+  }
+
   get(gateId: string): GateFleetState | null {
     return this.gates.get(gateId) ?? null
   }
@@ -220,6 +286,7 @@ export class FleetMonitor {
       g.state = s.state
       g.reason = s.reason ?? null
       if (s.state === 'online') g.lastSeenAt = this.now()
+      this.save(g)
       if (s.state === 'offline' && wasOnline && s.reason === 'will')
         this.alert({
           kind: 'gate_offline',
@@ -252,6 +319,8 @@ export class FleetMonitor {
         mp.metrics.temperature_c > this.o.maxTemperatureC &&
         !(g.metrics?.temperature_c !== null && (g.metrics?.temperature_c ?? 0) > this.o.maxTemperatureC)
       g.metrics = mp.metrics
+      if (this.o.history)
+        this.pending.push({ gateId, ts: mp.ts, session: mp.session, seq: mp.seq, metrics: mp.metrics })
       if (hot)
         this.alert({
           kind: 'high_temperature',
@@ -271,6 +340,7 @@ export class FleetMonitor {
         detail: { event: ev.kind, ...ev.detail },
       })
     }
+    this.save(g)
   }
 
   /** Online gates silent for too long are stale (a dead link the broker has not noticed yet). */
@@ -279,6 +349,7 @@ export class FleetMonitor {
     for (const g of this.gates.values()) {
       if (g.state === 'online' && g.lastSeenAt !== null && now - g.lastSeenAt > this.o.silentAfterMs) {
         g.state = 'stale'
+        this.save(g)
         this.alert({
           kind: 'gate_silent',
           gateId: g.gateId,
@@ -288,6 +359,12 @@ export class FleetMonitor {
         })
       }
     }
+  }
+
+  private save(g: GateFleetState): void {
+    this.o.store
+      ?.save(g)
+      .catch((err) => this.o.log.debug({ err: (err as Error).message }, 'fleet state not shared'))
   }
 
   private gate(gateId: string): GateFleetState {

@@ -30,7 +30,7 @@ export async function fleetRoutes(
   }
   app.get('/v1/fleet', async () => {
     const f = need()
-    const gates = f.list()
+    const gates = await f.fleet()
     return {
       counts: {
         online: gates.filter((g) => g.state === 'online').length,
@@ -60,7 +60,8 @@ export async function fleetRoutes(
   })
   app.get('/v1/fleet/:gateId', async (req) => {
     const { gateId } = req.params as { gateId: string }
-    const g = need().get(gateId)
+    const f = need()
+    const g = f.get(gateId) ?? (await f.fleet()).find((x) => x.gateId === gateId) ?? null
     if (!g) throw new GateError('E_NOT_FOUND', `no gate ${gateId} has reported`)
     return g
   })

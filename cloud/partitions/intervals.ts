@@ -45,20 +45,34 @@ export interface PartitionSpec {
   to: Date
 }
 
-const NAME_RE = /^attendance_records_p\d{8}$/
+/** The tables the manager partitions: fixed identifiers in the code, never input. */
+export const PARTITIONED_TABLES = ['attendance_records', 'gate_metrics'] as const
+export type PartitionedTable = (typeof PARTITIONED_TABLES)[number]
 
-/** The partition of `interval` that starts at `start`: attendance_records_pYYYYMMDD, [from, to). */
-export function partitionFor(interval: PartitionInterval, start: Date): PartitionSpec {
+const NAME_RE: Record<PartitionedTable, RegExp> = {
+  attendance_records: /^attendance_records_p\d{8}$/,
+  gate_metrics: /^gate_metrics_p\d{8}$/,
+}
+
+/** The partition of `interval` that starts at `start`: <table>_pYYYYMMDD, [from, to). */
+export function partitionFor(
+  interval: PartitionInterval,
+  start: Date,
+  table: PartitionedTable = 'attendance_records',
+): PartitionSpec {
   const from = floorTo(interval, start)
   const to = addIntervals(interval, from, 1)
-  const name = `attendance_records_p${from.toISOString().slice(0, 10).replace(/-/g, '')}`
-  if (!NAME_RE.test(name)) throw new RangeError(`generated partition name ${name} is not valid`)
+  const name = `${table}_p${from.toISOString().slice(0, 10).replace(/-/g, '')}`
+  if (!NAME_RE[table].test(name)) throw new RangeError(`generated partition name ${name} is not valid`)
   return { name, from, to }
 }
 
 /** True for names the manager generates (the only tables it will ever detach or drop). */
-export function isManagedPartitionName(name: string): boolean {
-  return NAME_RE.test(name)
+export function isManagedPartitionName(
+  name: string,
+  table: PartitionedTable = 'attendance_records',
+): boolean {
+  return NAME_RE[table].test(name)
 }
 
 /** A timestamp literal for DDL bounds: only ever from a Date, checked against a strict pattern. */

@@ -5,13 +5,17 @@ import {
   boundLiteral,
   floorTo,
   isManagedPartitionName,
+  PARTITIONED_TABLES,
+  type PartitionedTable,
   type PartitionInterval,
   type PartitionSpec,
   partitionFor,
 } from './intervals.js'
 
-/** How attendance_records is partitioned and kept. */
+/** How a partitioned table (attendance_records by default) is partitioned and kept. */
 export interface PartitionPolicy {
+  /** which table (default attendance_records) */
+  table?: PartitionedTable
   interval: PartitionInterval
   /** partitions created ahead of the current one */
   premake: number
@@ -47,10 +51,16 @@ export interface MaintainReport {
   conflicts: string[]
 }
 
-const PARENT = 'attendance_records'
-const DEFAULT_PARTITION = 'attendance_records_default'
-/** One lock for every node: only one maintains partitions at a time. */
-const LOCK_KEY = 'gate-cloud:attendance_records:partitions'
+/** The parent, its default partition and the advisory lock of a partitioned table (fixed names). */
+function names(table: PartitionedTable) {
+  if (!PARTITIONED_TABLES.includes(table)) throw new RangeError(`not a partitioned table: ${table}`)
+  return {
+    parent: table,
+    def: `${table}_default`,
+    /** one lock for every node: only one maintains a table's partitions at a time */
+    lock: `gate-cloud:${table}:partitions`,
+  }
+}
 /** Most partitions one pass creates for rows found in the default partition. */
 const MAX_BACKFILL = 400
 
@@ -59,8 +69,9 @@ const BOUND_RE = /FROM \('([^']+)'\) TO \('([^']+)'\)/
 /** Partitions of attendance_records with bounds and sizes (UTC); `exact` adds row counts. */
 export async function listPartitions(
   client: pg.ClientBase,
-  opts: { exact?: boolean } = {},
+  opts: { exact?: boolean; table?: PartitionedTable } = {},
 ): Promise<PartitionInfo[]> {
+  const PARENT = names(opts.table ?? 'attendance_records').parent
   await client.query(`SET TimeZone = 'UTC'`)
   const r = await client.query<{ name: string; bound: string; bytes: string }>(
     `SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound, pg_total_relation_size(c.oid) AS bytes
@@ -104,6 +115,8 @@ export async function maintainPartitions(
   now: Date,
   log?: Logger,
 ): Promise<MaintainReport> {
+  const table = policy.table ?? 'attendance_records'
+  const { parent: PARENT, def: DEFAULT_PARTITION, lock: LOCK_KEY } = names(table)
   const report: MaintainReport = {
     skipped: false,
     created: [],
@@ -124,7 +137,7 @@ export async function maintainPartitions(
       report.skipped = true
       return report
     }
-    const existing = (await listPartitions(client)).filter((p) => !p.isDefault)
+    const existing = (await listPartitions(client, { table })).filter((p) => !p.isDefault)
     const current = floorTo(policy.interval, now)
     const horizon = addIntervals(policy.interval, current, policy.premake + 1)
     const cutoff =
@@ -132,7 +145,7 @@ export async function maintainPartitions(
 
     const wanted = new Map<string, PartitionSpec>()
     for (let k = 0; k <= policy.premake; k++) {
-      const p = partitionFor(policy.interval, addIntervals(policy.interval, current, k))
+      const p = partitionFor(policy.interval, addIntervals(policy.interval, current, k), table)
       wanted.set(p.name, p)
     }
     // rows in the default partition inside [retention cutoff, horizon) get their partition
@@ -142,7 +155,7 @@ export async function maintainPartitions(
       [policy.interval, horizon, cutoff],
     )
     for (const { start } of starts.rows) {
-      const p = partitionFor(policy.interval, start)
+      const p = partitionFor(policy.interval, start, table)
       if (cutoff && p.to <= cutoff) continue
       wanted.set(p.name, p)
     }
@@ -154,14 +167,14 @@ export async function maintainPartitions(
         report.conflicts.push(`${p.name} overlaps ${overlap.name}`)
         continue
       }
-      report.movedFromDefault += await createPartition(client, p)
+      report.movedFromDefault += await createPartition(client, p, table)
       report.created.push(p.name)
       existing.push({ name: p.name, from: p.from, to: p.to, isDefault: false, bytes: 0 })
     }
 
     if (cutoff) {
       for (const e of existing) {
-        if (!e.to || e.to > cutoff || !isManagedPartitionName(e.name)) continue
+        if (!e.to || e.to > cutoff || !isManagedPartitionName(e.name, table)) continue
         const t = client.escapeIdentifier(e.name)
         await client.query(`ALTER TABLE ${PARENT} DETACH PARTITION ${t}`)
         report.detached.push(e.name)
@@ -188,7 +201,12 @@ export async function maintainPartitions(
  * Create one partition. Rows for its range that wait in the default partition are moved into the
  * new table before it is attached (attaching would otherwise fail on them). Returns rows moved.
  */
-async function createPartition(client: pg.ClientBase, p: PartitionSpec): Promise<number> {
+async function createPartition(
+  client: pg.ClientBase,
+  p: PartitionSpec,
+  table: PartitionedTable,
+): Promise<number> {
+  const { parent: PARENT, def: DEFAULT_PARTITION } = names(table)
   const t = client.escapeIdentifier(p.name)
   await client.query(`CREATE TABLE ${t} (LIKE ${PARENT} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`)
   const moved = await client.query(
