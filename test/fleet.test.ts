@@ -389,3 +389,61 @@ describe('fleet state shared in Redis, history in Postgres', () => {
     }
   })
 })
+
+describe('fleet detections from the metrics', () => {
+  it('raises backlog growth, stale roster, clock skew and no adverts once each', () => {
+    let now = 10_000_000
+    const alerts: FleetAlert[] = []
+    const m = new FleetMonitor({
+      url: MQTT_URL,
+      group: 'unused',
+      silentAfterMs: 60_000,
+      maxTemperatureC: 80,
+      log: silentLog,
+      registry: new Registry(),
+      onAlert: (a) => alerts.push(a),
+      now: () => now,
+      detect: { backlogReports: 2, backlogAgeS: 600, rosterStaleS: 900, maxSkewMs: 120_000, noAdvertsS: 60 },
+    })
+    const gateId = 'd-1'
+    const bootId = uuidv4()
+    let seq = 0
+    const send = (over: Partial<GateMetrics>, gateTs = now) =>
+      m.handle(
+        `gates/${gateId}/metrics`,
+        Buffer.from(
+          JSON.stringify({
+            v: 1,
+            ts: gateTs,
+            gateId,
+            bootId,
+            session: 1,
+            seq: ++seq,
+            metrics: { ...metrics, ...over },
+          }),
+        ),
+      )
+    const kinds = () => alerts.map((a) => a.kind)
+    send({ buffer_pending: 10, buffer_oldest_pending_age_s: 700 })
+    send({ buffer_pending: 20, buffer_oldest_pending_age_s: 710 })
+    send({ buffer_pending: 30, buffer_oldest_pending_age_s: 720 })
+    send({ buffer_pending: 40, buffer_oldest_pending_age_s: 730 })
+    expect(kinds()).toEqual(['backlog_growth'])
+    send({ last_sync_age_s: 1000 })
+    send({ last_sync_age_s: 1010 })
+    expect(kinds()).toEqual(['backlog_growth', 'roster_stale'])
+    send({}, now + 600_000) // the gate's clock is ten minutes ahead
+    send({}, now + 600_000)
+    expect(kinds()).toEqual(['backlog_growth', 'roster_stale', 'clock_skew'])
+    send({ adverts_per_s: 0 })
+    now += 30_000
+    send({ adverts_per_s: 0 })
+    expect(kinds()).not.toContain('no_adverts')
+    now += 40_000
+    send({ adverts_per_s: 0 })
+    now += 10_000
+    send({ adverts_per_s: 0 })
+    expect(kinds().filter((k) => k === 'no_adverts')).toHaveLength(1)
+    expect(alerts.every((a) => a.gateId === gateId)).toBe(true)
+  })
+})

@@ -32,11 +32,65 @@ export interface GateFleetState {
 }
 
 export interface FleetAlert {
-  kind: 'gate_offline' | 'gate_silent' | 'seq_gap' | 'high_temperature' | 'gate_event'
+  kind:
+    | 'gate_offline'
+    | 'gate_silent'
+    | 'seq_gap'
+    | 'high_temperature'
+    | 'gate_event'
+    | 'backlog_growth'
+    | 'roster_stale'
+    | 'clock_skew'
+    | 'no_adverts'
   gateId: string
   severity: 'info' | 'warning' | 'critical'
   summary: string
   detail: Record<string, unknown>
+}
+
+export interface FleetDetection {
+  /** the buffer grew on this many consecutive reports and its oldest row is older than `backlogAgeS` */
+  backlogReports: number
+  backlogAgeS: number
+  /** no successful sync (and so no roster pull) for this long */
+  rosterStaleS: number
+  /** the gate's clock differs from the server's by more than this, ms */
+  maxSkewMs: number
+  /** an online gate reporting no adverts for this long during an event (a dead radio or an empty door), s */
+  noAdvertsS: number
+}
+
+export const fleetDetectionDefaults: FleetDetection = {
+  backlogReports: 3,
+  backlogAgeS: 600,
+  rosterStaleS: 900,
+  maxSkewMs: 120_000,
+  noAdvertsS: 600,
+}
+
+/** Per gate: what the detections remember between reports. */
+interface DetectState {
+  grewReports: number
+  lastPending: number
+  backlog: boolean
+  rosterStale: boolean
+  skewed: boolean
+  quietSince: number | null
+  quiet: boolean
+}
+
+/**
+ * Which of two views of one gate is more recent: the later session, then within a session an
+ * offline status (the will or a stop ends the session), then the higher sequence number.
+ */
+export function newer(a: GateFleetState, b: GateFleetState): boolean {
+  const rank = (g: GateFleetState): [number, number] => [
+    g.session ?? -1,
+    g.state === 'offline' ? Number.MAX_SAFE_INTEGER : (g.lastSeq ?? -1),
+  ]
+  const [as, aq] = rank(a)
+  const [bs, bq] = rank(b)
+  return as !== bs ? as > bs : aq > bq
 }
 
 /** Where the fleet state of every node meets (Redis), so that any node can list the whole fleet. */
@@ -66,6 +120,8 @@ export interface FleetMonitorOptions {
   silentAfterMs: number
   /** temperature that raises an alert, °C */
   maxTemperatureC: number
+  /** detections from the metrics (defaults in fleetDetectionDefaults) */
+  detect?: Partial<FleetDetection>
   log: Logger
   registry: Registry
   onAlert: (a: FleetAlert) => void
@@ -86,6 +142,8 @@ export class FleetMonitor {
   private readonly gates = new Map<string, GateFleetState>()
   private timer: NodeJS.Timeout | null = null
   private pending: MetricsRow[] = []
+  private readonly detectState = new Map<string, DetectState>()
+  private readonly detect: FleetDetection
   private writing = false
   private readonly now: () => number
   readonly stats = { messages: 0, garbage: 0, historyRows: 0, historyDropped: 0 }
@@ -94,6 +152,7 @@ export class FleetMonitor {
 
   constructor(private readonly o: FleetMonitorOptions) {
     this.now = o.now ?? Date.now
+    this.detect = { ...fleetDetectionDefaults, ...o.detect }
     this.garbageCounter = new Counter({
       name: 'fleet_garbage_messages_total',
       help: 'MQTT messages that were not valid fleet payloads, by topic kind',
@@ -209,10 +268,9 @@ export class FleetMonitor {
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message }, 'shared fleet state unavailable; this node only')
     }
-    // this node's own view is the freshest for what it received
     for (const g of this.gates.values()) {
       const other = merged.get(g.gateId)
-      if (!other || (g.lastSeenAt ?? 0) >= (other.lastSeenAt ?? 0)) merged.set(g.gateId, g)
+      if (!other || !newer(other, g)) merged.set(g.gateId, g)
     }
     return [...merged.values()].sort((a, b) => a.gateId.localeCompare(b.gateId))
   }
@@ -319,6 +377,7 @@ export class FleetMonitor {
         mp.metrics.temperature_c > this.o.maxTemperatureC &&
         !(g.metrics?.temperature_c !== null && (g.metrics?.temperature_c ?? 0) > this.o.maxTemperatureC)
       g.metrics = mp.metrics
+      this.detectFromMetrics(gateId, mp.ts, mp.metrics)
       if (this.o.history)
         this.pending.push({ gateId, ts: mp.ts, session: mp.session, seq: mp.seq, metrics: mp.metrics })
       if (hot)
@@ -356,6 +415,79 @@ export class FleetMonitor {
           severity: 'warning',
           summary: `gate ${g.gateId} silent for ${Math.round((now - g.lastSeenAt) / 1000)} s`,
           detail: { lastSeenAt: new Date(g.lastSeenAt).toISOString() },
+        })
+      }
+    }
+  }
+
+  /**
+   * Detections from one gate's successive metrics: the buffer growing report after report while its
+   * oldest row ages, no sync for too long (stale roster), the gate's clock against the server's,
+   * and an online gate hearing nothing (no adverts) for too long. Each alert is raised once on its
+   * way in.
+   */
+  private detectFromMetrics(gateId: string, gateTs: number, m: GateMetrics): void {
+    const d = this.detect
+    let st = this.detectState.get(gateId)
+    if (!st) {
+      st = {
+        grewReports: 0,
+        lastPending: m.buffer_pending,
+        backlog: false,
+        rosterStale: false,
+        skewed: false,
+        quietSince: null,
+        quiet: false,
+      }
+      this.detectState.set(gateId, st)
+    }
+    const now = this.now()
+    st.grewReports = m.buffer_pending > st.lastPending ? st.grewReports + 1 : 0
+    st.lastPending = m.buffer_pending
+    const backlog = st.grewReports >= d.backlogReports && (m.buffer_oldest_pending_age_s ?? 0) > d.backlogAgeS
+    if (backlog && !st.backlog)
+      this.alert({
+        kind: 'backlog_growth',
+        gateId,
+        severity: 'warning',
+        summary: `gate ${gateId}: buffer growing (${m.buffer_pending} pending, oldest ${m.buffer_oldest_pending_age_s} s)`,
+        detail: { pending: m.buffer_pending, oldestAgeS: m.buffer_oldest_pending_age_s },
+      })
+    st.backlog = backlog || (st.backlog && (m.buffer_oldest_pending_age_s ?? 0) > d.backlogAgeS)
+    const stale = m.last_sync_age_s !== null && m.last_sync_age_s > d.rosterStaleS
+    if (stale && !st.rosterStale)
+      this.alert({
+        kind: 'roster_stale',
+        gateId,
+        severity: 'warning',
+        summary: `gate ${gateId}: no sync for ${Math.round(m.last_sync_age_s ?? 0)} s (its roster may be stale)`,
+        detail: { lastSyncAgeS: m.last_sync_age_s },
+      })
+    st.rosterStale = stale
+    const skewMs = gateTs - now
+    const skewed = Math.abs(skewMs) > d.maxSkewMs
+    if (skewed && !st.skewed)
+      this.alert({
+        kind: 'clock_skew',
+        gateId,
+        severity: 'warning',
+        summary: `gate ${gateId}: clock off by ${Math.round(skewMs / 1000)} s`,
+        detail: { skewMs },
+      })
+    st.skewed = skewed
+    if (m.adverts_per_s > 0) {
+      st.quietSince = null
+      st.quiet = false
+    } else {
+      st.quietSince ??= now
+      if (!st.quiet && now - st.quietSince > d.noAdvertsS * 1000) {
+        st.quiet = true
+        this.alert({
+          kind: 'no_adverts',
+          gateId,
+          severity: 'warning',
+          summary: `gate ${gateId} has heard no advert for ${Math.round((now - st.quietSince) / 1000)} s`,
+          detail: { adapterState: m.adapter_state, scanRestarts: m.scan_restarts_total },
         })
       }
     }

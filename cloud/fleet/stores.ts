@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import type pg from 'pg'
-import type { FleetStateStore, GateFleetState, MetricsRow } from './monitor.js'
+import { type FleetStateStore, type GateFleetState, type MetricsRow, newer } from './monitor.js'
 
 /**
  * Fleet state in one Redis hash (field = gate id): every node writes the gates it hears from (its
@@ -8,26 +9,33 @@ import type { FleetStateStore, GateFleetState, MetricsRow } from './monitor.js'
  * on one slot, which a fleet of ten thousand gates fits easily.
  */
 export class RedisFleetStore implements FleetStateStore {
+  private readonly node = randomUUID()
+
   constructor(
     private readonly redis: Redis | Cluster,
     private readonly key = 'gc:fleet',
   ) {}
 
+  /** One field per gate and node: a node never overwrites what another node knows better. */
   async save(g: GateFleetState): Promise<void> {
-    await this.redis.hset(this.key, g.gateId, JSON.stringify(g))
+    await this.redis.hset(this.key, `${g.gateId}@${this.node}`, JSON.stringify(g))
   }
 
+  /** Every node's view, the most recent per gate (see `newer`). */
   async all(): Promise<GateFleetState[]> {
     const h = await this.redis.hgetall(this.key)
-    const out: GateFleetState[] = []
+    const best = new Map<string, GateFleetState>()
     for (const v of Object.values(h)) {
+      let g: GateFleetState
       try {
-        out.push(JSON.parse(v) as GateFleetState)
+        g = JSON.parse(v) as GateFleetState
       } catch {
-        // a value this code did not write: skipped
+        continue // a value this code did not write
       }
+      const have = best.get(g.gateId)
+      if (!have || newer(g, have)) best.set(g.gateId, g)
     }
-    return out
+    return [...best.values()]
   }
 }
 
