@@ -341,6 +341,7 @@ export class GateAgent {
       accepted: st?.accepted ?? 0,
       duplicates: st?.duplicates ?? 0,
       rejected: st?.rejected ?? 0,
+      clockOffsetMs: st?.clockOffsetMs ?? null,
       roster: {
         cursor: r?.cursor ?? this.roster?.cloudCursor() ?? 0,
         lastPullAt: iso(r?.lastPullAt),

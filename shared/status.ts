@@ -59,4 +59,6 @@ export interface SyncStatus {
   duplicates: number
   rejected: number
   roster: { cursor: number; lastPullAt: string | null; lastError: string | null; applied: number }
+  /** the cloud's clock minus the gate's at the last sync, ms (null before one) */
+  clockOffsetMs?: number | null
 }

@@ -310,8 +310,13 @@ describe('the agent reports over MQTT', () => {
 })
 
 describe('gate events from successive metrics', () => {
-  it('raises adapter lost and back, disk low, backlog growing and roster stale once each', () => {
-    const w = new EventWatch({ diskLowBytes: 5, backlogAgeS: 600, rosterStaleS: 900 })
+  it('raises adapter lost and back, disk low, backlog growing, roster stale and an unsynchronised clock once each', () => {
+    const w = new EventWatch({
+      diskLowBytes: 5,
+      backlogAgeS: 600,
+      rosterStaleS: 900,
+      maxClockOffsetMs: 2_000,
+    })
     const m = (over: Partial<GateMetrics>): GateMetrics => ({ ...metrics(), ...over })
     expect(w.check(m({}), 10)).toEqual([])
     expect(w.check(m({ adapter_state: 'poweredOff' }), 10).map((e) => e.kind)).toEqual(['adapter_lost'])
@@ -325,5 +330,7 @@ describe('gate events from successive metrics', () => {
     expect(w.check(m({ buffer_pending: 80, buffer_oldest_pending_age_s: 760 }), 10)).toEqual([])
     expect(w.check(m({}), 1000).map((e) => e.kind)).toEqual(['roster_stale'])
     expect(w.check(m({}), 1000)).toEqual([])
+    expect(w.check(m({ clock_offset_ms: -3_500 }), 10).map((e) => e.kind)).toEqual(['clock_unsynchronised'])
+    expect(w.check(m({ clock_offset_ms: -3_600 }), 10)).toEqual([])
   })
 })

@@ -116,6 +116,8 @@ describe('syncer and roster puller against the real cloud service', () => {
       expect(rows.rows).toHaveLength(21)
       expect(rows.rows.filter((r) => r.decision === 'admit')).toHaveLength(20)
       expect(agent.status().sync).toMatchObject({ state: 'idle', accepted: 21, lastError: null })
+      // the gate learns its clock offset from the cloud's answers (same machine here: about 0)
+      expect(Math.abs(agent.status().sync?.clockOffsetMs ?? Number.NaN)).toBeLessThan(1_000)
       expect(agent.status().lastSync?.ok).toBe(true)
     } finally {
       await agent.stop()

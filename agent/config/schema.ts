@@ -242,6 +242,8 @@ export const agentConfigSchema = z
           .default(500 * 1024 * 1024),
         backlogAgeS: z.number().int().min(1).default(600),
         rosterStaleS: z.number().int().min(1).default(900),
+        /** the clock_unsynchronised event: the gate's clock this far from the cloud's, ms */
+        maxClockOffsetMs: z.number().int().min(1).default(2_000),
       })
       .strict()
       .default({
@@ -249,6 +251,7 @@ export const agentConfigSchema = z
         diskLowBytes: 500 * 1024 * 1024,
         backlogAgeS: 600,
         rosterStaleS: 900,
+        maxClockOffsetMs: 2_000,
       }),
     log: z
       .object({

@@ -53,7 +53,7 @@ export class GateMetricsSampler {
       buffer_oldest_pending_age_s: s.buffer.oldestPendingAgeS,
       last_sync_age_s:
         lastSyncAt === null || Number.isNaN(lastSyncAt) ? null : Math.max(0, (now - lastSyncAt) / 1000),
-      clock_offset_ms: null,
+      clock_offset_ms: s.sync?.clockOffsetMs ?? null,
       adapter_state: s.source?.adapterState ?? 'none',
       scan_restarts_total: s.source?.scanRestarts ?? 0,
       disk_write_bytes_total: s.writes?.ioWriteBytes ?? null,
@@ -69,6 +69,8 @@ export interface EventWatchLimits {
   backlogAgeS: number
   /** the roster is stale when no pull succeeded for this long while a cloud is configured, s */
   rosterStaleS: number
+  /** the clock is unsynchronised when it is this far from the cloud's, ms */
+  maxClockOffsetMs: number
 }
 
 /**
@@ -81,6 +83,7 @@ export class EventWatch {
   private backlog = false
   private lastPending = 0
   private rosterStale = false
+  private clockOff = false
 
   constructor(private readonly limits: EventWatchLimits) {}
 
@@ -109,6 +112,10 @@ export class EventWatch {
     if (stale && !this.rosterStale)
       out.push({ kind: 'roster_stale', detail: { lastPullAgeS: lastRosterPullAgeS } })
     this.rosterStale = stale
+    const off = m.clock_offset_ms !== null && Math.abs(m.clock_offset_ms) > this.limits.maxClockOffsetMs
+    if (off && !this.clockOff)
+      out.push({ kind: 'clock_unsynchronised', detail: { offsetMs: m.clock_offset_ms } })
+    this.clockOff = off
     return out
   }
 }

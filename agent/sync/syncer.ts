@@ -30,6 +30,8 @@ export interface SyncerState {
   accepted: number
   duplicates: number
   rejected: number
+  /** the cloud's clock minus this gate's, from the last answer (midpoint of the round trip), ms */
+  clockOffsetMs: number | null
 }
 
 /**
@@ -67,6 +69,7 @@ export class Syncer {
       nextAttemptAt: null,
       batchSize: deps.config.batchSize,
       accepted: 0,
+      clockOffsetMs: null,
       duplicates: 0,
       rejected: 0,
     }
@@ -162,11 +165,13 @@ export class Syncer {
     }
     this.st.state = 'syncing'
     this.st.lastAttemptAt = clock.now()
-    const res = await client.sendBatch(gateId, clock.now(), claim.json)
+    const sentAt = clock.now()
+    const res = await client.sendBatch(gateId, sentAt, claim.json)
     // stopped while the batch was on the wire: the claim is only in memory, so its rows are pending
     // at the next start and the cloud counts the resend as duplicates
     if (this.stopped) return config.intervalMs
     if (res.ok) {
+      this.st.clockOffsetMs = Math.round(res.value.serverTime - (sentAt + clock.now()) / 2)
       // only this claim's rows are marked, whatever ids the answer names; rows it does not mention
       // are claimed again
       const { refused } = outbox.recordSync(claim, res.value.stored, res.value.rejected)
