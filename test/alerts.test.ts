@@ -14,6 +14,7 @@ import {
   type AlertEvent,
   type AlertRule,
   MqttSink,
+  SEED_RULES,
   WebhookSink,
 } from '../cloud/monitor/alerts.js'
 import {
@@ -132,16 +133,8 @@ describe('alert engine', () => {
     const recorded: AlertEvent[] = []
     const delivered: AlertEvent[] = []
     let scaled = 0
-    const rule: AlertRule = {
-      name: 'SlowResponses',
-      metric: 'http.avgMs',
-      op: '>',
-      threshold: 2000,
-      forSeconds: 60,
-      resolveAt: 1500,
-      severity: 'warning',
-      action: 'AUTO_SCALE',
-    }
+    // the seed's first rule: average response time over 2 s for 60 s, resolving under 1.5 s
+    const rule = SEED_RULES.find((r) => r.name === 'SlowResponses') as AlertRule
     const e = new AlertEngine([rule], {
       sinks: [{ name: 'test', deliver: async (x) => void delivered.push(x) }],
       actions: { AUTO_SCALE: async () => `scaled ${++scaled}` },

@@ -1,28 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { createServer } from 'node:net'
 import { Registry } from 'prom-client'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { connectRedis, type RedisPair } from '../cloud/cache/redis.js'
 import { cacheDefaults, TieredCache, type TieredCacheOptions } from '../cloud/cache/tiered-cache.js'
-import { silentLog, tempDir } from './helpers.js'
+import { freePort, silentLog, tempDir } from './helpers.js'
+import { eventually } from './process-helpers.js'
 
 const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379'
-const until = async (cond: () => boolean | Promise<boolean>, ms = 5_000) => {
-  const end = Date.now() + ms
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('timed out')
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0))
-    })
-  })
-
 const pairs: RedisPair[] = []
 const caches: TieredCache[] = []
 afterEach(async () => {
@@ -46,7 +31,8 @@ async function makeCache(
     keyPrefix: opts.prefix ?? opts.keyPrefix ?? cacheDefaults.keyPrefix,
   })
   caches.push(c)
-  if (pair) await until(() => pair.client.status === 'ready' && pair.subscriber.status === 'ready')
+  if (pair)
+    await eventually(() => pair.client.status === 'ready' && pair.subscriber.status === 'ready', 5_000, 20)
   await c.start()
   return c
 }
@@ -207,9 +193,13 @@ describe('tiered cache with Redis (two nodes)', () => {
     }
     version = 2
     await a.delete('one')
-    await until(async () => (await b.getOrLoad('one', load)) === 'v2', 1_000)
+    await eventually(async () => (await b.getOrLoad('one', load)) === 'v2', 1_000, 20)
     await a.invalidateTags('participants')
-    await until(async () => (await b.getOrLoad('roster:0', load, { tags: ['participants'] })) === 'v2', 1_000)
+    await eventually(
+      async () => (await b.getOrLoad('roster:0', load, { tags: ['participants'] })) === 'v2',
+      1_000,
+      20,
+    )
     expect(await a.getOrLoad('roster:0', load, { tags: ['participants'] })).toBe('v2')
   })
 
@@ -225,7 +215,11 @@ describe('tiered cache with Redis (two nodes)', () => {
     expect(await a.deleteByPrefix('stats:')).toBeGreaterThanOrEqual(30)
     expect(await pair.client.exists(`${p}stats:5`)).toBe(0)
     expect(await pair.client.exists(`${p}keep`)).toBe(1)
-    await until(async () => (await b.getOrLoad('stats:1', async () => 'reloaded')) === 'reloaded', 1_000)
+    await eventually(
+      async () => (await b.getOrLoad('stats:1', async () => 'reloaded')) === 'reloaded',
+      1_000,
+      20,
+    )
   })
 })
 
@@ -240,7 +234,7 @@ describe('tiered cache when Redis dies and comes back', () => {
       },
     )
     const probe = connectRedis({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 200 }, silentLog)
-    await until(() => probe?.client.status === 'ready')
+    await eventually(() => probe?.client.status === 'ready', 5_000, 20)
     await probe?.close()
   }
   afterAll(() => {
@@ -270,15 +264,15 @@ describe('tiered cache when Redis dies and comes back', () => {
       }
     }
     const loaders = [load(), load(), load()]
-    await until(() => done > 500)
+    await eventually(() => done > 500, 5_000, 20)
     server?.kill('SIGKILL')
-    await until(() => c.circuitState === 'open')
+    await eventually(() => c.circuitState === 'open', 5_000, 20)
     const before = done
-    await until(() => done > before + 500)
+    await eventually(() => done > before + 500, 5_000, 20)
     await startRedis(port)
-    await until(() => c.circuitState === 'closed', 10_000)
+    await eventually(() => c.circuitState === 'closed', 10_000, 20)
     const again = done
-    await until(() => done > again + 500)
+    await eventually(() => done > again + 500, 5_000, 20)
     running = false
     await Promise.all(loaders)
     expect(failures).toBe(0)
@@ -322,7 +316,7 @@ describe('tiered cache on a Redis Cluster (three masters on loopback)', () => {
     }
     for (const port of ports) {
       const probe = connectRedis({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 500 }, silentLog)
-      await until(() => probe?.client.status === 'ready')
+      await eventually(() => probe?.client.status === 'ready', 5_000, 20)
       await probe?.close()
     }
     const create = spawn(
@@ -342,14 +336,18 @@ describe('tiered cache on a Redis Cluster (three masters on loopback)', () => {
     const mk = async () => {
       const pair = connectRedis({ clusterNodes: nodes, commandTimeoutMs: 500 }, silentLog) as RedisPair
       pairs.push(pair)
-      await until(async () => {
-        try {
-          await pair.client.set('probe', '1')
-          return pair.subscriber.status === 'ready'
-        } catch {
-          return false
-        }
-      }, 15_000)
+      await eventually(
+        async () => {
+          try {
+            await pair.client.set('probe', '1')
+            return pair.subscriber.status === 'ready'
+          } catch {
+            return false
+          }
+        },
+        15_000,
+        20,
+      )
       const c = new TieredCache({
         ...cacheDefaults,
         redis: pair.client,
@@ -380,10 +378,11 @@ describe('tiered cache on a Redis Cluster (three masters on loopback)', () => {
     expect(loads).toBe(0)
     version = 2
     await a.c.invalidateTags('participants')
-    await until(
+    await eventually(
       async () =>
         (await b.c.getOrLoad('tok:7', async () => `v${version}-7`, { tags: ['participants'] })) === 'v2-7',
       1_000,
+      20,
     )
     expect(await a.c.deleteByPrefix('tok:')).toBeGreaterThanOrEqual(40)
     const left = await Promise.all(

@@ -4,14 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { Checkpointer } from '../agent/store/checkpointer.js'
 import { type Db, openDatabase } from '../agent/store/db.js'
 import { silentLog, tempDir } from './helpers.js'
-
-const until = async (cond: () => boolean, ms = 5_000) => {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out')
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
+import { eventually } from './process-helpers.js'
 
 describe('WAL checkpoints off the event loop', () => {
   let t: ReturnType<typeof tempDir>
@@ -41,8 +34,10 @@ describe('WAL checkpoints off the event loop', () => {
     write(300)
     // nothing in the commit path copies the WAL back any more: the worker does, and completes
     const runs = cp.stats.runs
-    await until(
+    await eventually(
       () => cp.stats.runs > runs + 1 && cp.stats.walFrames > 0 && cp.stats.walFrames === cp.stats.backfilled,
+      5_000,
+      20,
     )
     expect(statSync(file).size - before).toBeGreaterThan(200 * 4000) // most of the 300 rows of ~4 KB
     await cp.stop()
@@ -53,7 +48,7 @@ describe('WAL checkpoints off the event loop', () => {
   it('gives the checkpoint back to SQLite when the worker dies, so the WAL stays bounded', async () => {
     const cp = new Checkpointer(db, path.join(t.dir, 'no-such.db'), silentLog, 50)
     cp.start() // the worker cannot open its connection and exits
-    await until(() => db.pragma('wal_autocheckpoint', { simple: true }) === 1000)
+    await eventually(() => db.pragma('wal_autocheckpoint', { simple: true }) === 1000, 5_000, 20)
     await cp.stop()
   })
 })

@@ -1,24 +1,15 @@
 import { execFile, spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import path from 'node:path'
 import Database from 'better-sqlite3'
 import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AgentStatus } from '../shared/status.js'
-import { tempDir } from './helpers.js'
+import { freePort, tempDir } from './helpers.js'
 import { connect, tempDatabase } from './pg-helpers.js'
 import { cleanEnv, eventually, gatectl, spawnAgent, waitForAgent } from './process-helpers.js'
 
 const CLOUD_BIN = path.resolve(import.meta.dirname, '..', 'bin', 'gate-cloud.js')
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0))
-    })
-  })
 
 const cloudCli = (args: string[], env: Record<string, string>) =>
   new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {

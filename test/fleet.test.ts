@@ -10,45 +10,31 @@ import { MqttReporter } from '../agent/report/mqtt-reporter.js'
 import { openDatabase } from '../agent/store/db.js'
 import { loadCloudConfig } from '../cloud/config.js'
 import { createPool } from '../cloud/db/pool.js'
-import { type FleetAlert, FleetMonitor } from '../cloud/fleet/monitor.js'
+import { type FleetAlert, FleetMonitor, type FleetMonitorOptions } from '../cloud/fleet/monitor.js'
 import { postgresHistory, RedisFleetStore } from '../cloud/fleet/stores.js'
 import { buildApp } from '../cloud/http/app.js'
 import { AlertEngine, type AlertEvent } from '../cloud/monitor/alerts.js'
 import { maintainPartitions } from '../cloud/partitions/manager.js'
 import type { GateMetrics } from '../shared/fleet.js'
-import { silentLog, tempDir } from './helpers.js'
+import { sampleGateMetrics, silentLog, tempDir } from './helpers.js'
 import { tempDatabase } from './pg-helpers.js'
+import { eventually } from './process-helpers.js'
 
 const MQTT_URL = process.env['MQTT_URL'] ?? 'mqtt://127.0.0.1:1883'
-const until = async (cond: () => boolean, ms = 8_000) => {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out')
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
-const metrics: GateMetrics = {
-  cpu_percent: 3,
-  load1: 0.1,
-  mem_used_bytes: 1,
-  mem_total_bytes: 2,
-  rss_bytes: 1,
-  temperature_c: 55,
-  disk_free_bytes: 10,
-  uptime_s: 5,
-  adverts_per_s: 12,
-  decisions_admit_total: 4,
-  decisions_deny_total: 1,
-  l1_hit_ratio: 0.9,
-  buffer_pending: 0,
-  buffer_oldest_pending_age_s: null,
-  last_sync_age_s: 2,
-  clock_offset_ms: null,
-  adapter_state: 'poweredOn',
-  scan_restarts_total: 0,
-  disk_write_bytes_total: null,
-  roster_version: 7,
-}
+const metrics = sampleGateMetrics()
+
+/** A monitor on the test broker with its own share group; `over` sets what a test is about. */
+const newMonitor = (over: Partial<FleetMonitorOptions> = {}) =>
+  new FleetMonitor({
+    url: MQTT_URL,
+    group: `g${randomBytes(3).toString('hex')}`,
+    silentAfterMs: 60_000,
+    maxTemperatureC: 80,
+    log: silentLog,
+    registry: new Registry(),
+    onAlert: () => {},
+    ...over,
+  })
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {
@@ -57,15 +43,7 @@ afterEach(async () => {
 
 async function monitor(silentAfterMs = 60_000) {
   const alerts: FleetAlert[] = []
-  const m = new FleetMonitor({
-    url: MQTT_URL,
-    group: `g${randomBytes(3).toString('hex')}`,
-    silentAfterMs,
-    maxTemperatureC: 80,
-    log: silentLog,
-    registry: new Registry(),
-    onAlert: (a) => alerts.push(a),
-  })
+  const m = newMonitor({ silentAfterMs, onAlert: (a) => alerts.push(a) })
   await m.start()
   cleanups.push(() => m.stop())
   await new Promise((r) => setTimeout(r, 300)) // subscribed
@@ -105,14 +83,18 @@ describe('fleet monitor on the real Mosquitto', () => {
       t.cleanup()
     })
     reporter.start()
-    await until(() => m.get(gateId)?.metrics !== null && m.get(gateId) !== null)
+    await eventually(() => m.get(gateId)?.metrics !== null && m.get(gateId) !== null, 8_000, 20)
     expect(m.get(gateId)).toMatchObject({ state: 'online', session: expect.any(Number), version: '0.1.0' })
     const first = m.get(gateId)?.session as number
     ;(reporter as unknown as { client: mqtt.MqttClient }).client.stream.destroy()
-    await until(() => m.get(gateId)?.state === 'offline')
+    await eventually(() => m.get(gateId)?.state === 'offline', 8_000, 20)
     expect(m.get(gateId)?.reason).toBe('will')
     expect(alerts).toContainEqual(expect.objectContaining({ kind: 'gate_offline', gateId }))
-    await until(() => m.get(gateId)?.state === 'online' && (m.get(gateId)?.session ?? 0) > first)
+    await eventually(
+      () => m.get(gateId)?.state === 'online' && (m.get(gateId)?.session ?? 0) > first,
+      8_000,
+      20,
+    )
     expect(m.get(gateId)?.seqGaps).toBe(0)
   })
 
@@ -137,7 +119,7 @@ describe('fleet monitor on the real Mosquitto', () => {
     await pub.publishAsync(`gates/${gateId}/status`, status(3, 'online'), { qos: 1, retain: true })
     await pub.publishAsync(`gates/${gateId}/metrics`, JSON.stringify({ ...head(3, 1), metrics }), { qos: 1 })
     await pub.publishAsync(`gates/${gateId}/metrics`, JSON.stringify({ ...head(3, 4), metrics }), { qos: 1 })
-    await until(() => alerts.some((a) => a.kind === 'seq_gap'))
+    await eventually(() => alerts.some((a) => a.kind === 'seq_gap'), 8_000, 20)
     expect(m.get(gateId)?.seqGaps).toBe(2)
     // the will of session 2 arrives late: the gate is already in session 3
     await pub.publishAsync(`gates/${gateId}/status`, status(2, 'offline', 'will'), { qos: 1 })
@@ -152,10 +134,10 @@ describe('fleet monitor on the real Mosquitto', () => {
     await pub.publishAsync(`gates/${gateId}/events`, JSON.stringify({ ...head(3, 5), gateId: 'other' }), {
       qos: 1,
     })
-    await until(() => m.stats.garbage >= 3)
+    await eventually(() => m.stats.garbage >= 3, 8_000, 20)
     expect(m.get(gateId)?.state).toBe('online')
     // and then nothing: silent beyond the limit
-    await until(() => m.get(gateId)?.state === 'stale', 5_000)
+    await eventually(() => m.get(gateId)?.state === 'stale', 5_000, 20)
     expect(alerts).toContainEqual(expect.objectContaining({ kind: 'gate_silent', gateId }))
   })
 })
@@ -173,13 +155,7 @@ describe('/v1/fleet and fleet alerts', () => {
       log: silentLog,
       registry: new Registry(),
     })
-    const m = new FleetMonitor({
-      url: MQTT_URL,
-      group: `g${randomBytes(3).toString('hex')}`,
-      silentAfterMs: 60_000,
-      maxTemperatureC: 80,
-      log: silentLog,
-      registry: new Registry(),
+    const m = newMonitor({
       onAlert: (a) =>
         void engine.raise({ rule: `fleet.${a.kind}`, severity: a.severity, summary: a.summary }),
     })
@@ -205,7 +181,7 @@ describe('/v1/fleet and fleet alerts', () => {
         JSON.stringify({ ...head, seq: 1, metrics: { ...metrics, temperature_c: 85 } }),
         { qos: 1 },
       )
-      await until(() => m.get(gateId)?.metrics?.temperature_c === 85)
+      await eventually(() => m.get(gateId)?.metrics?.temperature_c === 85, 8_000, 20)
       const ops = (url: string) => app.inject({ url, headers: { authorization: `Bearer ${OPS}` } })
       const list = (await ops('/v1/fleet')).json()
       expect(list.gates.find((g: { gateId: string }) => g.gateId === gateId)).toMatchObject({
@@ -215,7 +191,7 @@ describe('/v1/fleet and fleet alerts', () => {
       expect((await ops(`/v1/fleet/${gateId}`)).json()).toMatchObject({ metrics: { temperature_c: 85 } })
       expect((await ops('/v1/fleet/nobody')).statusCode).toBe(404)
       expect((await app.inject({ url: '/v1/fleet' })).statusCode).toBe(401)
-      await until(() => recorded.some((e) => e.rule === 'fleet.high_temperature'))
+      await eventually(() => recorded.some((e) => e.rule === 'fleet.high_temperature'), 8_000, 20)
       expect(recorded.find((e) => e.rule === 'fleet.high_temperature')).toMatchObject({
         severity: 'warning',
         metric: 'fleet',
@@ -237,15 +213,7 @@ describe('commands from the cloud', () => {
     const OPS = 'ops-token-for-fleet-tests-012345'
     const db = await tempDatabase()
     const pool = createPool(loadCloudConfig({ DATABASE_URL: db.url }))
-    const m = new FleetMonitor({
-      url: MQTT_URL,
-      group: `g${randomBytes(3).toString('hex')}`,
-      silentAfterMs: 60_000,
-      maxTemperatureC: 80,
-      log: silentLog,
-      registry: new Registry(),
-      onAlert: () => {},
-    })
+    const m = newMonitor()
     await m.start()
     const app = await buildApp({
       config: loadCloudConfig({ DATABASE_URL: db.url, OPS_TOKEN: OPS, FLEET_COMMAND_SECRET: SECRET }),
@@ -288,7 +256,7 @@ describe('commands from the cloud', () => {
         payload: JSON.stringify(body),
       })
     try {
-      await until(() => m.get(gateId)?.state === 'online')
+      await eventually(() => m.get(gateId)?.state === 'online', 8_000, 20)
       const res = await post(gateId, { cmd: 'sync_now' })
       expect(res.statusCode).toBe(200)
       expect(res.json()).toMatchObject({ ok: true, result: { state: 'idle' }, gateId })
@@ -326,17 +294,7 @@ describe('fleet state shared in Redis, history in Postgres', () => {
     const key = `t${randomBytes(4).toString('hex')}:fleet`
     const group = `g${randomBytes(3).toString('hex')}`
     const node = () =>
-      new FleetMonitor({
-        url: MQTT_URL,
-        group,
-        silentAfterMs: 60_000,
-        maxTemperatureC: 80,
-        log: silentLog,
-        registry: new Registry(),
-        onAlert: () => {},
-        store: new RedisFleetStore(redis, key),
-        history: postgresHistory(pool),
-      })
+      newMonitor({ group, store: new RedisFleetStore(redis, key), history: postgresHistory(pool) })
     const a = node()
     const b = node()
     await a.start()
@@ -394,13 +352,7 @@ describe('fleet detections from the metrics', () => {
   it('raises backlog growth, stale roster, clock skew and no adverts once each', () => {
     let now = 10_000_000
     const alerts: FleetAlert[] = []
-    const m = new FleetMonitor({
-      url: MQTT_URL,
-      group: 'unused',
-      silentAfterMs: 60_000,
-      maxTemperatureC: 80,
-      log: silentLog,
-      registry: new Registry(),
+    const m = newMonitor({
       onAlert: (a) => alerts.push(a),
       now: () => now,
       detect: { backlogReports: 2, backlogAgeS: 600, rosterStaleS: 900, maxSkewMs: 120_000, noAdvertsS: 60 },

@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { pino } from 'pino'
+import type { GateMetrics } from '../shared/fleet.js'
 
 /** A temporary directory removed by the returned cleanup. */
 export function tempDir(prefix = 'gate-test-'): { dir: string; cleanup: () => void } {
@@ -11,3 +13,40 @@ export function tempDir(prefix = 'gate-test-'): { dir: string; cleanup: () => vo
 
 /** A logger that discards everything (tests assert behaviour, not log lines). */
 export const silentLog = pino({ level: 'silent' })
+
+/** A port free on loopback a moment ago (for a server the test starts, or a closed one to fail against). */
+export function freePort(): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const a = s.address()
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0))
+    })
+  })
+}
+
+/** A plausible gate metrics payload (fleet and reporter tests). */
+export function sampleGateMetrics(over: Partial<GateMetrics> = {}): GateMetrics {
+  return {
+    cpu_percent: 3,
+    load1: 0.1,
+    mem_used_bytes: 1,
+    mem_total_bytes: 2,
+    rss_bytes: 1,
+    temperature_c: 55,
+    disk_free_bytes: 10,
+    uptime_s: 5,
+    adverts_per_s: 12,
+    decisions_admit_total: 4,
+    decisions_deny_total: 1,
+    l1_hit_ratio: 0.9,
+    buffer_pending: 0,
+    buffer_oldest_pending_age_s: null,
+    last_sync_age_s: 2,
+    clock_offset_ms: null,
+    adapter_state: 'poweredOn',
+    scan_restarts_total: 0,
+    disk_write_bytes_total: null,
+    roster_version: 7,
+    ...over,
+  }
+}

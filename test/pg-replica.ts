@@ -1,16 +1,8 @@
 import { execFileSync } from 'node:child_process'
 import { appendFileSync, chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address() as { port: number }
-      s.close(() => resolve(a.port))
-    })
-  })
+import { freePort } from './helpers.js'
 
 function pgBin(name: string): string {
   const root = '/usr/lib/postgresql'

@@ -3,14 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ReadRouter } from '../cloud/db/replicas.js'
 import { silentLog } from './helpers.js'
 import { startReplicaPair } from './pg-replica.js'
-
-const until = async (cond: () => boolean | Promise<boolean>, ms = 10_000) => {
-  const end = Date.now() + ms
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('timed out')
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+import { eventually } from './process-helpers.js'
 
 describe('analytics reads on a streaming replica', () => {
   let pair: Awaited<ReturnType<typeof startReplicaPair>>
@@ -44,7 +37,7 @@ describe('analytics reads on a streaming replica', () => {
   }
 
   it('reads from the replica, but a gate that just wrote reads from the primary', async () => {
-    await until(async () => (await where()) === 'replica:0')
+    await eventually(async () => (await where()) === 'replica:0', 10_000, 20)
     reads.noteWrite('gate-1')
     expect(await where({ gateId: 'gate-1' })).toBe('primary')
     expect(await where({ gateId: 'gate-2' })).toBe('replica:0')
@@ -58,10 +51,10 @@ describe('analytics reads on a streaming replica', () => {
     try {
       await rep.query('SELECT pg_wal_replay_pause()')
       await primary.query('INSERT INTO t VALUES (2)')
-      await until(() => reads.status()[0]?.eligible === false)
+      await eventually(() => reads.status()[0]?.eligible === false, 10_000, 20)
       expect(await where()).toBe('primary')
       await rep.query('SELECT pg_wal_replay_resume()')
-      await until(() => reads.status()[0]?.eligible === true)
+      await eventually(() => reads.status()[0]?.eligible === true, 10_000, 20)
       expect(await where()).toBe('replica:0')
     } finally {
       await rep.end()
@@ -72,6 +65,6 @@ describe('analytics reads on a streaming replica', () => {
     pair.stopReplica()
     for (let i = 0; i < 10; i++) expect(await where()).toBe('primary')
     pair.startReplica()
-    await until(async () => (await where()) === 'replica:0', 20_000)
+    await eventually(async () => (await where()) === 'replica:0', 20_000, 20)
   }, 30_000)
 })

@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { createServer } from 'node:net'
 import path from 'node:path'
 import mqtt from 'mqtt'
 import { v4 as uuidv4 } from 'uuid'
@@ -21,48 +20,11 @@ import {
   signCommand,
   statusPayloadSchema,
 } from '../shared/fleet.js'
-import { silentLog, tempDir } from './helpers.js'
+import { freePort, sampleGateMetrics, silentLog, tempDir } from './helpers.js'
+import { eventually } from './process-helpers.js'
 
 const MQTT_URL = process.env['MQTT_URL'] ?? 'mqtt://127.0.0.1:1883'
 const SECRET = 'command-secret-for-tests-0123456789'
-const until = async (cond: () => boolean, ms = 8_000) => {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out')
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address() as { port: number }
-      s.close(() => resolve(a.port))
-    })
-  })
-
-const metrics = (): GateMetrics => ({
-  cpu_percent: 3,
-  load1: 0.1,
-  mem_used_bytes: 1,
-  mem_total_bytes: 2,
-  rss_bytes: 1,
-  temperature_c: null,
-  disk_free_bytes: 10,
-  uptime_s: 5,
-  adverts_per_s: 12,
-  decisions_admit_total: 4,
-  decisions_deny_total: 1,
-  l1_hit_ratio: 0.9,
-  buffer_pending: 0,
-  buffer_oldest_pending_age_s: null,
-  last_sync_age_s: 2,
-  clock_offset_ms: null,
-  adapter_state: 'poweredOn',
-  scan_restarts_total: 0,
-  disk_write_bytes_total: null,
-  roster_version: 7,
-})
-
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
@@ -94,7 +56,7 @@ async function setup(url = MQTT_URL) {
     log: silentLog,
     intervalMs: 150,
     commandSecret: SECRET,
-    metrics,
+    metrics: () => sampleGateMetrics({ temperature_c: null }),
     commands,
   })
   cleanups.push(() => {
@@ -142,7 +104,7 @@ describe('MQTT reporter on a real Mosquitto', () => {
     const { reporter, gateId, topics } = await setup()
     const { got } = await watch(gateId)
     reporter.start()
-    await until(() => got.filter((m) => m.topic === topics.metrics).length >= 3)
+    await eventually(() => got.filter((m) => m.topic === topics.metrics).length >= 3, 8_000, 20)
     const status = statusPayloadSchema.parse(got.find((m) => m.topic === topics.status)?.body)
     expect(status).toMatchObject({ state: 'online', gateId, session: 1, version: '0.1.0' })
     const ms = got.filter((m) => m.topic === topics.metrics).map((m) => metricsPayloadSchema.parse(m.body))
@@ -151,14 +113,14 @@ describe('MQTT reporter on a real Mosquitto', () => {
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b))
     expect(new Set(seqs).size).toBe(seqs.length)
     reporter.event('disk_low', { freeBytes: 1234 })
-    await until(() => got.some((m) => m.topic === topics.events))
+    await eventually(() => got.some((m) => m.topic === topics.events), 8_000, 20)
     expect(eventPayloadSchema.parse(got.find((m) => m.topic === topics.events)?.body)).toMatchObject({
       kind: 'disk_low',
       detail: { freeBytes: 1234 },
     })
     // a late subscriber (the cloud restarting) still learns the gate is online: the status is retained
     const late = await watch(gateId)
-    await until(() => late.got.some((m) => m.topic === topics.status))
+    await eventually(() => late.got.some((m) => m.topic === topics.status), 8_000, 20)
     expect(late.got.find((m) => m.topic === topics.status)).toMatchObject({
       retain: true,
       body: { state: 'online' },
@@ -169,25 +131,36 @@ describe('MQTT reporter on a real Mosquitto', () => {
     const { reporter, gateId, topics } = await setup()
     const { got } = await watch(gateId)
     reporter.start()
-    await until(() => got.some((m) => m.topic === topics.status && m.body['state'] === 'online'))
+    await eventually(
+      () => got.some((m) => m.topic === topics.status && m.body['state'] === 'online'),
+      8_000,
+      20,
+    )
     // the network drops without a DISCONNECT: the broker sends the will
     ;(reporter as unknown as { client: mqtt.MqttClient }).client.stream.destroy()
-    await until(() => got.some((m) => m.topic === topics.status && m.body['state'] === 'offline'))
+    await eventually(
+      () => got.some((m) => m.topic === topics.status && m.body['state'] === 'offline'),
+      8_000,
+      20,
+    )
     const will = got.find((m) => m.topic === topics.status && m.body['state'] === 'offline')?.body
     expect(will).toMatchObject({ reason: 'will', session: 1 })
-    await until(() =>
-      got.some((m) => m.topic === topics.status && m.body['state'] === 'online' && m.body['session'] === 2),
+    await eventually(
+      () =>
+        got.some((m) => m.topic === topics.status && m.body['state'] === 'online' && m.body['session'] === 2),
+      8_000,
+      20,
     )
     // a clean stop is not a lost connection
     await reporter.stop()
-    await until(() => got.some((m) => m.body['reason'] === 'stopped'))
+    await eventually(() => got.some((m) => m.body['reason'] === 'stopped'), 8_000, 20)
   })
 
   it('executes signed commands once, answers each on the response topic, and refuses the rest without crashing', async () => {
     const { reporter, gateId, calls, topics } = await setup()
     const { got, sub } = await watch(gateId)
     reporter.start()
-    await until(() => got.some((m) => m.topic === topics.status))
+    await eventually(() => got.some((m) => m.topic === topics.status), 8_000, 20)
     const cmd = (over: Record<string, unknown> = {}) =>
       signCommand(
         { v: 1, id: uuidv4(), ts: Date.now(), gateId, cmd: 'sync_now', params: {}, ...over } as Parameters<
@@ -205,7 +178,7 @@ describe('MQTT reporter on a real Mosquitto', () => {
     await sub.publishAsync(topics.cmd, JSON.stringify(cmd({ gateId: 'someone-else' })), { qos: 1 })
     await sub.publishAsync(topics.cmd, 'not json at all', { qos: 1 })
     await sub.publishAsync(topics.cmd, JSON.stringify({ id: uuidv4(), cmd: 'format_disk' }), { qos: 1 })
-    await until(() => got.filter((m) => m.topic === topics.cmdResponse).length >= 7)
+    await eventually(() => got.filter((m) => m.topic === topics.cmdResponse).length >= 7, 8_000, 20)
     const answers = got
       .filter((m) => m.topic === topics.cmdResponse)
       .map((m) => commandResponseSchema.parse(m.body))
@@ -227,7 +200,7 @@ describe('MQTT reporter on a real Mosquitto', () => {
     expect(reporter.stats.garbage).toBe(1)
     // still alive and reporting
     const before = got.length
-    await until(() => got.length > before)
+    await eventually(() => got.length > before, 8_000, 20)
   })
 
   it('keeps events in SQLite while the broker is away and sends them when it comes', async () => {
@@ -245,7 +218,7 @@ describe('MQTT reporter on a real Mosquitto', () => {
     })
     await new Promise((r) => setTimeout(r, 300))
     const { got } = await watch(gateId, url)
-    await until(() => got.filter((m) => m.topic === topics.events).length === 2, 15_000)
+    await eventually(() => got.filter((m) => m.topic === topics.events).length === 2, 15_000, 20)
     expect(got.filter((m) => m.topic === topics.events).map((m) => m.body['kind'])).toEqual([
       'adapter_lost',
       'adapter_back',
@@ -282,10 +255,14 @@ describe('the agent reports over MQTT', () => {
           manufacturerData: mfg,
           ts: systemClock.mono(),
         })
-      await until(() =>
-        got.some(
-          (m) => m.topic === topics.metrics && (m.body['metrics'] as GateMetrics).decisions_deny_total === 1,
-        ),
+      await eventually(
+        () =>
+          got.some(
+            (m) =>
+              m.topic === topics.metrics && (m.body['metrics'] as GateMetrics).decisions_deny_total === 1,
+          ),
+        8_000,
+        20,
       )
       expect(agent.status().mqtt.state).toMatch(/^connected \(session \d+\)$/)
       const m = got.filter((x) => x.topic === topics.metrics).pop()?.body as { metrics: GateMetrics }
@@ -296,7 +273,11 @@ describe('the agent reports over MQTT', () => {
         SECRET,
       )
       await sub.publishAsync(topics.cmd, JSON.stringify(c), { qos: 1 })
-      await until(() => got.some((x) => x.topic === topics.cmdResponse && x.body['id'] === c.id))
+      await eventually(
+        () => got.some((x) => x.topic === topics.cmdResponse && x.body['id'] === c.id),
+        8_000,
+        20,
+      )
       expect(got.find((x) => x.topic === topics.cmdResponse && x.body['id'] === c.id)?.body).toMatchObject({
         ok: true,
         result: { level: 'debug' },
@@ -305,7 +286,11 @@ describe('the agent reports over MQTT', () => {
       await agent.stop()
       t.cleanup()
     }
-    await until(() => got.some((x) => x.topic === topics.status && x.body['reason'] === 'stopped'))
+    await eventually(
+      () => got.some((x) => x.topic === topics.status && x.body['reason'] === 'stopped'),
+      8_000,
+      20,
+    )
   }, 20_000)
 })
 
@@ -317,7 +302,7 @@ describe('gate events from successive metrics', () => {
       rosterStaleS: 900,
       maxClockOffsetMs: 2_000,
     })
-    const m = (over: Partial<GateMetrics>): GateMetrics => ({ ...metrics(), ...over })
+    const m = (over: Partial<GateMetrics>): GateMetrics => sampleGateMetrics({ temperature_c: null, ...over })
     expect(w.check(m({}), 10)).toEqual([])
     expect(w.check(m({ adapter_state: 'poweredOff' }), 10).map((e) => e.kind)).toEqual(['adapter_lost'])
     expect(w.check(m({ adapter_state: 'poweredOff' }), 10)).toEqual([])
