@@ -8,12 +8,9 @@
  * 2. Over HTTP (autocannon, against `gate-cloud serve` compiled, with Redis): the token look-up route
  *    against the same server's trivial route (/healthz), measured in the same run.
  */
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { createServer } from 'node:net'
 import os from 'node:os'
 import { performance } from 'node:perf_hooks'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { BentoCache, bentostore } from 'bentocache'
@@ -26,6 +23,7 @@ import { Registry } from 'prom-client'
 import { connectRedis } from '../cloud/cache/redis.js'
 import { cacheDefaults, TieredCache } from '../cloud/cache/tiered-cache.js'
 import { migrateUp } from '../cloud/db/migrate.js'
+import { fmt, printTable, scratchDatabase, startService } from './harness.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -43,12 +41,9 @@ const L1 = Number(args.l1)
 const CONC = Number(args.concurrency)
 const ROUNDS = Number(args.rounds)
 const HTTP_SECONDS = Number(args['http-seconds'])
-const ADMIN_URL = process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379'
 const OPS_TOKEN = randomBytes(16).toString('hex')
 
-const fmt = (n: number, d = 0) =>
-  Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '-'
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 const tokenOf = (i: number) => (i + 1).toString(16).padStart(8, '0')
 
@@ -124,23 +119,10 @@ async function drive(
   }
 }
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0))
-    })
-  })
-
 async function main(): Promise<void> {
-  const dbName = `gc_cachebench_${randomBytes(4).toString('hex')}`
-  const admin = new pg.Client({ connectionString: ADMIN_URL })
-  await admin.connect()
-  await admin.query(`CREATE DATABASE ${dbName}`)
-  const u = new URL(ADMIN_URL)
-  u.pathname = `/${dbName}`
-  const dbUrl = u.toString()
-  let service: ReturnType<typeof spawn> | null = null
+  const scratch = await scratchDatabase('gc_cachebench')
+  const dbUrl = scratch.url
+  let service: Awaited<ReturnType<typeof startService>> | null = null
   const silent = pino({ level: 'silent' })
   try {
     const sql = new pg.Client({ connectionString: dbUrl })
@@ -248,33 +230,9 @@ async function main(): Promise<void> {
 
     // 2. over HTTP
     process.stderr.write('HTTP: gate-cloud serve with Redis, autocannon ...\n')
-    const port = await freePort()
-    const mainJs = fileURLToPath(new URL('../cloud/main.js', import.meta.url))
-    service = spawn(
-      process.execPath,
-      [...(process.env['BENCH_SERVICE_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), mainJs, 'serve'],
-      {
-        env: {
-          ...process.env,
-          DATABASE_URL: dbUrl,
-          REDIS_URL,
-          PORT: String(port),
-          LOG_LEVEL: 'warn',
-          OPS_TOKEN,
-          // the service as shipped: its default L1 (100,000 entries, 32 MiB), not the comparison's
-        },
-        stdio: ['ignore', 'ignore', 'inherit'],
-      },
-    )
-    const url = `http://127.0.0.1:${port}`
-    for (let i = 0; i < 300; i++) {
-      try {
-        if ((await fetch(`${url}/readyz`)).ok) break
-      } catch {
-        // not up yet
-      }
-      await new Promise((res) => setTimeout(res, 100))
-    }
+    // the service as shipped: its default L1 (100,000 entries, 32 MiB), not the comparison's
+    service = await startService({ DATABASE_URL: dbUrl, REDIS_URL, OPS_TOKEN })
+    const url = service.url
     const seq = zipfSequence(TOKENS, 200_000, 99)
     let k = 0
     const cannon = (path: string | null) =>
@@ -384,22 +342,13 @@ async function main(): Promise<void> {
       ],
     ]
     for (const t of [rows, http]) {
-      const w = (t[0] as string[]).map((_, c) => Math.max(...t.map((r) => r[c]?.length ?? 0)))
-      const line = (r: string[]) => `| ${r.map((x, c) => x.padEnd(w[c] ?? 0)).join(' | ')} |`
-      console.log(line(t[0] as string[]))
-      console.log(`|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`)
-      for (const r of t.slice(1)) console.log(line(r))
+      printTable(t)
       console.log('')
     }
     await sql.end()
   } finally {
-    if (service && service.exitCode === null) {
-      const exited = new Promise((r) => service?.once('exit', r))
-      service.kill('SIGTERM')
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))])
-    }
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`)
-    await admin.end()
+    await service?.stop()
+    await scratch.drop()
   }
 }
 

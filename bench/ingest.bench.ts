@@ -8,16 +8,12 @@
  * buffered check-ins (a day offline) drains it while it keeps deciding, and its decision latency
  * is measured during the drain.
  */
-import { spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { gzipSync } from 'node:zlib'
 import pg from 'pg'
@@ -35,6 +31,7 @@ import { addGate } from '../cloud/gates/store.js'
 import { maintainPartitions } from '../cloud/partitions/manager.js'
 import type { Checkin } from '../shared/checkin.js'
 import type { DecisionEvent } from '../shared/control.js'
+import { fmt, printTable, scratchDatabase, startService } from './harness.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -50,23 +47,11 @@ const BATCH = Number(args.batch)
 const BACKLOG = Number(args.backlog)
 /** batches are prepared for at most this rate (records/s) over the run */
 const RATE_CAP = 100_000
-const ADMIN_URL = process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres'
-
-const fmt = (n: number, d = 0) =>
-  Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '-'
 const pct = (xs: number[], p: number) => {
   if (xs.length === 0) return Number.NaN
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] as number
 }
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0))
-    })
-  })
-
 const BOOT = uuidv7()
 let seq = 0
 function record(gateId: string, now: number): Checkin {
@@ -92,15 +77,10 @@ function record(gateId: string, now: number): Checkin {
 }
 
 async function main(): Promise<void> {
-  const dbName = `gc_bench_${randomBytes(4).toString('hex')}`
-  const admin = new pg.Client({ connectionString: ADMIN_URL })
-  await admin.connect()
-  await admin.query(`CREATE DATABASE ${dbName}`)
-  const u = new URL(ADMIN_URL)
-  u.pathname = `/${dbName}`
-  const dbUrl = u.toString()
+  const scratch = await scratchDatabase('gc_bench')
+  const dbUrl = scratch.url
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'gate-ingest-bench-'))
-  let service: ReturnType<typeof spawn> | null = null
+  let service: Awaited<ReturnType<typeof startService>> | null = null
   try {
     const sql = new pg.Client({ connectionString: dbUrl })
     sql.on('error', () => {}) // the database is dropped at the end with FORCE
@@ -120,33 +100,13 @@ async function main(): Promise<void> {
     const keys: string[] = []
     for (let g = 0; g < GATES + 1; g++) keys.push(await addGate(pool, `bench-${g}`))
 
-    const port = await freePort()
-    const mainJs = fileURLToPath(new URL('../cloud/main.js', import.meta.url))
-    service = spawn(
-      process.execPath,
-      [...(process.env['BENCH_SERVICE_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), mainJs, 'serve'],
-      {
-        env: {
-          ...process.env,
-          DATABASE_URL: dbUrl,
-          ...(process.env['BENCH_DE_OFF'] ? { DOUBLE_ENTRY_WINDOW_MS: '0' } : {}),
-          PORT: String(port),
-          LOG_LEVEL: 'warn',
-          PG_POOL_MAX: process.env['BENCH_PG_POOL_MAX'] ?? '32',
-          PARTITION_INTERVAL: 'month',
-        },
-        stdio: ['ignore', 'ignore', 'inherit'],
-      },
-    )
-    const url = `http://127.0.0.1:${port}`
-    for (let i = 0; i < 300; i++) {
-      try {
-        if ((await fetch(`${url}/readyz`)).ok) break
-      } catch {
-        // not up yet
-      }
-      await new Promise((r) => setTimeout(r, 100))
-    }
+    service = await startService({
+      DATABASE_URL: dbUrl,
+      ...(process.env['BENCH_DE_OFF'] ? { DOUBLE_ENTRY_WINDOW_MS: '0' } : {}),
+      PG_POOL_MAX: process.env['BENCH_PG_POOL_MAX'] ?? '32',
+      PARTITION_INTERVAL: 'month',
+    })
+    const url = service.url
     console.log(
       `bench:ingest  node ${process.version}, ${os.cpus().length} CPUs, Postgres ${(await sql.query('SHOW server_version')).rows[0].server_version}`,
     )
@@ -459,21 +419,12 @@ async function main(): Promise<void> {
         '',
       ],
     ]
-    const w = [0, 1, 2, 3].map((c) => Math.max(...table.map((r) => r[c]?.length ?? 0)))
-    const fmtRow = (r: string[]) => `| ${r.map((x, c) => x.padEnd(w[c] ?? 0)).join(' | ')} |`
-    console.log(fmtRow(table[0] as string[]))
-    console.log(`|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`)
-    for (const r of table.slice(1)) console.log(fmtRow(r))
+    printTable(table)
     await pool.end()
     await sql.end()
   } finally {
-    if (service && service.exitCode === null) {
-      const exited = new Promise((r) => service?.once('exit', r))
-      service.kill('SIGTERM')
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))])
-    }
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`)
-    await admin.end()
+    await service?.stop()
+    await scratch.drop()
     rmSync(tmp, { recursive: true, force: true })
   }
 }

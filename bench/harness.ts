@@ -1,0 +1,82 @@
+/** What the cloud benchmarks share: a scratch database, a `gate-cloud serve` process, tables. */
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+
+const ADMIN_URL = process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+
+export const fmt = (n: number, d = 0) =>
+  Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '-'
+
+/** A database of its own for one run, dropped (with FORCE) by `drop`. */
+export async function scratchDatabase(prefix: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `${prefix}_${randomBytes(4).toString('hex')}`
+  const admin = new pg.Client({ connectionString: ADMIN_URL })
+  await admin.connect()
+  await admin.query(`CREATE DATABASE ${name}`)
+  const u = new URL(ADMIN_URL)
+  u.pathname = `/${name}`
+  return {
+    url: u.toString(),
+    drop: async () => {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      await admin.end()
+    },
+  }
+}
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const a = s.address()
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0))
+    })
+  })
+
+/**
+ * `gate-cloud serve` (compiled) as its own process, ready when /readyz answers; BENCH_SERVICE_NODE_ARGS
+ * adds node options (a CPU profile). `stop` sends SIGTERM and waits up to 5 s.
+ */
+export async function startService(
+  env: Record<string, string>,
+): Promise<{ url: string; stop: () => Promise<void> }> {
+  const port = await freePort()
+  const mainJs = fileURLToPath(new URL('../cloud/main.js', import.meta.url))
+  const service = spawn(
+    process.execPath,
+    [...(process.env['BENCH_SERVICE_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), mainJs, 'serve'],
+    {
+      env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  )
+  const url = `http://127.0.0.1:${port}`
+  for (let i = 0; i < 300; i++) {
+    try {
+      if ((await fetch(`${url}/readyz`)).ok) break
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return {
+    url,
+    stop: async () => {
+      if (service.exitCode !== null) return
+      const exited = new Promise((r) => service.once('exit', r))
+      service.kill('SIGTERM')
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))])
+    },
+  }
+}
+
+/** A Markdown table, columns padded (the first row is the header). */
+export function printTable(rows: string[][]): void {
+  const w = (rows[0] ?? []).map((_, c) => Math.max(...rows.map((r) => r[c]?.length ?? 0)))
+  const line = (r: string[]) => `| ${r.map((x, c) => x.padEnd(w[c] ?? 0)).join(' | ')} |`
+  console.log(line(rows[0] ?? []))
+  console.log(`|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`)
+  for (const r of rows.slice(1)) console.log(line(r))
+}
