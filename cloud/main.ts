@@ -5,7 +5,7 @@ import { errorMessage, GateError } from '../shared/errors.js'
 import { readRosterFile } from '../shared/roster-file.js'
 import { productVersion } from '../shared/version.js'
 import { connectRedis } from './cache/redis.js'
-import { cacheDefaults, TieredCache } from './cache/tiered-cache.js'
+import { cacheDefaults, createCache } from './cache/tiered-cache.js'
 import { warmCache } from './cache/warm.js'
 import { type CloudConfig, loadCloudConfig } from './config.js'
 import { migrateUp } from './db/migrate.js'
@@ -16,7 +16,7 @@ import { postgresHistory, RedisFleetStore } from './fleet/stores.js'
 import { addGate, listGates, revokeGate, rotateKey } from './gates/store.js'
 import { buildApp } from './http/app.js'
 import { createRegistry } from './http/metrics.js'
-import { PerfMonitor } from './monitor/perf.js'
+import { createPerfMonitor } from './monitor/perf.js'
 import { loadRules, type Recovery, startRecovery } from './monitor/recovery.js'
 import { PlanAdvisor } from './monitor/suggestions.js'
 import { analyzeQueries, maintainTables } from './ops/analyze.js'
@@ -139,13 +139,7 @@ async function serve(): Promise<number> {
   }
   const pool = createPool(c, log)
   const registry = createRegistry()
-  const perf = new PerfMonitor({
-    slowRequestMs: c.monitor.slowRequestMs,
-    slowQueryMs: c.monitor.slowQueryMs,
-    windowSeconds: 300,
-    log,
-    registry,
-  })
+  const perf = createPerfMonitor(c, log, registry)
   perf.start()
   const redis = connectRedis(
     {
@@ -155,16 +149,7 @@ async function serve(): Promise<number> {
     },
     log,
   )
-  const cache = new TieredCache({
-    ...cacheDefaults,
-    l1MaxEntries: c.cache.l1MaxEntries,
-    l1MaxBytes: c.cache.l1MaxBytes,
-    redis: redis?.client ?? null,
-    subscriber: redis?.subscriber ?? null,
-    log: log.child({ component: 'cache' }),
-    registry,
-    onLookup: (layer, result) => perf.recordCache(layer, result),
-  })
+  const cache = createCache(c, { redis, log: log.child({ component: 'cache' }), registry, perf })
   await cache.start()
   const reads = c.readReplicaUrls
     ? new ReadRouter(

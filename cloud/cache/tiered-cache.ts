@@ -4,7 +4,10 @@ import type { Cluster, Redis } from 'ioredis'
 import { LRUCache } from 'lru-cache'
 import type { Logger } from 'pino'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+import type { CloudConfig } from '../config.js'
+import type { PerfMonitor } from '../monitor/perf.js'
 import { Circuit, type CircuitState } from './circuit.js'
+import type { RedisPair } from './redis.js'
 
 /**
  * One entry, the same in both layers. `v` is the value; `null` is a cached "does not exist"
@@ -80,6 +83,26 @@ export const cacheDefaults = {
   circuitThreshold: 3,
   circuitOpenMs: 2_000,
 } as const
+
+/**
+ * The node's cache from its configuration: the L1 bounds of CACHE_L1_MAX_*, Redis when there is
+ * one (L1 alone otherwise), every look-up told to the performance monitor.
+ */
+export function createCache(
+  config: CloudConfig,
+  deps: { redis: RedisPair | null; log: Logger; registry: Registry; perf: PerfMonitor },
+): TieredCache {
+  return new TieredCache({
+    ...cacheDefaults,
+    l1MaxEntries: config.cache.l1MaxEntries,
+    l1MaxBytes: config.cache.l1MaxBytes,
+    redis: deps.redis?.client ?? null,
+    subscriber: deps.redis?.subscriber ?? null,
+    log: deps.log,
+    registry: deps.registry,
+    onLookup: (layer, result) => deps.perf.recordCache(layer, result),
+  })
+}
 
 type BusMessage =
   | { from: string; op: 'del'; keys: string[] }

@@ -12,13 +12,13 @@ import { formatLoadHeader, type NodeLoad } from '../../shared/load-balancer.js'
 import { type RosterDelta, syncBatchEnvelopeSchema } from '../../shared/sync.js'
 import { ChangeListener } from '../cache/change-listener.js'
 import { ROSTER_TAG } from '../cache/tags.js'
-import { cacheDefaults, TieredCache } from '../cache/tiered-cache.js'
+import { createCache, type TieredCache } from '../cache/tiered-cache.js'
 import type { CloudConfig } from '../config.js'
 import type { ReadRouter } from '../db/replicas.js'
 import type { FleetMonitor } from '../fleet/monitor.js'
 import { GateAuthenticator } from '../gates/store.js'
 import { ingestBatch } from '../ingest/ingest.js'
-import { PerfMonitor } from '../monitor/perf.js'
+import { createPerfMonitor, type PerfMonitor } from '../monitor/perf.js'
 import { PlanAdvisor } from '../monitor/suggestions.js'
 import { errorHandler } from './errors.js'
 import { fleetRoutes } from './fleet-routes.js'
@@ -76,15 +76,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const registry = deps.registry ?? createRegistry()
   httpMetrics(app, registry)
   const ownPerf = !deps.perf
-  const perf =
-    deps.perf ??
-    new PerfMonitor({
-      slowRequestMs: config.monitor.slowRequestMs,
-      slowQueryMs: config.monitor.slowQueryMs,
-      windowSeconds: 300,
-      log: deps.log,
-      registry,
-    })
+  const perf = deps.perf ?? createPerfMonitor(config, deps.log, registry)
   if (ownPerf) perf.start()
   // this node's load: GET /v1/load (the router polls it) and a header on the gates' answers (gates
   // with several cloud URLs choose by it)
@@ -142,16 +134,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     })
   }
   const ownCache = !deps.cache
-  const cache =
-    deps.cache ??
-    new TieredCache({
-      ...cacheDefaults,
-      redis: null,
-      subscriber: null,
-      log: deps.log,
-      registry,
-      onLookup: (l, r) => perf.recordCache(l, r),
-    })
+  const cache = deps.cache ?? createCache(config, { redis: null, log: deps.log, registry, perf })
   if (ownCache) await cache.start()
   // any change to participants (import, API, plain SQL) drops the cached roster and token look-ups
   const listener = new ChangeListener(

@@ -2,7 +2,19 @@ import os from 'node:os'
 import { type IntervalHistogram, monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import { Counter, Histogram, type Registry } from 'prom-client'
+import type { CloudConfig } from '../config.js'
 import { CountWindow, LatencyWindow, type WindowStats } from './window.js'
+
+/** The node's monitor from its configuration (serve, and an app built without one). */
+export function createPerfMonitor(config: CloudConfig, log: Logger, registry: Registry): PerfMonitor {
+  return new PerfMonitor({
+    slowRequestMs: config.monitor.slowRequestMs,
+    slowQueryMs: config.monitor.slowQueryMs,
+    windowSeconds: 300,
+    log,
+    registry,
+  })
+}
 
 export interface PerfOptions {
   /** a request slower than this is logged with its context and counted, ms (the seed's 1 s) */
