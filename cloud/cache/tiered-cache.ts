@@ -296,7 +296,7 @@ export class TieredCache {
   async set(key: string, value: unknown, opts: EntryOptions = {}): Promise<void> {
     const entry = await this.entry(value, opts)
     this.l1.set(key, entry)
-    await this.l2Set(key, entry, opts)
+    await this.l2Set(key, entry)
     await this.publish({ from: this.nodeId, op: 'del', keys: [key] })
   }
 
@@ -306,7 +306,7 @@ export class TieredCache {
     this.m.invalidations.inc({ kind: 'key' }, keys.length)
     await this.l2(async (r) => {
       for (const k of keys) await r.unlink(this.o.keyPrefix + k)
-    }, 'del')
+    })
     await this.publish({ from: this.nodeId, op: 'del', keys })
   }
 
@@ -317,8 +317,7 @@ export class TieredCache {
   async invalidateTags(...tags: string[]): Promise<void> {
     const bumped: Record<string, number> = {}
     for (const t of tags) {
-      const v =
-        (await this.l2(async (r) => r.incr(this.tagKey(t)), 'tag')) ?? (this.tagVersions.get(t) ?? 0) + 1
+      const v = (await this.l2(async (r) => r.incr(this.tagKey(t)))) ?? (this.tagVersions.get(t) ?? 0) + 1
       // without Redis the local version goes up; with it, Redis' counter is the truth
       bumped[t] = Math.max(v, (this.tagVersions.get(t) ?? 0) + 1)
       this.tagVersions.set(t, bumped[t])
@@ -330,9 +329,10 @@ export class TieredCache {
   /** Drop every key starting with `prefix`: SCAN + UNLINK on every Redis master, and every node's L1. */
   async deleteByPrefix(prefix: string): Promise<number> {
     let n = this.dropL1Prefix(prefix)
-    const r = this.o.redis
-    if (r && this.circuit.allow()) {
-      try {
+    // through the circuit like every L2 call: a failing Redis skips this part
+    n +=
+      (await this.l2(async (r) => {
+        let removed = 0
         const masters =
           'nodes' in r && typeof r.nodes === 'function' ? (r as Cluster).nodes('master') : [r as Redis]
         for (const node of masters) {
@@ -347,15 +347,11 @@ export class TieredCache {
             )
             cursor = next
             // one UNLINK per key: in a Cluster the keys of one batch may live in different slots
-            for (const k of keys) n += await node.unlink(k)
+            for (const k of keys) removed += await node.unlink(k)
           } while (cursor !== '0')
         }
-        this.circuit.success()
-      } catch (err) {
-        this.circuit.failure()
-        this.o.log.warn({ err }, 'prefix invalidation in Redis failed')
-      }
-    }
+        return removed
+      })) ?? 0
     this.m.invalidations.inc({ kind: 'prefix' })
     await this.publish({ from: this.nodeId, op: 'prefix', prefix })
     return n
@@ -397,7 +393,7 @@ export class TieredCache {
     stale: Entry | undefined,
   ): Promise<T | null> {
     const t0 = performance.now()
-    const raw = await this.l2(async (r) => r.get(this.o.keyPrefix + key), 'get')
+    const raw = await this.l2(async (r) => r.get(this.o.keyPrefix + key))
     this.m.latency.observe({ layer: 'l2', op: 'get' }, (performance.now() - t0) / 1000)
     if (raw) {
       const e2 = parseEntry(raw)
@@ -436,7 +432,7 @@ export class TieredCache {
     }
     const entry = await this.entry(value, opts)
     this.l1.set(key, this.capForL1(entry))
-    await this.l2Set(key, entry, opts)
+    await this.l2Set(key, entry)
     return value
   }
 
@@ -496,17 +492,17 @@ export class TieredCache {
     return e.exp > cap ? { ...e, exp: cap } : e
   }
 
-  private async l2Set(key: string, e: Entry, _opts: EntryOptions): Promise<void> {
+  private async l2Set(key: string, e: Entry): Promise<void> {
     const px = Math.max(1, e.exp - this.now() + this.o.graceMs)
     const t0 = performance.now()
-    await this.l2(async (r) => r.set(this.o.keyPrefix + key, JSON.stringify(e), 'PX', px), 'set')
+    await this.l2(async (r) => r.set(this.o.keyPrefix + key, JSON.stringify(e), 'PX', px))
     this.m.latency.observe({ layer: 'l2', op: 'set' }, (performance.now() - t0) / 1000)
   }
 
   private async tagVersion(tag: string): Promise<number> {
     const known = this.tagVersions.get(tag)
     if (known !== undefined) return known
-    const raw = await this.l2(async (r) => r.get(this.tagKey(tag)), 'tag')
+    const raw = await this.l2(async (r) => r.get(this.tagKey(tag)))
     const v = Number(raw ?? 0)
     this.tagVersions.set(tag, v)
     return v
@@ -523,7 +519,7 @@ export class TieredCache {
   }
 
   /** Run an L2 call through the circuit; null when L2 is absent, open or failing. */
-  private async l2<R>(fn: (r: Redis | Cluster) => Promise<R>, _op: string): Promise<R | null> {
+  private async l2<R>(fn: (r: Redis | Cluster) => Promise<R>): Promise<R | null> {
     const r = this.o.redis
     if (!r || !this.circuit.allow()) return null
     try {
@@ -539,7 +535,7 @@ export class TieredCache {
 
   private async publish(msg: BusMessage): Promise<void> {
     if (!this.o.subscriber) return
-    await this.l2(async (r) => r.publish(this.channel, JSON.stringify(msg)), 'publish')
+    await this.l2(async (r) => r.publish(this.channel, JSON.stringify(msg)))
   }
 
   private onBus(raw: string): void {
