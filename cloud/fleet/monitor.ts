@@ -319,9 +319,13 @@ export class FleetMonitor {
       this.garbage(kind, gateId, 'not JSON')
       return
     }
-    const schema =
-      kind === 'status' ? statusPayloadSchema : kind === 'metrics' ? metricsPayloadSchema : eventPayloadSchema
-    const r = schema.safeParse(body)
+    // validated once, into the payload type of its topic
+    const r =
+      kind === 'status'
+        ? statusPayloadSchema.safeParse(body)
+        : kind === 'metrics'
+          ? metricsPayloadSchema.safeParse(body)
+          : eventPayloadSchema.safeParse(body)
     if (!r.success) {
       this.garbage(kind, gateId, r.error.issues[0]?.message ?? 'invalid')
       return
@@ -332,8 +336,8 @@ export class FleetMonitor {
     }
     const g = this.gate(gateId)
     const p = r.data
-    if (kind === 'status') {
-      const s = statusPayloadSchema.parse(p)
+    if ('state' in p) {
+      const s = p
       if (g.session !== null && s.session < g.session) return // a will or status of an older session
       const wasOnline = g.state !== 'offline'
       g.session = s.session
@@ -370,8 +374,8 @@ export class FleetMonitor {
     g.lastSeq = p.seq
     g.lastSeenAt = this.now()
     if (g.state !== 'online' && g.state !== 'offline') g.state = 'online'
-    if (kind === 'metrics') {
-      const mp = metricsPayloadSchema.parse(p)
+    if ('metrics' in p) {
+      const mp = p
       const hot =
         mp.metrics.temperature_c !== null &&
         mp.metrics.temperature_c > this.o.maxTemperatureC &&
@@ -389,7 +393,7 @@ export class FleetMonitor {
           detail: { temperatureC: mp.metrics.temperature_c },
         })
     } else {
-      const ev = eventPayloadSchema.parse(p)
+      const ev = p
       g.lastEvent = { kind: ev.kind, at: ev.at }
       this.alert({
         kind: 'gate_event',
