@@ -1,7 +1,8 @@
-import { readFileSync, statfsSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import os from 'node:os'
 import type { GateEventKind, GateMetrics } from '../../shared/fleet.js'
 import type { AgentStatus } from '../../shared/status.js'
+import { realProbes } from '../doctor/system-checks.js'
 
 /** The Pi's SoC temperature (°C) from the thermal zone, or null where there is none. */
 export function readTemperatureC(file = '/sys/class/thermal/thermal_zone0/temp'): number | null {
@@ -15,7 +16,7 @@ export function readTemperatureC(file = '/sys/class/thermal/thermal_zone0/temp')
 
 export function diskFreeBytes(dir: string): number | null {
   try {
-    const s = statfsSync(dir)
+    const s = realProbes.statfs(dir)
     return s.bavail * s.bsize
   } catch {
     return null
