@@ -149,6 +149,7 @@ export class FleetMonitor {
   readonly stats = { messages: 0, garbage: 0, historyRows: 0, historyDropped: 0 }
   private readonly garbageCounter: Counter<'kind'>
   private readonly gatesGauge: Gauge<'state'>
+  private readonly watchers = new Set<(g: GateFleetState) => void>()
 
   constructor(private readonly o: FleetMonitorOptions) {
     this.now = o.now ?? Date.now
@@ -497,7 +498,20 @@ export class FleetMonitor {
     }
   }
 
+  /** Be told of every change to a gate this node hears about (the dashboard's live stream); returns the unwatch. */
+  watch(fn: (g: GateFleetState) => void): () => void {
+    this.watchers.add(fn)
+    return () => this.watchers.delete(fn)
+  }
+
   private save(g: GateFleetState): void {
+    for (const w of this.watchers) {
+      try {
+        w(g)
+      } catch (err) {
+        this.o.log.warn({ err: (err as Error).message }, 'fleet watcher failed')
+      }
+    }
     this.o.store
       ?.save(g)
       .catch((err) => this.o.log.debug({ err: (err as Error).message }, 'fleet state not shared'))

@@ -50,3 +50,72 @@ export function postgresHistory(pool: pg.Pool): (rows: MetricsRow[]) => Promise<
     )
   }
 }
+
+/** A gate's last minutes, column-wise (what the dashboard's charts draw). */
+export interface GateHistory {
+  gateId: string
+  ts: number[]
+  advertsPerS: Array<number | null>
+  pending: Array<number | null>
+  temperatureC: Array<number | null>
+  cpuPercent: Array<number | null>
+  decisionsPerMin: Array<number | null>
+}
+
+/**
+ * A gate's last minutes from the history, column-wise for the dashboard's charts: adverts/s,
+ * pending buffer, temperature, CPU, and decisions per minute (from the counters' differences; a
+ * counter that went down, after a restart, counts from zero).
+ */
+export function postgresHistoryReader(
+  pool: pg.Pool,
+): (gateId: string, minutes: number) => Promise<GateHistory> {
+  return async (gateId, minutes) => {
+    const r = await pool.query<{
+      ts: number
+      adverts: number | null
+      pending: number | null
+      temp: number | null
+      cpu: number | null
+      decisions: number | null
+    }>(
+      `SELECT extract(epoch FROM ts) * 1000 AS ts,
+              (metrics->>'adverts_per_s')::float8 AS adverts,
+              (metrics->>'buffer_pending')::float8 AS pending,
+              (metrics->>'temperature_c')::float8 AS temp,
+              (metrics->>'cpu_percent')::float8 AS cpu,
+              (metrics->>'decisions_admit_total')::float8 + (metrics->>'decisions_deny_total')::float8 AS decisions
+         FROM gate_metrics
+        WHERE gate_id = $1 AND ts >= now() - make_interval(mins => $2)
+        ORDER BY ts
+        LIMIT 20000`,
+      [gateId, minutes],
+    )
+    const h: GateHistory = {
+      gateId,
+      ts: [],
+      advertsPerS: [],
+      pending: [],
+      temperatureC: [],
+      cpuPercent: [],
+      decisionsPerMin: [],
+    }
+    let prev: { ts: number; decisions: number | null } | null = null
+    for (const row of r.rows) {
+      const ts = Number(row.ts)
+      h.ts.push(ts)
+      h.advertsPerS.push(row.adverts)
+      h.pending.push(row.pending)
+      h.temperatureC.push(row.temp)
+      h.cpuPercent.push(row.cpu)
+      let rate: number | null = null
+      if (prev && prev.decisions !== null && row.decisions !== null && ts > prev.ts) {
+        const d = row.decisions >= prev.decisions ? row.decisions - prev.decisions : row.decisions
+        rate = Math.round((d * 60_000) / (ts - prev.ts))
+      }
+      h.decisionsPerMin.push(rate)
+      prev = { ts, decisions: row.decisions }
+    }
+    return h
+  }
+}

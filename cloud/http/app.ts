@@ -16,10 +16,12 @@ import { createCache, type TieredCache } from '../cache/tiered-cache.js'
 import type { CloudConfig } from '../config.js'
 import type { ReadRouter } from '../db/replicas.js'
 import type { FleetMonitor } from '../fleet/monitor.js'
+import { postgresHistoryReader } from '../fleet/stores.js'
 import { GateAuthenticator } from '../gates/store.js'
 import { ingestBatch } from '../ingest/ingest.js'
 import { createPerfMonitor, type PerfMonitor } from '../monitor/perf.js'
 import { PlanAdvisor } from '../monitor/suggestions.js'
+import { dashboardRoutes } from './dashboard-routes.js'
 import { errorHandler } from './errors.js'
 import { fleetRoutes } from './fleet-routes.js'
 import { createRegistry, httpMetrics } from './metrics.js'
@@ -261,6 +263,55 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       replicas: deps.reads ? { status: deps.reads.status(), primaryReads: deps.reads.primaryReads } : null,
       ...(deps.alertsStatus?.() ?? {}),
     }),
+  })
+  // the ops dashboard: the page, the charts' history and the live stream
+  let incidents: { at: number; value: Promise<Record<string, unknown>> } | null = null
+  const openIncidents = () => {
+    if (!incidents || Date.now() - incidents.at > 5_000) {
+      const value = perf
+        .time('dashboard.incidents', () =>
+          pool.query(
+            `SELECT id, kind, gate_id AS "gateId", participant_id AS "participantId", other_gate_id AS "otherGateId",
+                    detail, created_at AS "createdAt", count(*) OVER () AS total
+               FROM incidents WHERE resolved_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 20`,
+          ),
+        )
+        .then((r) => ({
+          open: Number(r.rows[0]?.total ?? 0),
+          recent: r.rows.map(({ total: _t, ...row }) => row),
+        }))
+      value.catch(() => {
+        incidents = null
+      })
+      incidents = { at: Date.now(), value }
+    }
+    return incidents.value
+  }
+  await app.register(dashboardRoutes, {
+    fleet: deps.fleet ?? null,
+    history: deps.fleet ? postgresHistoryReader(pool) : null,
+    opsAuth,
+    overview: async () => {
+      const snap = perf.snapshot()
+      const byCount = [...snap.routes].sort((a, b) => b.count - a.count).slice(0, 8)
+      const byP99 = [...snap.db].sort((a, b) => b.p99Ms - a.p99Ms).slice(0, 8)
+      return {
+        generatedAt: snap.generatedAt,
+        windowSeconds: snap.windowSeconds,
+        node: load(),
+        requests: snap.requests,
+        routes: byCount,
+        db: snap.dbOverall,
+        queries: byP99,
+        pool: { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount },
+        cache: { ...snap.cache, circuit: cache.circuitState, l1Entries: cache.l1Size },
+        system: snap.system,
+        replicas: deps.reads ? { status: deps.reads.status(), primaryReads: deps.reads.primaryReads } : null,
+        fleetMessages: deps.fleet?.stats ?? null,
+        ...(deps.alertsStatus?.() ?? {}),
+        incidents: await openIncidents().catch((err: Error) => ({ error: err.message })),
+      }
+    },
   })
   return app
 }

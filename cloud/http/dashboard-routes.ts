@@ -1,0 +1,198 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import path from 'node:path'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { z } from 'zod'
+import { GateError } from '../../shared/errors.js'
+import type { FleetMonitor, GateFleetState } from '../fleet/monitor.js'
+import type { GateHistory } from '../fleet/stores.js'
+
+/** One gate as the dashboard's table shows it (a small subset of the fleet state, sent often). */
+export interface GateRow {
+  id: string
+  state: GateFleetState['state']
+  reason: string | null
+  lastSeenAt: number | null
+  version: string | null
+  session: number | null
+  seqGaps: number
+  advertsPerS: number | null
+  pending: number | null
+  oldestPendingS: number | null
+  temperatureC: number | null
+  cpuPercent: number | null
+  lastSyncS: number | null
+  adapter: string | null
+  lastEvent: string | null
+}
+
+export function gateRow(g: GateFleetState): GateRow {
+  const m = g.metrics
+  return {
+    id: g.gateId,
+    state: g.state,
+    reason: g.reason,
+    lastSeenAt: g.lastSeenAt,
+    version: g.version,
+    session: g.session,
+    seqGaps: g.seqGaps,
+    advertsPerS: m?.adverts_per_s ?? null,
+    pending: m?.buffer_pending ?? null,
+    oldestPendingS: m?.buffer_oldest_pending_age_s ?? null,
+    temperatureC: m?.temperature_c ?? null,
+    cpuPercent: m?.cpu_percent ?? null,
+    lastSyncS: m?.last_sync_age_s ?? null,
+    adapter: m?.adapter_state ?? null,
+    lastEvent: g.lastEvent?.kind ?? null,
+  }
+}
+
+export interface DashboardOptions {
+  fleet: FleetMonitor | null
+  /** the cloud side: performance, cache, database, routing, autoscaler, alerts and incidents */
+  overview: () => Promise<Record<string, unknown>>
+  /** a gate's metrics history (gate_metrics), null when the history is not kept */
+  history: ((gateId: string, minutes: number) => Promise<GateHistory>) | null
+  opsAuth: (req: FastifyRequest) => Promise<void>
+  /** how often changed gates are sent, ms */
+  gatesEveryMs?: number
+  /** how often the cloud overview is sent, ms */
+  overviewEveryMs?: number
+  /** how often the whole fleet is sent again (other nodes' shares, from the shared store), ms */
+  fullEveryMs?: number
+}
+
+const HistoryQuery = z.object({
+  minutes: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 60)
+    .default(60),
+})
+
+/** The page's own files, and uPlot (the charts) from its package. */
+function assets(): Map<string, { type: string; body: Buffer }> {
+  const here = import.meta.dirname
+  // cloud/http -> cloud/dashboard; dist/cloud/http -> the sources' cloud/dashboard
+  const dir = [
+    path.join(here, '..', 'dashboard'),
+    path.join(here, '..', '..', '..', 'cloud', 'dashboard'),
+  ].find((d) => existsSync(path.join(d, 'index.html')))
+  if (!dir) throw new Error(`dashboard files not found next to ${here}`)
+  const uplot = path.dirname(createRequire(import.meta.url).resolve('uplot/package.json'))
+  const files: Array<[string, string, string]> = [
+    ['/dashboard', path.join(dir, 'index.html'), 'text/html; charset=utf-8'],
+    ['/dashboard/app.js', path.join(dir, 'app.js'), 'text/javascript; charset=utf-8'],
+    ['/dashboard/app.css', path.join(dir, 'app.css'), 'text/css; charset=utf-8'],
+    ['/dashboard/uplot.js', path.join(uplot, 'dist', 'uPlot.iife.min.js'), 'text/javascript; charset=utf-8'],
+    ['/dashboard/uplot.css', path.join(uplot, 'dist', 'uPlot.min.css'), 'text/css; charset=utf-8'],
+  ]
+  return new Map(files.map(([url, file, type]) => [url, { type, body: readFileSync(file) }]))
+}
+
+/**
+ * The ops dashboard: a static page (no secrets in it; it asks for the ops token and keeps it in the
+ * tab's sessionStorage), a gate's history for the charts, and a live stream of Server-Sent Events:
+ * the whole fleet at connect, then the gates that changed (coalesced, once a second), the cloud's
+ * overview every few seconds, and the whole fleet again now and then (the shares other nodes hear).
+ * The stream is read with fetch so that the token travels in the Authorization header, never in a
+ * URL that a proxy or a log would keep.
+ */
+export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptions): Promise<void> {
+  const files = assets()
+  for (const [url, f] of files) {
+    app.get(url, async (_req, reply) =>
+      reply
+        .type(f.type)
+        .header('Cache-Control', 'no-cache')
+        .header('X-Content-Type-Options', 'nosniff')
+        .header(
+          'Content-Security-Policy',
+          "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+        )
+        .send(f.body),
+    )
+  }
+  app.get('/', async (_req, reply) => reply.redirect('/dashboard'))
+
+  const streams = new Set<() => void>()
+  app.addHook('preClose', async () => {
+    for (const end of [...streams]) end()
+  })
+
+  await app.register(async (api) => {
+    api.addHook('preHandler', opts.opsAuth)
+
+    api.get('/v1/fleet/:gateId/history', async (req) => {
+      const { gateId } = req.params as { gateId: string }
+      const q = HistoryQuery.safeParse(req.query)
+      if (!q.success)
+        throw new GateError(
+          'E_INPUT',
+          q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+        )
+      if (!opts.history)
+        throw new GateError('E_NOT_FOUND', 'the metrics history is off: set MQTT_URL on the service')
+      return opts.history(gateId, q.data.minutes)
+    })
+
+    api.get('/v1/dashboard/stream', async (req, reply) => {
+      reply.hijack()
+      const res = reply.raw
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      })
+      let blocked = false
+      const send = (event: string, data: unknown): void => {
+        if (res.writableEnded || res.destroyed) return
+        if (!res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`)) blocked = true
+      }
+      res.on('drain', () => {
+        blocked = false
+      })
+      const dirty = new Map<string, GateFleetState>()
+      const unwatch = opts.fleet?.watch((g) => dirty.set(g.gateId, g)) ?? (() => {})
+      const sendFleet = async () => {
+        const gates = opts.fleet ? await opts.fleet.fleet() : []
+        send('fleet', { enabled: opts.fleet !== null, gates: gates.map(gateRow) })
+      }
+      const sendOverview = async () => {
+        try {
+          send('overview', await opts.overview())
+        } catch (err) {
+          send('overview', { error: (err as Error).message })
+        }
+      }
+      // a slow reader skips ticks (the dirty set keeps the latest of each gate), never buffers without end
+      const gatesTimer = setInterval(() => {
+        if (blocked || dirty.size === 0) return
+        const rows = [...dirty.values()].map(gateRow)
+        dirty.clear()
+        send('gates', rows)
+      }, opts.gatesEveryMs ?? 1_000)
+      const overviewTimer = setInterval(() => {
+        if (!blocked) void sendOverview()
+      }, opts.overviewEveryMs ?? 5_000)
+      const fullTimer = setInterval(() => {
+        if (!blocked) void sendFleet().catch(() => {})
+      }, opts.fullEveryMs ?? 30_000)
+      const end = () => {
+        clearInterval(gatesTimer)
+        clearInterval(overviewTimer)
+        clearInterval(fullTimer)
+        unwatch()
+        streams.delete(end)
+        if (!res.writableEnded) res.end()
+      }
+      streams.add(end)
+      req.raw.on('close', end)
+      res.on('error', end)
+      await sendFleet().catch((err) => send('error', { message: (err as Error).message }))
+      await sendOverview()
+    })
+  })
+}
