@@ -1,6 +1,7 @@
 /** What the cloud benchmarks share: a scratch database, a `gate-cloud serve` process, tables. */
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
@@ -41,7 +42,7 @@ const freePort = () =>
  */
 export async function startService(
   env: Record<string, string>,
-): Promise<{ url: string; stop: () => Promise<void> }> {
+): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const port = await freePort()
   const mainJs = fileURLToPath(new URL('../cloud/main.js', import.meta.url))
   const service = spawn(
@@ -63,6 +64,7 @@ export async function startService(
   }
   return {
     url,
+    pid: service.pid ?? 0,
     stop: async () => {
       if (service.exitCode !== null) return
       const exited = new Promise((r) => service.once('exit', r))
@@ -79,4 +81,18 @@ export function printTable(rows: string[][]): void {
   console.log(line(rows[0] ?? []))
   console.log(`|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`)
   for (const r of rows.slice(1)) console.log(line(r))
+}
+
+/** CPU time (user + system) of a process so far, seconds, from /proc (Linux). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  // the command name may hold spaces: the fields after its closing parenthesis are fixed
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(f[11]) + Number(f[12])) / 100 // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+/** Resident memory of a process now, bytes, from /proc (Linux). */
+export function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) * 1024 : 0
 }
