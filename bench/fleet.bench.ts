@@ -387,7 +387,7 @@ async function main(): Promise<void> {
     // a plain client sees when the broker gives up on each gate (its will on the wire)
     const willAt = new Map<string, number>()
     const watcher = await mqtt.connectAsync(MQTT_URL, { clientId: `bench-will-${prefix}` })
-    watcher.on('message', (topic, payload) => {
+    watcher.on('message', (_topic, payload) => {
       if (payload.length === 0) return
       const s = JSON.parse(payload.toString('utf8')) as { gateId: string; state: string; reason?: string }
       if (s.state === 'offline' && s.reason === 'will' && !willAt.has(s.gateId))

@@ -76,6 +76,8 @@ export const cloudConfigSchema = z
     readYourWritesMs: z.number().int().min(0).default(10_000),
     /** this node's name in alerts and the restart guard (default: the host name) */
     nodeName: z.string().min(1).max(128).optional(),
+    /** the load-aware router in front of the nodes (`gate-cloud router`), shown on the dashboard */
+    routerUrl: z.url({ protocol: /^https?$/ }).optional(),
     alerts: z
       .object({
         /** a JSON file of extra rules (see README) */
@@ -166,6 +168,7 @@ const ENV: readonly EnvVar[] = [
   { env: 'REPLICA_MAX_LAG_MS', path: ['replicaMaxLagMs'], type: 'int' },
   { env: 'READ_YOUR_WRITES_MS', path: ['readYourWritesMs'], type: 'int' },
   { env: 'NODE_NAME', path: ['nodeName'], type: 'string' },
+  { env: 'ROUTER_URL', path: ['routerUrl'], type: 'string' },
   { env: 'ALERT_RULES_FILE', path: ['alerts', 'rulesFile'], type: 'string' },
   { env: 'ALERT_WEBHOOK_URL', path: ['alerts', 'webhookUrl'], type: 'string' },
   { env: 'MQTT_URL', path: ['alerts', 'mqttUrl'], type: 'string' },

@@ -236,6 +236,19 @@
           : 'primary only (no replicas configured)',
       ],
       [
+        'router',
+        !o.router
+          ? 'not configured (ROUTER_URL)'
+          : o.router.error
+            ? o.router.error
+            : o.router.upstreams
+                .map(
+                  (u) =>
+                    `${u.load?.node ?? u.url}: ${u.ejected ? 'ejected' : u.fresh ? 'in' : 'no load report'}, ${u.outstanding} outstanding, ELU ${pct(u.load?.elu)}`,
+                )
+                .join('; '),
+      ],
+      [
         'autoscaler',
         o.autoscaler
           ? `${o.autoscaler.mode}${auto ? `: ${auto.current} → ${auto.desired} replica(s) (${auto.reason})` : ''}`

@@ -287,6 +287,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
     return incidents.value
   }
+  // the router's view of the nodes (ROUTER_URL), for the dashboard: fetched at most every 5 s
+  let routerView: { at: number; value: Promise<unknown> } | null = null
+  const routerStatus = () => {
+    if (!config.routerUrl) return Promise.resolve(null)
+    if (!routerView || Date.now() - routerView.at > 5_000) {
+      const value = fetch(new URL('/router/status', config.routerUrl), { signal: AbortSignal.timeout(1_000) })
+        .then((r) => (r.ok ? r.json() : { error: `router answered ${r.status}` }))
+        .catch((err: Error) => ({ error: `router unreachable: ${err.message}` }))
+      routerView = { at: Date.now(), value }
+    }
+    return routerView.value
+  }
   await app.register(dashboardRoutes, {
     fleet: deps.fleet ?? null,
     history: deps.fleet ? postgresHistoryReader(pool) : null,
@@ -308,6 +320,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         system: snap.system,
         replicas: deps.reads ? { status: deps.reads.status(), primaryReads: deps.reads.primaryReads } : null,
         fleetMessages: deps.fleet?.stats ?? null,
+        router: await routerStatus(),
         ...(deps.alertsStatus?.() ?? {}),
         incidents: await openIncidents().catch((err: Error) => ({ error: err.message })),
       }
