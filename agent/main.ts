@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander'
 import { errorMessage, GateError } from '../shared/errors.js'
+import { watchSupervisor } from '../shared/supervisor.js'
 import { productVersion } from '../shared/version.js'
 import { GateAgent } from './agent.js'
 import { createSource, demoRosterFor } from './ble/create-source.js'
@@ -97,6 +98,7 @@ async function run(flags: RunFlags): Promise<number> {
     }
     process.once('SIGTERM', () => stop('SIGTERM'))
     process.once('SIGINT', () => stop('SIGINT'))
+    watchSupervisor(stop)
   })
 }
 

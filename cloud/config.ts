@@ -86,6 +86,9 @@ export const cloudConfigSchema = z
         webhookUrl: z.string().url().optional(),
         /** MQTT broker for alert messages (and, later, the fleet) */
         mqttUrl: z.string().min(1).optional(),
+        /** the cloud's broker account (the broker's ACL lets it read every gate and write commands; a secret) */
+        mqttUsername: z.string().min(1).optional(),
+        mqttPassword: z.string().min(1).optional(),
         mqttTopic: z.string().min(1).default('cloud/alerts'),
         evaluateIntervalMs: z.number().int().min(1_000).default(10_000),
         /** RESTART_SERVICE is refused before this uptime and within this interval of the last one, ms */
@@ -108,6 +111,8 @@ export const cloudConfigSchema = z
           .string()
           .regex(/^[A-Za-z0-9_-]{1,64}$/)
           .default('gate-cloud'),
+        /** false: plain subscriptions (one node; brokers without shared subscriptions, like aedes) */
+        sharedSubscription: z.boolean().default(true),
       })
       .strict()
       .prefault({}),
@@ -172,6 +177,8 @@ const ENV: readonly EnvVar[] = [
   { env: 'ALERT_RULES_FILE', path: ['alerts', 'rulesFile'], type: 'string' },
   { env: 'ALERT_WEBHOOK_URL', path: ['alerts', 'webhookUrl'], type: 'string' },
   { env: 'MQTT_URL', path: ['alerts', 'mqttUrl'], type: 'string' },
+  { env: 'MQTT_USERNAME', path: ['alerts', 'mqttUsername'], type: 'string' },
+  { env: 'MQTT_PASSWORD', path: ['alerts', 'mqttPassword'], type: 'string' },
   { env: 'ALERT_MQTT_TOPIC', path: ['alerts', 'mqttTopic'], type: 'string' },
   { env: 'ALERT_EVALUATE_INTERVAL_MS', path: ['alerts', 'evaluateIntervalMs'], type: 'int' },
   { env: 'RESTART_MIN_UPTIME_MS', path: ['alerts', 'restartMinUptimeMs'], type: 'int' },
@@ -179,6 +186,7 @@ const ENV: readonly EnvVar[] = [
   { env: 'FLEET_SILENT_AFTER_MS', path: ['fleet', 'silentAfterMs'], type: 'int' },
   { env: 'FLEET_MAX_TEMPERATURE_C', path: ['fleet', 'maxTemperatureC'], type: 'number' },
   { env: 'FLEET_SHARE_GROUP', path: ['fleet', 'shareGroup'], type: 'string' },
+  { env: 'FLEET_SHARED_SUBSCRIPTION', path: ['fleet', 'sharedSubscription'], type: 'bool' },
   { env: 'FLEET_COMMAND_SECRET', path: ['fleet', 'commandSecret'], type: 'string' },
   { env: 'FLEET_HISTORY_RETENTION_DAYS', path: ['fleet', 'historyRetentionDays'], type: 'number' },
   { env: 'AUTOSCALE_TARGET_CPU', path: ['autoscale', 'targetCpuPercent'], type: 'number' },

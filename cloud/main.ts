@@ -3,6 +3,7 @@ import type pg from 'pg'
 import { type Logger, pino } from 'pino'
 import { errorMessage, GateError } from '../shared/errors.js'
 import { readRosterFile } from '../shared/roster-file.js'
+import { watchSupervisor } from '../shared/supervisor.js'
 import { productVersion } from '../shared/version.js'
 import { connectRedis } from './cache/redis.js'
 import { cacheDefaults, createCache } from './cache/tiered-cache.js'
@@ -16,6 +17,7 @@ import { postgresHistory, RedisFleetStore } from './fleet/stores.js'
 import { addGate, listGates, revokeGate, rotateKey } from './gates/store.js'
 import { buildApp } from './http/app.js'
 import { createRegistry } from './http/metrics.js'
+import { up } from './local/up.js'
 import { createPerfMonitor } from './monitor/perf.js'
 import { loadRules, type Recovery, startRecovery } from './monitor/recovery.js'
 import { PlanAdvisor } from './monitor/suggestions.js'
@@ -123,6 +125,8 @@ async function serve(): Promise<number> {
       'redisUrl',
       'fleet.commandSecret',
       'commandSecret',
+      'alerts.mqttPassword',
+      'mqttPassword',
     ],
   })
   const client = await connectClient(c.databaseUrl).catch((err) => {
@@ -170,10 +174,12 @@ async function serve(): Promise<number> {
   const fleet = c.alerts.mqttUrl
     ? new FleetMonitor({
         url: c.alerts.mqttUrl,
-        group: c.fleet.shareGroup,
+        group: c.fleet.sharedSubscription ? c.fleet.shareGroup : null,
         silentAfterMs: c.fleet.silentAfterMs,
         maxTemperatureC: c.fleet.maxTemperatureC,
         log: log.child({ component: 'fleet' }),
+        username: c.alerts.mqttUsername,
+        password: c.alerts.mqttPassword,
         registry,
         ...(redis ? { store: new RedisFleetStore(redis.client, `${cacheDefaults.keyPrefix}fleet`) } : {}),
         history: postgresHistory(pool),
@@ -263,6 +269,7 @@ async function serve(): Promise<number> {
       .catch((err) => log.error({ err: errorMessage(err) }, 'alerts and autoscaler not started'))
     process.once('SIGTERM', () => stop('SIGTERM'))
     process.once('SIGINT', () => stop('SIGINT'))
+    watchSupervisor(stop)
   })
 }
 
@@ -317,6 +324,37 @@ program
   .description('run the HTTP service (migrates the schema and maintains partitions on a schedule)')
   .action(async () => {
     process.exitCode = await serve()
+  })
+
+program
+  .command('up')
+  .description(
+    'run the whole system on this machine: the cloud on embedded Postgres (PGlite) and MQTT (aedes) unless DATABASE_URL and MQTT_URL are set, and simulated gates (what `npm start` runs)',
+  )
+  .option('--data-dir <dir>', 'where the embedded database, the gates and the secrets live', 'data')
+  .option('--port <port>', "the cloud's HTTP port", process.env['PORT'] ?? '8080')
+  .option('--gates <n>', 'simulated gates (doors of one venue)', '3')
+  .option('--participants <n>', "the venue's crowd (the demo roster)", '600')
+  .action(async (opts: { dataDir: string; port: string; gates: string; participants: string }) => {
+    const port = Number(opts.port)
+    const gates = Number(opts.gates)
+    const participants = Number(opts.participants)
+    const problems: string[] = []
+    if (!Number.isInteger(port) || port < 1 || port > 65535) problems.push(`--port ${opts.port}: not a port`)
+    if (!Number.isInteger(gates) || gates < 1 || gates > 50) problems.push(`--gates ${opts.gates}: 1 to 50`)
+    if (!Number.isInteger(participants) || participants < 1 || participants > 100_000)
+      problems.push(`--participants ${opts.participants}: 1 to 100000`)
+    if (problems.length > 0) {
+      console.error(`gate-cloud up: invalid options:\n  - ${problems.join('\n  - ')}`)
+      process.exitCode = EXIT.usage
+      return
+    }
+    const log = pino({
+      name: 'gate-cloud-up',
+      level: process.env['LOG_LEVEL'] ?? 'info',
+      redact: ['opsToken', 'key', 'password', 'databaseUrl'],
+    })
+    process.exitCode = await up({ dataDir: opts.dataDir, port, gates, participants, log })
   })
 
 program

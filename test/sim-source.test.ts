@@ -58,6 +58,28 @@ describe('simulated crowd', () => {
     expect(decoder.counters.malformed).toBeGreaterThan(0)
   })
 
+  it('doors of one venue share one crowd: each sees its own share, together all of it, and one roster', () => {
+    const whole = config({ participants: 90, revoked: 6, unknown: 3, foreign: 12, seed: 4 })
+    const all = planCrowd(whole.source.sim, whole.decoders).badges.map((b) => b.token)
+    const doors = [0, 1, 2].map((index) => {
+      const c = config({
+        participants: 90,
+        revoked: 6,
+        unknown: 3,
+        foreign: 12,
+        seed: 4,
+        door: { index, of: 3 },
+      })
+      // the roster is the venue's, whichever door
+      expect(demoRosterFor(c)).toEqual(demoRosterFor(whole))
+      return new Crowd(c.source.sim, c.decoders).plan.badges.map((b) => b.token)
+    })
+    for (const d of doors) expect(d.length).toBe(all.length / 3)
+    expect(new Set(doors.flat()).size).toBe(all.length) // disjoint, and nobody left out
+    expect([...doors.flat()].sort()).toEqual([...all].sort())
+    expect(() => config({ door: { index: 3, of: 3 } })).toThrow(/door.index/)
+  })
+
   it('the demo roster holds the active and revoked badges, not the unknown ones', () => {
     const c = config({ participants: 40, revoked: 4, unknown: 6, seed: 9 })
     const roster = demoRosterFor(c)

@@ -73,6 +73,15 @@ export const simSchema = z
     foreign: z.number().int().min(0).default(20),
     /** loop the crowd forever (a demo gate keeps seeing people) */
     loop: z.boolean().default(true),
+    /**
+     * this gate is door `index` of `of` doors of one venue: the crowd (and so the roster) is the
+     * same at every door, and each door sees its share of it (every `of`-th badge and device)
+     */
+    door: z
+      .object({ index: z.number().int().min(0), of: z.number().int().min(1).max(1000) })
+      .strict()
+      .refine((d) => d.index < d.of, { message: 'door.index must be less than door.of' })
+      .default({ index: 0, of: 1 }),
   })
   .strict()
 

@@ -114,8 +114,8 @@ export interface FleetMonitorOptions {
   /** the metrics history writer (Postgres), called with batches about once a second */
   history?: (rows: MetricsRow[]) => Promise<void>
   url: string
-  /** shared-subscription group: the nodes of one group split the fleet's metrics and events */
-  group: string
+  /** shared-subscription group: the nodes of one group split the fleet's metrics and events; null: plain subscriptions (one node) */
+  group: string | null
   /** a gate silent for this long is stale (a multiple of its metrics interval), ms */
   silentAfterMs: number
   /** temperature that raises an alert, °C */
@@ -178,17 +178,18 @@ export class FleetMonitor {
       username: this.o.username,
       password: this.o.password,
       reconnectPeriod: 2_000,
-      protocolVersion: 5,
+      // 3.1.1: shared subscriptions work with it on Mosquitto, EMQX and HiveMQ, and aedes speaks nothing newer
+      protocolVersion: 4,
     })
     this.client = client
     client.on('error', (err) => this.o.log.warn({ err: err.message }, 'fleet MQTT error'))
     client.on('connect', () => {
-      const g = this.o.group
+      const share = this.o.group ? `$share/${this.o.group}/` : ''
       client
         .subscribeAsync({
           'gates/+/status': { qos: 1 },
-          [`$share/${g}/gates/+/metrics`]: { qos: 0 },
-          [`$share/${g}/gates/+/events`]: { qos: 1 },
+          [`${share}gates/+/metrics`]: { qos: 0 },
+          [`${share}gates/+/events`]: { qos: 1 },
         })
         .catch((err) => this.o.log.warn({ err: (err as Error).message }, 'fleet subscription failed'))
     })

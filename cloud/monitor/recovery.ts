@@ -82,6 +82,8 @@ export async function startRecovery(deps: {
   if (config.alerts.mqttUrl) {
     broker = mqtt.connect(config.alerts.mqttUrl, {
       clientId: `gate-cloud-alerts-${node}-${process.pid}`,
+      username: config.alerts.mqttUsername,
+      password: config.alerts.mqttPassword,
       reconnectPeriod: 2_000,
       connectTimeout: 5_000,
     })

@@ -58,7 +58,16 @@ export class Crowd {
   emitted = 0
   unheard = 0
 
-  constructor(sim: SimConfig, decoders: DecodersConfig, plan: CrowdPlan = planCrowd(sim, decoders)) {
+  constructor(sim: SimConfig, decoders: DecodersConfig, whole: CrowdPlan = planCrowd(sim, decoders)) {
+    // one door of several: its share of the venue's crowd
+    const { index, of } = sim.door
+    const plan =
+      of === 1
+        ? whole
+        : {
+            badges: whole.badges.filter((_, i) => i % of === index),
+            foreign: whole.foreign.filter((_, i) => i % of === index),
+          }
     this.plan = plan
     this.loop = sim.loop
     this.rng = new Prng((sim.seed ^ 0x5bd1e995) >>> 0)

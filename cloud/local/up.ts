@@ -1,0 +1,319 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import type { Logger } from 'pino'
+import { demoRosterFor } from '../../agent/ble/create-source.js'
+import { agentConfigSchema } from '../../agent/config/schema.js'
+import { migrateUp } from '../db/migrate.js'
+import { addGate, rotateKey } from '../gates/store.js'
+import { importParticipants } from '../participants/import.js'
+import {
+  type EmbeddedBroker,
+  type EmbeddedPostgres,
+  portOr,
+  startEmbeddedBroker,
+  startEmbeddedPostgres,
+} from './embedded.js'
+
+export interface UpOptions {
+  dataDir: string
+  /** the cloud's HTTP port */
+  port: number
+  gates: number
+  /** the venue's crowd (the demo roster), shared by the gates */
+  participants: number
+  log: Logger
+  env?: NodeJS.ProcessEnv
+}
+
+/** What a second start needs again: kept in <dataDir>/secrets.json (0600). */
+interface Secrets {
+  opsToken: string
+  commandSecret: string
+  mqttCloudPassword: string
+  gates: Record<string, { key?: string; mqttPassword: string }>
+}
+
+const ROOT = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..')
+// from the sources (cloud/local) or from dist/cloud/local: the bin/ launchers are at the repository root
+const BIN = existsSync(path.join(ROOT, 'bin')) ? path.join(ROOT, 'bin') : path.join(ROOT, '..', 'bin')
+const SEED = 2026
+const secret = () => randomBytes(24).toString('base64url')
+
+function loadSecrets(file: string): Secrets {
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Secrets
+  return { opsToken: secret(), commandSecret: secret(), mqttCloudPassword: secret(), gates: {} }
+}
+
+function saveSecrets(file: string, s: Secrets): void {
+  writeFileSync(`${file}.tmp`, JSON.stringify(s, null, 2), { mode: 0o600 })
+  renameSync(`${file}.tmp`, file)
+}
+
+/** A child program whose output lines are shown with its name in front; restarted if it dies. */
+class Child {
+  private proc: ChildProcess | null = null
+  private stopping = false
+  private restarts = 0
+
+  constructor(
+    private readonly name: string,
+    private readonly args: string[],
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    // its own process group: Ctrl-C reaches `up` alone, which stops the children in order
+    // and an IPC channel: if `up` dies, even by SIGKILL, the channel closes and the child stops itself
+    const p = spawn(process.execPath, this.args, {
+      env: this.env,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      detached: true,
+    })
+    this.proc = p
+    for (const stream of [p.stdout, p.stderr]) {
+      if (stream)
+        createInterface({ input: stream }).on('line', (l) => process.stdout.write(`[${this.name}] ${l}\n`))
+    }
+    p.on('exit', (code, signal) => {
+      if (this.stopping) return
+      this.restarts++
+      const delay = Math.min(30_000, 1_000 * 2 ** Math.min(this.restarts, 5))
+      this.log.warn(
+        { program: this.name, code, signal, restartInMs: delay },
+        'a program exited; restarting it',
+      )
+      setTimeout(() => {
+        if (!this.stopping) this.start()
+      }, delay).unref()
+    })
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`. */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.stopping = true
+    const p = this.proc
+    if (!p || p.exitCode !== null || p.signalCode !== null) return
+    const exited = new Promise<void>((r) => p.once('exit', () => r()))
+    p.kill('SIGTERM')
+    const timer = setTimeout(() => p.kill('SIGKILL'), graceMs)
+    await exited
+    clearTimeout(timer)
+  }
+
+  kill(): void {
+    this.stopping = true
+    if (this.proc && this.proc.exitCode === null) this.proc.kill('SIGKILL')
+  }
+}
+
+async function waitFor(url: string, ms: number): Promise<boolean> {
+  const until = Date.now() + ms
+  while (Date.now() < until) {
+    try {
+      if ((await fetch(url)).ok) return true
+    } catch {
+      // not yet
+    }
+    await new Promise((r) => setTimeout(r, 250))
+  }
+  return false
+}
+
+/**
+ * `gate-cloud up` (what `npm start` runs): the whole system on one machine. Postgres is PGlite
+ * served over its socket (DATABASE_URL: a real one), MQTT is aedes (MQTT_URL: a real broker),
+ * Redis only with REDIS_URL (L1 otherwise, which serve says in its log); then `gate-cloud serve`
+ * and N `gate-agent run` on the simulated source, doors of one venue sharing one demo roster,
+ * syncing to the cloud and reporting over MQTT. Data and secrets stay in the data directory, so a
+ * second start carries on. Ctrl-C (or SIGTERM) stops the gates, then the cloud, then the embedded
+ * servers. Resolves with the exit code.
+ */
+export async function up(o: UpOptions): Promise<number> {
+  const env = o.env ?? process.env
+  const log = o.log
+  const dataDir = path.resolve(o.dataDir)
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+  const secretsFile = path.join(dataDir, 'secrets.json')
+  const secrets = loadSecrets(secretsFile)
+  const gateIds = Array.from({ length: o.gates }, (_, i) => `gate-${i + 1}`)
+  for (const id of gateIds) secrets.gates[id] ??= { mqttPassword: secret() }
+  saveSecrets(secretsFile, secrets)
+
+  let pgServer: EmbeddedPostgres | null = null
+  let broker: EmbeddedBroker | null = null
+  const children: Child[] = []
+  let stopping: Promise<number> | null = null
+  const stopAll = async (code: number): Promise<number> => {
+    for (const c of children.slice(1).reverse()) await c.stop()
+    await children[0]?.stop()
+    await broker?.stop().catch((err) => log.warn({ err: (err as Error).message }, 'broker stop failed'))
+    await pgServer?.stop().catch((err) => log.warn({ err: (err as Error).message }, 'Postgres stop failed'))
+    return code
+  }
+  process.once('exit', () => {
+    for (const c of children) c.kill()
+  })
+
+  try {
+    // Postgres
+    let databaseUrl = env['DATABASE_URL']
+    if (!databaseUrl) {
+      pgServer = await startEmbeddedPostgres(
+        path.join(dataDir, 'pglite'),
+        await portOr(Number(env['PGLITE_PORT'] ?? 54320)),
+        log,
+      )
+      databaseUrl = pgServer.url
+    }
+    const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 })
+    try {
+      const client = await pool.connect()
+      try {
+        await migrateUp(client, log) // serve partitions the tables at its start
+      } finally {
+        client.release()
+      }
+      // the venue's roster: the crowd every door sees its share of
+      const agentDefaults = agentConfigSchema.parse({
+        gateId: 'roster',
+        source: { kind: 'sim', sim: { participants: o.participants, seed: SEED } },
+      })
+      const roster = await importParticipants(pool, demoRosterFor(agentDefaults))
+      log.info(roster, 'demo roster in the cloud')
+      // gates and their keys (a key is printed once by `gates add`; here it is kept in secrets.json)
+      for (const id of gateIds) {
+        const g = secrets.gates[id] as Secrets['gates'][string]
+        const exists = (await pool.query('SELECT 1 FROM gates WHERE id = $1', [id])).rowCount === 1
+        if (!exists) g.key = await addGate(pool, id, { name: `Demo door ${id.slice(5)}` })
+        else if (!g.key) g.key = await rotateKey(pool, id, 0)
+      }
+      saveSecrets(secretsFile, secrets)
+    } finally {
+      await pool.end()
+    }
+
+    // MQTT
+    let mqttUrl = env['MQTT_URL']
+    if (!mqttUrl) {
+      broker = await startEmbeddedBroker(
+        await portOr(Number(env['MQTT_PORT'] ?? 1883)),
+        {
+          cloud: { username: 'gate-cloud', password: secrets.mqttCloudPassword },
+          gates: Object.fromEntries(gateIds.map((id) => [id, secrets.gates[id]?.mqttPassword as string])),
+        },
+        log,
+      )
+      mqttUrl = broker.url
+    }
+    const mqttCreds = (user: string, password: string): Record<string, string> =>
+      broker ? { MQTT_USERNAME: user, MQTT_PASSWORD: password } : {}
+
+    // the cloud
+    const cloudUrl = `http://127.0.0.1:${o.port}`
+    const base: NodeJS.ProcessEnv = { ...env, LOG_LEVEL: env['LOG_LEVEL'] ?? 'warn' }
+    const cloud = new Child(
+      'cloud',
+      [path.join(BIN, 'gate-cloud.js'), 'serve'],
+      {
+        ...base,
+        DATABASE_URL: databaseUrl,
+        MQTT_URL: mqttUrl,
+        ...mqttCreds('gate-cloud', secrets.mqttCloudPassword),
+        HOST: '127.0.0.1',
+        PORT: String(o.port),
+        OPS_TOKEN: secrets.opsToken,
+        FLEET_COMMAND_SECRET: secrets.commandSecret,
+        NODE_NAME: 'local',
+        ...(broker ? { FLEET_SHARED_SUBSCRIPTION: 'false' } : {}),
+        ...(pgServer ? { PG_POOL_MAX: '6' } : {}),
+      },
+      log,
+    )
+    children.push(cloud)
+    cloud.start()
+    if (!(await waitFor(`${cloudUrl}/readyz`, 60_000))) {
+      log.error({ url: cloudUrl }, 'the cloud did not become ready within 60 s')
+      return await stopAll(1)
+    }
+
+    // the gates: doors of one venue
+    for (const [i, id] of gateIds.entries()) {
+      const dir = path.join(dataDir, 'gates', id)
+      mkdirSync(dir, { recursive: true, mode: 0o700 })
+      const configFile = path.join(dataDir, 'gates', `${id}.json`)
+      writeFileSync(
+        configFile,
+        JSON.stringify(
+          {
+            gateId: id,
+            source: {
+              kind: 'sim',
+              sim: {
+                participants: o.participants,
+                seed: SEED,
+                door: { index: i, of: gateIds.length },
+                arrivalSpreadMs: 120_000,
+                loop: true,
+              },
+            },
+            cloud: { url: cloudUrl },
+            mqtt: { url: mqttUrl },
+          },
+          null,
+          2,
+        ),
+      )
+      const g = secrets.gates[id] as Secrets['gates'][string]
+      const agent = new Child(
+        id,
+        [path.join(BIN, 'gate-agent.js'), 'run', '--config', configFile, '--data-dir', dir],
+        {
+          ...base,
+          GATE_KEY: g.key as string,
+          GATE_CMD_SECRET: secrets.commandSecret,
+          ...mqttCreds(id, g.mqttPassword),
+        },
+        log,
+      )
+      children.push(agent)
+      agent.start()
+    }
+
+    const dashboard = `${cloudUrl}/dashboard#token=${secrets.opsToken}`
+    process.stdout.write(
+      [
+        '',
+        'The whole system is up:',
+        `  dashboard   ${dashboard}`,
+        `  cloud API   ${cloudUrl}  (ops token in ${secretsFile})`,
+        `  Postgres    ${pgServer ? `embedded PGlite at ${pgServer.url}, data in ${path.join(dataDir, 'pglite')}` : 'DATABASE_URL'}`,
+        `  MQTT        ${broker ? `embedded aedes at ${broker.url} (a password per gate)` : 'MQTT_URL'}`,
+        `  Redis       ${env['REDIS_URL'] ? 'REDIS_URL' : 'none: the cloud caches in process (L1) only'}`,
+        `  gates       ${gateIds.join(', ')} on the simulated source (${o.participants} participants), data in ${path.join(dataDir, 'gates')}`,
+        '  gatectl     npx gatectl --data-dir <gate data dir> status',
+        'Ctrl-C stops everything; the next start keeps the data.',
+        '',
+      ].join('\n'),
+    )
+
+    return await new Promise<number>((resolve) => {
+      const stop = (signal: string) => {
+        if (stopping) return
+        log.info({ signal }, 'stopping: gates, then the cloud, then the embedded servers')
+        stopping = stopAll(0)
+        void stopping.then(resolve)
+      }
+      process.once('SIGINT', () => stop('SIGINT'))
+      process.once('SIGTERM', () => stop('SIGTERM'))
+    })
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'gate-cloud up failed')
+    return await stopAll(1)
+  }
+}

@@ -1,0 +1,156 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import mqtt from 'mqtt'
+import { afterAll, describe, expect, it } from 'vitest'
+import { freePort, tempDir } from './helpers.js'
+import { cleanEnv, eventually } from './process-helpers.js'
+
+const CLOUD_BIN = path.resolve(import.meta.dirname, '..', 'bin', 'gate-cloud.js')
+
+interface Up {
+  child: ChildProcess
+  out: () => string
+  exited: Promise<number | string>
+}
+
+/** `gate-cloud up` with no DATABASE_URL, MQTT_URL or REDIS_URL: everything embedded. */
+function startUp(dataDir: string, ports: { http: number; pg: number; mqtt: number }): Up {
+  const env = cleanEnv({ PGLITE_PORT: String(ports.pg), MQTT_PORT: String(ports.mqtt) })
+  for (const k of ['DATABASE_URL', 'REDIS_URL', 'MQTT_URL', 'OPS_TOKEN', 'PORT']) delete env[k]
+  const child = spawn(
+    process.execPath,
+    [CLOUD_BIN, 'up', '--data-dir', dataDir, '--port', String(ports.http), '--participants', '300'],
+    { env, stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  let out = ''
+  child.stdout?.on('data', (b: Buffer) => {
+    out += b.toString()
+  })
+  child.stderr?.on('data', (b: Buffer) => {
+    out += b.toString()
+  })
+  const exited = new Promise<number | string>((r) => child.on('exit', (code, sig) => r(code ?? sig ?? -1)))
+  return { child, out: () => out, exited }
+}
+
+const processesOn = (dataDir: string): string[] => {
+  try {
+    return execFileSync('pgrep', ['-af', dataDir], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.includes('gate-') && !l.includes('pgrep'))
+  } catch {
+    return [] // pgrep: nothing matched
+  }
+}
+
+/**
+ * `npm start` (gate-cloud up) on embedded defaults: PGlite over pglite-socket, aedes, no Redis, three
+ * simulated gates syncing and reporting; Ctrl-C stops everything; a second start keeps the data.
+ */
+describe('gate-cloud up: the whole system on embedded defaults', () => {
+  const tmp = tempDir()
+  const dataDir = path.join(tmp.dir, 'data')
+  let ports = { http: 0, pg: 0, mqtt: 0 }
+  let current: Up | null = null
+  let storedAfterFirst = 0
+  afterAll(async () => {
+    if (current && current.child.exitCode === null) {
+      current.child.kill('SIGKILL')
+      await current.exited
+    }
+    tmp.cleanup()
+  })
+
+  const secrets = () =>
+    JSON.parse(readFileSync(path.join(dataDir, 'secrets.json'), 'utf8')) as {
+      opsToken: string
+      gates: Record<string, { key: string; mqttPassword: string }>
+    }
+  const api = async <T>(p: string): Promise<T> => {
+    const r = await fetch(`http://127.0.0.1:${ports.http}${p}`, {
+      headers: { authorization: `Bearer ${secrets().opsToken}` },
+    })
+    return (await r.json()) as T
+  }
+  const stored = async () =>
+    (
+      await api<{ gates: Array<{ count: number }> }>('/v1/query/gates/counts?since=2020-01-01T00:00:00Z')
+    ).gates.reduce((n, g) => n + Number(g.count), 0)
+
+  it('starts the cloud, the broker, Postgres and three gates that sync and report, and stops on Ctrl-C', async () => {
+    ports = { http: await freePort(), pg: await freePort(), mqtt: await freePort() }
+    const up = startUp(dataDir, ports)
+    current = up
+    await eventually(() => up.out().includes('The whole system is up'), 120_000, 250)
+    expect(up.out()).toContain(`http://127.0.0.1:${ports.http}/dashboard#token=`)
+    expect(up.out()).toContain('embedded PGlite')
+    expect(up.out()).toContain('no REDIS_URL') // the cloud says it runs on L1 alone
+    // every gate online over MQTT, and check-ins from every gate stored in Postgres
+    await eventually(
+      async () => (await api<{ counts: { online: number } }>('/v1/fleet')).counts.online === 3,
+      60_000,
+      500,
+    )
+    await eventually(
+      async () => {
+        const g = (
+          await api<{ gates: Array<{ gateId: string; count: number }> }>(
+            '/v1/query/gates/counts?since=2020-01-01T00:00:00Z',
+          )
+        ).gates
+        return g.length === 3 && g.every((x) => Number(x.count) > 0)
+      },
+      90_000,
+      1_000,
+    )
+    // the broker authenticates every client and keeps each gate to its own topics
+    const url = `mqtt://127.0.0.1:${ports.mqtt}`
+    await expect(
+      mqtt.connectAsync(url, { username: 'gate-1', password: 'wrong', reconnectPeriod: 0 }),
+    ).rejects.toThrow()
+    const s = secrets()
+    const spy = await mqtt.connectAsync(url, {
+      username: 'gate-2',
+      password: s.gates['gate-2']?.mqttPassword,
+      reconnectPeriod: 0,
+    })
+    const got: string[] = []
+    spy.on('message', (t) => got.push(t))
+    // another gate's commands: the subscription is refused (SUBACK 128)
+    await expect(spy.subscribeAsync('gates/gate-1/cmd')).rejects.toThrow(/Subscribe error/)
+    await spy.subscribeAsync('gates/gate-2/cmd')
+    const g1 = await mqtt.connectAsync(url, {
+      username: 'gate-1',
+      password: s.gates['gate-1']?.mqttPassword,
+      reconnectPeriod: 0,
+    })
+    // gate-1 tries to command gate-2: the broker drops it
+    await g1.publishAsync('gates/gate-2/cmd', '{"forged":true}', { qos: 0 }).catch(() => {})
+    await new Promise((r) => setTimeout(r, 500))
+    expect(got).toEqual([])
+    await g1.endAsync()
+    await spy.endAsync()
+
+    const before = await stored()
+    up.child.kill('SIGINT')
+    expect(await up.exited).toBe(0)
+    expect(processesOn(dataDir)).toEqual([])
+    storedAfterFirst = before
+  }, 240_000)
+
+  it('a second start keeps the data, the keys and the roster', async () => {
+    const before = storedAfterFirst
+    expect(before).toBeGreaterThan(0)
+    const keys = secrets().gates
+    const up = startUp(dataDir, ports)
+    current = up
+    await eventually(() => up.out().includes('The whole system is up'), 120_000, 250)
+    expect(up.out()).toMatch(/"inserted":0,"updated":0,"unchanged":305/) // the roster was there
+    expect(secrets().gates).toEqual(keys) // the same gate keys: nothing re-provisioned
+    await eventually(async () => (await stored()) > before, 90_000, 1_000)
+    up.child.kill('SIGTERM')
+    expect(await up.exited).toBe(0)
+    expect(processesOn(dataDir)).toEqual([])
+  }, 240_000)
+})
