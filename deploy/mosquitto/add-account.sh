@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Add (or change) a broker account: a gate (user name = its gate id) or the cloud (gate-cloud).
+#   deploy/mosquitto/add-account.sh PASSWD_FILE USER          # asks for the password
+#   PASSWORD=... deploy/mosquitto/add-account.sh PASSWD_FILE USER
+# The file holds salted hashes only (mosquitto_passwd). Reload the broker after (SIGHUP).
+set -euo pipefail
+[ $# -eq 2 ] || { echo "usage: $0 PASSWD_FILE USER" >&2; exit 2; }
+file=$1 user=$2
+[[ $user =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$ ]] || { echo "$user: letters, digits, '-' and '_' only (a gate id)" >&2; exit 2; }
+[ -f "$file" ] || install -m 0600 /dev/null "$file"
+if [ -n "${PASSWORD:-}" ]; then
+  mosquitto_passwd -b "$file" "$user" "$PASSWORD"
+else
+  mosquitto_passwd "$file" "$user"
+fi
