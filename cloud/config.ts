@@ -145,7 +145,8 @@ export const cloudConfigSchema = z
   .strict()
 export type CloudConfig = z.infer<typeof cloudConfigSchema>
 
-const ENV: readonly EnvVar[] = [
+/** Environment variables gate-cloud reads (once, at start), and where each lands in the config. */
+export const CLOUD_ENV: readonly EnvVar[] = [
   { env: 'DATABASE_URL', path: ['databaseUrl'], type: 'string' },
   { env: 'HOST', path: ['host'], type: 'string' },
   { env: 'PORT', path: ['port'], type: 'int' },
@@ -208,7 +209,7 @@ export function loadCloudConfig(
   overrides: Record<string, unknown> = {},
 ): CloudConfig {
   const problems: string[] = []
-  const raw = readEnv(ENV, env, problems)
+  const raw = readEnv(CLOUD_ENV, env, problems)
   for (const [k, v] of Object.entries(overrides)) if (v !== undefined) raw[k] = v
   const r = cloudConfigSchema.safeParse(raw)
   if (!r.success)

@@ -3,8 +3,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { parseAllDocuments } from 'yaml'
+import { CLOUD_ENV } from '../cloud/config.js'
 import { freePort, tempDir } from './helpers.js'
-import { eventually } from './process-helpers.js'
+import { tempDatabase } from './pg-helpers.js'
+import { cleanEnv, eventually } from './process-helpers.js'
 
 const DEPLOY = path.resolve(import.meta.dirname, '..', 'deploy')
 const has = (cmd: string) => {
@@ -148,5 +151,170 @@ describe('deploy/systemd: the agent unit', () => {
     const script = path.join(DEPLOY, 'pi', 'install.sh')
     expect(existsSync(script)).toBe(true)
     expect(readFileSync(script, 'utf8')).toContain('deploy/systemd/gate-agent.service')
+  })
+})
+
+const readYaml = (rel: string): unknown[] =>
+  parseAllDocuments(readFileSync(path.join(DEPLOY, rel), 'utf8'), { merge: true }).map((d) => {
+    if (d.errors.length > 0) throw new Error(`${rel}: ${d.errors[0]?.message}`)
+    return d.toJS() as unknown
+  })
+// biome-ignore lint/suspicious/noExplicitAny: walking parsed manifests
+type Any = any
+const cloudEnv = new Set(CLOUD_ENV.map((e) => e.env))
+
+describe('deploy/k8s: the manifests hang together', () => {
+  const docs = ['gate-cloud.yaml', 'configmap.yaml', 'secret.example.yaml', 'migrate-job.yaml'].flatMap((f) =>
+    readYaml(`k8s/${f}`),
+  ) as Any[]
+  const byKind = (k: string) => docs.filter((d) => d.kind === k)
+  const one = (k: string) => {
+    const all = byKind(k)
+    expect(all, k).toHaveLength(1)
+    return all[0]
+  }
+
+  it('has the Deployment, Service, HPA, PodDisruptionBudget, ConfigMap, Secret and migration Job', () => {
+    const deployment = one('Deployment')
+    const pod = deployment.spec.template
+    const labels = pod.metadata.labels
+    expect(deployment.spec.selector.matchLabels).toEqual(labels)
+    expect(one('Service').spec.selector).toEqual(labels)
+    expect(one('PodDisruptionBudget').spec.selector.matchLabels).toEqual(labels)
+    expect(one('HorizontalPodAutoscaler').spec.scaleTargetRef).toMatchObject({
+      kind: 'Deployment',
+      name: deployment.metadata.name,
+    })
+    const job = one('Job')
+    const app = pod.spec.containers[0]
+    expect(job.spec.template.spec.containers[0].image).toBe(app.image)
+    expect(job.spec.template.spec.containers[0].args).toEqual(['migrate'])
+
+    // every reference resolves: the ConfigMap, every Secret key
+    const cm = one('ConfigMap')
+    expect(app.envFrom[0].configMapRef.name).toBe(cm.metadata.name)
+    const secret = one('Secret')
+    const refs = [app, job.spec.template.spec.containers[0]].flatMap((c: Any) =>
+      (c.env ?? []).map((e: Any) => e.valueFrom?.secretKeyRef).filter(Boolean),
+    )
+    expect(refs.length).toBeGreaterThan(3)
+    for (const r of refs) {
+      expect(r.name).toBe(secret.metadata.name)
+      expect(Object.keys(secret.stringData)).toContain(r.key)
+    }
+    // every variable set is one gate-cloud reads (a typo would be silently ignored otherwise)
+    const set = [...Object.keys(cm.data), ...app.env.map((e: Any) => e.name)]
+    for (const name of set) expect(cloudEnv, name).toContain(name)
+  })
+})
+
+describe('deploy/compose: the cloud on one host', () => {
+  const compose = readYaml('compose/compose.yaml')[0] as Any
+
+  it('runs Postgres, Redis, Mosquitto with the checked-in config, a migration, two nodes and the router', () => {
+    const s = compose.services
+    for (const name of ['postgres', 'redis', 'mosquitto', 'migrate', 'cloud-1', 'cloud-2', 'router'])
+      expect(Object.keys(s)).toContain(name)
+    for (const v of s.mosquitto.volumes as string[]) {
+      const [src] = v.split(':')
+      if (src?.startsWith('../')) expect(existsSync(path.join(DEPLOY, 'compose', src)), src).toBe(true)
+    }
+    expect(s.router.command.join(' ')).toContain('http://cloud-1:8080,http://cloud-2:8080')
+    for (const node of ['cloud-1', 'cloud-2']) {
+      expect(s[node].depends_on.migrate.condition).toBe('service_completed_successfully')
+      for (const name of Object.keys(s[node].environment)) expect(cloudEnv, name).toContain(name)
+    }
+    const dockerfile = path.join(DEPLOY, 'docker', 'Dockerfile')
+    expect(existsSync(dockerfile)).toBe(true)
+    for (const m of readFileSync(dockerfile, 'utf8').matchAll(/^COPY (?!--from)(\S+)/gm)) {
+      expect(existsSync(path.join(DEPLOY, '..', m[1] as string)), m[1]).toBe(true)
+    }
+  })
+})
+
+/** The metric names a PromQL expression reads (labels, functions and keywords left out). */
+function metricNames(expr: string): string[] {
+  const functions = new Set([
+    'sum',
+    'max',
+    'min',
+    'avg',
+    'rate',
+    'irate',
+    'increase',
+    'histogram_quantile',
+    'clamp_min',
+    'clamp_max',
+    'by',
+    'without',
+    'and',
+    'or',
+    'unless',
+    'on',
+    'up',
+  ])
+  const bare = expr
+    .replace(/\{[^}]*\}/g, '')
+    .replace(/\b(by|without)\s*\([^)]*\)/g, '')
+    .replace(/\[[^\]]*\]/g, '')
+    .replace(/(?<![A-Za-z0-9_])\d[\d.]*(e[+-]?\d+)?/g, '') // numbers: 1e6, 0.99
+  return [...bare.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)].map((m) => m[0]).filter((t) => !functions.has(t))
+}
+
+describe('deploy/prometheus and deploy/grafana read metrics gate-cloud exports', () => {
+  let exposition = ''
+  beforeAll(async () => {
+    const db = await tempDatabase()
+    const port = await freePort()
+    const serve = spawn(process.execPath, [path.join(DEPLOY, '..', 'bin', 'gate-cloud.js'), 'serve'], {
+      env: cleanEnv({
+        DATABASE_URL: db.url,
+        PORT: String(port),
+        LOG_LEVEL: 'error',
+        REDIS_URL: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
+        MQTT_URL: process.env['MQTT_URL'] ?? 'mqtt://127.0.0.1:1883',
+        FLEET_SHARE_GROUP: `deploy${process.pid}`,
+      }),
+      stdio: 'ignore',
+    })
+    try {
+      await eventually(
+        async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.ok,
+        30_000,
+      )
+      exposition = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+    } finally {
+      serve.kill('SIGTERM')
+      await new Promise((r) => serve.once('exit', r))
+      await db.drop()
+    }
+  }, 60_000)
+
+  const exported = () => {
+    const names = new Set<string>()
+    for (const m of exposition.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+      names.add(m[1] as string)
+      if (m[2] === 'histogram') for (const x of ['_bucket', '_count', '_sum']) names.add(`${m[1]}${x}`)
+    }
+    return names
+  }
+
+  it('every alert rule is valid YAML and reads exported metrics', () => {
+    const rules = (readYaml('prometheus/alerts.yaml')[0] as Any).groups.flatMap((g: Any) => g.rules)
+    expect(rules.length).toBeGreaterThan(5)
+    const names = exported()
+    for (const r of rules) {
+      expect(r.alert).toMatch(/^[A-Z][A-Za-z]+$/)
+      expect(['critical', 'warning', 'info']).toContain(r.labels.severity)
+      for (const n of metricNames(r.expr)) expect(names, `${r.alert}: ${n}`).toContain(n)
+    }
+  })
+
+  it('every Grafana panel reads exported metrics', () => {
+    const dash = JSON.parse(readFileSync(path.join(DEPLOY, 'grafana', 'gate-cloud.json'), 'utf8')) as Any
+    const names = exported()
+    const exprs = dash.panels.flatMap((p: Any) => p.targets.map((t: Any) => t.expr as string))
+    expect(exprs.length).toBeGreaterThan(8)
+    for (const e of exprs) for (const n of metricNames(e)) expect(names, `${e}: ${n}`).toContain(n)
   })
 })
