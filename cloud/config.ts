@@ -20,6 +20,8 @@ export const cloudConfigSchema = z
     /** statements running longer are cancelled, ms */
     statementTimeoutMs: z.number().int().min(100).default(10_000),
     /** largest request body after decompression, bytes */
+    /** requests a gate may make per minute on this node (uploads and roster pulls; a backlog drain of 1,000-record batches with 4 in flight is about 1,500); 0: no limit */
+    gateRateLimitPerMin: z.number().int().min(0).default(3000),
     maxBodyBytes: z
       .number()
       .int()
@@ -156,6 +158,7 @@ export const CLOUD_ENV: readonly EnvVar[] = [
   { env: 'PG_ACQUIRE_TIMEOUT_MS', path: ['poolAcquireTimeoutMs'], type: 'int' },
   { env: 'PG_STATEMENT_TIMEOUT_MS', path: ['statementTimeoutMs'], type: 'int' },
   { env: 'MAX_BODY_BYTES', path: ['maxBodyBytes'], type: 'int' },
+  { env: 'GATE_RATE_LIMIT_PER_MIN', path: ['gateRateLimitPerMin'], type: 'int' },
   { env: 'MAX_RECORD_AGE_DAYS', path: ['maxRecordAgeDays'], type: 'number' },
   { env: 'MAX_FUTURE_MS', path: ['maxFutureMs'], type: 'int' },
   { env: 'MAX_SKEW_MS', path: ['maxSkewMs'], type: 'int' },

@@ -465,9 +465,10 @@ gates
   .command('add <gateId>')
   .description('register a gate and print its key (shown once, stored hashed)')
   .option('--name <name>', 'a human name')
-  .action((gateId: string, opts: { name?: string }) =>
+  .option('--event <eventId>', "the gate's event: it pulls that event's roster only")
+  .action((gateId: string, opts: { name?: string; event?: string }) =>
     withPool(async (pool) => {
-      const key = await addGate(pool, gateId, { name: opts.name })
+      const key = await addGate(pool, gateId, { name: opts.name, eventId: opts.event })
       console.log(key)
       console.error(
         `gate ${gateId} added. Put the key above in the gate's /etc/gate-agent/secrets.env as GATE_KEY=...; it is not shown again.`,
@@ -516,14 +517,15 @@ program
   .description('the roster')
   .command('import <file>')
   .description('load participants from CSV (token,participant_id,status,name,email) or JSON, idempotently')
-  .action((file: string) =>
+  .option('--event <eventId>', "the participants' event (the gates of that event pull them)")
+  .action((file: string, opts: { event?: string }) =>
     withPool(async (pool) => {
       const { entries, problems } = readRosterFile(file)
       if (problems.length > 0) {
         for (const p of problems.slice(0, 20)) console.error(`${file}:${p.line}: ${p.message}`)
         throw new GateError('E_INPUT', `${problems.length} bad line(s); nothing was imported`)
       }
-      const r = await importParticipants(pool, entries)
+      const r = await importParticipants(pool, entries, { eventId: opts.event })
       console.log(`${r.inserted} added, ${r.updated} changed, ${r.unchanged} unchanged`)
       return EXIT.ok
     })(),

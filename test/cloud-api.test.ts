@@ -439,7 +439,7 @@ describe('gate-cloud HTTP API on real Postgres', () => {
     expect(await cache.getOrLoad('tok:0002bbbb', never, { tags: ['participants'] })).toMatchObject({
       id: 'P-2',
     })
-    expect(await cache.getOrLoad('roster:0:5000', never, { tags: ['participants'] })).toHaveProperty(
+    expect(await cache.getOrLoad('roster::0:5000', never, { tags: ['participants'] })).toHaveProperty(
       'changes',
     )
   })

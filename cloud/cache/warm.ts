@@ -30,7 +30,16 @@ export async function warmCache(
   const midnight = new Date(new Date().toISOString().slice(0, 10))
   const n = await cache.warm([
     {
-      loader: async () => [{ key: 'roster:0:5000', value: await rosterDelta(pool, 0, 5000) }],
+      // the first page of every event's roster (what a gate starting from scratch asks for)
+      loader: async () => {
+        const events = await pool.query<{ event_id: string | null }>('SELECT DISTINCT event_id FROM gates')
+        return Promise.all(
+          events.rows.map(async ({ event_id }) => ({
+            key: `roster:${event_id ?? ''}:0:5000`,
+            value: await rosterDelta(pool, event_id, 0, 5000),
+          })),
+        )
+      },
       opts: { ttlMs: 60_000, tags: [ROSTER_TAG] },
     },
     {

@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache'
 import type pg from 'pg'
 import { GateError } from '../../shared/errors.js'
+import { ensureEvent } from '../participants/import.js'
 import { generateKey, parseKey, secretMatches } from './keys.js'
 
 const GATE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/
@@ -21,6 +22,7 @@ export async function addGate(
   const client = await db.connect()
   try {
     await client.query('BEGIN')
+    if (opts.eventId) await ensureEvent(client, opts.eventId)
     const r = await client.query(
       'INSERT INTO gates (id, name, event_id) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING',
       [gateId, opts.name ?? null, opts.eventId ?? null],
@@ -107,8 +109,15 @@ export async function listGates(db: pg.Pool): Promise<GateRow[]> {
  * Finds which gate a presented key belongs to. Results are cached briefly per key so a busy gate
  * does not cost a query per batch; a revoked key stops working within `ttlMs`.
  */
+/** Who a valid key belongs to. */
+export interface GateIdentity {
+  gateId: string
+  /** the gate's event (its roster is that event's participants); null: no event */
+  eventId: string | null
+}
+
 export class GateAuthenticator {
-  private readonly cache: LRUCache<string, { gateId: string } | { denied: true }>
+  private readonly cache: LRUCache<string, GateIdentity | { denied: true }>
 
   constructor(
     private readonly db: pg.Pool,
@@ -117,20 +126,34 @@ export class GateAuthenticator {
     this.cache = new LRUCache({ max: 10_000, ttl: ttlMs })
   }
 
-  /** The gate id for a bearer key, or null when the key is unknown, wrong, revoked or expired. */
-  async authenticate(key: string): Promise<string | null> {
+  /** The gate (and its event) for a bearer key, or null when the key is unknown, wrong, revoked or expired. */
+  async authenticate(key: string): Promise<GateIdentity | null> {
     const hit = this.cache.get(key)
-    if (hit) return 'gateId' in hit ? hit.gateId : null
+    if (hit) return 'gateId' in hit ? hit : null
     const p = parseKey(key)
     if (!p) return null
-    const r = await this.db.query<{ gate_id: string; secret_sha256: Buffer; ok: boolean }>(
-      `SELECT gate_id, secret_sha256, (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())) AS ok
-         FROM gate_keys WHERE key_id = $1`,
+    const r = await this.db.query<{
+      gate_id: string
+      event_id: string | null
+      secret_sha256: Buffer
+      ok: boolean
+    }>(
+      `SELECT k.gate_id, g.event_id, k.secret_sha256,
+              (k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())) AS ok
+         FROM gate_keys k JOIN gates g ON g.id = k.gate_id WHERE k.key_id = $1`,
       [p.keyId],
     )
     const row = r.rows[0]
-    const gateId = row?.ok && secretMatches(p.secret, row.secret_sha256) ? row.gate_id : null
-    this.cache.set(key, gateId ? { gateId } : { denied: true })
-    return gateId
+    const id =
+      row?.ok && secretMatches(p.secret, row.secret_sha256)
+        ? { gateId: row.gate_id, eventId: row.event_id }
+        : null
+    this.cache.set(key, id ?? { denied: true })
+    return id
+  }
+
+  /** Forget every checked key (a key or a gate changed somewhere: LISTEN gate_keys_changed). */
+  clear(): void {
+    this.cache.clear()
   }
 }

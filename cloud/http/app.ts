@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import os from 'node:os'
 import { createGunzip } from 'node:zlib'
+import rateLimit from '@fastify/rate-limit'
 import underPressure from '@fastify/under-pressure'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
 import type pg from 'pg'
@@ -17,7 +18,7 @@ import type { CloudConfig } from '../config.js'
 import type { ReadRouter } from '../db/replicas.js'
 import type { FleetMonitor } from '../fleet/monitor.js'
 import { postgresHistoryReader } from '../fleet/stores.js'
-import { GateAuthenticator } from '../gates/store.js'
+import { GateAuthenticator, type GateIdentity } from '../gates/store.js'
 import { ingestBatch } from '../ingest/ingest.js'
 import { createPerfMonitor, type PerfMonitor } from '../monitor/perf.js'
 import { PlanAdvisor } from '../monitor/suggestions.js'
@@ -28,6 +29,13 @@ import { createRegistry, httpMetrics } from './metrics.js'
 import { perfRoutes } from './perf-routes.js'
 import { queryRoutes } from './query-routes.js'
 import { rosterDelta } from './roster.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** the authenticated gate on the gate routes */
+    gate: GateIdentity | null
+  }
+}
 
 /** What the HTTP app is built from. */
 export interface AppDeps {
@@ -172,13 +180,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return payload.pipe(out)
   })
 
-  const gateAuth = async (req: FastifyRequest): Promise<string> => {
+  const gateAuth = async (req: FastifyRequest): Promise<GateIdentity> => {
     const key = bearer(req)
     if (!key) throw new GateError('E_AUTH', 'missing gate key (Authorization: Bearer gk_...)')
-    const gateId = await auth.authenticate(key)
-    if (!gateId) throw new GateError('E_AUTH', 'unknown, revoked or expired gate key')
-    return gateId
+    const id = await auth.authenticate(key)
+    if (!id) throw new GateError('E_AUTH', 'unknown, revoked or expired gate key')
+    return id
   }
+  // a revoked or rotated key stops working on every node at once, not when its cache entry expires
+  const keysListener = new ChangeListener(
+    config.databaseUrl,
+    'gate_keys_changed',
+    () => auth.clear(),
+    deps.log,
+  )
+  await keysListener.start()
+  app.addHook('onClose', async () => keysListener.stop())
 
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/v1/load', async () => load())
@@ -191,8 +208,28 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
   })
 
-  app.post('/v1/sync/checkins', async (req, reply) => {
-    const gateId = await gateAuth(req)
+  // the gate routes: the key is checked first, then the gate's rate (per gate, not per address: a
+  // venue's gates share one NAT address); over it, 429 with Retry-After, which the syncer honours
+  app.decorateRequest('gate', null)
+  const gateRoute = {
+    preHandler: async (req: FastifyRequest) => {
+      req.gate = await gateAuth(req)
+    },
+    config: {
+      rateLimit:
+        config.gateRateLimitPerMin > 0
+          ? {
+              max: config.gateRateLimitPerMin,
+              timeWindow: 60_000,
+              keyGenerator: (req: FastifyRequest) => `gate:${req.gate?.gateId}`,
+            }
+          : (false as const),
+    },
+  }
+  await app.register(rateLimit, { global: false, hook: 'preHandler' })
+
+  app.post('/v1/sync/checkins', gateRoute, async (req, reply) => {
+    const { gateId } = req.gate as GateIdentity
     const env = syncBatchEnvelopeSchema.safeParse(req.body)
     if (!env.success) {
       throw new GateError('E_INPUT', 'the batch is malformed', {
@@ -209,8 +246,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return result
   })
 
-  app.get('/v1/roster', async (req, reply) => {
-    await gateAuth(req)
+  app.get('/v1/roster', gateRoute, async (req, reply) => {
+    const { eventId } = req.gate as GateIdentity
     const q = RosterQuery.safeParse(req.query)
     if (!q.success)
       throw new GateError(
@@ -219,8 +256,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       )
     const { since, limit } = q.data
     const delta = (await cache.getOrLoad(
-      `roster:${since}:${limit}`,
-      () => perf.time('roster.delta', () => rosterDelta(pool, since, limit)),
+      `roster:${eventId ?? ''}:${since}:${limit}`,
+      () => perf.time('roster.delta', () => rosterDelta(pool, eventId, since, limit)),
       {
         ttlMs: 60_000,
         tags: [ROSTER_TAG],

@@ -1,16 +1,25 @@
 import type pg from 'pg'
 import type { RosterDelta } from '../../shared/sync.js'
 
-/** Roster changes after `since` (participants.roster_seq), oldest first, at most `limit`. */
-export async function rosterDelta(pool: pg.Pool, since: number, limit: number): Promise<RosterDelta> {
+/**
+ * Roster changes of one event after `since` (participants.roster_seq), oldest first, at most
+ * `limit`. A gate sees its own event's participants only (no event: the participants without one).
+ */
+export async function rosterDelta(
+  pool: pg.Pool,
+  eventId: string | null,
+  since: number,
+  limit: number,
+): Promise<RosterDelta> {
   const r = await pool.query<{
     token: string
     id: string
     status: 'active' | 'revoked' | 'inactive'
     roster_seq: string
   }>(
-    'SELECT token, id, status, roster_seq FROM participants WHERE roster_seq > $1 ORDER BY roster_seq LIMIT $2',
-    [since, limit + 1],
+    `SELECT token, id, status, roster_seq FROM participants
+      WHERE event_id IS NOT DISTINCT FROM $3 AND roster_seq > $1 ORDER BY roster_seq LIMIT $2`,
+    [since, limit + 1, eventId],
   )
   const more = r.rows.length > limit
   const rows = more ? r.rows.slice(0, limit) : r.rows

@@ -11,20 +11,24 @@ const CHUNK = 5_000
 export async function importParticipants(
   pool: pg.Pool,
   entries: readonly RosterEntry[],
+  opts: { eventId?: string | undefined } = {},
 ): Promise<{ inserted: number; updated: number; unchanged: number }> {
   const client = await pool.connect()
   let inserted = 0
   let updated = 0
+  const eventId = opts.eventId ?? null
   try {
     await client.query('BEGIN')
+    if (eventId !== null) await ensureEvent(client, eventId)
     for (let i = 0; i < entries.length; i += CHUNK) {
       const part = entries.slice(i, i + CHUNK)
       const r = await client.query<{ inserted: boolean }>(
-        `INSERT INTO participants (id, token, status, name, email)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-         ON CONFLICT (id) DO UPDATE SET token = EXCLUDED.token, status = EXCLUDED.status, name = EXCLUDED.name, email = EXCLUDED.email
-          WHERE (participants.token, participants.status, participants.name, participants.email)
-                IS DISTINCT FROM (EXCLUDED.token, EXCLUDED.status, EXCLUDED.name, EXCLUDED.email)
+        `INSERT INTO participants (id, token, status, name, email, event_id)
+         SELECT *, $6::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+         ON CONFLICT (id) DO UPDATE SET token = EXCLUDED.token, status = EXCLUDED.status, name = EXCLUDED.name,
+                                        email = EXCLUDED.email, event_id = EXCLUDED.event_id
+          WHERE (participants.token, participants.status, participants.name, participants.email, participants.event_id)
+                IS DISTINCT FROM (EXCLUDED.token, EXCLUDED.status, EXCLUDED.name, EXCLUDED.email, EXCLUDED.event_id)
          RETURNING (xmax = 0) AS inserted`,
         [
           part.map((e) => e.participantId),
@@ -32,6 +36,7 @@ export async function importParticipants(
           part.map((e) => e.status),
           part.map((e) => e.name ?? null),
           part.map((e) => e.email ?? null),
+          eventId,
         ],
       )
       for (const row of r.rows) row.inserted ? inserted++ : updated++
@@ -53,4 +58,11 @@ export async function importParticipants(
     client.release()
   }
   return { inserted, updated, unchanged: entries.length - inserted - updated }
+}
+
+/** The event row (id as its name when new): gates and participants name their event. */
+export async function ensureEvent(db: pg.ClientBase | pg.Pool, eventId: string): Promise<void> {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(eventId))
+    throw new GateError('E_INPUT', `event id "${eventId}": letters, digits, '-' and '_' only, at most 64`)
+  await db.query('INSERT INTO events (id, name) VALUES ($1, $1) ON CONFLICT (id) DO NOTHING', [eventId])
 }

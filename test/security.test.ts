@@ -1,0 +1,222 @@
+import type { FastifyInstance } from 'fastify'
+import type pg from 'pg'
+import { v7 as uuidv7 } from 'uuid'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadCloudConfig } from '../cloud/config.js'
+import { createPool } from '../cloud/db/pool.js'
+import { addGate, revokeGate } from '../cloud/gates/store.js'
+import { buildApp } from '../cloud/http/app.js'
+import { importParticipants } from '../cloud/participants/import.js'
+import { maintainPartitions } from '../cloud/partitions/manager.js'
+import type { Checkin } from '../shared/checkin.js'
+import { silentLog } from './helpers.js'
+import { connect, tempDatabase } from './pg-helpers.js'
+import { eventually } from './process-helpers.js'
+
+const OPS = 'ops-token-for-security-tests-0123'
+
+/** Strings an attacker would try in every parameter: SQL injection, traversal, encodings, sizes. */
+export const HOSTILE = [
+  "' OR '1'='1",
+  "'; DROP TABLE attendance_records; --",
+  '1; DELETE FROM participants',
+  "x') UNION SELECT secret_sha256::text FROM gate_keys --",
+  '$1',
+  '\\x00',
+  '%00',
+  '../../../etc/passwd',
+  '<script>alert(1)</script>',
+  '{"$ne": null}',
+  '__proto__',
+  'é'.repeat(300),
+  '9'.repeat(400),
+  '-1',
+  '1e309',
+  'NaN',
+]
+
+/**
+ * The security promises of the cloud, on the real Postgres: a gate's key reads its own event's
+ * roster only and writes only its own records; a revoked key stops working at once (the key
+ * cache is dropped by NOTIFY, not left to expire); a gate over its rate gets 429 while the others
+ * go on; no parameter of any endpoint reaches SQL as text.
+ */
+describe('security of the cloud API', () => {
+  let db: Awaited<ReturnType<typeof tempDatabase>>
+  let pool: pg.Pool
+  let app: FastifyInstance
+  let sql: pg.Client
+  const keys: Record<string, string> = {}
+  const now = Date.now()
+
+  const rec = (gateId: string, over: Partial<Checkin> = {}): Checkin => ({
+    id: uuidv7(),
+    gateId,
+    token: '00aa0001',
+    participantId: 'A-1',
+    method: 'ble',
+    decision: 'admit',
+    reason: null,
+    rssi: -60,
+    ts: now - 1_000,
+    monoMs: 1,
+    bootId: uuidv7(),
+    bootSeq: 1,
+    rosterVersion: 1,
+    ...over,
+  })
+  const sync = (key: string, body: unknown) =>
+    app.inject({
+      method: 'POST',
+      url: '/v1/sync/checkins',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      payload: JSON.stringify(body),
+    })
+  const roster = (key: string) =>
+    app.inject({ method: 'GET', url: '/v1/roster?since=0', headers: { authorization: `Bearer ${key}` } })
+  const counts = async () => {
+    const r = await sql.query(
+      `SELECT (SELECT count(*) FROM attendance_records) AS a, (SELECT count(*) FROM participants) AS p,
+              (SELECT count(*) FROM gate_keys) AS k, (SELECT count(*) FROM incidents) AS i`,
+    )
+    return r.rows[0] as Record<string, string>
+  }
+
+  beforeAll(async () => {
+    db = await tempDatabase()
+    sql = await connect(db.url)
+    await maintainPartitions(
+      sql,
+      { interval: 'month', premake: 1, retentionDays: null, dropDetached: true },
+      new Date(),
+    )
+    // the default key cache (30 s) and a small per-gate rate for the test
+    const config = loadCloudConfig({ DATABASE_URL: db.url, OPS_TOKEN: OPS, GATE_RATE_LIMIT_PER_MIN: '20' })
+    pool = createPool(config)
+    app = await buildApp({ config, pool, log: silentLog })
+    keys['a1'] = await addGate(pool, 'a1', { eventId: 'fest-a' })
+    keys['a2'] = await addGate(pool, 'a2', { eventId: 'fest-a' })
+    keys['b1'] = await addGate(pool, 'b1', { eventId: 'fest-b' })
+    keys['rl'] = await addGate(pool, 'rl', { eventId: 'fest-b' })
+    await importParticipants(
+      pool,
+      [
+        { token: '00aa0001', participantId: 'A-1', status: 'active', name: 'Ann', email: 'ann@a.example' },
+        { token: '00aa0002', participantId: 'A-2', status: 'revoked', name: 'Al', email: 'al@a.example' },
+      ],
+      { eventId: 'fest-a' },
+    )
+    await importParticipants(
+      pool,
+      [{ token: '00bb0001', participantId: 'B-1', status: 'active', name: 'Bea', email: 'bea@b.example' }],
+      { eventId: 'fest-b' },
+    )
+  })
+  afterAll(async () => {
+    await app?.close()
+    await pool?.end()
+    await sql?.end()
+    await db?.drop()
+  })
+
+  it("a gate's key reads its own event's roster, never another event's", async () => {
+    const a = roster(keys['a1'] as string)
+    const b = roster(keys['b1'] as string)
+    const ids = async (r: ReturnType<typeof roster>) =>
+      ((await r).json() as { changes: Array<{ participantId: string }> }).changes
+        .map((c) => c.participantId)
+        .sort()
+    expect(await ids(a)).toEqual(['A-1', 'A-2'])
+    expect(await ids(b)).toEqual(['B-1'])
+  })
+
+  it("a gate's key cannot write another gate's records, even of its own event", async () => {
+    const before = await counts()
+    const r = await sync(keys['a1'] as string, { gateId: 'a1', sentAt: now, records: [rec('a2')] })
+    expect(r.statusCode).toBe(403)
+    const r2 = await sync(keys['a1'] as string, { gateId: 'a2', sentAt: now, records: [rec('a2')] })
+    expect(r2.statusCode).toBe(403)
+    expect(await counts()).toEqual(before)
+    expect(
+      (await sync(keys['a1'] as string, { gateId: 'a1', sentAt: now, records: [rec('a1')] })).statusCode,
+    ).toBe(200)
+  })
+
+  it('a revoked key stops working at once, although checked keys are cached for 30 s', async () => {
+    const key = await addGate(pool, 'short-lived')
+    expect((await roster(key)).statusCode).toBe(200) // checked, now cached
+    await revokeGate(pool, 'short-lived')
+    // the NOTIFY reaches this node within a moment of the commit
+    const t0 = Date.now()
+    await eventually(async () => (await roster(key)).statusCode === 401, 2_000, 20)
+    expect(Date.now() - t0).toBeLessThan(2_000)
+    expect(
+      (await sync(key, { gateId: 'short-lived', sentAt: now, records: [rec('short-lived')] })).statusCode,
+    ).toBe(401)
+  })
+
+  it('limits each gate on its own: over its rate a gate gets 429 with Retry-After, the others go on', async () => {
+    let limited: Awaited<ReturnType<typeof roster>> | null = null
+    for (let i = 0; i < 25 && !limited; i++) {
+      const r = await roster(keys['rl'] as string)
+      if (r.statusCode === 429) limited = r
+      else expect(r.statusCode).toBe(200)
+    }
+    expect(limited?.statusCode).toBe(429)
+    expect(Number(limited?.headers['retry-after'])).toBeGreaterThan(0)
+    expect((await roster(keys['b1'] as string)).statusCode).toBe(200)
+    // unauthenticated requests do not spend a gate's budget
+    const bad = await app.inject({
+      method: 'GET',
+      url: '/v1/roster',
+      headers: { authorization: 'Bearer gk_x_y' },
+    })
+    expect(bad.statusCode).toBe(401)
+  })
+
+  it('takes injection strings in every parameter without running them: clear 4xx or an empty answer', async () => {
+    const before = await counts()
+    const ops = (url: string) =>
+      app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${OPS}` } })
+    for (const h of HOSTILE) {
+      const e = encodeURIComponent(h)
+      const answers = await Promise.all([
+        ops(`/v1/query/participants/${e}/checkins?limit=10`),
+        ops(`/v1/query/participants/${e}/checkins?before=${e}`),
+        ops(`/v1/query/gates/${e}/count?since=${e}`),
+        ops(`/v1/query/gates/counts?since=${e}`),
+        ops(`/v1/query/tokens/${e}`),
+        ops(`/v1/query/participants?q=${e}`),
+        ops(`/v1/incidents?kind=${e}&open=${e}`),
+        ops(`/v1/fleet/${e}`),
+        ops(`/v1/fleet/${e}/history?minutes=${e}`),
+        app.inject({
+          method: 'GET',
+          url: `/v1/roster?since=${e}&limit=${e}`,
+          headers: { authorization: `Bearer ${keys['a1']}` },
+        }),
+        app.inject({ method: 'GET', url: '/v1/roster', headers: { authorization: `Bearer ${h}` } }),
+        sync(keys['a2'] as string, {
+          gateId: 'a2',
+          sentAt: now,
+          records: [rec('a2', { token: h, participantId: h })],
+        }),
+        sync(keys['a2'] as string, { gateId: h, sentAt: now, records: [rec(h)] }),
+      ])
+      for (const r of answers) {
+        // never a server error, never a SQL error message leaked
+        expect(r.statusCode, `${r.raw.req.url} ${h}`).toBeLessThan(500)
+        expect(r.body).not.toMatch(/syntax error|SQLSTATE|pg_|relation "/i)
+      }
+    }
+    const after = await counts()
+    // nothing dropped or deleted; the only rows written are the records a2 sent for itself
+    expect(Number(after['p'])).toBe(Number(before['p']))
+    expect(Number(after['k'])).toBe(Number(before['k']))
+    expect(Number(after['a'])).toBeGreaterThanOrEqual(Number(before['a']))
+    const foreign = await sql.query(
+      "SELECT count(*) AS n FROM attendance_records WHERE gate_id <> ALL ('{a1,a2}')",
+    )
+    expect(Number(foreign.rows[0].n)).toBe(0)
+  })
+})

@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config'
+
+// npm run test:chaos: the reliability and security suite. It stops and restarts the machine's
+// Postgres, Redis and Mosquitto, so its files run one after the other, never beside `npm test`.
+export default defineConfig({
+  test: {
+    include: ['test/chaos/**/*.test.ts'],
+    testTimeout: 400_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+    fileParallelism: false,
+    globalSetup: ['test/chaos/report.ts'],
+  },
+})
