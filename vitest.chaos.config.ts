@@ -4,7 +4,8 @@ import { defineConfig } from 'vitest/config'
 // Postgres, Redis and Mosquitto, so its files run one after the other, never beside `npm test`.
 export default defineConfig({
   test: {
-    include: ['test/chaos/**/*.test.ts'],
+    // the chaos files, and the security suite that `npm test` runs too (its results join the table)
+    include: ['test/chaos/**/*.test.ts', 'test/security.test.ts'],
     testTimeout: 400_000,
     hookTimeout: 120_000,
     pool: 'forks',

@@ -69,6 +69,7 @@ describe('chaos: faults everywhere, no check-in lost or doubled', () => {
       FLEET_SHARE_GROUP: `chaos${process.pid}`,
       PARTITION_INTERVAL: 'month',
       PG_ACQUIRE_TIMEOUT_MS: '1000',
+      OPS_TOKEN: 'chaos-ops-token-0123456789abcdef',
     }
     const startCloud = async () => {
       cloud = spawn(process.execPath, [CLOUD_BIN, 'serve'], { env: cleanEnv(cloudEnv), stdio: 'ignore' })
@@ -98,7 +99,7 @@ describe('chaos: faults everywhere, no check-in lost or doubled', () => {
         config,
         JSON.stringify({
           gateId,
-          source: { sim: { participants: 600, arrivalSpreadMs: 30_000, seed, loop: true } },
+          source: { sim: { participants: 2000, arrivalSpreadMs: 200_000, seed, loop: true } },
           dedup: { windowMs: 5_000 },
           cloud: {
             batchSize: 50,
@@ -160,7 +161,7 @@ describe('chaos: faults everywhere, no check-in lost or doubled', () => {
       } else faults.push({ what, count: 1, admittedDuring: ok })
     }
 
-    for (let i = 0; i < 6; i++) {
+    for (let i = 0; i < 10; i++) {
       await fault('gate A killed with SIGKILL (random moment) and restarted', async () => {
         await sleep(rand(500, 2_500))
         a.child.kill('SIGKILL')
@@ -218,6 +219,19 @@ describe('chaos: faults everywhere, no check-in lost or doubled', () => {
         return true
       },
       90_000,
+      500,
+    )
+    // after the broker's restart both gates are online again on the cloud's fleet view (they
+    // publish "online" at every reconnect: a broker restart never leaves a live gate offline)
+    await eventually(
+      async () => {
+        const r = await fetch(`http://127.0.0.1:${cloudPort}/v1/fleet`, {
+          headers: { authorization: `Bearer ${cloudEnv.OPS_TOKEN}` },
+        })
+        const f = (await r.json()) as { gates: Array<{ gateId: string; state: string }> }
+        return ['chaos-a', 'chaos-b'].every((g) => f.gates.find((x) => x.gateId === g)?.state === 'online')
+      },
+      30_000,
       500,
     )
     for (const t of tails) t.close()
