@@ -1,9 +1,10 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import mqtt from 'mqtt'
 import { afterAll, describe, expect, it } from 'vitest'
 import { freePort, tempDir } from './helpers.js'
+import { connect, tempDatabase } from './pg-helpers.js'
 import { cleanEnv, eventually } from './process-helpers.js'
 
 const CLOUD_BIN = path.resolve(import.meta.dirname, '..', 'bin', 'gate-cloud.js')
@@ -15,9 +16,14 @@ interface Up {
 }
 
 /** `gate-cloud up` with no DATABASE_URL, MQTT_URL or REDIS_URL: everything embedded. */
-function startUp(dataDir: string, ports: { http: number; pg: number; mqtt: number }): Up {
+function startUp(
+  dataDir: string,
+  ports: { http: number; pg: number; mqtt: number },
+  servers: Record<string, string> = {},
+): Up {
   const env = cleanEnv({ PGLITE_PORT: String(ports.pg), MQTT_PORT: String(ports.mqtt) })
   for (const k of ['DATABASE_URL', 'REDIS_URL', 'MQTT_URL', 'OPS_TOKEN', 'PORT']) delete env[k]
+  Object.assign(env, servers)
   const child = spawn(
     process.execPath,
     [CLOUD_BIN, 'up', '--data-dir', dataDir, '--port', String(ports.http), '--participants', '300'],
@@ -152,5 +158,50 @@ describe('gate-cloud up: the whole system on embedded defaults', () => {
     up.child.kill('SIGTERM')
     expect(await up.exited).toBe(0)
     expect(processesOn(dataDir)).toEqual([])
+  }, 240_000)
+
+  it('with DATABASE_URL, MQTT_URL and REDIS_URL the same command uses the real servers', async () => {
+    const db = await tempDatabase({ migrate: false })
+    const realDir = path.join(tmp.dir, 'real')
+    const real = { http: await freePort(), pg: 0, mqtt: 0 }
+    const mqttUrl = process.env['MQTT_URL'] ?? 'mqtt://127.0.0.1:1883'
+    const up = startUp(realDir, real, {
+      DATABASE_URL: db.url,
+      MQTT_URL: mqttUrl,
+      REDIS_URL: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
+      FLEET_SHARE_GROUP: `up${process.pid}`,
+    })
+    current = up
+    const sql = await connect(db.url)
+    try {
+      await eventually(() => up.out().includes('The whole system is up'), 120_000, 250)
+      expect(up.out()).toMatch(/Postgres\s+DATABASE_URL/)
+      expect(up.out()).toMatch(/MQTT\s+MQTT_URL/)
+      expect(up.out()).toMatch(/Redis\s+REDIS_URL/)
+      expect(up.out()).not.toContain('no REDIS_URL')
+      expect(existsSync(path.join(realDir, 'pglite'))).toBe(false)
+      // the check-ins of all three gates land in the real Postgres
+      await eventually(
+        async () => {
+          const r = await sql.query<{ n: string }>(
+            'SELECT count(DISTINCT gate_id) AS n FROM attendance_records',
+          )
+          return Number(r.rows[0]?.n) === 3
+        },
+        90_000,
+        1_000,
+      )
+      up.child.kill('SIGINT')
+      expect(await up.exited).toBe(0)
+      expect(processesOn(realDir)).toEqual([])
+    } finally {
+      await sql.end()
+      await db.drop()
+      // the gates' retained statuses on the shared broker
+      const c = await mqtt.connectAsync(mqttUrl)
+      for (const g of ['gate-1', 'gate-2', 'gate-3'])
+        await c.publishAsync(`gates/${g}/status`, '', { retain: true })
+      await c.endAsync()
+    }
   }, 240_000)
 })

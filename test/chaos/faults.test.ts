@@ -161,6 +161,7 @@ describe('chaos: faults everywhere, no check-in lost or doubled', () => {
       } else faults.push({ what, count: 1, admittedDuring: ok })
     }
 
+    const loadFrom = { at: Date.now(), decisions: await decisions('chaos-b') }
     for (let i = 0; i < 10; i++) {
       await fault('gate A killed with SIGKILL (random moment) and restarted', async () => {
         await sleep(rand(500, 2_500))
@@ -209,6 +210,8 @@ describe('chaos: faults everywhere, no check-in lost or doubled', () => {
       a = await startAgent('chaos-a', 11)
     })
 
+    const loadS = (Date.now() - loadFrom.at) / 1000
+    const loadDecisions = (await decisions('chaos-b')) - loadFrom.decisions
     // calm: both gates drain their buffers
     await eventually(
       async () => {
@@ -274,6 +277,11 @@ describe('chaos: faults everywhere, no check-in lost or doubled', () => {
         tried: f.count,
         outcome: f.admittedDuring ? 'survived; gate B admitting throughout' : 'gate B stopped admitting',
       })),
+      {
+        what: `load held: gate B's decisions during the whole fault sequence (${Math.round(loadS)} s)`,
+        tried: loadDecisions,
+        outcome: `${(loadDecisions / loadS).toFixed(1)} decisions/s, none of the faults stopped it`,
+      },
       {
         what: 'decisions emitted by the two gates (seen live on their control sockets)',
         tried: emittedTotal,
