@@ -17,7 +17,7 @@ import { eventually } from './process-helpers.js'
 const OPS = 'ops-token-for-security-tests-0123'
 
 /** Strings an attacker would try in every parameter: SQL injection, traversal, encodings, sizes. */
-export const HOSTILE = [
+const HOSTILE = [
   "' OR '1'='1",
   "'; DROP TABLE attendance_records; --",
   '1; DELETE FROM participants',
