@@ -16,6 +16,15 @@ export function freePort(): Promise<number> {
   })
 }
 
+/** Whether nothing listens on this loopback port now. */
+export function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer()
+    s.once('error', () => resolve(false))
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)))
+  })
+}
+
 /** `preferred` when nothing listens on it, else a free one. */
 export function portOr(preferred: number): Promise<number> {
   return new Promise((resolve) => {

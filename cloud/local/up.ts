@@ -14,6 +14,7 @@ import { importParticipants } from '../participants/import.js'
 import {
   type EmbeddedBroker,
   type EmbeddedPostgres,
+  portFree,
   portOr,
   startEmbeddedBroker,
   startEmbeddedPostgres,
@@ -137,6 +138,13 @@ async function waitFor(url: string, ms: number): Promise<boolean> {
 export async function up(o: UpOptions): Promise<number> {
   const env = o.env ?? process.env
   const log = o.log
+  if (!(await portFree(o.port))) {
+    log.error(
+      { port: o.port },
+      `port ${o.port} is in use: stop what listens there, or choose another (npm start -- --port N)`,
+    )
+    return 2
+  }
   const dataDir = path.resolve(o.dataDir)
   mkdirSync(dataDir, { recursive: true, mode: 0o700 })
   const secretsFile = path.join(dataDir, 'secrets.json')
