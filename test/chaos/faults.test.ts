@@ -92,14 +92,18 @@ describe('chaos: faults everywhere, no check-in lost or doubled', () => {
       keys[g] = (await cloudCli(['gates', 'add', g], { DATABASE_URL: db.url })).trim()
     const proxy = await controlledProxy(cloudPort)
 
-    const startAgent = async (gateId: string, seed: number) => {
+    const startAgent = async (gateId: string, seed: number, quiet = false) => {
       const dataDir = path.join(tmp.dir, gateId)
       const config = path.join(tmp.dir, `${gateId}.json`)
       writeFileSync(
         config,
         JSON.stringify({
           gateId,
-          source: { sim: { participants: 2000, arrivalSpreadMs: 200_000, seed, loop: true } },
+          source: {
+            sim: quiet
+              ? { participants: 0, revoked: 0, unknown: 0, foreign: 0, seed }
+              : { participants: 2000, arrivalSpreadMs: 200_000, seed, loop: true },
+          },
           dedup: { windowMs: 5_000 },
           cloud: {
             batchSize: 50,
@@ -237,10 +241,30 @@ describe('chaos: faults everywhere, no check-in lost or doubled', () => {
       30_000,
       500,
     )
+    // the end: stop the gates (their crowds keep them deciding until then), and start them once more
+    // without a crowd so that what they decided last is uploaded too, with nothing new coming in
     for (const t of tails) t.close()
-    for (const x of agents)
-      if (x.child.exitCode === null && x.child.signalCode === null) x.child.kill('SIGTERM')
-    await Promise.all(agents.map((x) => x.exited))
+    const stopAll = async () => {
+      for (const x of agents)
+        if (x.child.exitCode === null && x.child.signalCode === null) x.child.kill('SIGTERM')
+      await Promise.all(agents.map((x) => x.exited))
+    }
+    await stopAll()
+    await startAgent('chaos-a', 11, true)
+    await startAgent('chaos-b', 12, true)
+    await eventually(
+      async () => {
+        for (const g of ['chaos-a', 'chaos-b']) {
+          const s = await status(g)
+          if (!s || s.buffer.pending > 0 || s.buffer.inFlight > 0) return false
+        }
+        return true
+      },
+      60_000,
+      250,
+    )
+    for (const t of tails) t.close()
+    await stopAll()
 
     sql = await connect(db.url)
     const rows: Array<Omit<Parameters<typeof writeResults>[1][number], never>> = []
