@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import mqtt from 'mqtt'
@@ -6,25 +6,13 @@ import { type Browser, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort, tempDir } from './helpers.js'
 import { connect, tempDatabase } from './pg-helpers.js'
-import { cleanEnv, eventually, spawnAgent, waitForAgent } from './process-helpers.js'
+import { CLOUD_BIN, cleanEnv, cloudCli, eventually, spawnAgent, waitForAgent } from './process-helpers.js'
 
 const ROOT = path.resolve(import.meta.dirname, '..')
-const CLOUD_BIN = path.join(ROOT, 'bin', 'gate-cloud.js')
 const ARTIFACTS = path.join(ROOT, 'test-artifacts')
 const MQTT_URL = process.env['MQTT_URL'] ?? 'mqtt://127.0.0.1:1883'
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium'
 const OPS_TOKEN = 'ops-dashboard-test-token-0123456789'
-
-const cloudCli = (args: string[], env: Record<string, string>) =>
-  new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(
-      process.execPath,
-      [CLOUD_BIN, ...args],
-      { env: cleanEnv(env), timeout: 60_000 },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    )
-  })
 
 /**
  * The ops dashboard in a real headless Chromium (Debian's, driven by playwright-core), against a

@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import Database from 'better-sqlite3'
@@ -7,20 +7,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AgentStatus } from '../shared/status.js'
 import { freePort, tempDir } from './helpers.js'
 import { connect, tempDatabase } from './pg-helpers.js'
-import { cleanEnv, eventually, gatectl, spawnAgent, waitForAgent } from './process-helpers.js'
-
-const CLOUD_BIN = path.resolve(import.meta.dirname, '..', 'bin', 'gate-cloud.js')
-
-const cloudCli = (args: string[], env: Record<string, string>) =>
-  new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(
-      process.execPath,
-      [CLOUD_BIN, ...args],
-      { env: cleanEnv(env), timeout: 60_000 },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    )
-  })
+import {
+  CLOUD_BIN,
+  cleanEnv,
+  cloudCli,
+  eventually,
+  gatectl,
+  spawnAgent,
+  waitForAgent,
+} from './process-helpers.js'
 
 describe('end to end: a simulated gate syncing to gate-cloud serve, killed mid-sync', () => {
   const tmp = tempDir()

@@ -6,6 +6,7 @@ import { ControlClient, SOCKET_NAME } from '../agent/control/client.js'
 const ROOT = path.resolve(import.meta.dirname, '..')
 export const AGENT_BIN = path.join(ROOT, 'bin', 'gate-agent.js')
 export const GATECTL_BIN = path.join(ROOT, 'bin', 'gatectl.js')
+export const CLOUD_BIN = path.join(ROOT, 'bin', 'gate-cloud.js')
 
 /** A gate-agent process started by a test, with its output collected. */
 export interface AgentProcess {
@@ -129,4 +130,20 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, stepMs))
   }
   throw new Error(`condition not met within ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`)
+}
+
+/** Run a gate-cloud command (migrate, gates add, ...) and wait for it; never rejects. */
+export function cloudCli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLOUD_BIN, ...args],
+      { env: cleanEnv(env), timeout: 60_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    )
+  })
 }

@@ -1,9 +1,9 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
-import net from 'node:net'
 import path from 'node:path'
 import mqtt from 'mqtt'
 import { afterAll, describe, expect, it } from 'vitest'
+import { portOpen } from './chaos/harness.js'
 import { freePort, tempDir } from './helpers.js'
 import { connect, tempDatabase } from './pg-helpers.js'
 import { cleanEnv, eventually } from './process-helpers.js'
@@ -50,17 +50,6 @@ const processesOn = (dataDir: string): string[] => {
     return [] // pgrep: nothing matched
   }
 }
-
-/** Whether something listens on this loopback port (the cloud's: its command line names no data dir). */
-const listening = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = net.connect(port, '127.0.0.1')
-    s.once('connect', () => {
-      s.destroy()
-      resolve(true)
-    })
-    s.once('error', () => resolve(false))
-  })
 
 /**
  * `npm start` (gate-cloud up) on embedded defaults: PGlite over pglite-socket, aedes, no Redis, three
@@ -154,7 +143,7 @@ describe('gate-cloud up: the whole system on embedded defaults', () => {
     up.child.kill('SIGINT')
     expect(await up.exited).toBe(0)
     expect(processesOn(dataDir)).toEqual([])
-    expect(await listening(ports.http)).toBe(false) // the cloud stopped too
+    expect(await portOpen(ports.http)).toBe(false) // the cloud stopped too
     storedAfterFirst = before
   }, 240_000)
 
@@ -171,7 +160,7 @@ describe('gate-cloud up: the whole system on embedded defaults', () => {
     up.child.kill('SIGTERM')
     expect(await up.exited).toBe(0)
     expect(processesOn(dataDir)).toEqual([])
-    expect(await listening(ports.http)).toBe(false) // the cloud stopped too
+    expect(await portOpen(ports.http)).toBe(false) // the cloud stopped too
   }, 240_000)
 
   it('with DATABASE_URL, MQTT_URL and REDIS_URL the same command uses the real servers', async () => {
@@ -208,7 +197,7 @@ describe('gate-cloud up: the whole system on embedded defaults', () => {
       up.child.kill('SIGINT')
       expect(await up.exited).toBe(0)
       expect(processesOn(realDir)).toEqual([])
-      expect(await listening(real.http)).toBe(false)
+      expect(await portOpen(real.http)).toBe(false)
     } finally {
       await sql.end()
       await db.drop()

@@ -26,12 +26,8 @@ export function portFree(port: number): Promise<boolean> {
 }
 
 /** `preferred` when nothing listens on it, else a free one. */
-export function portOr(preferred: number): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer()
-    s.once('error', () => resolve(freePort()))
-    s.listen(preferred, '127.0.0.1', () => s.close(() => resolve(preferred)))
-  })
+export async function portOr(preferred: number): Promise<number> {
+  return (await portFree(preferred)) ? preferred : freePort()
 }
 
 /** The development packages `gate-cloud up` embeds; a production install (`--omit=dev`) has none. */

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import Database from 'better-sqlite3'
@@ -8,22 +8,19 @@ import { ControlClient, SOCKET_NAME } from '../../agent/control/client.js'
 import type { AgentStatus } from '../../shared/status.js'
 import { freePort, tempDir } from '../helpers.js'
 import { connect, tempDatabase } from '../pg-helpers.js'
-import { type AgentProcess, cleanEnv, eventually, spawnAgent, waitForAgent } from '../process-helpers.js'
+import {
+  type AgentProcess,
+  cleanEnv,
+  cloudCli,
+  eventually,
+  spawnAgent,
+  waitForAgent,
+} from '../process-helpers.js'
 import { controlledProxy, servers, writeResults } from './harness.js'
 
 const CLOUD_BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'gate-cloud.js')
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const rand = (lo: number, hi: number) => lo + Math.random() * (hi - lo)
-
-const cloudCli = (args: string[], env: Record<string, string>) =>
-  new Promise<string>((resolve, reject) =>
-    execFile(
-      process.execPath,
-      [CLOUD_BIN, ...args],
-      { env: cleanEnv(env), timeout: 60_000 },
-      (err, stdout) => (err ? reject(err) : resolve(stdout)),
-    ),
-  )
 
 /**
  * Real processes, real servers, loopback only: two gates on the simulated source sync through a
@@ -89,7 +86,7 @@ describe('chaos: faults everywhere, no check-in lost or doubled', () => {
     await startCloud()
     const keys: Record<string, string> = {}
     for (const g of ['chaos-a', 'chaos-b'])
-      keys[g] = (await cloudCli(['gates', 'add', g], { DATABASE_URL: db.url })).trim()
+      keys[g] = (await cloudCli(['gates', 'add', g], { DATABASE_URL: db.url })).stdout.trim()
     const proxy = await controlledProxy(cloudPort)
 
     const startAgent = async (gateId: string, seed: number, quiet = false) => {
@@ -140,6 +137,14 @@ describe('chaos: faults everywhere, no check-in lost or doubled', () => {
       } catch {
         return null
       }
+    }
+    /** Both gates have uploaded everything they buffered. */
+    const drained = async () => {
+      for (const g of ['chaos-a', 'chaos-b']) {
+        const s = await status(g)
+        if (!s || s.buffer.pending > 0 || s.buffer.inFlight > 0) return false
+      }
+      return true
     }
     const decisions = async (gateId: string) => {
       const s = await status(gateId)
@@ -217,17 +222,7 @@ describe('chaos: faults everywhere, no check-in lost or doubled', () => {
     const loadS = (Date.now() - loadFrom.at) / 1000
     const loadDecisions = (await decisions('chaos-b')) - loadFrom.decisions
     // calm: both gates drain their buffers
-    await eventually(
-      async () => {
-        for (const g of ['chaos-a', 'chaos-b']) {
-          const s = await status(g)
-          if (!s || s.buffer.pending > 0 || s.buffer.inFlight > 0) return false
-        }
-        return true
-      },
-      90_000,
-      500,
-    )
+    await eventually(drained, 90_000, 500)
     // after the broker's restart both gates are online again on the cloud's fleet view (they
     // publish "online" at every reconnect: a broker restart never leaves a live gate offline)
     await eventually(
@@ -252,17 +247,7 @@ describe('chaos: faults everywhere, no check-in lost or doubled', () => {
     await stopAll()
     await startAgent('chaos-a', 11, true)
     await startAgent('chaos-b', 12, true)
-    await eventually(
-      async () => {
-        for (const g of ['chaos-a', 'chaos-b']) {
-          const s = await status(g)
-          if (!s || s.buffer.pending > 0 || s.buffer.inFlight > 0) return false
-        }
-        return true
-      },
-      60_000,
-      250,
-    )
+    await eventually(drained, 60_000, 250)
     for (const t of tails) t.close()
     await stopAll()
 
