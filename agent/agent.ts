@@ -88,8 +88,12 @@ export class GateAgent {
       const dbFile = path.join(config.dataDir, DB_NAME)
       const db = openDatabase(dbFile)
       this.db = db
-      this.checkpointer = new Checkpointer(db, dbFile, log.child({ component: 'checkpoint' }))
-      this.checkpointer.start()
+      // a validated integer (config schema), not free text
+      db.pragma(`cache_size = -${config.outbox.cacheKiB}`)
+      if (config.outbox.checkpoint === 'worker') {
+        this.checkpointer = new Checkpointer(db, dbFile, log.child({ component: 'checkpoint' }))
+        this.checkpointer.start()
+      }
       db.prepare('INSERT INTO boots (boot_id, started_ms, version) VALUES (?, ?, ?)').run(
         this.bootId,
         clock.now(),
@@ -102,6 +106,7 @@ export class GateAgent {
         gateId: config.gateId,
         bootId: this.bootId,
         groupCommitDelayMs: config.outbox.groupCommitDelayMs,
+        ...(config.cloud.drainYieldCommitMs > 0 ? { slowCommitMs: config.cloud.drainYieldCommitMs } : {}),
       })
       const recovered = this.outbox.recoverInFlight()
       if (recovered > 0)
@@ -166,6 +171,9 @@ export class GateAgent {
           log: log.child({ component: 'sync' }),
           gateId: config.gateId,
           config: { ...config.cloud, intervalMs: config.cloud.syncIntervalMs },
+          ...(config.cloud.drainYieldCommitMs > 0
+            ? { yieldNow: () => (this.outbox?.msSinceSlowCommit() ?? Number.POSITIVE_INFINITY) < 2_000 }
+            : {}),
         })
         this.puller = new RosterPuller({
           roster: this.roster,
@@ -342,6 +350,8 @@ export class GateAgent {
       duplicates: st?.duplicates ?? 0,
       rejected: st?.rejected ?? 0,
       clockOffsetMs: st?.clockOffsetMs ?? null,
+      drainYielding: st?.yielding ?? false,
+      drainYields: st?.yields ?? 0,
       roster: {
         cursor: r?.cursor ?? this.roster?.cloudCursor() ?? 0,
         lastPullAt: iso(r?.lastPullAt),

@@ -352,6 +352,7 @@ async function main(): Promise<void> {
       if (b.pending === 0 && b.inFlight === 0) break
       await new Promise((r) => setTimeout(r, 50))
     }
+    const drainYields = agent.syncStatus().drainYields ?? 0
     await agent.stop()
     const remote = await sql.query(`SELECT count(*)::int AS n FROM attendance_records WHERE gate_id = $1`, [
       gateId,
@@ -396,7 +397,7 @@ async function main(): Promise<void> {
       ],
       [
         `backlog drain: ${fmt(BACKLOG)} check-ins`,
-        `${fmt(drainSeconds, 1)} s (${fmt(remote.rows[0].n)} in Postgres)`,
+        `${fmt(drainSeconds, 1)} s (${fmt(remote.rows[0].n)} in Postgres; went down to one batch at a time ${fmt(drainYields)} times for slow decision commits)`,
         '< 60 s',
         drainSeconds < 60 && remote.rows[0].n === BACKLOG + decisionLat.length ? 'met' : 'MISSED',
       ],

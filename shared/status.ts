@@ -61,4 +61,7 @@ export interface SyncStatus {
   roster: { cursor: number; lastPullAt: string | null; lastError: string | null; applied: number }
   /** the cloud's clock minus the gate's at the last sync, ms (null before one) */
   clockOffsetMs?: number | null
+  /** a backlog drain is down to one batch at a time because decisions' commits were slow, and how often it was */
+  drainYielding?: boolean
+  drainYields?: number
 }

@@ -26,6 +26,14 @@ describe('WAL checkpoints off the event loop', () => {
     for (let i = 0; i < n; i++) ins.run() // one commit each, as decisions are
   }
 
+  it('without the worker (outbox.checkpoint: inline, the default) SQLite checkpoints and the WAL stays bounded', () => {
+    expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000)
+    write(3_000) // ~12 MB through the WAL, one commit each
+    const wal = statSync(`${file}-wal`).size
+    expect(wal).toBeLessThan(6 * 1024 * 1024) // ~1,000 pages of 4 KB and the frames of the last commits
+    expect(statSync(file).size).toBeGreaterThan(8 * 1024 * 1024) // copied back into the database file
+  })
+
   it('turns the commit-path checkpoint off and copies the WAL back from a worker thread', async () => {
     const cp = new Checkpointer(db, file, silentLog, 50)
     cp.start()

@@ -141,6 +141,27 @@ describe('outbox', () => {
     reader.close()
   })
 
+  it('remembers when a commit was slow (what makes a backlog drain yield to decisions)', () => {
+    const db = openDatabase(file)
+    const slow = new Outbox(db, {
+      clock,
+      log: silentLog,
+      gateId: 'g1',
+      bootId: BOOT,
+      groupCommitDelayMs: 0,
+      slowCommitMs: 0, // every commit (an fsync takes more than 0 ms) counts as slow
+    })
+    expect(slow.msSinceSlowCommit()).toBe(Number.POSITIVE_INFINITY)
+    slow.append(draft('bb000001'), () => {})
+    slow.flush()
+    expect(slow.msSinceSlowCommit()).toBeLessThan(1_000)
+    const never = new Outbox(db, { clock, log: silentLog, gateId: 'g1', bootId: BOOT, groupCommitDelayMs: 0 })
+    never.append(draft('bb000002'), () => {})
+    never.flush()
+    expect(never.msSinceSlowCommit()).toBe(Number.POSITIVE_INFINITY)
+    db.close()
+  })
+
   it('gives every check-in a UUIDv7, the boot id and a per-boot sequence', () => {
     const outbox = make()
     const a = outbox.append(draft('aa000001'), () => {})

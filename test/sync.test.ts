@@ -201,6 +201,7 @@ describe('syncer behaviour with a scripted cloud (fakes behind the CloudClient p
   function setup(
     script: Array<(records: readonly Checkin[]) => CloudOutcome<SyncResult>>,
     maxBackoffMs = 200,
+    opts: { rows?: number; concurrency?: number; yieldNow?: () => boolean; callMs?: number } = {},
   ) {
     const db = openDatabase(path.join(tmp.dir, `s-${Math.random().toString(36).slice(2)}.db`))
     const outbox = new Outbox(db, {
@@ -210,7 +211,7 @@ describe('syncer behaviour with a scripted cloud (fakes behind the CloudClient p
       bootId: '0193a5b2-0000-7000-8000-000000000000',
       groupCommitDelayMs: 0,
     })
-    for (let i = 0; i < 10; i++) {
+    for (let i = 0; i < (opts.rows ?? 10); i++) {
       outbox.append(
         {
           token: `000${i}aaaa`,
@@ -226,10 +227,14 @@ describe('syncer behaviour with a scripted cloud (fakes behind the CloudClient p
     }
     outbox.flush()
     const calls: number[] = []
+    const wire = { now: 0, max: 0 }
     const client: CloudClient = {
       sendBatch: async (_g, _s, json) => {
         const records = JSON.parse(json) as Checkin[]
         calls.push(records.length)
+        wire.max = Math.max(wire.max, ++wire.now)
+        await new Promise((r) => setTimeout(r, opts.callMs ?? 0))
+        wire.now--
         const step = script.shift()
         if (!step)
           return {
@@ -253,10 +258,17 @@ describe('syncer behaviour with a scripted cloud (fakes behind the CloudClient p
       clock: systemClock,
       log: silentLog,
       gateId: 'g',
-      config: { batchSize: 4, concurrency: 1, intervalMs: 50, baseBackoffMs: 20, maxBackoffMs },
+      config: {
+        batchSize: 4,
+        concurrency: opts.concurrency ?? 1,
+        intervalMs: 50,
+        baseBackoffMs: 20,
+        maxBackoffMs,
+      },
       random: () => 0.5,
+      ...(opts.yieldNow ? { yieldNow: opts.yieldNow } : {}),
     })
-    return { db, outbox, syncer, calls }
+    return { db, outbox, syncer, calls, wire }
   }
 
   it('honours Retry-After, halves the batch on 413, and marks only what the cloud stored', async () => {
@@ -291,6 +303,39 @@ describe('syncer behaviour with a scripted cloud (fakes behind the CloudClient p
     expect(rejected.n).toBe(1)
     expect(outbox.counts().synced).toBe(10)
     db.close()
+  })
+
+  it('a backlog drain sends one batch at a time while decisions commit slowly, all lanes otherwise', async () => {
+    const drain = async (slow: { on: boolean }) => {
+      const run = setup([], 200, { rows: 200, concurrency: 4, callMs: 15, yieldNow: () => slow.on })
+      run.syncer.start()
+      await eventually(() => (run.outbox.counts().synced === 200 ? true : null), 10_000)
+      // the held-back lanes end with the backlog although the disk is still slow: the pass is over
+      await eventually(() => (run.syncer.status().yielding ? null : true), 2_000)
+      const status = run.syncer.status()
+      await run.syncer.stop()
+      run.db.close()
+      return { maxOnWire: run.wire.max, status }
+    }
+    const contended = await drain({ on: true })
+    expect(contended.maxOnWire).toBe(1)
+    expect(contended.status.yields).toBeGreaterThanOrEqual(1)
+    const free = await drain({ on: false })
+    expect(free.maxOnWire).toBe(4)
+    expect(free.status.yields).toBe(0)
+  })
+
+  it('yields only while commits are slow: the lanes come back when the disk does', async () => {
+    const slow = { on: true }
+    const run = setup([], 200, { rows: 400, concurrency: 4, callMs: 10, yieldNow: () => slow.on })
+    run.syncer.start()
+    await eventually(() => (run.syncer.status().yielding ? true : null), 5_000)
+    expect(run.wire.max).toBe(1)
+    slow.on = false
+    await eventually(() => (run.outbox.counts().synced === 400 ? true : null), 10_000)
+    expect(run.wire.max).toBeGreaterThan(1)
+    await run.syncer.stop()
+    run.db.close()
   })
 
   it('stops hammering a cloud that refuses the key, and keeps the rows', async () => {

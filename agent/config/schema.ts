@@ -180,9 +180,19 @@ export const agentConfigSchema = z
         retentionDays: z.number().min(0).default(14),
         /** group commit: wait at most this long for more decisions before committing, ms (0 = next tick) */
         groupCommitDelayMs: z.number().min(0).max(50).default(0),
+        /**
+         * WAL checkpoints: `inline` (SQLite's own, in the commit that crosses 1,000 pages) or `worker`
+         * (a thread with its own connection, off the event loop: about 11 MB more resident memory)
+         */
+        checkpoint: z.enum(['inline', 'worker']).default('inline'),
+        /**
+         * SQLite's page cache, KiB (better-sqlite3 builds SQLite with 16 MB; the agent's hot pages are
+         * the tail of the outbox and its indexes, and the OS page cache holds the rest)
+         */
+        cacheKiB: z.number().int().min(128).max(262_144).default(2_048),
       })
       .strict()
-      .default({ retentionDays: 14, groupCommitDelayMs: 0 }),
+      .default({ retentionDays: 14, groupCommitDelayMs: 0, checkpoint: 'inline', cacheKiB: 2_048 }),
     actuator: z
       .object({
         /** command run on admit, argv form (no shell); {token} {participant} {reason} {decision} are replaced */
@@ -219,6 +229,11 @@ export const agentConfigSchema = z
         batchSize: z.number().int().min(1).max(5_000).default(1_000),
         /** batches in flight at once while a backlog drains */
         concurrency: z.number().int().min(1).max(8).default(4),
+        /**
+         * a backlog drain yields to decisions: after a decision's commit took longer than this (the disk
+         * is contended), one batch at a time for the next 2 s; ms, 0 = never yield
+         */
+        drainYieldCommitMs: z.number().min(0).default(4),
         /** how often to look for pending check-ins when the buffer is empty, ms */
         syncIntervalMs: z.number().int().min(100).default(2_000),
         /** how often to pull roster changes, ms (a revocation reaches the gate within this) */

@@ -77,6 +77,8 @@ export class Outbox {
   /** how long each group commit took (its fsync included), microseconds; bounded (HDR histogram) */
   readonly commitLatencyUs = createHistogram()
   private queue: Queued[] = []
+  /** performance.now() of the last commit slower than `slowCommitMs` */
+  private lastSlowCommit = Number.NEGATIVE_INFINITY
   /** row counts by state, kept from each statement's changes: counting a million rows would block decisions */
   private n = { pending: 0, inFlight: 0, synced: 0 }
   private scheduled: NodeJS.Immediate | NodeJS.Timeout | null = null
@@ -105,6 +107,8 @@ export class Outbox {
       bootId: string
       /** wait this long for more decisions before committing, ms (0 = next tick) */
       groupCommitDelayMs: number
+      /** a commit taking longer is remembered as slow (see msSinceSlowCommit), ms */
+      slowCommitMs?: number
     },
   ) {
     this.insert = db.prepare(
@@ -162,6 +166,11 @@ export class Outbox {
     return row
   }
 
+  /** How long ago a decision's commit last took longer than `slowCommitMs`, ms (Infinity: never). */
+  msSinceSlowCommit(): number {
+    return performance.now() - this.lastSlowCommit
+  }
+
   /** Decisions queued but not yet committed. */
   queued(): number {
     return this.queue.length
@@ -182,7 +191,9 @@ export class Outbox {
     try {
       const t0 = performance.now()
       this.commitQueue(batch)
-      this.commitLatencyUs.record(Math.max(1, Math.round((performance.now() - t0) * 1000)))
+      const t1 = performance.now()
+      this.commitLatencyUs.record(Math.max(1, Math.round((t1 - t0) * 1000)))
+      if (this.deps.slowCommitMs !== undefined && t1 - t0 > this.deps.slowCommitMs) this.lastSlowCommit = t1
     } catch (err) {
       this.stats.commitErrors++
       this.deps.log.error({ err, queued: batch.length }, 'outbox commit failed; decisions withheld')

@@ -32,7 +32,14 @@ export interface SyncerState {
   rejected: number
   /** the cloud's clock minus this gate's, from the last answer (midpoint of the round trip), ms */
   clockOffsetMs: number | null
+  /** a backlog drain is down to one batch at a time because decisions' commits were slow */
+  yielding: boolean
+  /** times the drain went down to one batch at a time */
+  yields: number
 }
+
+/** While yielding, the held-back lanes look again this often, ms. */
+const YIELD_RECHECK_MS = 250
 
 /**
  * Sends the outbox to the cloud. Rows are claimed (pending -> in flight), sent, and marked synced
@@ -57,6 +64,11 @@ export class Syncer {
       gateId: string
       config: SyncerConfig
       random?: () => number
+      /**
+       * true while decisions are being slowed down (their commits wait for a contended disk): a backlog
+       * drain then sends one batch at a time instead of `concurrency`
+       */
+      yieldNow?: () => boolean
     },
   ) {
     const last = getMeta(deps.db, 'last_sync_at')
@@ -72,6 +84,8 @@ export class Syncer {
       clockOffsetMs: null,
       duplicates: 0,
       rejected: 0,
+      yielding: false,
+      yields: 0,
     }
   }
 
@@ -130,15 +144,28 @@ export class Syncer {
     // each lane goes on with its next batch as soon as its own answer is in (a lane waiting for the
     // slowest of the others would leave the cloud idle); each batch starts on a fresh turn of the
     // event loop, so decisions and adverts go first
-    const lane = async (): Promise<number> => {
+    // a drain yields to decisions: while their commits are slow, lanes after the first wait
+    const lane = async (i: number): Promise<number> => {
       for (;;) {
+        while (i > 0 && !this.stopped && this.deps.yieldNow?.()) {
+          // the backlog is gone: a held-back lane has nothing to wait for (and the pass must end)
+          if (this.deps.outbox.counts().pending <= this.st.batchSize) return 0
+          if (!this.st.yielding) this.st.yields++
+          this.st.yielding = true
+          await new Promise((r) => setTimeout(r, YIELD_RECHECK_MS))
+        }
+        if (i > 0) this.st.yielding = false
+        if (this.stopped) return this.deps.config.intervalMs
         const delay = await this.sendOne()
         if (delay > 0 || this.stopped) return delay
         await new Promise((r) => setImmediate(r))
       }
     }
-    this.running = Promise.all(Array.from({ length: lanes }, lane))
-      .then((delays) => this.schedule(Math.max(...delays)))
+    this.running = Promise.all(Array.from({ length: lanes }, (_, i) => lane(i)))
+      .then((delays) => {
+        this.st.yielding = false
+        this.schedule(Math.max(...delays))
+      })
       .catch((err) => {
         this.deps.log.error({ err }, 'sync pass failed')
         this.schedule(this.failureDelay())

@@ -14,6 +14,8 @@ function render(s: SyncStatus, pending: number, inFlight: number): string {
   ]
   if (s.lastError) lines.push(`last error       ${s.lastError}`)
   if (s.nextAttemptInS !== null) lines.push(`next attempt in  ${s.nextAttemptInS} s`)
+  if (s.drainYielding)
+    lines.push('drain            one batch at a time: decisions are committing slowly (a contended disk)')
   lines.push(
     `since start      ${s.accepted} accepted, ${s.duplicates} duplicates, ${s.rejected} refused by the cloud (batch ${s.batchSize})`,
   )
