@@ -247,6 +247,7 @@ async function main(): Promise<void> {
         gateKey: keys[GATES],
         batchSize: Number(process.env['BENCH_SYNC_BATCH'] ?? 1_000),
         concurrency: Number(process.env['BENCH_SYNC_CONCURRENCY'] ?? 4),
+        drainYieldCommitMs: Number(process.env['BENCH_DRAIN_YIELD_MS'] ?? 4),
         syncIntervalMs: 1_000,
         rosterPullIntervalMs: 600_000,
       },
