@@ -53,6 +53,9 @@ export interface AgentDeps {
  * The gate agent: builds every component, starts them in order and stops them in reverse.
  * This is the only place that knows how the parts fit together.
  */
+/** After a slow decision commit, a backlog drain sends one batch at a time for this long, ms. */
+const DRAIN_YIELD_HOLD_MS = 2_000
+
 export class GateAgent {
   readonly bootId = uuidv4()
   readonly counters: PipelineCounters = newPipelineCounters()
@@ -172,7 +175,10 @@ export class GateAgent {
           gateId: config.gateId,
           config: { ...config.cloud, intervalMs: config.cloud.syncIntervalMs },
           ...(config.cloud.drainYieldCommitMs > 0
-            ? { yieldNow: () => (this.outbox?.msSinceSlowCommit() ?? Number.POSITIVE_INFINITY) < 2_000 }
+            ? {
+                yieldNow: () =>
+                  (this.outbox?.msSinceSlowCommit() ?? Number.POSITIVE_INFINITY) < DRAIN_YIELD_HOLD_MS,
+              }
             : {}),
         })
         this.puller = new RosterPuller({

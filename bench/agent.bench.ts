@@ -59,6 +59,7 @@ const median = (xs: number[]): number => {
 /**
  * 12,345.6 without Intl: toLocaleString() pulls ICU's data pages into the process (+6.5 MB of resident
  * memory on Node 20), and the agent phases print progress from the very process whose memory is measured.
+ * (Not harness.ts's fmt: importing harness.ts would load pg into that process too.)
  */
 const fmt = (n: number, digits = 0): string => {
   if (!Number.isFinite(n)) return '-'

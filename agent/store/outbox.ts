@@ -166,6 +166,11 @@ export class Outbox {
     return row
   }
 
+  /** Rows waiting to be claimed (kept in memory: no query). */
+  pending(): number {
+    return this.n.pending
+  }
+
   /** How long ago a decision's commit last took longer than `slowCommitMs`, ms (Infinity: never). */
   msSinceSlowCommit(): number {
     return performance.now() - this.lastSlowCommit

@@ -52,7 +52,10 @@ export class Syncer {
   private timer: NodeJS.Timeout | NodeJS.Immediate | null = null
   private running: Promise<void> | null = null
   private stopped = true
-  private readonly st: SyncerState
+  /** the state but `yielding`, which is derived from the lanes held back */
+  private readonly st: Omit<SyncerState, 'yielding'>
+  /** lanes of the current pass held back because decisions commit slowly */
+  private heldBack = 0
 
   constructor(
     private readonly deps: {
@@ -84,7 +87,6 @@ export class Syncer {
       clockOffsetMs: null,
       duplicates: 0,
       rejected: 0,
-      yielding: false,
       yields: 0,
     }
   }
@@ -102,7 +104,7 @@ export class Syncer {
   }
 
   status(): SyncerState {
-    return { ...this.st }
+    return { ...this.st, yielding: this.heldBack > 0 }
   }
 
   /** Try now (a technician's `gatectl sync now`), forgetting any back-off. Resolves after one pass. */
@@ -140,21 +142,14 @@ export class Syncer {
     if (this.running) return this.running
     // one batch when the buffer is small; several in flight while a backlog drains
     const lanes =
-      this.deps.outbox.counts().pending > this.st.batchSize ? Math.max(1, this.deps.config.concurrency) : 1
+      this.deps.outbox.pending() > this.st.batchSize ? Math.max(1, this.deps.config.concurrency) : 1
     // each lane goes on with its next batch as soon as its own answer is in (a lane waiting for the
     // slowest of the others would leave the cloud idle); each batch starts on a fresh turn of the
     // event loop, so decisions and adverts go first
     // a drain yields to decisions: while their commits are slow, lanes after the first wait
     const lane = async (i: number): Promise<number> => {
       for (;;) {
-        while (i > 0 && !this.stopped && this.deps.yieldNow?.()) {
-          // the backlog is gone: a held-back lane has nothing to wait for (and the pass must end)
-          if (this.deps.outbox.counts().pending <= this.st.batchSize) return 0
-          if (!this.st.yielding) this.st.yields++
-          this.st.yielding = true
-          await new Promise((r) => setTimeout(r, YIELD_RECHECK_MS))
-        }
-        if (i > 0) this.st.yielding = false
+        if (i > 0 && (await this.heldBackUntilFast())) return 0
         if (this.stopped) return this.deps.config.intervalMs
         const delay = await this.sendOne()
         if (delay > 0 || this.stopped) return delay
@@ -162,10 +157,7 @@ export class Syncer {
       }
     }
     this.running = Promise.all(Array.from({ length: lanes }, (_, i) => lane(i)))
-      .then((delays) => {
-        this.st.yielding = false
-        this.schedule(Math.max(...delays))
-      })
+      .then((delays) => this.schedule(Math.max(...delays)))
       .catch((err) => {
         this.deps.log.error({ err }, 'sync pass failed')
         this.schedule(this.failureDelay())
@@ -174,6 +166,25 @@ export class Syncer {
         this.running = null
       })
     return this.running
+  }
+
+  /**
+   * Hold a lane back while decisions commit slowly. Resolves true when the backlog is gone meanwhile
+   * (the lane has nothing left to send and the pass must end), false when the lane may go on.
+   */
+  private async heldBackUntilFast(): Promise<boolean> {
+    const slow = this.deps.yieldNow
+    if (!slow?.()) return false
+    if (this.heldBack++ === 0) this.st.yields++
+    try {
+      while (!this.stopped && slow()) {
+        if (this.deps.outbox.pending() <= this.st.batchSize) return true
+        await new Promise((r) => setTimeout(r, YIELD_RECHECK_MS))
+      }
+      return false
+    } finally {
+      this.heldBack--
+    }
   }
 
   private failureDelay(retryAfterMs?: number): number {

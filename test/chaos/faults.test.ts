@@ -10,6 +10,7 @@ import { freePort, tempDir } from '../helpers.js'
 import { connect, tempDatabase } from '../pg-helpers.js'
 import {
   type AgentProcess,
+  CLOUD_BIN,
   cleanEnv,
   cloudCli,
   eventually,
@@ -18,7 +19,6 @@ import {
 } from '../process-helpers.js'
 import { controlledProxy, servers, writeResults } from './harness.js'
 
-const CLOUD_BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'gate-cloud.js')
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const rand = (lo: number, hi: number) => lo + Math.random() * (hi - lo)
 
