@@ -412,6 +412,7 @@ export class GateAgent {
       clock,
       log: log.child({ component: 'mqtt' }),
       intervalMs: config.mqtt.metricsIntervalMs,
+      keepaliveS: config.mqtt.keepaliveS,
       commandSecret: config.mqtt.commandSecret,
       metrics: () => {
         const now = clock.now()

@@ -13,6 +13,8 @@ import { migrateUp } from './db/migrate.js'
 import { connectClient, createPool } from './db/pool.js'
 import { ReadRouter } from './db/replicas.js'
 import { FleetMonitor } from './fleet/monitor.js'
+import { RedisSeqLedger } from './fleet/seqs.js'
+import { RedisSilenceClock } from './fleet/silence.js'
 import { postgresHistory, RedisFleetStore } from './fleet/stores.js'
 import { addGate, listGates, revokeGate, rotateKey } from './gates/store.js'
 import { buildApp } from './http/app.js'
@@ -181,7 +183,13 @@ async function serve(): Promise<number> {
         username: c.alerts.mqttUsername,
         password: c.alerts.mqttPassword,
         registry,
-        ...(redis ? { store: new RedisFleetStore(redis.client, `${cacheDefaults.keyPrefix}fleet`) } : {}),
+        ...(redis
+          ? {
+              store: new RedisFleetStore(redis.client, `${cacheDefaults.keyPrefix}fleet`),
+              silence: new RedisSilenceClock(redis.client, `${cacheDefaults.keyPrefix}fleet:due`),
+              seqs: new RedisSeqLedger(redis.client, `{${cacheDefaults.keyPrefix}fleet}:seq`),
+            }
+          : {}),
         history: postgresHistory(pool),
         onAlert: (a) => {
           log.warn({ fleetAlert: a }, a.summary)

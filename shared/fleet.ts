@@ -38,6 +38,14 @@ export const statusPayloadSchema = z
     startedAt: z.string(),
     /** why offline: the broker's will (connection lost) or a clean stop */
     reason: z.enum(['will', 'stopped']).optional(),
+    /**
+     * Announced when online: the session's MQTT keep-alive and metrics interval, s. The broker gives
+     * up on a gate silent for 1.5 keep-alives; the cloud holds it to the same bound itself (the
+     * broker's keep-alive timer may be coarse), and needs the metrics interval to know how often a
+     * live gate is heard from (keep-alive pings are seen by the broker only).
+     */
+    keepaliveS: z.number().int().min(1).max(65_535).optional(),
+    metricsIntervalS: z.number().positive().max(86_400).optional(),
   })
   .strict()
 export type StatusPayload = z.infer<typeof statusPayloadSchema>

@@ -10,7 +10,15 @@ import { MqttReporter } from '../agent/report/mqtt-reporter.js'
 import { openDatabase } from '../agent/store/db.js'
 import { loadCloudConfig } from '../cloud/config.js'
 import { createPool } from '../cloud/db/pool.js'
-import { type FleetAlert, FleetMonitor, type FleetMonitorOptions } from '../cloud/fleet/monitor.js'
+import {
+  type FleetAlert,
+  FleetMonitor,
+  type FleetMonitorOptions,
+  type GateFleetState,
+  newer,
+} from '../cloud/fleet/monitor.js'
+import { LocalSeqLedger, RedisSeqLedger } from '../cloud/fleet/seqs.js'
+import { RedisSilenceClock } from '../cloud/fleet/silence.js'
 import { postgresHistory, RedisFleetStore } from '../cloud/fleet/stores.js'
 import { buildApp } from '../cloud/http/app.js'
 import { AlertEngine, type AlertEvent } from '../cloud/monitor/alerts.js'
@@ -99,7 +107,7 @@ describe('fleet monitor on the real Mosquitto', () => {
   })
 
   it('notices lost messages, ignores a stale will of an older session, flags silence, and counts garbage', async () => {
-    const { m, alerts } = await monitor(800)
+    const { m, alerts } = await monitor(3_000)
     const gateId = `f-${randomBytes(3).toString('hex')}`
     const pub = await mqtt.connectAsync(MQTT_URL)
     cleanups.push(async () => {
@@ -119,14 +127,19 @@ describe('fleet monitor on the real Mosquitto', () => {
     await pub.publishAsync(`gates/${gateId}/status`, status(3, 'online'), { qos: 1, retain: true })
     await pub.publishAsync(`gates/${gateId}/metrics`, JSON.stringify({ ...head(3, 1), metrics }), { qos: 1 })
     await pub.publishAsync(`gates/${gateId}/metrics`, JSON.stringify({ ...head(3, 4), metrics }), { qos: 1 })
+    // judged at the next report once 2 s have passed (time for a message still on its way)
+    await new Promise((r) => setTimeout(r, 2_100))
+    expect(alerts.some((a) => a.kind === 'seq_gap')).toBe(false)
+    await pub.publishAsync(`gates/${gateId}/metrics`, JSON.stringify({ ...head(3, 5), metrics }), { qos: 1 })
     await eventually(() => alerts.some((a) => a.kind === 'seq_gap'), 8_000, 20)
     expect(m.get(gateId)?.seqGaps).toBe(2)
+    expect(alerts.find((a) => a.kind === 'seq_gap')?.detail).toEqual({ session: 3, from: 0, to: 4 })
     // the will of session 2 arrives late: the gate is already in session 3
     await pub.publishAsync(`gates/${gateId}/status`, status(2, 'offline', 'will'), { qos: 1 })
     await pub.publishAsync(`gates/${gateId}/metrics`, 'garbage', { qos: 1 })
     await pub.publishAsync(
       `gates/${gateId}/metrics`,
-      JSON.stringify({ ...head(3, 5), metrics: { cpu: 'high' } }),
+      JSON.stringify({ ...head(3, 6), metrics: { cpu: 'high' } }),
       {
         qos: 1,
       },
@@ -137,8 +150,179 @@ describe('fleet monitor on the real Mosquitto', () => {
     await eventually(() => m.stats.garbage >= 3, 8_000, 20)
     expect(m.get(gateId)?.state).toBe('online')
     // and then nothing: silent beyond the limit
-    await eventually(() => m.get(gateId)?.state === 'stale', 5_000, 20)
+    expect(alerts.some((a) => a.kind === 'gate_silent')).toBe(false)
+    await eventually(() => m.get(gateId)?.state === 'stale', 8_000, 20)
     expect(alerts).toContainEqual(expect.objectContaining({ kind: 'gate_silent', gateId }))
+  })
+})
+
+describe('offline by silence, held to 1.5 keep-alives by the cloud itself', () => {
+  /** A gate of our own on the real broker: its birth announces keepaliveS 1 and metrics every `everyS`. */
+  async function announcingGate(everyS: number) {
+    const gateId = `s-${randomBytes(3).toString('hex')}`
+    const pub = await mqtt.connectAsync(MQTT_URL)
+    cleanups.push(async () => {
+      await pub.publishAsync(`gates/${gateId}/status`, '', { retain: true })
+      await pub.endAsync()
+    })
+    const bootId = uuidv4()
+    let seq = 0
+    const head = () => ({ v: 1, ts: Date.now(), gateId, bootId, session: 1, seq: seq++ })
+    const status = (state: 'online' | 'offline', extra: Record<string, unknown>) =>
+      pub.publishAsync(
+        `gates/${gateId}/status`,
+        JSON.stringify({ ...head(), state, version: '1', startedAt: 'x', ...extra }),
+        { qos: 1, retain: true },
+      )
+    const report = async () => {
+      await pub.publishAsync(`gates/${gateId}/metrics`, JSON.stringify({ ...head(), metrics }), { qos: 1 })
+      return Date.now()
+    }
+    /** report every `everyS` for `ms`; the time of the last report */
+    const live = async (ms: number) => {
+      let last = Date.now()
+      for (const end = Date.now() + ms; Date.now() < end; ) {
+        last = await report()
+        await new Promise((r) => setTimeout(r, everyS * 1000))
+      }
+      return last
+    }
+    await status('online', { keepaliveS: 1, metricsIntervalS: everyS })
+    return { gateId, status, report, live }
+  }
+
+  it('a gate silent for 1.5 of its announced keep-alives is offline at once (no waiting for the broker), online again when it speaks', async () => {
+    const { m, alerts } = await monitor()
+    const gate = await announcingGate(0.2)
+    const offlines = () => alerts.filter((a) => a.kind === 'gate_offline' && a.gateId === gate.gateId).length
+    const last = await gate.live(1_500)
+    expect(m.get(gate.gateId)?.state).toBe('online')
+    expect(offlines()).toBe(0)
+    // nothing more: offline 1.35 s after the last report (1.5 x 1 s, less the monitor's allowance)
+    await eventually(() => m.get(gate.gateId)?.state === 'offline', 5_000, 10)
+    const after = Date.now() - last
+    expect(m.get(gate.gateId)?.reason).toBe('silent')
+    expect(after).toBeGreaterThanOrEqual(1_300)
+    expect(after).toBeLessThan(2_500)
+    expect(offlines()).toBe(1)
+    // it was a slow link, not a dead one: the same session speaks again
+    await gate.report()
+    await eventually(() => m.get(gate.gateId)?.state === 'online', 5_000, 10)
+    expect(m.get(gate.gateId)?.reason).toBeNull()
+    // silent again, and this time the broker's will follows: one alert for the one outage
+    await eventually(() => m.get(gate.gateId)?.state === 'offline', 5_000, 10)
+    expect(offlines()).toBe(2)
+    await gate.status('offline', { reason: 'will' })
+    await eventually(() => m.get(gate.gateId)?.reason === 'will', 5_000, 10)
+    await new Promise((r) => setTimeout(r, 300))
+    expect(offlines()).toBe(2)
+  })
+
+  it('two nodes that each hear only half of a gate keep it online, and exactly one of them calls it offline', async () => {
+    const redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379')
+    const key = `t${randomBytes(4).toString('hex')}:fleet`
+    const group = `g${randomBytes(3).toString('hex')}`
+    const alerts: FleetAlert[] = []
+    const node = () =>
+      newMonitor({
+        group,
+        store: new RedisFleetStore(redis, key),
+        silence: new RedisSilenceClock(redis, `${key}:due`),
+        seqs: new RedisSeqLedger(redis, `{${key}}:seq`),
+        onAlert: (a) => alerts.push(a),
+      })
+    const a = node()
+    const b = node()
+    await a.start()
+    await b.start()
+    await new Promise((r) => setTimeout(r, 400))
+    const gate = await announcingGate(0.8)
+    cleanups.push(async () => {
+      await a.stop()
+      await b.stop()
+      await redis.del(key, `${key}:due`, `{${key}}:seq:meta`, `{${key}}:seq:bits:${gate.gateId}`)
+      redis.disconnect()
+    })
+    // a report every 0.8 s: the shared subscription gives each node one every 1.6 s, longer than
+    // the 1.35 s limit, so a node judging by what it hears alone would call a live gate offline;
+    // and each node sees every other seq, which alone would be lost messages
+    await gate.live(8_000)
+    expect(alerts.filter((x) => x.gateId === gate.gateId)).toEqual([])
+    const heardA = a.get(gate.gateId)?.lastSeq ?? 0
+    const heardB = b.get(gate.gateId)?.lastSeq ?? 0
+    expect(Math.min(heardA, heardB)).toBeGreaterThan(0) // both nodes had their share
+    await eventually(async () => {
+      const [fa, fb] = [await a.fleet(), await b.fleet()].map((f) => f.find((g) => g.gateId === gate.gateId))
+      return fa?.state === 'offline' && fb?.state === 'offline'
+    }, 8_000)
+    await new Promise((r) => setTimeout(r, 600)) // a second claimer would have spoken by now
+    expect(alerts.filter((x) => x.gateId === gate.gateId).map((x) => x.kind)).toEqual(['gate_offline'])
+    expect((await b.fleet()).find((g) => g.gateId === gate.gateId)?.reason).toBe('silent')
+  })
+
+  it.each(['Redis (nodes sharing it)', 'memory (one node)'])(
+    'a seq counts as lost only when no node heard it within the grace; each gap once (%s)',
+    async (where) => {
+      const redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379')
+      const prefix = `{t${randomBytes(4).toString('hex')}}:seq`
+      cleanups.push(async () => {
+        await redis.del(`${prefix}:meta`, `${prefix}:bits:g1`)
+        redis.disconnect()
+      })
+      const local = new LocalSeqLedger(1_000)
+      const [a, b] = where.startsWith('Redis')
+        ? [new RedisSeqLedger(redis, prefix, 1_000), new RedisSeqLedger(redis, prefix, 1_000)]
+        : [local, local]
+      const at = (session: number, ...seqs: number[]) => new Map([['g1', { session, seqs }]])
+      // the nodes hear alternate seqs; seq 6 never arrives anywhere; seq 3 reaches b late (in the grace)
+      expect(await a.record(at(1, 0, 2, 4), 0)).toEqual([])
+      expect(await b.record(at(1, 1, 5, 7), 100)).toEqual([])
+      expect(await b.record(at(1, 3), 900)).toEqual([])
+      // 1 s after 4 was first heard, 0..4 are judged: all there (3 arrived late, in the grace)
+      expect(await a.record(at(1, 8), 1_200)).toEqual([])
+      // then 5..8, the highest heard at that judgement: 6 never came
+      expect(await b.record(at(1, 9), 2_300)).toEqual([{ gateId: 'g1', session: 1, lost: 1, from: 5, to: 8 }])
+      // nobody hears 10 and 11
+      expect(await a.record(at(1, 12), 2_400)).toEqual([])
+      expect(await b.record(at(1, 13), 3_500)).toEqual([])
+      expect(await a.record(at(1, 14), 4_600)).toEqual([
+        { gateId: 'g1', session: 1, lost: 2, from: 10, to: 13 },
+      ])
+      expect(await b.record(at(1, 15), 5_700)).toEqual([]) // each gap once
+      // a new session starts over, from the first seq heard of it; an older session is ignored
+      expect(await a.record(at(2, 0), 6_000)).toEqual([])
+      expect(await b.record(at(1, 20), 7_000)).toEqual([])
+      expect(await b.record(at(2, 1), 7_100)).toEqual([])
+      expect(await a.record(at(2, 3), 8_200)).toEqual([]) // 0..1 judged
+      expect(await a.record(at(2, 4), 9_300)).toEqual([{ gateId: 'g1', session: 2, lost: 1, from: 2, to: 3 }])
+    },
+  )
+
+  it('merges views: a silence beats what was heard before it, and loses to anything heard after', () => {
+    const base: GateFleetState = {
+      gateId: 'x',
+      state: 'online',
+      reason: null,
+      session: 4,
+      lastSeq: 9,
+      lastSeenAt: 10_000,
+      version: '1',
+      bootId: null,
+      startedAt: null,
+      metrics: null,
+      seqGaps: 0,
+      lastEvent: null,
+    }
+    const silent = { ...base, state: 'offline' as const, reason: 'silent', lastSeq: 7, lastSeenAt: 10_000 }
+    expect(newer(silent, base)).toBe(true) // node B declared it from the fleet-wide last-heard time
+    expect(newer(base, silent)).toBe(false)
+    const spoke = { ...base, lastSeq: 10, lastSeenAt: 25_000 }
+    expect(newer(spoke, silent)).toBe(true)
+    expect(newer(silent, spoke)).toBe(false)
+    const will = { ...base, state: 'offline' as const, reason: 'will', lastSeq: 0 }
+    expect(newer(will, spoke)).toBe(true) // the end of a session beats anything of it
+    expect(newer(silent, will)).toBe(false)
+    expect(newer({ ...base, session: 5, lastSeq: 0 }, will)).toBe(true) // a new session beats all
   })
 })
 

@@ -258,6 +258,8 @@ export const agentConfigSchema = z
         commandSecret: z.string().min(16).optional(),
         /** metrics every this, ms */
         metricsIntervalMs: z.number().int().min(1_000).default(10_000),
+        /** MQTT keep-alive, s: the broker (and the cloud) call the gate offline after 1.5 of these without a packet */
+        keepaliveS: z.number().int().min(5).max(3_600).default(30),
         /** events: disk low below this, bytes; backlog growing when its oldest row is older, s; roster stale after, s */
         diskLowBytes: z
           .number()
@@ -272,6 +274,7 @@ export const agentConfigSchema = z
       .strict()
       .default({
         metricsIntervalMs: 10_000,
+        keepaliveS: 30,
         diskLowBytes: 500 * 1024 * 1024,
         backlogAgeS: 600,
         rosterStaleS: 900,

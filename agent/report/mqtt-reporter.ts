@@ -36,6 +36,8 @@ export interface ReporterDeps {
   log: Logger
   /** metrics every this, ms */
   intervalMs: number
+  /** MQTT keep-alive, s (announced in the online status; default 30) */
+  keepaliveS?: number
   /** HMAC secret of commands; without one every command is refused */
   commandSecret?: string | undefined
   /** a command older (or further in the future) than this is refused, ms */
@@ -81,7 +83,7 @@ export class MqttReporter {
       username: this.d.username,
       password: this.d.password,
       clean: true,
-      keepalive: 30,
+      keepalive: this.keepaliveS,
       reconnectPeriod: 2_000,
       connectTimeout: 10_000,
       queueQoSZero: false,
@@ -277,7 +279,15 @@ export class MqttReporter {
       version: this.d.version,
       startedAt: this.d.startedAt,
       ...(reason ? { reason } : {}),
+      // the birth says how often this gate is heard from, so the cloud can hold it to 1.5 keep-alives
+      ...(state === 'online'
+        ? { keepaliveS: this.keepaliveS, metricsIntervalS: this.d.intervalMs / 1000 }
+        : {}),
     }
+  }
+
+  private get keepaliveS(): number {
+    return this.d.keepaliveS ?? 30
   }
 
   private will(): mqtt.IClientOptions['will'] {

@@ -14,10 +14,16 @@ import {
   signCommand,
   statusPayloadSchema,
 } from '../../shared/fleet.js'
+import { type HeardSeqs, LocalSeqLedger, type SeqGap, type SeqLedger } from './seqs.js'
+import { LocalSilenceClock, type SilenceClock } from './silence.js'
 
 export interface GateFleetState {
   gateId: string
-  /** online: its session said so and it is heard from; stale: online but silent too long; offline: will or stop */
+  /**
+   * online: its session said so and it is heard from; offline: its will, a clean stop, or (reason
+   * 'silent') nothing heard for 1.5 of the keep-alives it announced; stale: silent for
+   * `silentAfterMs`, for a gate that announced no keep-alive
+   */
   state: 'online' | 'offline' | 'stale'
   reason: string | null
   session: number | null
@@ -79,18 +85,42 @@ interface DetectState {
   quiet: boolean
 }
 
+/** Declared by silence (by whichever node claimed the gate's deadline), not said by the gate or its will. */
+const silenced = (g: GateFleetState) =>
+  g.state === 'stale' || (g.state === 'offline' && g.reason === 'silent')
+
 /**
- * Which of two views of one gate is more recent: the later session, then within a session an
- * offline status (the will or a stop ends the session), then the higher sequence number.
+ * Which of two views of one gate is more recent: the later session; within a session an offline
+ * status (the will or a stop ends the session); a silence against a view of the gate heard after
+ * the silence's last-heard time (the gate spoke again: it lives); else the higher sequence number.
  */
 export function newer(a: GateFleetState, b: GateFleetState): boolean {
-  const rank = (g: GateFleetState): [number, number] => [
-    g.session ?? -1,
-    g.state === 'offline' ? Number.MAX_SAFE_INTEGER : (g.lastSeq ?? -1),
-  ]
-  const [as, aq] = rank(a)
-  const [bs, bq] = rank(b)
-  return as !== bs ? as > bs : aq > bq
+  const as = a.session ?? -1
+  const bs = b.session ?? -1
+  if (as !== bs) return as > bs
+  const ended = (g: GateFleetState) => g.state === 'offline' && !silenced(g)
+  if (ended(a) || ended(b)) return ended(a) && !ended(b)
+  if (silenced(a) !== silenced(b)) {
+    const [quiet, other] = silenced(a) ? [a, b] : [b, a]
+    const spokeSince = (other.lastSeenAt ?? 0) > (quiet.lastSeenAt ?? 0)
+    return silenced(a) ? !spokeSince : spokeSince
+  }
+  return (a.lastSeq ?? -1) > (b.lastSeq ?? -1)
+}
+
+/** The monitor looks for expired deadlines this often, ms. */
+const SWEEP_MS = 250
+
+/**
+ * A gate that announced its keep-alive K and metrics interval I is offline once nothing has been
+ * heard from it for 1.5 x max(K, I), the bound the broker applies, less this share of it (at most
+ * 1 s) for the monitor's own sweep and the transport, so that the cloud's verdict falls within
+ * the bound however coarse the broker's keep-alive timer is (Mosquitto 2.0 looks every few
+ * seconds). A live gate is heard from every I <= K, so it has 0.5 x K of slack before this.
+ */
+export function silenceLimitMs(keepaliveS: number, metricsIntervalS: number): number {
+  const bound = 1.5 * Math.max(keepaliveS, metricsIntervalS) * 1000
+  return bound - Math.min(1_000, bound / 10)
 }
 
 /** Where the fleet state of every node meets (Redis), so that any node can list the whole fleet. */
@@ -111,6 +141,10 @@ export interface MetricsRow {
 export interface FleetMonitorOptions {
   /** shared fleet state (Redis); without it each node knows what it received */
   store?: FleetStateStore
+  /** where the nodes meet to tell a silent gate (Redis); without it this node's own clock (one node) */
+  silence?: SilenceClock
+  /** where the nodes meet to tell a lost message (Redis); without it what this node heard (one node) */
+  seqs?: SeqLedger
   /** the metrics history writer (Postgres), called with batches about once a second */
   history?: (rows: MetricsRow[]) => Promise<void>
   url: string
@@ -150,9 +184,22 @@ export class FleetMonitor {
   private readonly garbageCounter: Counter<'kind'>
   private readonly gatesGauge: Gauge<'state'>
   private readonly watchers = new Set<(g: GateFleetState) => void>()
+  private readonly silence: SilenceClock
+  /** per gate, from its birth: silent for this long, ms, and then offline (else stale) */
+  private readonly limits = new Map<string, { ms: number; offline: boolean }>()
+  /** deadlines heard since the last sweep, and gates that said offline: shared at the next sweep */
+  private dueSoon = new Map<string, number>()
+  private heardSeqs = new Map<string, HeardSeqs>()
+  private readonly seqs: SeqLedger
+  private forgotten = new Set<string>()
+  private sweeping = false
+  private sweeps = 0
+  private silenceErrorAt = 0
 
   constructor(private readonly o: FleetMonitorOptions) {
     this.now = o.now ?? Date.now
+    this.silence = o.silence ?? new LocalSilenceClock()
+    this.seqs = o.seqs ?? new LocalSeqLedger()
     this.detect = { ...fleetDetectionDefaults, ...o.detect }
     this.garbageCounter = new Counter({
       name: 'fleet_garbage_messages_total',
@@ -193,11 +240,11 @@ export class FleetMonitor {
         })
         .catch((err) => this.o.log.warn({ err: (err as Error).message }, 'fleet subscription failed'))
     })
-    client.on('message', (topic, payload) => this.handle(topic, payload))
+    client.on('message', (topic, payload, packet) => this.handle(topic, payload, packet.retain))
     this.timer = setInterval(() => {
-      this.sweep()
-      void this.flushHistory()
-    }, 1_000)
+      void this.sweep()
+      if (++this.sweeps % (1_000 / SWEEP_MS) === 0) void this.flushHistory()
+    }, SWEEP_MS)
     this.timer.unref()
   }
 
@@ -306,8 +353,8 @@ export class FleetMonitor {
     return this.gates.get(gateId) ?? null
   }
 
-  /** One message (public for tests: the same path as the broker's). */
-  handle(topic: string, payload: Buffer): void {
+  /** One message (public for tests: the same path as the broker's); `retained`: sent from before we subscribed. */
+  handle(topic: string, payload: Buffer, retained = false): void {
     this.stats.messages++
     const m = /^gates\/([^/]+)\/(status|metrics|events)$/.exec(topic)
     if (!m) return
@@ -349,7 +396,21 @@ export class FleetMonitor {
       g.startedAt = s.startedAt
       g.state = s.state
       g.reason = s.reason ?? null
-      if (s.state === 'online') g.lastSeenAt = this.now()
+      // a will's seq is fixed when the gate connects; a retained status is from before we listened
+      if (s.reason !== 'will' && !retained) this.heardSeq(gateId, s.session, s.seq)
+      if (s.state === 'online') {
+        g.lastSeenAt = this.now()
+        this.limits.set(
+          gateId,
+          s.keepaliveS !== undefined && s.metricsIntervalS !== undefined
+            ? { ms: silenceLimitMs(s.keepaliveS, s.metricsIntervalS), offline: true }
+            : { ms: this.o.silentAfterMs, offline: false },
+        )
+        this.heard(gateId)
+      } else {
+        this.dueSoon.delete(gateId)
+        this.forgotten.add(gateId)
+      }
       this.save(g)
       if (s.state === 'offline' && wasOnline && s.reason === 'will')
         this.alert({
@@ -362,20 +423,18 @@ export class FleetMonitor {
       return
     }
     if (g.session !== null && p.session < g.session) return
-    if (g.session === p.session && g.lastSeq !== null && p.seq > g.lastSeq + 1) {
-      g.seqGaps += p.seq - g.lastSeq - 1
-      this.alert({
-        kind: 'seq_gap',
-        gateId,
-        severity: 'warning',
-        summary: `gate ${gateId} lost ${p.seq - g.lastSeq - 1} message(s)`,
-        detail: { session: p.session, from: g.lastSeq, to: p.seq },
-      })
-    }
+    this.heardSeq(gateId, p.session, p.seq)
+    // the highest seq this node heard (with a shared subscription others hear the rest)
+    g.lastSeq = g.session === p.session ? Math.max(p.seq, g.lastSeq ?? -1) : p.seq
     g.session = p.session
-    g.lastSeq = p.seq
     g.lastSeenAt = this.now()
-    if (g.state !== 'online' && g.state !== 'offline') g.state = 'online'
+    if (silenced(g)) {
+      // declared silent, yet here it is, in the same session: a slow link, not a dead one
+      this.o.log.info({ gateId, session: p.session }, 'gate heard from again after its silence')
+      g.state = 'online'
+      g.reason = null
+    }
+    if (g.state === 'online') this.heard(gateId)
     if ('metrics' in p) {
       const mp = p
       const hot =
@@ -408,21 +467,105 @@ export class FleetMonitor {
     this.save(g)
   }
 
-  /** Online gates silent for too long are stale (a dead link the broker has not noticed yet). */
-  sweep(): void {
-    const now = this.now()
-    for (const g of this.gates.values()) {
-      if (g.state === 'online' && g.lastSeenAt !== null && now - g.lastSeenAt > this.o.silentAfterMs) {
-        g.state = 'stale'
-        this.save(g)
-        this.alert({
-          kind: 'gate_silent',
-          gateId: g.gateId,
-          severity: 'warning',
-          summary: `gate ${g.gateId} silent for ${Math.round((now - g.lastSeenAt) / 1000)} s`,
-          detail: { lastSeenAt: new Date(g.lastSeenAt).toISOString() },
-        })
+  private heardSeq(gateId: string, session: number, seq: number): void {
+    const h = this.heardSeqs.get(gateId)
+    if (h && h.session === session) h.seqs.push(seq)
+    else if (!h || session > h.session) this.heardSeqs.set(gateId, { session, seqs: [seq] })
+  }
+
+  /** A gate was heard from now: its next deadline, shared at the next sweep. */
+  private heard(gateId: string): void {
+    this.forgotten.delete(gateId)
+    this.dueSoon.set(gateId, this.now() + (this.limits.get(gateId)?.ms ?? this.o.silentAfterMs))
+  }
+
+  /**
+   * Share the deadlines heard since the last sweep, then claim the ones that passed (each to one
+   * node of the fleet): a gate that announced its keep-alive goes offline (reason 'silent': its
+   * link is gone and the broker's will is on its way), any other gate stale.
+   */
+  async sweep(): Promise<void> {
+    if (this.sweeping) return
+    this.sweeping = true
+    const due = this.dueSoon
+    const gone = [...this.forgotten]
+    const seqs = this.heardSeqs
+    this.dueSoon = new Map()
+    this.forgotten = new Set()
+    this.heardSeqs = new Map()
+    try {
+      // lost messages: what no node heard (a seq recorded twice, after a retry, counts once)
+      for (const gap of await this.seqs.record(seqs, this.now())) this.lost(gap)
+    } catch (err) {
+      // recorded at the next sweep: a seq left out would later count as lost
+      for (const [g, h] of seqs) for (const seq of h.seqs) this.heardSeq(g, h.session, seq)
+      this.o.log.debug({ err: (err as Error).message }, 'sequence numbers not recorded yet')
+    }
+    try {
+      await this.silence.push(due)
+      await this.silence.forget(gone)
+      for (const [gateId, deadline] of await this.silence.claim(this.now(), 1_000))
+        this.silent(gateId, deadline)
+    } catch (err) {
+      // shared again at the next sweep (a deadline heard meanwhile is later and wins)
+      for (const [g, d] of due) if (!this.dueSoon.has(g)) this.dueSoon.set(g, d)
+      for (const g of gone) this.forgotten.add(g)
+      if (this.now() - this.silenceErrorAt > 30_000) {
+        this.silenceErrorAt = this.now()
+        this.o.log.warn(
+          { err: (err as Error).message },
+          "gate deadlines not shared; silent gates are found again when Redis is back (the broker's wills still come)",
+        )
       }
+    } finally {
+      this.sweeping = false
+    }
+  }
+
+  private lost(gap: SeqGap): void {
+    const g = this.gates.get(gap.gateId)
+    if (g && g.session === gap.session) {
+      g.seqGaps += gap.lost
+      this.save(g)
+    }
+    this.alert({
+      kind: 'seq_gap',
+      gateId: gap.gateId,
+      severity: 'warning',
+      summary: `gate ${gap.gateId} lost ${gap.lost} message(s)`,
+      detail: { session: gap.session, from: gap.from, to: gap.to },
+    })
+  }
+
+  private silent(gateId: string, deadline: number): void {
+    const g = this.gates.get(gateId)
+    if (!g || g.state !== 'online') return // it said offline meanwhile
+    const limit = this.limits.get(gateId) ?? { ms: this.o.silentAfterMs, offline: false }
+    // when anyone in the fleet last heard it (this node may have seen only part of its messages)
+    g.lastSeenAt = Math.max(g.lastSeenAt ?? 0, deadline - limit.ms)
+    const silentS = Math.round((this.now() - g.lastSeenAt) / 1000)
+    const detail = { lastSeenAt: new Date(g.lastSeenAt).toISOString(), limitMs: limit.ms }
+    if (limit.offline) {
+      g.state = 'offline'
+      g.reason = 'silent'
+      this.save(g)
+      this.alert({
+        kind: 'gate_offline',
+        gateId,
+        severity: 'critical',
+        summary: `gate ${gateId} silent for ${silentS} s, past 1.5 keep-alives: its link is down`,
+        detail,
+      })
+    } else {
+      g.state = 'stale'
+      this.save(g)
+      this.alert({
+        kind: 'gate_silent',
+        gateId,
+        severity: 'warning',
+        summary: `gate ${gateId} silent for ${silentS} s`,
+        detail,
+      })
     }
   }
 

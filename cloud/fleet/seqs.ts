@@ -1,0 +1,173 @@
+import type { Cluster, Redis } from 'ioredis'
+
+/** Messages of one session of one gate heard by this node since its last sweep. */
+export interface HeardSeqs {
+  session: number
+  seqs: number[]
+}
+
+/** Sequence numbers found missing: `lost` of the seqs from..to of a gate's session. */
+export interface SeqGap {
+  gateId: string
+  session: number
+  lost: number
+  from: number
+  to: number
+}
+
+/**
+ * Lost messages found across the fleet's nodes. With a shared subscription each node hears only
+ * part of a gate's messages, so a jump in the sequence numbers one node sees is no loss: every
+ * node records what it heard, and a sequence number counts as lost only when no node had it
+ * `graceMs` after a higher one was heard (messages still in flight at another node are not lost).
+ */
+export interface SeqLedger {
+  record(heard: ReadonlyMap<string, HeardSeqs>, now: number): Promise<SeqGap[]>
+}
+
+interface Track {
+  session: number
+  /** every seq below this is judged */
+  judged: number
+  highest: number
+  /** once graceMs have passed since markAt, the seqs up to mark are judged */
+  mark: number
+  markAt: number
+  seen: Set<number>
+}
+
+/** One node, which hears every message: the same judgement as RedisSeqLedger, in memory. */
+export class LocalSeqLedger implements SeqLedger {
+  private readonly tracks = new Map<string, Track>()
+
+  constructor(private readonly graceMs = 2_000) {}
+
+  async record(heard: ReadonlyMap<string, HeardSeqs>, now: number): Promise<SeqGap[]> {
+    const gaps: SeqGap[] = []
+    for (const [gateId, h] of heard) {
+      if (h.seqs.length === 0) continue
+      let t = this.tracks.get(gateId)
+      if (t && h.session < t.session) continue
+      if (!t || h.session > t.session) {
+        // a session is followed from the first message heard of it
+        const first = Math.min(...h.seqs)
+        t = {
+          session: h.session,
+          judged: first,
+          highest: first,
+          mark: first - 1,
+          markAt: now,
+          seen: new Set(),
+        }
+        this.tracks.set(gateId, t)
+      }
+      for (const s of h.seqs) if (s >= t.judged) t.seen.add(s)
+      t.highest = Math.max(t.highest, ...h.seqs)
+      if (t.mark >= t.judged && now - t.markAt >= this.graceMs) {
+        let had = 0
+        for (let s = t.judged; s <= t.mark; s++) if (t.seen.delete(s)) had++
+        const lost = t.mark - t.judged + 1 - had
+        if (lost > 0) gaps.push({ gateId, session: t.session, lost, from: t.judged, to: t.mark })
+        t.judged = t.mark + 1
+      }
+      if (t.mark < t.judged && t.highest >= t.judged) {
+        t.mark = t.highest
+        t.markAt = now
+      }
+    }
+    return gaps
+  }
+}
+
+// Per gate: a bitmap of the seqs heard (key prefix + gate id) and its track in one hash field:
+// "session judged highest mark markAt". The same judgement as LocalSeqLedger, for the gates in
+// this call, in one atomic step.
+const RECORD = `
+local meta, bitsPrefix, now, grace, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local out = {}
+local i = 5
+while i <= #ARGV do
+  local gate, session, n = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local bits = bitsPrefix .. gate
+  local cur = redis.call('HGET', meta, gate)
+  local t = nil
+  if cur then
+    local f = {}
+    for v in string.gmatch(cur, '%S+') do f[#f + 1] = tonumber(v) end
+    t = { session = f[1], judged = f[2], highest = f[3], mark = f[4], markAt = f[5] }
+  end
+  if n > 0 and (t == nil or session > t.session) then
+    local first = tonumber(ARGV[i + 3])
+    for k = 2, n do first = math.min(first, tonumber(ARGV[i + 2 + k])) end
+    redis.call('DEL', bits)
+    t = { session = session, judged = first, highest = first, mark = first - 1, markAt = now }
+  end
+  if n > 0 and session == t.session then
+    for k = 1, n do
+      local s = tonumber(ARGV[i + 2 + k])
+      if s >= t.judged then redis.call('SETBIT', bits, s, 1) end
+      if s > t.highest then t.highest = s end
+    end
+    redis.call('EXPIRE', bits, ttl)
+    if t.mark >= t.judged and now - t.markAt >= grace then
+      local had = redis.call('BITCOUNT', bits, t.judged, t.mark, 'BIT')
+      local lost = t.mark - t.judged + 1 - had
+      if lost > 0 then
+        out[#out + 1] = gate
+        out[#out + 1] = t.session .. ' ' .. lost .. ' ' .. t.judged .. ' ' .. t.mark
+      end
+      t.judged = t.mark + 1
+    end
+    if t.mark < t.judged and t.highest >= t.judged then
+      t.mark = t.highest
+      t.markAt = now
+    end
+    redis.call('HSET', meta, gate, t.session .. ' ' .. t.judged .. ' ' .. t.highest .. ' ' .. t.mark .. ' ' .. t.markAt)
+  end
+  i = i + 3 + n
+end
+redis.call('EXPIRE', meta, ttl)
+return out`
+
+type RecordingRedis = (Redis | Cluster) & {
+  fleetRecordSeqs(meta: string, ...args: Array<string | number>): Promise<string[]>
+}
+
+/**
+ * Every node's seqs in Redis. A gate's seqs are judged when a message of it is recorded at least
+ * `graceMs` after the highest of them was first heard: a gap shows at the gate's next report, and
+ * a gate that goes quiet keeps its last seqs unjudged (its silence is another alert). The keys
+ * share a hash tag: one slot in a Cluster, as the script needs.
+ */
+export class RedisSeqLedger implements SeqLedger {
+  private readonly redis: RecordingRedis
+
+  constructor(
+    redis: Redis | Cluster,
+    private readonly prefix = '{gc:fleet}:seq',
+    private readonly graceMs = 2_000,
+    private readonly ttlS = 7 * 86_400,
+  ) {
+    if (!('fleetRecordSeqs' in redis))
+      redis.defineCommand('fleetRecordSeqs', { numberOfKeys: 1, lua: RECORD })
+    this.redis = redis as RecordingRedis
+  }
+
+  async record(heard: ReadonlyMap<string, HeardSeqs>, now: number): Promise<SeqGap[]> {
+    if (heard.size === 0) return []
+    const args: Array<string | number> = [`${this.prefix}:bits:`, now, this.graceMs, this.ttlS]
+    for (const [gateId, h] of heard) args.push(gateId, h.session, h.seqs.length, ...h.seqs)
+    const flat = await this.redis.fleetRecordSeqs(`${this.prefix}:meta`, ...args)
+    const gaps: SeqGap[] = []
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const [session, lost, from, to] = (flat[i + 1] as string).split(' ').map(Number) as [
+        number,
+        number,
+        number,
+        number,
+      ]
+      gaps.push({ gateId: flat[i] as string, session, lost, from, to })
+    }
+    return gaps
+  }
+}

@@ -1,0 +1,85 @@
+import type { Cluster, Redis } from 'ioredis'
+
+/**
+ * When each gate must next be heard from, kept where every cloud node meets. Metrics and events
+ * arrive through a shared subscription, so one node sees only part of a gate's messages: a node
+ * alone cannot tell a silent gate from one whose messages went to another node. Every node
+ * pushes the deadlines of the gates it hears (a deadline only ever moves later), and every node
+ * claims the deadlines that passed: each expired gate is given to exactly one claimer, which
+ * declares it silent once for the whole fleet.
+ */
+export interface SilenceClock {
+  /** gate -> the time (ms) by which it must be heard from again; a later deadline wins */
+  push(deadlines: ReadonlyMap<string, number>): Promise<void>
+  /** no deadline for these gates any more (they said offline, by a will or a stop) */
+  forget(gateIds: readonly string[]): Promise<void>
+  /** the gates whose deadline is at or before `now`, with it; each to one caller only */
+  claim(now: number, max: number): Promise<Array<[gateId: string, deadline: number]>>
+}
+
+/** One node without shared state: it hears all of every gate's messages. */
+export class LocalSilenceClock implements SilenceClock {
+  private readonly due = new Map<string, number>()
+
+  async push(deadlines: ReadonlyMap<string, number>): Promise<void> {
+    for (const [g, d] of deadlines) if (d > (this.due.get(g) ?? Number.NEGATIVE_INFINITY)) this.due.set(g, d)
+  }
+
+  async forget(gateIds: readonly string[]): Promise<void> {
+    for (const g of gateIds) this.due.delete(g)
+  }
+
+  async claim(now: number, max: number): Promise<Array<[string, number]>> {
+    const out: Array<[string, number]> = []
+    for (const [g, d] of this.due) {
+      if (out.length >= max) break
+      if (d <= now) out.push([g, d])
+    }
+    for (const [g] of out) this.due.delete(g)
+    return out
+  }
+}
+
+// the expired members and their removal in one step, so two nodes never claim the same gate
+const CLAIM = `
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+local members = {}
+for i = 1, #due, 2 do members[#members + 1] = due[i] end
+if #members > 0 then redis.call('ZREM', KEYS[1], unpack(members)) end
+return due`
+
+type ClaimingRedis = (Redis | Cluster) & {
+  fleetClaimSilent(key: string, now: number, max: number): Promise<string[]>
+}
+
+/** A sorted set in Redis (score = deadline): ZADD GT keeps the latest, a Lua script claims. */
+export class RedisSilenceClock implements SilenceClock {
+  private readonly redis: ClaimingRedis
+
+  constructor(
+    redis: Redis | Cluster,
+    private readonly key = 'gc:fleet:due',
+  ) {
+    if (!('fleetClaimSilent' in redis))
+      redis.defineCommand('fleetClaimSilent', { numberOfKeys: 1, lua: CLAIM })
+    this.redis = redis as ClaimingRedis
+  }
+
+  async push(deadlines: ReadonlyMap<string, number>): Promise<void> {
+    if (deadlines.size === 0) return
+    const args: Array<string | number> = []
+    for (const [g, d] of deadlines) args.push(d, g)
+    await this.redis.zadd(this.key, 'GT', ...args)
+  }
+
+  async forget(gateIds: readonly string[]): Promise<void> {
+    if (gateIds.length > 0) await this.redis.zrem(this.key, ...gateIds)
+  }
+
+  async claim(now: number, max: number): Promise<Array<[string, number]>> {
+    const flat = await this.redis.fleetClaimSilent(this.key, now, max)
+    const out: Array<[string, number]> = []
+    for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i] as string, Number(flat[i + 1])])
+    return out
+  }
+}
