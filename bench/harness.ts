@@ -1,7 +1,7 @@
 /** What the cloud benchmarks share: a scratch database, a `gate-cloud serve` process, tables. */
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { openSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
@@ -45,12 +45,14 @@ export async function startService(
 ): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const port = await freePort()
   const mainJs = fileURLToPath(new URL('../cloud/main.js', import.meta.url))
+  // BENCH_SERVICE_LOG=<file>: the service's log (warnings and up) goes there instead of nowhere
+  const logFile = process.env['BENCH_SERVICE_LOG']
   const service = spawn(
     process.execPath,
     [...(process.env['BENCH_SERVICE_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), mainJs, 'serve'],
     {
       env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'ignore', 'inherit'],
+      stdio: ['ignore', logFile ? openSync(logFile, 'a') : 'ignore', 'inherit'],
     },
   )
   const url = `http://127.0.0.1:${port}`

@@ -107,6 +107,8 @@ describe('MQTT reporter on a real Mosquitto', () => {
     await eventually(() => got.filter((m) => m.topic === topics.metrics).length >= 3, 8_000, 20)
     const status = statusPayloadSchema.parse(got.find((m) => m.topic === topics.status)?.body)
     expect(status).toMatchObject({ state: 'online', gateId, session: 1, version: '0.1.0' })
+    // how often the gate is heard from, so the cloud can hold it to 1.5 keep-alives
+    expect(status).toMatchObject({ keepaliveS: 30, metricsIntervalS: 0.15 })
     const ms = got.filter((m) => m.topic === topics.metrics).map((m) => metricsPayloadSchema.parse(m.body))
     expect(ms.every((m) => m.session === 1)).toBe(true)
     const seqs = ms.map((m) => m.seq)
