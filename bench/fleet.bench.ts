@@ -187,6 +187,8 @@ async function worker(init: WorkerInit): Promise<void> {
             bootId,
             session,
             seq: seq++,
+            keepaliveS: KEEPALIVE_S,
+            metricsIntervalS: INTERVAL_MS / 1000,
             metrics: metricsFor(i, Date.now()),
           }),
           { qos: 0 },

@@ -29,6 +29,19 @@ const base = {
   seq: z.number().int().nonnegative(),
 }
 
+/**
+ * How often a gate is heard from, in its online status and in every metrics message (a cloud node
+ * that subscribes to a large fleet may have some retained statuses dropped by the broker's queue
+ * limit): the session's MQTT keep-alive and metrics interval, s. The broker gives up on a gate
+ * silent for 1.5 keep-alives; the cloud holds it to the same bound itself (the broker's keep-alive
+ * timer may be coarse), and needs the metrics interval to know how often a live gate is heard
+ * from (keep-alive pings are seen by the broker only).
+ */
+const timing = {
+  keepaliveS: z.number().int().min(1).max(65_535).optional(),
+  metricsIntervalS: z.number().positive().max(86_400).optional(),
+}
+
 /** Retained on gates/<id>/status: online at every connection, offline by the will or a clean stop. */
 export const statusPayloadSchema = z
   .object({
@@ -38,14 +51,7 @@ export const statusPayloadSchema = z
     startedAt: z.string(),
     /** why offline: the broker's will (connection lost) or a clean stop */
     reason: z.enum(['will', 'stopped']).optional(),
-    /**
-     * Announced when online: the session's MQTT keep-alive and metrics interval, s. The broker gives
-     * up on a gate silent for 1.5 keep-alives; the cloud holds it to the same bound itself (the
-     * broker's keep-alive timer may be coarse), and needs the metrics interval to know how often a
-     * live gate is heard from (keep-alive pings are seen by the broker only).
-     */
-    keepaliveS: z.number().int().min(1).max(65_535).optional(),
-    metricsIntervalS: z.number().positive().max(86_400).optional(),
+    ...timing,
   })
   .strict()
 export type StatusPayload = z.infer<typeof statusPayloadSchema>
@@ -77,7 +83,7 @@ export const gateMetricsSchema = z
   .strict()
 export type GateMetrics = z.infer<typeof gateMetricsSchema>
 
-export const metricsPayloadSchema = z.object({ ...base, metrics: gateMetricsSchema }).strict()
+export const metricsPayloadSchema = z.object({ ...base, ...timing, metrics: gateMetricsSchema }).strict()
 export type MetricsPayload = z.infer<typeof metricsPayloadSchema>
 
 export const EVENT_KINDS = [

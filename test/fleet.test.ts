@@ -218,6 +218,27 @@ describe('offline by silence, held to 1.5 keep-alives by the cloud itself', () =
     expect(offlines()).toBe(2)
   })
 
+  it('a gate whose birth the monitor missed (a broker queue limit) is held to the keep-alive its metrics carry', async () => {
+    const { m, alerts } = await monitor()
+    const gateId = `s-${randomBytes(3).toString('hex')}`
+    const pub = await mqtt.connectAsync(MQTT_URL)
+    cleanups.push(() => pub.endAsync())
+    const head = { v: 1, gateId, bootId: uuidv4(), session: 1, keepaliveS: 1, metricsIntervalS: 0.2 }
+    for (let seq = 1; seq <= 3; seq++)
+      await pub.publishAsync(
+        `gates/${gateId}/metrics`,
+        JSON.stringify({ ...head, ts: Date.now(), seq, metrics }),
+        {
+          qos: 1,
+        },
+      )
+    const last = Date.now()
+    await eventually(() => m.get(gateId)?.state === 'offline', 5_000, 10)
+    expect(m.get(gateId)?.reason).toBe('silent')
+    expect(Date.now() - last).toBeLessThan(2_500) // not the 60 s of a gate that announced nothing
+    expect(alerts).toContainEqual(expect.objectContaining({ kind: 'gate_offline', gateId }))
+  })
+
   it('two nodes that each hear only half of a gate keep it online, and exactly one of them calls it offline', async () => {
     const redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379')
     const key = `t${randomBytes(4).toString('hex')}:fleet`

@@ -171,7 +171,9 @@ export class MqttReporter {
       this.d.log.warn({ err }, 'metrics snapshot failed')
       return
     }
-    c.publish(this.topics.metrics, JSON.stringify({ ...this.header(), metrics }), { qos: 0 })
+    c.publish(this.topics.metrics, JSON.stringify({ ...this.header(), ...this.timing(), metrics }), {
+      qos: 0,
+    })
     this.stats.published++
   }
 
@@ -280,10 +282,13 @@ export class MqttReporter {
       startedAt: this.d.startedAt,
       ...(reason ? { reason } : {}),
       // the birth says how often this gate is heard from, so the cloud can hold it to 1.5 keep-alives
-      ...(state === 'online'
-        ? { keepaliveS: this.keepaliveS, metricsIntervalS: this.d.intervalMs / 1000 }
-        : {}),
+      ...(state === 'online' ? this.timing() : {}),
     }
+  }
+
+  /** how often this gate is heard from: in its birth and in every metrics message */
+  private timing() {
+    return { keepaliveS: this.keepaliveS, metricsIntervalS: this.d.intervalMs / 1000 }
   }
 
   private get keepaliveS(): number {

@@ -400,12 +400,7 @@ export class FleetMonitor {
       if (s.reason !== 'will' && !retained) this.heardSeq(gateId, s.session, s.seq)
       if (s.state === 'online') {
         g.lastSeenAt = this.now()
-        this.limits.set(
-          gateId,
-          s.keepaliveS !== undefined && s.metricsIntervalS !== undefined
-            ? { ms: silenceLimitMs(s.keepaliveS, s.metricsIntervalS), offline: true }
-            : { ms: this.o.silentAfterMs, offline: false },
-        )
+        this.learnTiming(gateId, s)
         this.heard(gateId)
       } else {
         this.dueSoon.delete(gateId)
@@ -424,6 +419,7 @@ export class FleetMonitor {
     }
     if (g.session !== null && p.session < g.session) return
     this.heardSeq(gateId, p.session, p.seq)
+    if ('metrics' in p) this.learnTiming(gateId, p)
     // the highest seq this node heard (with a shared subscription others hear the rest)
     g.lastSeq = g.session === p.session ? Math.max(p.seq, g.lastSeq ?? -1) : p.seq
     g.session = p.session
@@ -465,6 +461,20 @@ export class FleetMonitor {
       })
     }
     this.save(g)
+  }
+
+  /** How long this gate may be silent, from what it announces (its birth, and each metrics message). */
+  private learnTiming(
+    gateId: string,
+    t: { keepaliveS?: number | undefined; metricsIntervalS?: number | undefined },
+  ): void {
+    const have = this.limits.get(gateId)
+    if (t.keepaliveS !== undefined && t.metricsIntervalS !== undefined) {
+      const ms = silenceLimitMs(t.keepaliveS, t.metricsIntervalS)
+      if (have?.ms !== ms || !have.offline) this.limits.set(gateId, { ms, offline: true })
+    } else if (!have) {
+      this.limits.set(gateId, { ms: this.o.silentAfterMs, offline: false })
+    }
   }
 
   private heardSeq(gateId: string, session: number, seq: number): void {
