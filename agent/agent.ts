@@ -17,6 +17,7 @@ import type { AgentConfig } from './config/schema.js'
 import { SOCKET_NAME } from './control/client.js'
 import { ControlServer } from './control/server.js'
 import { createTokenDecoder } from './decode/token-decoder.js'
+import { startHeapCompaction } from './lifecycle/heap.js'
 import { newPipelineCounters, type PipelineCounters } from './metrics.js'
 import { Dedup } from './pipeline/dedup.js'
 import { Pipeline } from './pipeline/pipeline.js'
@@ -73,6 +74,7 @@ export class GateAgent {
   private control: ControlServer | null = null
   private actuators: Actuator[] = []
   private housekeeping: NodeJS.Timeout | null = null
+  private stopHeapCompaction: () => void = () => {}
   private startedAt: number | null = null
   private startedMono = 0
   private lastPrune = 0
@@ -208,6 +210,7 @@ export class GateAgent {
       if (config.mqtt.url) this.startReporter(config.mqtt.url)
       this.housekeeping = setInterval(() => this.tick(), 1000)
       this.housekeeping.unref()
+      this.stopHeapCompaction = startHeapCompaction(config.memory.majorGcEveryS * 1000, log)
       log.info(
         {
           gateId: config.gateId,
@@ -240,6 +243,7 @@ export class GateAgent {
     }
     if (this.housekeeping) clearInterval(this.housekeeping)
     this.housekeeping = null
+    this.stopHeapCompaction()
     // first, while everything still runs: the retained status says "offline (stopped)", not the will
     await step('reporter', () => this.reporter?.stop())
     this.reporter = null

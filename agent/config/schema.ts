@@ -193,6 +193,16 @@ export const agentConfigSchema = z
       })
       .strict()
       .default({ retentionDays: 14, groupCommitDelayMs: 0, checkpoint: 'inline', cacheKiB: 2_048 }),
+    memory: z
+      .object({
+        /**
+         * an incremental full garbage collection every this, s (0 = leave it to V8, which lets the
+         * heap grow under steady load before collecting); keeps resident memory near what is live
+         */
+        majorGcEveryS: z.number().int().min(0).max(3_600).default(30),
+      })
+      .strict()
+      .default({ majorGcEveryS: 30 }),
     actuator: z
       .object({
         /** command run on admit, argv form (no shell); {token} {participant} {reason} {decision} are replaced */
