@@ -28,6 +28,7 @@ import { loadCloudConfig } from '../cloud/config.js'
 import { migrateUp } from '../cloud/db/migrate.js'
 import { createPool } from '../cloud/db/pool.js'
 import { addGate } from '../cloud/gates/store.js'
+import { copyLine } from '../cloud/ingest/ingest.js'
 import { maintainPartitions } from '../cloud/partitions/manager.js'
 import type { Checkin } from '../shared/checkin.js'
 import type { DecisionEvent } from '../shared/control.js'
@@ -171,22 +172,8 @@ async function main(): Promise<void> {
     process.stderr.write('baselines: COPY and one INSERT per record ...\n')
     const n = 200_000
     const rows = Array.from({ length: n }, () => record('bench-copy', Date.now()))
-    const line = (r: Checkin) =>
-      [
-        r.id,
-        new Date(r.ts).toISOString(),
-        r.gateId,
-        r.participantId ?? '\\N',
-        r.token,
-        r.method,
-        r.decision,
-        r.reason ?? '\\N',
-        r.rssi,
-        r.bootId,
-        r.bootSeq,
-        r.monoMs,
-        r.rosterVersion,
-      ].join('\t')
+    // the same lines the service's bulk path sends
+    const line = (r: Checkin) => copyLine(r, r.gateId)
     const c0 = performance.now()
     const copy = sql.query(
       copyFrom(
@@ -197,10 +184,10 @@ async function main(): Promise<void> {
       Readable.from(
         (function* () {
           for (let i = 0; i < rows.length; i += 1000)
-            yield `${rows
+            yield rows
               .slice(i, i + 1000)
               .map(line)
-              .join('\n')}\n`
+              .join('')
         })(),
       ),
       copy,

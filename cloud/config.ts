@@ -37,6 +37,8 @@ export const cloudConfigSchema = z
     lateUploadMs: z.number().int().min(0).default(3_600_000),
     /** two admits of one participant at different gates within this window are a double entry, ms */
     doubleEntryWindowMs: z.number().int().min(0).default(300_000),
+    /** store batches with COPY first (false: INSERT only, for a server without COPY FROM STDIN such as PGlite) */
+    ingestCopy: z.boolean().default(true),
     /** Redis for the L2 cache and the invalidation bus; unset (and no cluster): L1 alone */
     redisUrl: z.string().min(1).optional(),
     /** a Redis Cluster instead: host:port,host:port,... */
@@ -164,6 +166,7 @@ export const CLOUD_ENV: readonly EnvVar[] = [
   { env: 'MAX_SKEW_MS', path: ['maxSkewMs'], type: 'int' },
   { env: 'LATE_UPLOAD_MS', path: ['lateUploadMs'], type: 'int' },
   { env: 'DOUBLE_ENTRY_WINDOW_MS', path: ['doubleEntryWindowMs'], type: 'int' },
+  { env: 'INGEST_COPY', path: ['ingestCopy'], type: 'bool' },
   { env: 'REDIS_URL', path: ['redisUrl'], type: 'string' },
   { env: 'REDIS_CLUSTER_NODES', path: ['redisClusterNodes'], type: 'string' },
   { env: 'CACHE_L1_MAX_ENTRIES', path: ['cache', 'l1MaxEntries'], type: 'int' },

@@ -137,6 +137,39 @@ describe('gate-cloud HTTP API on real Postgres', () => {
     expect(row.rows[0].received_at).toBeInstanceOf(Date)
   })
 
+  it('stores every field as sent, whatever characters its text holds, and a record named twice in one batch once', async () => {
+    const odd = rec('gate-a', {
+      participantId: 'P\t1\\x\ny\r',
+      token: 'to\\ken\t',
+      monoMs: 0.125,
+      rssi: -127,
+    })
+    const first = await send(keyA, { gateId: 'gate-a', sentAt: NOW, records: [odd] })
+    expect(first.json()).toMatchObject({ accepted: 1, duplicates: 0 })
+    const row = (
+      await sql.query(
+        'SELECT participant_id, token, mono_ms, rssi, ts, boot_id, boot_seq, gate_id FROM attendance_records WHERE id = $1',
+        [odd.id],
+      )
+    ).rows[0]
+    expect(row).toMatchObject({
+      participant_id: odd.participantId,
+      token: odd.token,
+      mono_ms: 0.125,
+      rssi: -127,
+      boot_id: odd.bootId,
+      boot_seq: String(odd.bootSeq),
+      gate_id: 'gate-a',
+    })
+    expect(row.ts.getTime()).toBe(odd.ts)
+    // the bulk path refuses the repeated key; the batch is then stored record by record, once each
+    const twice = rec('gate-a', { participantId: 'P-2', token: '0002bbbb' })
+    const again = await send(keyA, { gateId: 'gate-a', sentAt: NOW, records: [twice, twice, rec('gate-a')] })
+    expect(again.json()).toMatchObject({ accepted: 2, duplicates: 1 })
+    const n = await sql.query('SELECT count(*)::int AS n FROM attendance_records WHERE id = $1', [twice.id])
+    expect(n.rows[0].n).toBe(1)
+  })
+
   it('accepts gzip bodies', async () => {
     const r = rec('gate-a')
     const res = await send(keyA, gzipSync(JSON.stringify({ gateId: 'gate-a', sentAt: NOW, records: [r] })), {

@@ -18,7 +18,7 @@ describe('heap compaction (memory.majorGcEveryS)', () => {
     const obs = new PerformanceObserver((list) => {
       // kind 4: NODE_PERFORMANCE_GC_MAJOR (mark-sweep-compact)
       for (const e of list.getEntries())
-        if ((e.detail as { kind?: number } | undefined)?.kind === 4) majors.push(e.startTime)
+        if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === 4) majors.push(e.startTime)
     })
     obs.observe({ entryTypes: ['gc'] })
     // 40 MB that lives long enough to reach the old space, then is dropped

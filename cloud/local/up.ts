@@ -231,6 +231,8 @@ export async function up(o: UpOptions): Promise<number> {
       {
         ...base,
         DATABASE_URL: databaseUrl,
+        // PGlite's socket server does not speak COPY FROM STDIN: batches go in with INSERT
+        ...(pgServer ? { INGEST_COPY: 'false' } : {}),
         MQTT_URL: mqttUrl,
         ...mqttCreds('gate-cloud', secrets.mqttCloudPassword),
         HOST: '127.0.0.1',
