@@ -201,6 +201,10 @@ async function runAgent(dir: string, opts: { seconds: number; paced?: number }):
       sim: { participants: PARTICIPANTS, revoked: 50, unknown: 50, foreign: 40, seed: 42, loop: true },
     },
     log: { level: 'info' },
+    // BENCH_MAJOR_GC_EVERY_S: the agent's memory.majorGcEveryS (default 30; 0 = leave it to V8)
+    ...(process.env['BENCH_MAJOR_GC_EVERY_S'] !== undefined
+      ? { memory: { majorGcEveryS: Number(process.env['BENCH_MAJOR_GC_EVERY_S']) } }
+      : {}),
   })
   const clock = new VirtualClock()
   const source = new PushSource()
