@@ -49,6 +49,17 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
 })
 
+/** A client publishing as a made-up gate; at the end its retained status is cleared and it disconnects. */
+async function gatePublisher(prefix: string) {
+  const gateId = `${prefix}-${randomBytes(3).toString('hex')}`
+  const pub = await mqtt.connectAsync(MQTT_URL)
+  cleanups.push(async () => {
+    await pub.publishAsync(`gates/${gateId}/status`, '', { retain: true })
+    await pub.endAsync()
+  })
+  return { gateId, pub }
+}
+
 async function monitor(silentAfterMs = 60_000) {
   const alerts: FleetAlert[] = []
   const m = newMonitor({ silentAfterMs, onAlert: (a) => alerts.push(a) })
@@ -108,12 +119,7 @@ describe('fleet monitor on the real Mosquitto', () => {
 
   it('notices lost messages, ignores a stale will of an older session, flags silence, and counts garbage', async () => {
     const { m, alerts } = await monitor(3_000)
-    const gateId = `f-${randomBytes(3).toString('hex')}`
-    const pub = await mqtt.connectAsync(MQTT_URL)
-    cleanups.push(async () => {
-      await pub.publishAsync(`gates/${gateId}/status`, '', { retain: true })
-      await pub.endAsync()
-    })
+    const { gateId, pub } = await gatePublisher('f')
     const bootId = uuidv4()
     const head = (session: number, seq: number) => ({ v: 1, ts: Date.now(), gateId, bootId, session, seq })
     const status = (session: number, state: string, reason?: string) =>
@@ -159,12 +165,7 @@ describe('fleet monitor on the real Mosquitto', () => {
 describe('offline by silence, held to 1.5 keep-alives by the cloud itself', () => {
   /** A gate of our own on the real broker: its birth announces keepaliveS 1 and metrics every `everyS`. */
   async function announcingGate(everyS: number) {
-    const gateId = `s-${randomBytes(3).toString('hex')}`
-    const pub = await mqtt.connectAsync(MQTT_URL)
-    cleanups.push(async () => {
-      await pub.publishAsync(`gates/${gateId}/status`, '', { retain: true })
-      await pub.endAsync()
-    })
+    const { gateId, pub } = await gatePublisher('s')
     const bootId = uuidv4()
     let seq = 0
     const head = () => ({ v: 1, ts: Date.now(), gateId, bootId, session: 1, seq: seq++ })
@@ -220,9 +221,7 @@ describe('offline by silence, held to 1.5 keep-alives by the cloud itself', () =
 
   it('a gate whose birth the monitor missed (a broker queue limit) is held to the keep-alive its metrics carry', async () => {
     const { m, alerts } = await monitor()
-    const gateId = `s-${randomBytes(3).toString('hex')}`
-    const pub = await mqtt.connectAsync(MQTT_URL)
-    cleanups.push(() => pub.endAsync())
+    const { gateId, pub } = await gatePublisher('s')
     const head = { v: 1, gateId, bootId: uuidv4(), session: 1, keepaliveS: 1, metricsIntervalS: 0.2 }
     for (let seq = 1; seq <= 3; seq++)
       await pub.publishAsync(

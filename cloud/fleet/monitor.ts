@@ -403,8 +403,7 @@ export class FleetMonitor {
         this.learnTiming(gateId, s)
         this.heard(gateId)
       } else {
-        this.dueSoon.delete(gateId)
-        this.forgotten.add(gateId)
+        this.forget(gateId)
       }
       this.save(g)
       if (s.state === 'offline' && wasOnline && s.reason === 'will')
@@ -481,6 +480,12 @@ export class FleetMonitor {
     const h = this.heardSeqs.get(gateId)
     if (h && h.session === session) h.seqs.push(seq)
     else if (!h || session > h.session) this.heardSeqs.set(gateId, { session, seqs: [seq] })
+  }
+
+  /** A gate said offline (its will or a stop): no deadline any more, from the next sweep. */
+  private forget(gateId: string): void {
+    this.dueSoon.delete(gateId)
+    this.forgotten.add(gateId)
   }
 
   /** A gate was heard from now: its next deadline, shared at the next sweep. */

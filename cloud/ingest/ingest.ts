@@ -51,9 +51,6 @@ export function copyLine(r: Checkin, gateId: string): string {
   return `${r.id}\t${new Date(r.ts).toISOString()}\t${copyText(gateId)}\t${r.participantId === null ? '\\N' : copyText(r.participantId)}\t${copyText(r.token)}\t${r.method}\t${r.decision}\t${r.reason ?? '\\N'}\t${r.rssi}\t${r.bootId}\t${r.bootSeq}\t${r.monoMs}\t${r.rosterVersion}\n`
 }
 
-/** Pools on which COPY failed for another reason than a duplicate (a server without it): INSERT only. */
-const noCopy = new WeakSet<pg.Pool>()
-
 /**
  * Store a batch's valid records; the number stored (the rest were already there). First with
  * COPY, the bulk path Postgres is fastest at (the records are new unless a batch is resent); a
@@ -67,28 +64,24 @@ async function storeRecords(
   gateId: string,
   valid: Checkin[],
   skewMs: number,
-  copy: boolean,
+  useCopy: boolean,
 ): Promise<number> {
-  if (copy && !noCopy.has(pool)) {
+  if (useCopy) {
     const client = await pool.connect()
     let release: boolean | Error = false
     try {
       const copy = client.query(copyFrom(COPY_SQL))
-      const lines = valid.map((r) => copyLine(r, gateId)).join('')
-      await pipeline(Readable.from([lines]), copy)
+      await pipeline(Readable.from([valid.map((r) => copyLine(r, gateId)).join('')]), copy)
       await client.query(TOUCH_GATE_SQL, [gateId, skewMs])
       return copy.rowCount ?? valid.length
     } catch (err) {
-      const e = err as { code?: string; severity?: string }
-      if (e.severity === undefined) {
+      if ((err as { severity?: string }).severity === undefined) {
         // not Postgres' answer (a lost connection): this client is not reused, the gate retries
         release = err as Error
         throw err
       }
-      // 23505: a record already stored (a resend). A server that does not take COPY (feature not
-      // supported, syntax, protocol): INSERT from now on. Anything else (bad data) gets the INSERT's
-      // own answer for this batch.
-      if (e.code === '0A000' || e.code === '42601' || e.code === '08P01') noCopy.add(pool)
+      // Postgres refused the COPY: 23505 when a record is already stored (a resend); any other
+      // refusal (bad data) gets the INSERT's own answer below
     } finally {
       client.release(release)
     }
