@@ -1,7 +1,7 @@
 /** What the cloud benchmarks share: a scratch database, a `gate-cloud serve` process, tables. */
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { openSync, readFileSync } from 'node:fs'
+import { openSync, readdirSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
@@ -97,4 +97,33 @@ export function cpuSeconds(pid: number): number {
 export function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   return m ? Number(m[1]) * 1024 : 0
+}
+
+/** CPU time so far of every Postgres process on this machine (server and backends), seconds by pid. */
+export function postgresCpu(): Map<number, number> {
+  const out = new Map<number, number>()
+  for (const name of readdirSync('/proc')) {
+    const pid = Number(name)
+    if (!Number.isInteger(pid)) continue
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      if (/^(\S*\/)?postgres\b/.test(cmd)) out.set(pid, cpuSeconds(pid))
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return out
+}
+
+/** CPU seconds the Postgres processes used between two `postgresCpu()` readings. */
+export function postgresCpuSince(before: Map<number, number>, after = postgresCpu()): number {
+  let s = 0
+  for (const [pid, t] of after) s += t - (before.get(pid) ?? 0)
+  return s
+}
+
+/** The machine's idle CPU time (idle + iowait, all CPUs) so far, seconds, from /proc/stat. */
+export function idleCpuSeconds(): number {
+  const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').split(/\s+/)
+  return (Number(f[4]) + Number(f[5])) / 100
 }

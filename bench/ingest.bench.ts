@@ -32,7 +32,16 @@ import { copyLine } from '../cloud/ingest/ingest.js'
 import { maintainPartitions } from '../cloud/partitions/manager.js'
 import type { Checkin } from '../shared/checkin.js'
 import type { DecisionEvent } from '../shared/control.js'
-import { fmt, printTable, scratchDatabase, startService } from './harness.js'
+import {
+  cpuSeconds,
+  fmt,
+  idleCpuSeconds,
+  postgresCpu,
+  postgresCpuSince,
+  printTable,
+  scratchDatabase,
+  startService,
+} from './harness.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -137,6 +146,8 @@ async function main(): Promise<void> {
     let stored = 0
     let failed = 0
     let exhausted = 0
+    // where the machine's CPU goes in this phase: the service, Postgres, and what was left idle
+    const cpu0 = { service: cpuSeconds(service.pid), pg: postgresCpu(), idle: idleCpuSeconds() }
     const t0 = performance.now()
     const until = t0 + SECONDS * 1000
     await Promise.all(
@@ -167,6 +178,12 @@ async function main(): Promise<void> {
     )
     const e2eSeconds = (performance.now() - t0) / 1000
     const e2eRate = stored / e2eSeconds
+    const perK = (seconds: number) => `${fmt((seconds * 1e6) / stored, 1)} ms`
+    const e2eCpu = {
+      service: perK(cpuSeconds(service.pid) - cpu0.service),
+      pg: perK(postgresCpuSince(cpu0.pg)),
+      idle: fmt((idleCpuSeconds() - cpu0.idle) / e2eSeconds, 2),
+    }
 
     // 2. baselines on the same schema, the same kind of rows
     process.stderr.write('baselines: COPY and one INSERT per record ...\n')
@@ -369,6 +386,12 @@ async function main(): Promise<void> {
         `${fmt(e2eRate / copyRate, 2)}`,
         '>= 0.5',
         e2eRate / copyRate >= 0.5 ? 'met' : 'MISSED',
+      ],
+      [
+        '  CPU per 1,000 records stored',
+        `service ${e2eCpu.service}, Postgres ${e2eCpu.pg}; ${e2eCpu.idle} of ${os.cpus().length} CPUs left idle`,
+        '',
+        '',
       ],
       ['  end to end : one INSERT per record', `${fmt(e2eRate / insertRate, 1)}x`, '', ''],
       [

@@ -2,9 +2,10 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
-import { type Checkin, checkinSchema } from '../../shared/checkin.js'
+import type { Checkin } from '../../shared/checkin.js'
 import { GateError } from '../../shared/errors.js'
-import type { SyncBatchEnvelope, SyncResult } from '../../shared/sync.js'
+import type { SyncResult } from '../../shared/sync.js'
+import { readBatch, recordProblems } from './validate.js'
 
 /** The limits a batch is checked against (from the cloud config). */
 export interface IngestLimits {
@@ -46,9 +47,28 @@ function copyText(v: string): string {
     : v
 }
 
+// a batch's records fall in a few seconds: the date and time up to the second is formatted once
+// per second seen (toISOString was a tenth of the service's time on the sync path), the
+// milliseconds appended
+let isoSecond = Number.NaN
+let isoPrefix = ''
+const ISO_MAX_MS = 253_402_300_799_999 // 9999-12-31T23:59:59.999Z: later years have another form
+
+/** A timestamp (ms since epoch) as COPY text: the same text as Date.prototype.toISOString. */
+function isoTime(ms: number): string {
+  if (!Number.isInteger(ms) || ms < 0 || ms > ISO_MAX_MS) return new Date(ms).toISOString()
+  const ss = Math.floor(ms / 1000)
+  if (ss !== isoSecond) {
+    isoSecond = ss
+    isoPrefix = new Date(ss * 1000).toISOString().slice(0, 19)
+  }
+  const frac = ms - ss * 1000
+  return `${isoPrefix}.${frac < 10 ? '00' : frac < 100 ? '0' : ''}${frac}Z`
+}
+
 /** One check-in as a line of COPY text (NULL is \N); the gate id is the authenticated one. */
 export function copyLine(r: Checkin, gateId: string): string {
-  return `${r.id}\t${new Date(r.ts).toISOString()}\t${copyText(gateId)}\t${r.participantId === null ? '\\N' : copyText(r.participantId)}\t${copyText(r.token)}\t${r.method}\t${r.decision}\t${r.reason ?? '\\N'}\t${r.rssi}\t${r.bootId}\t${r.bootSeq}\t${r.monoMs}\t${r.rosterVersion}\n`
+  return `${r.id}\t${isoTime(r.ts)}\t${copyText(gateId)}\t${r.participantId === null ? '\\N' : copyText(r.participantId)}\t${copyText(r.token)}\t${r.method}\t${r.decision}\t${r.reason ?? '\\N'}\t${r.rssi}\t${r.bootId}\t${r.bootSeq}\t${r.monoMs}\t${r.rosterVersion}\n`
 }
 
 /**
@@ -121,31 +141,21 @@ ON CONFLICT (kind, record_id) DO NOTHING`
 export async function ingestBatch(
   pool: pg.Pool,
   gateId: string,
-  batch: SyncBatchEnvelope,
+  body: unknown,
   now: number,
   limits: IngestLimits,
 ): Promise<SyncResult> {
+  const batch = readBatch(body)
   if (batch.gateId !== gateId) {
     throw new GateError('E_FORBIDDEN', `this key belongs to gate ${gateId}, not ${batch.gateId}`)
   }
-  const records: Checkin[] = []
-  const problems: Array<{ index: number; path: string; message: string }> = []
-  batch.records.forEach((raw, index) => {
-    const r = checkinSchema.safeParse(raw)
-    if (!r.success) {
-      for (const i of r.error.issues.slice(0, 3))
-        problems.push({ index, path: i.path.join('.'), message: i.message })
-    } else {
-      records.push(r.data)
-    }
-  })
-  if (problems.length > 0) {
+  const records = batch.checked
+  if (records === null) {
+    const problems = recordProblems(batch.records)
     throw new GateError(
       'E_INPUT',
       `${new Set(problems.map((p) => p.index)).size} record(s) are malformed; nothing was stored`,
-      {
-        context: { problems: problems.slice(0, 50) },
-      },
+      { context: { problems: problems.slice(0, 50) } },
     )
   }
   const foreign = records.find((r) => r.gateId !== gateId)
