@@ -239,9 +239,14 @@ describe('gate-cloud HTTP API on real Postgres', () => {
 
   it('raises a double-entry incident when two offline gates admit the same participant', async () => {
     const a = rec('gate-a', { participantId: 'P-2', token: '0002bbbb', ts: NOW - 600_000 })
+    // the same participant at gate-a earlier too, farther from b: the nearest is the one reported
+    const a0 = rec('gate-a', { participantId: 'P-2', token: '0002bbbb', ts: NOW - 780_000 })
     const b = rec('gate-b', { participantId: 'P-2', token: '0002bbbb', ts: NOW - 540_000 })
-    expect((await send(keyA, { gateId: 'gate-a', sentAt: NOW, records: [a] })).statusCode).toBe(200)
-    expect((await send(keyB, { gateId: 'gate-b', sentAt: NOW, records: [b] })).statusCode).toBe(200)
+    // another participant at both gates, 6 min apart: outside the 5 min window, no incident
+    const c1 = rec('gate-a', { participantId: 'P-3', token: '0003cccc', ts: NOW - 900_000 })
+    const c2 = rec('gate-b', { participantId: 'P-3', token: '0003cccc', ts: NOW - 540_000 })
+    expect((await send(keyA, { gateId: 'gate-a', sentAt: NOW, records: [a0, a, c1] })).statusCode).toBe(200)
+    expect((await send(keyB, { gateId: 'gate-b', sentAt: NOW, records: [b, c2] })).statusCode).toBe(200)
     const res = await ops('/v1/incidents?kind=double_entry')
     expect(res.statusCode).toBe(200)
     const inc = res.json().incidents
@@ -252,7 +257,13 @@ describe('gate-cloud HTTP API on real Postgres', () => {
       recordId: b.id,
       otherGateId: 'gate-a',
       otherRecordId: a.id,
+      detail: { gapMs: 60_000 },
     })
+    // resent, it raises nothing more
+    expect((await send(keyB, { gateId: 'gate-b', sentAt: NOW, records: [b, c2] })).json()).toMatchObject({
+      duplicates: 2,
+    })
+    expect((await ops('/v1/incidents?kind=double_entry')).json().incidents).toHaveLength(1)
     // both check-ins are real and both are stored
     expect(
       (

@@ -110,22 +110,81 @@ async function storeRecords(
   return ins.rowCount ?? 0
 }
 
-/** Raise a double-entry incident for each new admit that has an admit of the same participant at another gate nearby in time. */
+/**
+ * The admits at other gates that could make a double entry with a batch's admits: one scan of the
+ * participant index for all of the batch's participants at once (an index probe each, no sort,
+ * no per-row subplan), within the batch's window as constants so that Postgres prunes partitions
+ * at plan time. Almost always empty: which of them is nearest to which admit is worked out here.
+ */
+const DOUBLE_ENTRY_CANDIDATES_SQL = `
+SELECT a.participant_id AS "participantId", a.id, a.gate_id AS "gateId", (extract(epoch FROM a.ts) * 1000)::float8 AS "tsMs"
+  FROM attendance_records a
+ WHERE a.participant_id = ANY($2::text[]) AND a.decision = 'admit' AND a.gate_id <> $1
+   AND a.ts >= to_timestamp($3 / 1000.0) AND a.ts <= to_timestamp($4 / 1000.0)`
+
+/** One double-entry incident per new admit that has one (resent: the incident is unique per record). */
 const DOUBLE_ENTRY_SQL = `
 INSERT INTO incidents (kind, gate_id, participant_id, record_id, record_ts, other_gate_id, other_record_id, detail)
-SELECT 'double_entry', $1, n.participant_id, n.id, n.ts, o.gate_id, o.id,
-       jsonb_build_object('gapMs', round(abs(extract(epoch FROM (o.ts - n.ts)) * 1000)))
-  FROM unnest($2::uuid[], $3::float8[], $4::text[]) AS n0(id, ts_ms, participant_id)
-  CROSS JOIN LATERAL (SELECT n0.id, to_timestamp(n0.ts_ms / 1000.0) AS ts, n0.participant_id) n
-  JOIN LATERAL (
-    SELECT a.id, a.gate_id, a.ts FROM attendance_records a
-     WHERE a.participant_id = n.participant_id AND a.decision = 'admit' AND a.gate_id <> $1
-       AND a.ts BETWEEN n.ts - make_interval(secs => $5 / 1000.0) AND n.ts + make_interval(secs => $5 / 1000.0)
-       -- the same window as constants for the whole batch: Postgres prunes partitions at plan time
-       AND a.ts >= to_timestamp($6 / 1000.0) AND a.ts <= to_timestamp($7 / 1000.0)
-     ORDER BY abs(extract(epoch FROM (a.ts - n.ts))) LIMIT 1
-  ) o ON true
+SELECT 'double_entry', $1, d.participant_id, d.id, to_timestamp(d.ts_ms / 1000.0), d.other_gate_id, d.other_id,
+       jsonb_build_object('gapMs', d.gap_ms)
+  FROM unnest($2::uuid[], $3::float8[], $4::text[], $5::text[], $6::uuid[], $7::float8[])
+       AS d(id, ts_ms, participant_id, other_gate_id, other_id, gap_ms)
 ON CONFLICT (kind, record_id) DO NOTHING`
+
+interface AdmitElsewhere {
+  participantId: string
+  id: string
+  gateId: string
+  tsMs: number
+}
+
+/** Raise a double-entry incident for each admit that has an admit of the same participant at another gate within the window (the nearest). */
+async function raiseDoubleEntries(
+  pool: pg.Pool,
+  gateId: string,
+  admits: Checkin[],
+  windowMs: number,
+): Promise<void> {
+  const from = Math.min(...admits.map((a) => a.ts)) - windowMs
+  const to = Math.max(...admits.map((a) => a.ts)) + windowMs
+  const found = await pool.query<AdmitElsewhere>(DOUBLE_ENTRY_CANDIDATES_SQL, [
+    gateId,
+    admits.map((a) => a.participantId),
+    from,
+    to,
+  ])
+  if (found.rows.length === 0) return
+  const elsewhere = new Map<string, AdmitElsewhere[]>()
+  for (const row of found.rows) {
+    const list = elsewhere.get(row.participantId)
+    if (list) list.push(row)
+    else elsewhere.set(row.participantId, [row])
+  }
+  const d = {
+    ids: [] as string[],
+    ts: [] as number[],
+    pids: [] as string[],
+    gates: [] as string[],
+    others: [] as string[],
+    gaps: [] as number[],
+  }
+  for (const a of admits) {
+    let nearest: AdmitElsewhere | null = null
+    for (const o of elsewhere.get(a.participantId as string) ?? []) {
+      const gap = Math.abs(o.tsMs - a.ts)
+      if (gap <= windowMs && (nearest === null || gap < Math.abs(nearest.tsMs - a.ts))) nearest = o
+    }
+    if (nearest === null) continue
+    d.ids.push(a.id)
+    d.ts.push(a.ts)
+    d.pids.push(a.participantId as string)
+    d.gates.push(nearest.gateId)
+    d.others.push(nearest.id)
+    d.gaps.push(Math.round(Math.abs(nearest.tsMs - a.ts)))
+  }
+  if (d.ids.length > 0)
+    await pool.query(DOUBLE_ENTRY_SQL, [gateId, d.ids, d.ts, d.pids, d.gates, d.others, d.gaps])
+}
 
 const INCIDENT_SQL = `
 INSERT INTO incidents (kind, gate_id, record_id, record_ts, detail)
@@ -200,17 +259,8 @@ async function raiseIncidents(
   // checked for every admit of the batch, new or resent: an incident is unique per record, so a
   // resend cannot raise it twice
   const admits = valid.filter((r) => r.decision === 'admit' && r.participantId !== null)
-  if (admits.length > 0 && limits.doubleEntryWindowMs > 0) {
-    await pool.query(DOUBLE_ENTRY_SQL, [
-      gateId,
-      admits.map((a) => a.id),
-      admits.map((a) => a.ts),
-      admits.map((a) => a.participantId),
-      limits.doubleEntryWindowMs,
-      Math.min(...admits.map((a) => a.ts)) - limits.doubleEntryWindowMs,
-      Math.max(...admits.map((a) => a.ts)) + limits.doubleEntryWindowMs,
-    ])
-  }
+  if (admits.length > 0 && limits.doubleEntryWindowMs > 0)
+    await raiseDoubleEntries(pool, gateId, admits, limits.doubleEntryWindowMs)
   const first = valid[0]
   if (first && Math.abs(skewMs) > limits.maxSkewMs) {
     await pool.query(INCIDENT_SQL, ['clock_skew', gateId, first.id, first.ts, JSON.stringify({ skewMs })])
