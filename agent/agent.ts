@@ -24,7 +24,7 @@ import { Pipeline } from './pipeline/pipeline.js'
 import { Proximity } from './pipeline/proximity.js'
 import { Validator } from './pipeline/validator.js'
 import { EventWatch, GateMetricsSampler } from './report/gate-metrics.js'
-import { MqttReporter } from './report/mqtt-reporter.js'
+import type { MqttReporter } from './report/mqtt-reporter.js'
 import { Checkpointer } from './store/checkpointer.js'
 import { type Db, openDatabase } from './store/db.js'
 import { Outbox } from './store/outbox.js'
@@ -207,7 +207,7 @@ export class GateAgent {
       this.startedMono = clock.mono()
       this.syncer?.start()
       this.puller?.start()
-      if (config.mqtt.url) this.startReporter(config.mqtt.url)
+      if (config.mqtt.url) await this.startReporter(config.mqtt.url)
       this.housekeeping = setInterval(() => this.tick(), 1000)
       this.housekeeping.unref()
       this.stopHeapCompaction = startHeapCompaction(config.memory.majorGcEveryS * 1000, log)
@@ -399,8 +399,11 @@ export class GateAgent {
     return () => p.off(event, listener as never)
   }
 
-  private startReporter(url: string): void {
+  private async startReporter(url: string): Promise<void> {
     const { config, clock, log } = this.deps
+    // mqtt.js and what it brings (streams, timers, its packet codec) cost a gate several MB of
+    // resident memory: loaded only by a gate that reports over MQTT
+    const { MqttReporter } = await import('./report/mqtt-reporter.js')
     const sampler = new GateMetricsSampler(config.dataDir)
     const watch = new EventWatch(config.mqtt)
     const handlers = this.controlHandlers()

@@ -205,6 +205,8 @@ async function runAgent(dir: string, opts: { seconds: number; paced?: number }):
     ...(process.env['BENCH_MAJOR_GC_EVERY_S'] !== undefined
       ? { memory: { majorGcEveryS: Number(process.env['BENCH_MAJOR_GC_EVERY_S']) } }
       : {}),
+    // BENCH_MQTT_URL: the agent also reports over MQTT (status, metrics every 10 s), as a fleet gate does
+    ...(process.env['BENCH_MQTT_URL'] ? { mqtt: { url: process.env['BENCH_MQTT_URL'] } } : {}),
   })
   const clock = new VirtualClock()
   const source = new PushSource()

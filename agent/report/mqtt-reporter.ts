@@ -87,6 +87,9 @@ export class MqttReporter {
       reconnectPeriod: 2_000,
       connectTimeout: 10_000,
       queueQoSZero: false,
+      // mqtt-packet otherwise pre-builds a Buffer for each of the 65,536 two-byte numbers on the
+      // first packet: ~7 MB of heap a gate sending a few messages a minute does not need
+      writeCache: false,
       will: this.will(),
     })
     this.client = client
