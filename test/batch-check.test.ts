@@ -108,7 +108,7 @@ describe('the compiled batch check agrees with the zod schemas', () => {
     for (const body of bodies) expect(batchIsValid(body)).toBe(zodSays(body))
   })
 
-  it('a malformed envelope is E_INPUT with zod problems; a malformed record leaves checked null', () => {
+  it('a malformed envelope is E_INPUT with zod problems; a malformed record leaves checked null, with its problem', () => {
     try {
       readBatch({ gateId: 'gate-a', records: [] })
       expect.unreachable()
@@ -117,6 +117,7 @@ describe('the compiled batch check agrees with the zod schemas', () => {
     }
     const read = readBatch(batch([record, { ...record, rssi: 99 }]))
     expect(read.checked).toBeNull()
+    expect(read.problems).toEqual([expect.objectContaining({ index: 1, path: 'rssi' })])
     expect(read.records).toHaveLength(2)
   })
 })

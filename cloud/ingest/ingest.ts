@@ -5,7 +5,7 @@ import { from as copyFrom } from 'pg-copy-streams'
 import type { Checkin } from '../../shared/checkin.js'
 import { GateError } from '../../shared/errors.js'
 import type { SyncResult } from '../../shared/sync.js'
-import { readBatch, recordProblems } from './validate.js'
+import { readBatch } from './validate.js'
 
 /** The limits a batch is checked against (from the cloud config). */
 export interface IngestLimits {
@@ -210,7 +210,7 @@ export async function ingestBatch(
   }
   const records = batch.checked
   if (records === null) {
-    const problems = recordProblems(batch.records)
+    const problems = batch.problems
     throw new GateError(
       'E_INPUT',
       `${new Set(problems.map((p) => p.index)).size} record(s) are malformed; nothing was stored`,

@@ -28,17 +28,26 @@ function compileBatchCheck(): (body: unknown) => boolean {
 /** The compiled check (exported for the test that holds it to zod's verdicts). */
 export const batchIsValid = compileBatchCheck()
 
+/** What is wrong with one malformed record of a batch. */
+export interface RecordProblem {
+  index: number
+  path: string
+  message: string
+}
+
 /** What a sync request says: its envelope, and the check-ins once every one of them is valid. */
 export interface ReadBatch extends SyncBatchEnvelope {
-  /** every record, checked; null when at least one is malformed (see `recordProblems`) */
+  /** every record, checked; null when at least one is malformed */
   checked: Checkin[] | null
+  /** what is wrong with the malformed records (at most three issues each); empty when none is */
+  problems: RecordProblem[]
 }
 
 /** Read a sync request's body: E_INPUT when the envelope is malformed. */
 export function readBatch(body: unknown): ReadBatch {
   if (batchIsValid(body)) {
     const b = body as SyncBatchEnvelope & { records: Checkin[] }
-    return { ...b, checked: b.records }
+    return { ...b, checked: b.records, problems: [] }
   }
   const env = syncBatchEnvelopeSchema.safeParse(body)
   if (!env.success) {
@@ -48,28 +57,15 @@ export function readBatch(body: unknown): ReadBatch {
       },
     })
   }
-  return { ...env.data, checked: checkRecords(env.data.records) }
-}
-
-/** Every record through zod: the parsed records, or null when one is malformed. */
-function checkRecords(records: unknown[]): Checkin[] | null {
-  const out: Checkin[] = []
-  for (const raw of records) {
+  // every record through zod: its verdict, and its messages for the malformed ones
+  const checked: Checkin[] = []
+  const problems: RecordProblem[] = []
+  env.data.records.forEach((raw, index) => {
     const r = checkinSchema.safeParse(raw)
-    if (!r.success) return null
-    out.push(r.data)
-  }
-  return out
-}
-
-/** What is wrong with the malformed records of a batch (at most three issues per record). */
-export function recordProblems(records: unknown[]): Array<{ index: number; path: string; message: string }> {
-  const problems: Array<{ index: number; path: string; message: string }> = []
-  records.forEach((raw, index) => {
-    const r = checkinSchema.safeParse(raw)
-    if (!r.success)
+    if (r.success) checked.push(r.data)
+    else
       for (const i of r.error.issues.slice(0, 3))
         problems.push({ index, path: i.path.join('.'), message: i.message })
   })
-  return problems
+  return { ...env.data, checked: problems.length === 0 ? checked : null, problems }
 }
