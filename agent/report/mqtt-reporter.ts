@@ -88,7 +88,7 @@ export class MqttReporter {
       connectTimeout: 10_000,
       queueQoSZero: false,
       // mqtt-packet otherwise pre-builds a Buffer for each of the 65,536 two-byte numbers on the
-      // first packet: ~7 MB of heap a gate sending a few messages a minute does not need
+      // first packet: ~8 MB of heap a gate sending a few messages a minute does not need
       writeCache: false,
       will: this.will(),
     })

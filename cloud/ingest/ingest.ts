@@ -192,9 +192,9 @@ VALUES ($1, $2, $3, to_timestamp($4 / 1000.0), $5)
 ON CONFLICT (kind, record_id) DO NOTHING`
 
 /**
- * Store one gate's batch: validate every record, insert the valid ones in one round trip
- * (unnest arrays, ON CONFLICT DO NOTHING: a resent record is a duplicate, never an error), then
- * raise incidents (double entry across gates, clock skew, late upload). A record claiming another
+ * Store one gate's batch (the request body): check it (validate.ts), store the valid records in
+ * one statement (storeRecords: a resent record is a duplicate, never an error), then raise
+ * incidents (double entry across gates, clock skew, late upload). A record claiming another
  * gate makes the whole batch forbidden: a gate can only write its own check-ins.
  */
 export async function ingestBatch(
