@@ -5,7 +5,6 @@ import mqtt from 'mqtt'
 import { Registry } from 'prom-client'
 import { v4 as uuidv4 } from 'uuid'
 import { afterEach, describe, expect, it } from 'vitest'
-import { systemClock } from '../agent/clock.js'
 import { MqttReporter } from '../agent/report/mqtt-reporter.js'
 import { openDatabase } from '../agent/store/db.js'
 import { loadCloudConfig } from '../cloud/config.js'
@@ -24,11 +23,10 @@ import { buildApp } from '../cloud/http/app.js'
 import { AlertEngine, type AlertEvent } from '../cloud/monitor/alerts.js'
 import { maintainPartitions } from '../cloud/partitions/manager.js'
 import type { GateMetrics } from '../shared/fleet.js'
-import { sampleGateMetrics, silentLog, tempDir } from './helpers.js'
+import { MQTT_URL, reporterDeps, sampleGateMetrics, silentLog, tempDir } from './helpers.js'
 import { tempDatabase } from './pg-helpers.js'
 import { eventually } from './process-helpers.js'
 
-const MQTT_URL = process.env['MQTT_URL'] ?? 'mqtt://127.0.0.1:1883'
 const metrics = sampleGateMetrics()
 
 /** A monitor on the test broker with its own share group; `over` sets what a test is about. */
@@ -75,24 +73,7 @@ describe('fleet monitor on the real Mosquitto', () => {
     const t = tempDir()
     const db = openDatabase(path.join(t.dir, 'agent.db'))
     const gateId = `f-${randomBytes(3).toString('hex')}`
-    const reporter = new MqttReporter({
-      url: MQTT_URL,
-      gateId,
-      bootId: uuidv4(),
-      version: '0.1.0',
-      startedAt: new Date().toISOString(),
-      db,
-      clock: systemClock,
-      log: silentLog,
-      intervalMs: 200,
-      metrics: () => metrics,
-      commands: {
-        resync_roster: async () => null,
-        sync_now: async () => null,
-        restart_scan: async () => null,
-        set_log_level: async () => null,
-      },
-    })
+    const reporter = new MqttReporter(reporterDeps(db, { gateId, intervalMs: 200, metrics: () => metrics }))
     cleanups.push(async () => {
       await reporter.stop()
       const c = await mqtt.connectAsync(MQTT_URL)
@@ -429,28 +410,24 @@ describe('commands from the cloud', () => {
     const agentDb = openDatabase(path.join(t.dir, 'agent.db'))
     const gateId = `c-${randomBytes(3).toString('hex')}`
     const calls: string[] = []
-    const reporter = new MqttReporter({
-      url: MQTT_URL,
-      gateId,
-      bootId: uuidv4(),
-      version: '0.1.0',
-      startedAt: new Date().toISOString(),
-      db: agentDb,
-      clock: systemClock,
-      log: silentLog,
-      intervalMs: 1_000,
-      commandSecret: SECRET,
-      metrics: () => metrics,
-      commands: {
-        resync_roster: async () => null,
-        sync_now: async () => {
-          calls.push('sync_now')
-          return { state: 'idle' }
+    const none = async () => null
+    const reporter = new MqttReporter(
+      reporterDeps(agentDb, {
+        gateId,
+        intervalMs: 1_000,
+        commandSecret: SECRET,
+        metrics: () => metrics,
+        commands: {
+          resync_roster: none,
+          sync_now: async () => {
+            calls.push('sync_now')
+            return { state: 'idle' }
+          },
+          restart_scan: none,
+          set_log_level: none,
         },
-        restart_scan: async () => null,
-        set_log_level: async () => null,
-      },
-    })
+      }),
+    )
     reporter.start()
     const post = (gate: string, body: unknown) =>
       app.inject({

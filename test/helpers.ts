@@ -3,6 +3,10 @@ import { createServer } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { pino } from 'pino'
+import { v4 as uuidv4 } from 'uuid'
+import { systemClock } from '../agent/clock.js'
+import type { ReporterDeps } from '../agent/report/mqtt-reporter.js'
+import type { Db } from '../agent/store/db.js'
 import type { GateMetrics } from '../shared/fleet.js'
 
 /** A temporary directory removed by the returned cleanup. */
@@ -47,6 +51,30 @@ export function sampleGateMetrics(over: Partial<GateMetrics> = {}): GateMetrics 
     scan_restarts_total: 0,
     disk_write_bytes_total: null,
     roster_version: 7,
+    ...over,
+  }
+}
+
+/** The local Mosquitto (MQTT_URL to use another broker). */
+export const MQTT_URL = process.env['MQTT_URL'] ?? 'mqtt://127.0.0.1:1883'
+
+/**
+ * What a test gate's MqttReporter needs: a fresh boot, the system clock, a silent log, sample
+ * metrics and commands that do nothing, on the local broker; `over` sets the rest (gateId first).
+ */
+export function reporterDeps(db: Db, over: Partial<ReporterDeps> & { gateId: string }): ReporterDeps {
+  const none = async () => null
+  return {
+    url: MQTT_URL,
+    bootId: uuidv4(),
+    version: '0.1.0',
+    startedAt: new Date().toISOString(),
+    db,
+    clock: systemClock,
+    log: silentLog,
+    intervalMs: 200,
+    metrics: () => sampleGateMetrics(),
+    commands: { resync_roster: none, sync_now: none, restart_scan: none, set_log_level: none },
     ...over,
   }
 }

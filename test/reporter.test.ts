@@ -20,10 +20,9 @@ import {
   signCommand,
   statusPayloadSchema,
 } from '../shared/fleet.js'
-import { freePort, sampleGateMetrics, silentLog, tempDir } from './helpers.js'
+import { freePort, MQTT_URL, reporterDeps, sampleGateMetrics, silentLog, tempDir } from './helpers.js'
 import { eventually } from './process-helpers.js'
 
-const MQTT_URL = process.env['MQTT_URL'] ?? 'mqtt://127.0.0.1:1883'
 const SECRET = 'command-secret-for-tests-0123456789'
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {
@@ -45,20 +44,16 @@ async function setup(url = MQTT_URL) {
     restart_scan: async () => called('restart_scan', { restarted: true }),
     set_log_level: async (p) => called(`set_log_level:${String(p['level'])}`, { level: p['level'] }),
   }
-  const reporter = new MqttReporter({
-    url,
-    gateId,
-    bootId: uuidv4(),
-    version: '0.1.0',
-    startedAt: new Date().toISOString(),
-    db,
-    clock: systemClock,
-    log: silentLog,
-    intervalMs: 150,
-    commandSecret: SECRET,
-    metrics: () => sampleGateMetrics({ temperature_c: null }),
-    commands,
-  })
+  const reporter = new MqttReporter(
+    reporterDeps(db, {
+      url,
+      gateId,
+      intervalMs: 150,
+      commandSecret: SECRET,
+      metrics: () => sampleGateMetrics({ temperature_c: null }),
+      commands,
+    }),
+  )
   cleanups.push(() => {
     db.close()
     t.cleanup()
