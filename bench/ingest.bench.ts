@@ -256,6 +256,7 @@ async function main(): Promise<void> {
         rosterPullIntervalMs: 600_000,
       },
       log: { level: 'warn' },
+      ...(process.env['BENCH_CHECKPOINT'] ? { outbox: { checkpoint: process.env['BENCH_CHECKPOINT'] } } : {}),
     })
     {
       mkdirSync(dataDir, { recursive: true })

@@ -4,9 +4,10 @@ import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { FakeClock } from '../agent/clock.js'
 import { openDatabase } from '../agent/store/db.js'
-import { listCheckins, Outbox, outboxCounts } from '../agent/store/outbox.js'
+import { CLAIM_QUERIES, listCheckins, Outbox, outboxCounts } from '../agent/store/outbox.js'
 import { RosterStore } from '../agent/store/roster-store.js'
 import { SCHEMA_VERSION } from '../agent/store/schema.js'
+import { StoreThread } from '../agent/store/store-thread.js'
 import { checkinSchema } from '../shared/checkin.js'
 import { isGateError } from '../shared/errors.js'
 import { silentLog, tempDir } from './helpers.js'
@@ -173,36 +174,54 @@ describe('outbox', () => {
     expect(a.bootId).toBe(BOOT)
   })
 
-  it("moves rows pending -> in flight -> synced; unanswered rows and a crash's claims return to pending", () => {
-    const db = openDatabase(file)
-    const outbox = make(db)
-    for (let i = 0; i < 10; i++) outbox.append(draft(`bb${i.toString(16).padStart(6, '0')}`), () => {})
-    outbox.flush()
-    const first = outbox.claimBatch(4)
-    expect(first.records.map((c) => c.bootSeq)).toEqual([1, 2, 3, 4])
-    expect(outbox.counts()).toMatchObject({ pending: 6, inFlight: 4, synced: 0 })
-    const second = outbox.claimBatch(3)
-    expect(second.records.map((c) => c.bootSeq)).toEqual([5, 6, 7])
-    // the cloud stored two of the first claim and did not mention the others
-    outbox.recordSync(
-      first,
-      first.records.slice(0, 2).map((c) => c.id),
-    )
-    expect(outbox.counts()).toMatchObject({ pending: 5, inFlight: 3, synced: 2 })
-    // an answer naming rows of another claim marks nothing outside its own claim
-    const third = outbox.claimBatch(10)
-    expect(third.records.map((c) => c.bootSeq)).toEqual([3, 4]) // unanswered rows go first
-    outbox.recordSync(
-      third,
-      second.records.map((c) => c.id),
-    )
-    expect(outbox.counts()).toMatchObject({ pending: 5, inFlight: 3, synced: 2 })
-    db.close() // "crash" with rows in flight: a claim is never written, so they are simply pending
-    const again = make()
-    expect(again.recoverInFlight()).toBe(0)
-    expect(again.counts()).toMatchObject({ pending: 8, inFlight: 0, synced: 2 })
-    expect(again.claimBatch(100).records.map((c) => c.bootSeq)).toEqual([3, 4, 5, 6, 7, 8, 9, 10])
-  })
+  it.each([
+    ['on the main thread', false],
+    ['rendered by the store thread', true],
+  ])(
+    "moves rows pending -> in flight -> synced; unanswered rows and a crash's claims return to pending (claims %s)",
+    async (_, threaded) => {
+      const db = openDatabase(file)
+      const thread = threaded ? new StoreThread(db, file, silentLog, { queries: CLAIM_QUERIES }) : undefined
+      thread?.start()
+      const outbox = new Outbox(db, {
+        clock,
+        log: silentLog,
+        gateId: 'g1',
+        bootId: BOOT,
+        groupCommitDelayMs: 0,
+        ...(thread ? { thread } : {}),
+      })
+      for (let i = 0; i < 10; i++) outbox.append(draft(`bb${i.toString(16).padStart(6, '0')}`), () => {})
+      outbox.flush()
+      const first = await outbox.claim(4)
+      expect(first.records.map((c) => c.bootSeq)).toEqual([1, 2, 3, 4])
+      expect(outbox.counts()).toMatchObject({ pending: 6, inFlight: 4, synced: 0 })
+      const second = await outbox.claim(3)
+      expect(second.records.map((c) => c.bootSeq)).toEqual([5, 6, 7])
+      // the cloud stored two of the first claim and did not mention the others
+      await outbox.recordSync(
+        first,
+        first.records.slice(0, 2).map((c) => c.id),
+      )
+      expect(outbox.counts()).toMatchObject({ pending: 5, inFlight: 3, synced: 2 })
+      // an answer naming rows of another claim marks nothing outside its own claim
+      const third = await outbox.claim(10)
+      expect(third.records.map((c) => c.bootSeq)).toEqual([3, 4]) // unanswered rows go first
+      await outbox.recordSync(
+        third,
+        second.records.map((c) => c.id),
+      )
+      expect(outbox.counts()).toMatchObject({ pending: 5, inFlight: 3, synced: 2 })
+      // the store thread rendered every claim (none fell back to the main thread)
+      if (thread) expect(thread.stats.reads).toBe(3)
+      await thread?.stop()
+      db.close() // "crash" with rows in flight: a claim is never written, so they are simply pending
+      const again = make()
+      expect(again.recoverInFlight()).toBe(0)
+      expect(again.counts()).toMatchObject({ pending: 8, inFlight: 0, synced: 2 })
+      expect(again.claimBatch(100).records.map((c) => c.bootSeq)).toEqual([3, 4, 5, 6, 7, 8, 9, 10])
+    },
+  )
 
   it('claims records in the wire format the cloud validates', () => {
     const outbox = make()
@@ -213,12 +232,12 @@ describe('outbox', () => {
     expect(r).toMatchObject({ token: 'ee000001', gateId: 'g1', method: 'ble', bootSeq: 1 })
   })
 
-  it('prunes old synced rows but never pending ones, nor the newest row', () => {
+  it('prunes old synced rows but never pending ones, nor the newest row', async () => {
     const outbox = make()
     for (let i = 0; i < 4; i++) outbox.append(draft(`cc${i.toString(16).padStart(6, '0')}`), () => {})
     outbox.flush()
     const c = outbox.claimBatch(2)
-    outbox.recordSync(
+    await outbox.recordSync(
       c,
       c.records.map((r) => r.id),
     )
@@ -226,7 +245,7 @@ describe('outbox', () => {
     expect(outbox.prune(14)).toBe(2)
     expect(outbox.counts()).toMatchObject({ pending: 2, synced: 0 })
     const rest = outbox.claimBatch(10)
-    outbox.recordSync(
+    await outbox.recordSync(
       rest,
       rest.records.map((r) => r.id),
     )
@@ -255,7 +274,7 @@ describe('outbox', () => {
 })
 
 describe('outbox counts kept in memory', () => {
-  it('match a full count through append, claim, ack, refusal, release, crash recovery and restart', () => {
+  it('match a full count through append, claim, ack, refusal, release, crash recovery and restart', async () => {
     const t = tempDir()
     try {
       const file = path.join(t.dir, 'agent.db')
@@ -300,7 +319,7 @@ describe('outbox counts kept in memory', () => {
       const b = o.claimBatch(5)
       check()
       // the cloud stores 10, refuses 1, and does not mention 4 (they go back to pending)
-      o.recordSync(
+      await o.recordSync(
         a,
         ra.slice(0, 10).map((r) => r.id),
         [{ id: ra[10]?.id ?? '', reason: 'ts_in_future' }],

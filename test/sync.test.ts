@@ -230,7 +230,9 @@ describe('syncer behaviour with a scripted cloud (fakes behind the CloudClient p
     const wire = { now: 0, max: 0 }
     const client: CloudClient = {
       sendBatch: async (_g, _s, json) => {
-        const records = JSON.parse(json) as Checkin[]
+        const records = JSON.parse(
+          typeof json === 'string' ? json : Buffer.from(json).toString(),
+        ) as Checkin[]
         calls.push(records.length)
         wire.max = Math.max(wire.max, ++wire.now)
         await new Promise((r) => setTimeout(r, opts.callMs ?? 0))

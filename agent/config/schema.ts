@@ -241,7 +241,7 @@ export const agentConfigSchema = z
         concurrency: z.number().int().min(1).max(8).default(4),
         /**
          * a backlog drain yields to decisions: after a decision's commit took longer than this (the disk
-         * is contended), one batch at a time for the next 2 s; ms, 0 = never yield
+         * is contended), one batch at a time for the next 10 s; ms, 0 = never yield
          */
         drainYieldCommitMs: z.number().min(0).default(4),
         /** how often to look for pending check-ins when the buffer is empty, ms */

@@ -6,6 +6,7 @@ import { GateError } from '../../shared/errors.js'
 import type { Clock } from '../clock.js'
 import { type Db, setMeta } from './db.js'
 import { CheckinState, type CheckinStateName } from './schema.js'
+import type { StoreThread, ThreadRows } from './store-thread.js'
 
 /** What the pipeline hands to the outbox; the outbox adds id, gate, boot, sequence and times. */
 export type CheckinDraft = Pick<
@@ -52,16 +53,38 @@ export class Claim {
     readonly first: number,
     readonly last: number,
     readonly count: number,
-    readonly json: string,
+    /** a JSON array; UTF-8 bytes when the store thread rendered it */
+    readonly json: string | Uint8Array,
   ) {}
 
   /** The records as objects (for tests and tools; the syncer sends `json` as it is). */
   get records(): Checkin[] {
-    return JSON.parse(this.json) as Checkin[]
+    const text = typeof this.json === 'string' ? this.json : Buffer.from(this.json).toString('utf8')
+    return JSON.parse(text) as Checkin[]
   }
 }
 
 const emptyClaim = () => new Claim(0, -1, 0, '[]')
+
+const claimSql = (where: string) =>
+  `SELECT min(seq_no) AS first, max(seq_no) AS last, count(*) AS n, json_group_array(json_object(${JSON_FIELDS})) AS json
+     FROM (SELECT * FROM checkins WHERE state = 0 AND ${where} ORDER BY seq_no LIMIT ?)`
+
+/** The claim queries, by name, for the main connection and the store thread alike. */
+export const CLAIM_QUERIES = {
+  /** (cursor, limit): the oldest new rows */
+  next: claimSql('seq_no > ?'),
+  /** (first, last, limit): rows of a released claim */
+  range: claimSql('seq_no BETWEEN ? AND ?'),
+}
+
+/** The store thread renders claims once this many batches are pending (a backlog drain); until then the main thread does. */
+const THREAD_BACKLOG_BATCHES = 10
+
+/** The cloud's answer to a claim is recorded this many rows per transaction, the event loop free in between. */
+export const RECORD_SLICE = 250
+
+type ClaimRows = { first: number | null; last: number | null; n: number; json: string | Uint8Array }
 
 const COLUMNS =
   'id, gate_id AS gateId, token, participant_id AS participantId, method, decision, reason, rssi, wall_ms AS ts, ' +
@@ -97,6 +120,12 @@ export class Outbox {
   private readonly retry: Array<{ first: number; last: number }> = []
   /** the next claim of new rows starts after this seq_no */
   private cursor = 0
+  /** claims are taken one after another (each starts where the last ended) */
+  private claiming: Promise<unknown> = Promise.resolve()
+  /** answers are recorded one after another: one slice per turn of the event loop, whatever the lanes */
+  private recording: Promise<unknown> = Promise.resolve()
+  /** the store thread was started here for a backlog (and is stopped here once it is drained) */
+  private threadForBacklog = false
 
   constructor(
     private readonly db: Db,
@@ -109,6 +138,11 @@ export class Outbox {
       groupCommitDelayMs: number
       /** a commit taking longer is remembered as slow (see msSinceSlowCommit), ms */
       slowCommitMs?: number
+      /**
+       * renders claims off the event loop while it runs (started with CLAIM_QUERIES); if it is not
+       * running, the outbox starts it for a backlog and stops it when the backlog is gone
+       */
+      thread?: StoreThread
     },
   ) {
     this.insert = db.prepare(
@@ -120,11 +154,8 @@ export class Outbox {
       for (const q of rows) this.insert.run(q.row)
     })
     this.oldestStmt = db.prepare('SELECT wall_ms FROM checkins WHERE state < 2 ORDER BY seq_no LIMIT 1')
-    const claimSql = (where: string) =>
-      `SELECT min(seq_no) AS first, max(seq_no) AS last, count(*) AS n, json_group_array(json_object(${JSON_FIELDS})) AS json
-         FROM (SELECT * FROM checkins WHERE state = 0 AND ${where} ORDER BY seq_no LIMIT ?)`
-    this.claimNextStmt = db.prepare(claimSql('seq_no > ?'))
-    this.claimRangeStmt = db.prepare(claimSql('seq_no BETWEEN ? AND ?'))
+    this.claimNextStmt = db.prepare(CLAIM_QUERIES.next)
+    this.claimRangeStmt = db.prepare(CLAIM_QUERIES.range)
     this.syncRangeStmt = db.prepare(
       'UPDATE checkins SET state = 2, synced_at = ? WHERE state = 0 AND seq_no BETWEEN ? AND ?',
     )
@@ -250,7 +281,52 @@ export class Outbox {
       retry
         ? this.claimRangeStmt.get(retry.first, retry.last, limit)
         : this.claimNextStmt.get(this.cursor, limit)
-    ) as { first: number | null; last: number | null; n: number; json: string }
+    ) as ClaimRows
+    return this.take(r, retry)
+  }
+
+  /**
+   * claimBatch, with the rows rendered on the store thread while a backlog drains (the thread is
+   * started when `THREAD_BACKLOG_BATCHES` batches are pending and stopped once a claim comes back
+   * short, unless it was running already). Claims are taken one after another. If the thread fails,
+   * the main thread claims.
+   */
+  claim(limit: number): Promise<Claim> {
+    const next = this.claiming.then(() => this.claimOffLoop(limit))
+    this.claiming = next.catch(() => undefined)
+    return next
+  }
+
+  private async claimOffLoop(limit: number): Promise<Claim> {
+    const thread = this.deps.thread
+    if (!this.db.open) return emptyClaim()
+    if (!thread) return this.claimBatch(limit)
+    if (!thread.running && !thread.failed && this.n.pending >= limit * THREAD_BACKLOG_BATCHES) {
+      thread.start()
+      this.threadForBacklog = true
+    }
+    if (!thread.running) return this.claimBatch(limit)
+    const retry = this.retry.shift()
+    let rows: ThreadRows
+    try {
+      rows = await (retry
+        ? thread.read('range', [retry.first, retry.last, limit])
+        : thread.read('next', [this.cursor, limit]))
+    } catch (err) {
+      if (retry) this.retry.unshift(retry)
+      if (!this.db.open) return emptyClaim()
+      this.deps.log.warn({ err }, 'store thread could not claim; claiming on the main thread')
+      return this.claimBatch(limit)
+    }
+    if (!this.db.open) return emptyClaim()
+    if (!retry && rows.n < limit && this.threadForBacklog) {
+      this.threadForBacklog = false
+      void thread.stop()
+    }
+    return this.take(rows, retry)
+  }
+
+  private take(r: ClaimRows, retry: { first: number; last: number } | undefined): Claim {
     if (r.n === 0 || r.first === null || r.last === null) return emptyClaim()
     if (retry) {
       // a claim halved after a 413: the rest of the released range waits for the next claim
@@ -265,45 +341,67 @@ export class Outbox {
   }
 
   /**
-   * The cloud's answer to one claim, in one transaction: the rows it stored become synced, the ones
-   * it refused are kept with their reason, rows it did not mention go back to pending, and the time
-   * of this sync is remembered for `gatectl status` when the daemon is down. Only rows of this claim
-   * are touched, whatever ids the answer names. This commit is not waited for on disk
-   * (synchronous = NORMAL for it): the next decision's commit makes it durable, and if the power
-   * fails first the rows are sent again and the cloud counts them as duplicates. An fsync here would
-   * stall decisions behind every batch of a backlog drain.
+   * The cloud's answer to one claim: the rows it stored become synced, the ones it refused are kept
+   * with their reason, rows it did not mention go back to pending, and the time of this sync is
+   * remembered for `gatectl status` when the daemon is down. Only rows of this claim are touched,
+   * whatever ids the answer names. The rows are marked `RECORD_SLICE` at a time, one transaction
+   * each with the event loop free in between: a decision arriving meanwhile waits for one slice, not
+   * for a thousand rows. These commits are not waited for on disk (synchronous = NORMAL for them):
+   * the next decision's commit makes them durable, and if the power fails first (or the agent stops
+   * between slices) the rows are sent again and the cloud counts them as duplicates. An fsync here
+   * would stall decisions behind every batch of a backlog drain.
    */
   recordSync(
     claim: Claim,
     stored: readonly string[],
     refused: ReadonlyArray<{ id: string; reason: string }> = [],
-  ): { synced: number; refused: number } {
-    if (!this.claims.has(claim)) return { synced: 0, refused: 0 }
-    const now = this.deps.clock.now()
+  ): Promise<{ synced: number; refused: number }> {
+    const next = this.recording.then(() => this.recordInSlices(claim, stored, refused))
+    this.recording = next.catch(() => undefined)
+    return next
+  }
+
+  private async recordInSlices(
+    claim: Claim,
+    stored: readonly string[],
+    refused: ReadonlyArray<{ id: string; reason: string }>,
+  ): Promise<{ synced: number; refused: number }> {
+    if (!this.claims.delete(claim)) return { synced: 0, refused: 0 }
+    const ids = stored.length === claim.count && refused.length === 0 ? null : JSON.stringify(stored)
     let synced = 0
     let rejected = 0
-    this.db.pragma('synchronous = NORMAL')
     try {
-      this.db
-        .transaction(() => {
-          synced =
-            stored.length === claim.count && refused.length === 0
-              ? this.syncRangeStmt.run(now, claim.first, claim.last).changes
-              : this.syncIdsStmt.run(now, claim.first, claim.last, JSON.stringify(stored)).changes
-          for (const r of refused)
-            rejected += this.refuseStmt.run(now, r.reason, r.id, claim.first, claim.last).changes
-          setMeta(this.db, 'last_sync_at', String(now))
-        })
-        .immediate()
+      for (let from = claim.first; from <= claim.last; from += RECORD_SLICE) {
+        if (from > claim.first) await new Promise((r) => setImmediate(r))
+        if (!this.db.open) break // stopped between slices: the rest is pending on disk
+        const to = Math.min(claim.last, from + RECORD_SLICE - 1)
+        const now = this.deps.clock.now()
+        this.db.pragma('synchronous = NORMAL')
+        try {
+          this.db
+            .transaction(() => {
+              synced +=
+                ids === null
+                  ? this.syncRangeStmt.run(now, from, to).changes
+                  : this.syncIdsStmt.run(now, from, to, ids).changes
+              if (to < claim.last) return
+              for (const r of refused)
+                rejected += this.refuseStmt.run(now, r.reason, r.id, claim.first, claim.last).changes
+              setMeta(this.db, 'last_sync_at', String(now))
+            })
+            .immediate()
+        } finally {
+          this.db.pragma('synchronous = FULL')
+        }
+      }
     } finally {
-      this.db.pragma('synchronous = FULL')
+      // also after a failed slice: what was committed is synced, the rest is claimed again
+      const left = claim.count - synced - rejected
+      this.n.inFlight -= claim.count
+      this.n.synced += synced + rejected
+      this.n.pending += left
+      if (left > 0) this.retryLater(claim)
     }
-    this.claims.delete(claim)
-    const left = claim.count - synced - rejected
-    this.n.inFlight -= claim.count
-    this.n.synced += synced + rejected
-    this.n.pending += left
-    if (left > 0) this.retryLater(claim)
     return { synced, refused: rejected }
   }
 

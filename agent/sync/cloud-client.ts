@@ -24,8 +24,12 @@ export type CloudOutcome<T> =
 
 /** The port the syncer and roster puller talk to; tests may pass their own. */
 export interface CloudClient {
-  /** `recordsJson`: a JSON array of check-ins (the outbox renders it; nothing is parsed to send it) */
-  sendBatch(gateId: string, sentAt: number, recordsJson: string): Promise<CloudOutcome<SyncResult>>
+  /** `recordsJson`: a JSON array of check-ins, text or UTF-8 (the outbox renders it; nothing is parsed to send it) */
+  sendBatch(
+    gateId: string,
+    sentAt: number,
+    recordsJson: string | Uint8Array,
+  ): Promise<CloudOutcome<SyncResult>>
   /** roster changes after `since`; `notModified` when the cloud answered 304 */
   fetchRoster(
     since: number,
@@ -58,9 +62,16 @@ export class HttpCloudClient implements CloudClient {
     this.base = url.replace(/\/+$/, '')
   }
 
-  async sendBatch(gateId: string, sentAt: number, recordsJson: string): Promise<CloudOutcome<SyncResult>> {
+  async sendBatch(
+    gateId: string,
+    sentAt: number,
+    recordsJson: string | Uint8Array,
+  ): Promise<CloudOutcome<SyncResult>> {
+    const head = `{"gateId":${JSON.stringify(gateId)},"sentAt":${sentAt},"records":`
     const body = await gzip(
-      `{"gateId":${JSON.stringify(gateId)},"sentAt":${sentAt},"records":${recordsJson}}`,
+      typeof recordsJson === 'string'
+        ? `${head}${recordsJson}}`
+        : Buffer.concat([Buffer.from(head), recordsJson, Buffer.from('}')]),
     )
     return this.call(
       'POST',
@@ -164,7 +175,11 @@ export class MultiCloudClient implements CloudClient {
     return this.balancer.upstreams
   }
 
-  sendBatch(gateId: string, sentAt: number, recordsJson: string): Promise<CloudOutcome<SyncResult>> {
+  sendBatch(
+    gateId: string,
+    sentAt: number,
+    recordsJson: string | Uint8Array,
+  ): Promise<CloudOutcome<SyncResult>> {
     return this.withFailover('database', (c) => c.sendBatch(gateId, sentAt, recordsJson))
   }
 

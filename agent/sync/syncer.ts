@@ -196,7 +196,7 @@ export class Syncer {
   /** One batch. Returns the delay before the next pass, ms. */
   private async sendOne(): Promise<number> {
     const { outbox, client, clock, log, gateId, config } = this.deps
-    const claim = outbox.claimBatch(this.st.batchSize)
+    const claim = await outbox.claim(this.st.batchSize)
     if (claim.count === 0) {
       this.st.state = this.st.state === 'auth-failed' ? 'auth-failed' : 'idle'
       return config.intervalMs
@@ -212,7 +212,7 @@ export class Syncer {
       this.st.clockOffsetMs = Math.round(res.value.serverTime - (sentAt + clock.now()) / 2)
       // only this claim's rows are marked, whatever ids the answer names; rows it does not mention
       // are claimed again
-      const { refused } = outbox.recordSync(claim, res.value.stored, res.value.rejected)
+      const { refused } = await outbox.recordSync(claim, res.value.stored, res.value.rejected)
       if (refused > 0) {
         log.warn(
           { rejected: refused, reasons: [...new Set(res.value.rejected.map((r) => r.reason))] },

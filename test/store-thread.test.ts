@@ -1,12 +1,12 @@
 import { statSync } from 'node:fs'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { Checkpointer } from '../agent/store/checkpointer.js'
 import { type Db, openDatabase } from '../agent/store/db.js'
+import { StoreThread } from '../agent/store/store-thread.js'
 import { silentLog, tempDir } from './helpers.js'
 import { eventually } from './process-helpers.js'
 
-describe('WAL checkpoints off the event loop', () => {
+describe('the store thread: WAL checkpoints off the event loop', () => {
   let t: ReturnType<typeof tempDir>
   let file: string
   let db: Db
@@ -35,7 +35,7 @@ describe('WAL checkpoints off the event loop', () => {
   })
 
   it('turns the commit-path checkpoint off and copies the WAL back from a worker thread', async () => {
-    const cp = new Checkpointer(db, file, silentLog, 50)
+    const cp = new StoreThread(db, file, silentLog, { checkpointMs: 50 })
     cp.start()
     expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(0)
     const before = statSync(file).size
@@ -54,7 +54,7 @@ describe('WAL checkpoints off the event loop', () => {
   })
 
   it('gives the checkpoint back to SQLite when the worker dies, so the WAL stays bounded', async () => {
-    const cp = new Checkpointer(db, path.join(t.dir, 'no-such.db'), silentLog, 50)
+    const cp = new StoreThread(db, path.join(t.dir, 'no-such.db'), silentLog, { checkpointMs: 50 })
     cp.start() // the worker cannot open its connection and exits
     await eventually(() => db.pragma('wal_autocheckpoint', { simple: true }) === 1000, 5_000, 20)
     await cp.stop()

@@ -1,0 +1,177 @@
+import { createRequire } from 'node:module'
+import { Worker } from 'node:worker_threads'
+import type { Logger } from 'pino'
+import type { Db } from './db.js'
+
+/** One read the thread answers: a claim's seq_no range, row count, and records as UTF-8 JSON. */
+export interface ThreadRows {
+  first: number | null
+  last: number | null
+  n: number
+  json: Uint8Array
+}
+
+interface Waiting {
+  resolve: (rows: ThreadRows) => void
+  reject: (err: Error) => void
+}
+
+type WorkerMessage =
+  | { kind: 'checkpoint'; ok: boolean; log?: number; checkpointed?: number; error?: string }
+  | ({ kind: 'rows'; id: number; error?: string } & Partial<ThreadRows>)
+
+/**
+ * A worker thread with its own connection to the agent database, for the work that would otherwise
+ * block the event loop that makes decisions:
+ * - WAL checkpoints. SQLite's automatic checkpoint runs inside whichever commit crosses the
+ *   threshold and fsyncs the database file there: on the agent that is a decision's commit, stalled
+ *   for tens of milliseconds while a backlog drain dirties pages. While the thread runs, the main
+ *   connection's automatic checkpoint is off and the thread runs PASSIVE checkpoints (they never
+ *   block the writer) on a timer. If the thread dies, the automatic checkpoint comes back, so the
+ *   WAL can never grow without bound.
+ * - Reads named at construction (the outbox's claim queries): rendering a thousand check-ins as JSON
+ *   takes SQLite 1.5-4 ms, which a decision arriving meanwhile would wait for. A WAL reader never
+ *   blocks the writer, and the JSON comes back as bytes moved (not copied) to the main thread.
+ */
+export class StoreThread {
+  private worker: Worker | null = null
+  private stopping = false
+  private died = false
+  private nextId = 1
+  private readonly waiting = new Map<number, Waiting>()
+  /** checkpoints run, failures, and at the last one: frames in the WAL and how many are back in the database */
+  readonly stats = { runs: 0, errors: 0, walFrames: 0, backfilled: 0, reads: 0, starts: 0 }
+
+  constructor(
+    private readonly db: Db,
+    private readonly file: string,
+    private readonly log: Logger,
+    private readonly opts: {
+      /** PASSIVE checkpoint every this, ms */
+      checkpointMs?: number
+      /** SQL by name for `read`; each returns one row: first, last, n, json */
+      queries?: Record<string, string>
+    } = {},
+  ) {}
+
+  /** true while the thread runs (false before start, after stop, and once it has died) */
+  get running(): boolean {
+    return this.worker !== null
+  }
+
+  /** the thread died (it is not started again on demand: the main thread does its work) */
+  get failed(): boolean {
+    return this.died
+  }
+
+  start(): void {
+    if (this.worker) return
+    this.stopping = false
+    // the worker is plain JavaScript evaluated in place: it runs the same from the TypeScript sources
+    // (tsx, vitest) and from dist/, and it loads this build's better-sqlite3 by absolute path
+    const sqlite = createRequire(import.meta.url).resolve('better-sqlite3')
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: {
+        sqlite,
+        file: this.file,
+        intervalMs: this.opts.checkpointMs ?? 250,
+        queries: this.opts.queries ?? {},
+      },
+    })
+    worker.unref()
+    worker.on('message', (m: WorkerMessage) => this.onMessage(m))
+    worker.on('error', (err) => this.fallBack(worker, err))
+    worker.on('exit', (code) => {
+      if (!this.stopping) this.fallBack(worker, new Error(`store thread exited (${code})`))
+    })
+    this.db.pragma('wal_autocheckpoint = 0')
+    this.worker = worker
+    this.stats.starts++
+  }
+
+  /** Run a named query on the thread's connection (a fresh read snapshot). Rejects if the thread stops or dies first. */
+  read(query: string, args: readonly number[]): Promise<ThreadRows> {
+    const w = this.worker
+    if (!w) return Promise.reject(new Error('store thread not running'))
+    const id = this.nextId++
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject })
+      w.postMessage({ id, query, args })
+    })
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true
+    const w = this.worker
+    this.worker = null
+    this.rejectWaiting(new Error('store thread stopped'))
+    if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000')
+    if (w) await w.terminate()
+  }
+
+  private onMessage(m: WorkerMessage): void {
+    if (m.kind === 'checkpoint') {
+      if (m.ok) {
+        this.stats.runs++
+        this.stats.walFrames = m.log ?? 0
+        this.stats.backfilled = m.checkpointed ?? 0
+      } else {
+        this.stats.errors++
+        this.log.warn({ err: m.error }, 'WAL checkpoint failed; retried at the next interval')
+      }
+      return
+    }
+    const w = this.waiting.get(m.id)
+    if (!w) return
+    this.waiting.delete(m.id)
+    if (m.error !== undefined) {
+      w.reject(new Error(m.error))
+      return
+    }
+    this.stats.reads++
+    w.resolve({ first: m.first ?? null, last: m.last ?? null, n: m.n ?? 0, json: m.json ?? new Uint8Array() })
+  }
+
+  private rejectWaiting(err: Error): void {
+    for (const w of this.waiting.values()) w.reject(err)
+    this.waiting.clear()
+  }
+
+  private fallBack(worker: Worker, err: Error): void {
+    if (this.worker !== worker) return
+    this.worker = null
+    this.died = true
+    this.rejectWaiting(err)
+    this.log.error({ err }, 'store thread failed; SQLite checkpoints in the commit path again')
+    if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000')
+  }
+}
+
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads')
+const Database = require(workerData.sqlite)
+const db = new Database(workerData.file, { fileMustExist: true })
+db.pragma('busy_timeout = 1000')
+const queries = {}
+for (const [name, sql] of Object.entries(workerData.queries)) queries[name] = db.prepare(sql)
+const encoder = new TextEncoder()
+parentPort.on('message', (m) => {
+  try {
+    const r = queries[m.query].get(...m.args)
+    // a fresh ArrayBuffer (never a pooled one), moved to the main thread without a copy
+    const json = encoder.encode(r.json)
+    parentPort.postMessage({ kind: 'rows', id: m.id, first: r.first, last: r.last, n: r.n, json }, [json.buffer])
+  } catch (err) {
+    parentPort.postMessage({ kind: 'rows', id: m.id, error: String((err && err.message) || err) })
+  }
+})
+setInterval(() => {
+  try {
+    const r = db.pragma('wal_checkpoint(PASSIVE)')[0]
+    if (r) parentPort.postMessage({ kind: 'checkpoint', ok: true, log: r.log, checkpointed: r.checkpointed })
+  } catch (err) {
+    parentPort.postMessage({ kind: 'checkpoint', ok: false, error: String((err && err.message) || err) })
+  }
+}, workerData.intervalMs)
+`
