@@ -8,6 +8,7 @@
  * buffered check-ins (a day offline) drains it while it keeps deciding, and its decision latency
  * is measured during the drain.
  */
+import { spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -316,6 +317,7 @@ async function main(): Promise<void> {
     const eld = monitorEventLoopDelay({ resolution: 1 })
     eld.enable()
     agent.outboxForTests?.commitLatencyUs.reset()
+    const disk = startFsyncProbe(path.join(dataDir, 'fsync-probe.bin'))
     const d0 = performance.now()
     let k = 0
     // a busy door: a new badge every 20 ms (three adverts each), for as long as the drain takes
@@ -350,6 +352,7 @@ async function main(): Promise<void> {
     probe.close()
     clearInterval(feeder)
     eld.disable()
+    const diskLat = await disk.stop()
     const commits = agent.outboxForTests?.commitLatencyUs
     const commitP = (p: number) => (commits ? commits.percentile(p) / 1000 : Number.NaN)
     // the last decisions made during the drain reach the cloud too (checked below: exactly once each)
@@ -426,6 +429,12 @@ async function main(): Promise<void> {
         '',
       ],
       [
+        '    baseline: 4 KB write + fdatasync on the same disk every 20 ms (another process)',
+        `p50 ${fmt(pct(diskLat, 50), 2)} ms, p99 ${fmt(pct(diskLat, 99), 2)} ms (${fmt(diskLat.length)} syncs)`,
+        '',
+        '',
+      ],
+      [
         '    agent event-loop delay during the drain',
         `p50 ${fmt(eld.percentile(50) / 1e6, 2)} ms, p99 ${fmt(eld.percentile(99) / 1e6, 2)} ms`,
         '',
@@ -441,6 +450,50 @@ async function main(): Promise<void> {
     rmSync(tmp, { recursive: true, force: true })
   }
 }
+
+/**
+ * What the disk alone gives during the drain: another process overwrites 4 KB of a preallocated file
+ * and fdatasyncs it every 20 ms (a decision's commit does as much: a few WAL pages, one fdatasync).
+ * Its own event loop, so the agent's work is not in these figures.
+ */
+function startFsyncProbe(file: string): { stop: () => Promise<number[]> } {
+  const child = spawn(process.execPath, ['-e', FSYNC_PROBE, file], { stdio: ['pipe', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString()
+  })
+  const exited = new Promise((r) => child.once('exit', r))
+  return {
+    stop: async () => {
+      child.stdin.end()
+      await exited
+      return JSON.parse(out || '[]') as number[]
+    },
+  }
+}
+
+const FSYNC_PROBE = `
+const fs = require('node:fs')
+const size = 1 << 20
+const fd = fs.openSync(process.argv[1], 'w')
+fs.writeSync(fd, Buffer.alloc(size))
+fs.fsyncSync(fd)
+const page = Buffer.alloc(4096, 7)
+const lat = []
+let pos = 0
+const timer = setInterval(() => {
+  const t = performance.now()
+  fs.writeSync(fd, page, 0, page.length, pos)
+  fs.fdatasyncSync(fd)
+  lat.push(performance.now() - t)
+  pos = (pos + page.length) % size
+}, 20)
+process.stdin.on('end', () => {
+  clearInterval(timer)
+  process.stdout.write(JSON.stringify(lat))
+})
+process.stdin.resume()
+`
 
 await main().catch((err) => {
   console.error(err)
