@@ -370,6 +370,10 @@ export class GateAgent {
       clockOffsetMs: st?.clockOffsetMs ?? null,
       drainYielding: st?.yielding ?? false,
       drainYields: st?.yields ?? 0,
+      storeThread: {
+        state: this.storeThread?.running ? 'running' : this.storeThread?.failed ? 'failed' : 'off',
+        starts: this.storeThread?.stats.starts ?? 0,
+      },
       roster: {
         cursor: r?.cursor ?? this.roster?.cloudCursor() ?? 0,
         lastPullAt: iso(r?.lastPullAt),

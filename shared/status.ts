@@ -64,4 +64,9 @@ export interface SyncStatus {
   /** a backlog drain is down to one batch at a time because decisions' commits were slow, and how often it was */
   drainYielding?: boolean
   drainYields?: number
+  /**
+   * the store thread (claims and WAL checkpoints off the event loop): running during a backlog drain
+   * (or always with outbox.checkpoint worker), off otherwise, failed if it died; how often it started
+   */
+  storeThread?: { state: 'running' | 'off' | 'failed'; starts: number }
 }

@@ -125,7 +125,8 @@ describe('syncer and roster puller against the real cloud service', () => {
   })
 
   it('keeps admitting while the cloud is down, then drains the backlog when it is back', async () => {
-    const { agent, source } = await startAgent(agentConfig('a2'))
+    // batches of 2: the 20 buffered check-ins are ten batches, a backlog the store thread claims
+    const { agent, source } = await startAgent(agentConfig('a2', { batchSize: 2 }))
     try {
       await eventually(() => (agent.status().roster.active === TOKENS.length ? true : null), 10_000)
       await app.close() // the cloud goes away
@@ -141,6 +142,9 @@ describe('syncer and roster puller against the real cloud service', () => {
       )
       const n = await sql.query(`SELECT count(*)::int AS n FROM attendance_records WHERE gate_id = 'gate-s'`)
       expect(n.rows[0].n).toBe(41)
+      // the backlog went through the store thread, which stopped once it was drained
+      expect(agent.syncStatus().storeThread?.state).toBe('off')
+      expect(agent.syncStatus().storeThread?.starts).toBeGreaterThanOrEqual(1)
     } finally {
       await agent.stop()
     }

@@ -16,6 +16,10 @@ function render(s: SyncStatus, pending: number, inFlight: number): string {
   if (s.nextAttemptInS !== null) lines.push(`next attempt in  ${s.nextAttemptInS} s`)
   if (s.drainYielding)
     lines.push('drain            one batch at a time: decisions are committing slowly (a contended disk)')
+  if (s.storeThread?.state === 'running')
+    lines.push('store thread     running: claims and WAL checkpoints off the event loop')
+  if (s.storeThread?.state === 'failed')
+    lines.push('store thread     FAILED: claims and checkpoints on the main thread (see the log)')
   lines.push(
     `since start      ${s.accepted} accepted, ${s.duplicates} duplicates, ${s.rejected} refused by the cloud (batch ${s.batchSize})`,
   )
