@@ -371,7 +371,7 @@ export class GateAgent {
       drainYielding: st?.yielding ?? false,
       drainYields: st?.yields ?? 0,
       storeThread: {
-        state: this.storeThread?.running ? 'running' : this.storeThread?.failed ? 'failed' : 'off',
+        state: this.storeThread?.state ?? 'off',
         starts: this.storeThread?.stats.starts ?? 0,
       },
       roster: {

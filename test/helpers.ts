@@ -7,6 +7,7 @@ import { v4 as uuidv4 } from 'uuid'
 import { systemClock } from '../agent/clock.js'
 import type { ReporterDeps } from '../agent/report/mqtt-reporter.js'
 import type { Db } from '../agent/store/db.js'
+import type { Claim, Outbox } from '../agent/store/outbox.js'
 import type { GateMetrics } from '../shared/fleet.js'
 
 /** A temporary directory removed by the returned cleanup. */
@@ -77,4 +78,30 @@ export function reporterDeps(db: Db, over: Partial<ReporterDeps> & { gateId: str
     commands: { resync_roster: none, sync_now: none, restart_scan: none, set_log_level: none },
     ...over,
   }
+}
+
+/** `n` deny decisions for unknown tokens 00000000, 00000001, ... (monoMs = index), committed. */
+export function appendDenied(outbox: Outbox, n: number): void {
+  for (let i = 0; i < n; i++)
+    outbox.append(
+      {
+        token: `${i}`.padStart(8, '0'),
+        participantId: null,
+        decision: 'deny',
+        reason: 'unknown',
+        rssi: -60,
+        rosterVersion: 0,
+        monoMs: i,
+      },
+      () => {},
+    )
+  outbox.flush()
+}
+
+/** The cloud's answer "stored every record of this claim", recorded. */
+export function recordAllStored(outbox: Outbox, claim: Claim): Promise<{ synced: number; refused: number }> {
+  return outbox.recordSync(
+    claim,
+    claim.records.map((r) => r.id),
+  )
 }

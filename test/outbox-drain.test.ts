@@ -4,7 +4,7 @@ import { FakeClock } from '../agent/clock.js'
 import { type Db, openDatabase } from '../agent/store/db.js'
 import { CLAIM_QUERIES, Outbox, outboxCounts, RECORD_SLICE } from '../agent/store/outbox.js'
 import { StoreThread } from '../agent/store/store-thread.js'
-import { silentLog, tempDir } from './helpers.js'
+import { appendDenied, recordAllStored, silentLog, tempDir } from './helpers.js'
 import { eventually } from './process-helpers.js'
 
 const BOOT = '0193f9a0-0000-4000-8000-000000000002'
@@ -31,27 +31,9 @@ describe('outbox during a backlog drain', () => {
   const make = (over: { thread?: StoreThread } = { thread }) =>
     new Outbox(db, { clock, log: silentLog, gateId: 'g1', bootId: BOOT, groupCommitDelayMs: 0, ...over })
 
-  /** `n` buffered check-ins, written as a day offline leaves them (one transaction, as in the bench) */
-  const buffer = (outbox: Outbox, n: number) => {
-    for (let i = 0; i < n; i++)
-      outbox.append(
-        {
-          token: `${i}`.padStart(8, '0'),
-          participantId: null,
-          decision: 'deny',
-          reason: 'unknown',
-          rssi: -60,
-          rosterVersion: 0,
-          monoMs: i,
-        },
-        () => {},
-      )
-    outbox.flush()
-  }
-
   it('starts the store thread for a backlog, claims every row once in order, and stops it when the backlog is gone', async () => {
     const outbox = make()
-    buffer(outbox, 2_500)
+    appendDenied(outbox, 2_500)
     expect(thread.running).toBe(false)
     const seen: number[] = []
     // fewer than ten batches pending: the main thread claims, no thread is started
@@ -67,10 +49,7 @@ describe('outbox during a backlog drain', () => {
         expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(0)
       }
       seen.push(...c.records.map((r) => r.bootSeq))
-      await outbox.recordSync(
-        c,
-        c.records.map((r) => r.id),
-      )
+      await recordAllStored(outbox, c)
     }
     expect(seen).toEqual(Array.from({ length: 2_500 }, (_, i) => i + 1))
     expect(thread.stats.reads).toBeGreaterThanOrEqual(13) // 12 full claims and the short one
@@ -84,7 +63,7 @@ describe('outbox during a backlog drain', () => {
   it('claims on the main thread when the store thread cannot run', async () => {
     const broken = new StoreThread(db, path.join(t.dir, 'no-such.db'), silentLog, { queries: CLAIM_QUERIES })
     const outbox = make({ thread: broken })
-    buffer(outbox, 500)
+    appendDenied(outbox, 500)
     const got: number[] = []
     for (;;) {
       const c = await outbox.claim(20)
@@ -93,10 +72,7 @@ describe('outbox during a backlog drain', () => {
       outbox.release(c) // released rows are claimed again first...
       const again = await outbox.claim(20)
       expect(again.records.map((r) => r.bootSeq)).toEqual(c.records.map((r) => r.bootSeq))
-      await outbox.recordSync(
-        again,
-        again.records.map((r) => r.id),
-      )
+      await recordAllStored(outbox, again)
     }
     expect(got).toEqual(Array.from({ length: 500 }, (_, i) => i + 1)) // ...and nothing is lost or repeated
     expect(broken.running).toBe(false)
@@ -106,12 +82,9 @@ describe('outbox during a backlog drain', () => {
 
   it('records a large answer slice by slice: a decision made meanwhile is committed between slices', async () => {
     const outbox = make({})
-    buffer(outbox, 1_000)
+    appendDenied(outbox, 1_000)
     const c = outbox.claimBatch(1_000)
-    const recorded = outbox.recordSync(
-      c,
-      c.records.map((r) => r.id),
-    )
+    const recorded = recordAllStored(outbox, c)
     let durableWhileRecording = false
     let done = false
     void recorded.then(() => {
@@ -139,7 +112,7 @@ describe('outbox during a backlog drain', () => {
 
   it('records a partial answer across slices: stored rows synced, refused kept, unmentioned claimed again', async () => {
     const outbox = make({})
-    buffer(outbox, 1_000)
+    appendDenied(outbox, 1_000)
     const c = outbox.claimBatch(1_000)
     const rows = c.records
     // the cloud stored every other row, refused the last one, and did not mention the rest
@@ -159,43 +132,27 @@ describe('outbox during a backlog drain', () => {
 
   it('records answers of concurrent lanes one after another, every row once', async () => {
     const outbox = make({})
-    buffer(outbox, 2_000)
+    appendDenied(outbox, 2_000)
     const a = outbox.claimBatch(1_000)
     const b = outbox.claimBatch(1_000)
     // when a's answer is recorded, none of b's slices has run: one slice per turn of the event loop
     let syncedWhenADone = 0
-    const ra = outbox
-      .recordSync(
-        a,
-        a.records.map((r) => r.id),
-      )
-      .then(() => {
-        syncedWhenADone = outboxCounts(db).synced
-      })
-    const rb = outbox.recordSync(
-      b,
-      b.records.map((r) => r.id),
-    )
+    const ra = recordAllStored(outbox, a).then(() => {
+      syncedWhenADone = outboxCounts(db).synced
+    })
+    const rb = recordAllStored(outbox, b)
     await Promise.all([ra, rb])
     expect(syncedWhenADone).toBe(1_000)
     expect(outboxCounts(db)).toMatchObject({ pending: 0, inFlight: 0, synced: 2_000 })
     // an answer for a claim already recorded changes nothing
-    expect(
-      await outbox.recordSync(
-        a,
-        a.records.map((r) => r.id),
-      ),
-    ).toEqual({ synced: 0, refused: 0 })
+    expect(await recordAllStored(outbox, a)).toEqual({ synced: 0, refused: 0 })
   })
 
   it('stops recording between slices when the database closes: the rest is pending on disk', async () => {
     const outbox = make({})
-    buffer(outbox, 1_000)
+    appendDenied(outbox, 1_000)
     const c = outbox.claimBatch(1_000)
-    const recorded = outbox.recordSync(
-      c,
-      c.records.map((r) => r.id),
-    )
+    const recorded = recordAllStored(outbox, c)
     await new Promise((r) => setImmediate(r)) // the first slice is committed
     db.close() // the agent stopping mid-answer
     expect(await recorded).toEqual({ synced: RECORD_SLICE, refused: 0 })

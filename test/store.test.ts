@@ -10,7 +10,7 @@ import { SCHEMA_VERSION } from '../agent/store/schema.js'
 import { StoreThread } from '../agent/store/store-thread.js'
 import { checkinSchema } from '../shared/checkin.js'
 import { isGateError } from '../shared/errors.js'
-import { silentLog, tempDir } from './helpers.js'
+import { appendDenied, recordAllStored, silentLog, tempDir } from './helpers.js'
 
 const BOOT = '0193f9a0-0000-4000-8000-000000000001'
 
@@ -237,18 +237,12 @@ describe('outbox', () => {
     for (let i = 0; i < 4; i++) outbox.append(draft(`cc${i.toString(16).padStart(6, '0')}`), () => {})
     outbox.flush()
     const c = outbox.claimBatch(2)
-    await outbox.recordSync(
-      c,
-      c.records.map((r) => r.id),
-    )
+    await recordAllStored(outbox, c)
     clock.advance(30 * 86_400_000)
     expect(outbox.prune(14)).toBe(2)
     expect(outbox.counts()).toMatchObject({ pending: 2, synced: 0 })
     const rest = outbox.claimBatch(10)
-    await outbox.recordSync(
-      rest,
-      rest.records.map((r) => r.id),
-    )
+    await recordAllStored(outbox, rest)
     clock.advance(30 * 86_400_000)
     // the newest row stays, so SQLite never hands out a seq_no the syncer has already passed
     expect(outbox.prune(14)).toBe(1)
@@ -298,21 +292,7 @@ describe('outbox counts kept in memory', () => {
           synced: disk.synced,
         })
       }
-      for (let i = 0; i < 50; i++) {
-        o.append(
-          {
-            token: `${i}`.padStart(8, '0'),
-            participantId: null,
-            decision: 'deny',
-            reason: 'unknown',
-            rssi: -60,
-            rosterVersion: 0,
-            monoMs: i,
-          },
-          () => {},
-        )
-      }
-      o.flush()
+      appendDenied(o, 50)
       check()
       const a = o.claimBatch(15)
       const ra = a.records

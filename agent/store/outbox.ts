@@ -301,7 +301,7 @@ export class Outbox {
     const thread = this.deps.thread
     if (!this.db.open) return emptyClaim()
     if (!thread) return this.claimBatch(limit)
-    if (!thread.running && !thread.failed && this.n.pending >= limit * THREAD_BACKLOG_BATCHES) {
+    if (thread.state === 'off' && this.n.pending >= limit * THREAD_BACKLOG_BATCHES) {
       thread.start()
       this.threadForBacklog = true
     }

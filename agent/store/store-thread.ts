@@ -59,9 +59,9 @@ export class StoreThread {
     return this.worker !== null
   }
 
-  /** the thread died (it is not started again on demand: the main thread does its work) */
-  get failed(): boolean {
-    return this.died
+  /** running; off (before start, after stop); failed: it died, and is not started again on demand (the main thread does its work) */
+  get state(): 'running' | 'off' | 'failed' {
+    return this.worker ? 'running' : this.died ? 'failed' : 'off'
   }
 
   start(): void {
