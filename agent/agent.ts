@@ -18,6 +18,7 @@ import { SOCKET_NAME } from './control/client.js'
 import { ControlServer } from './control/server.js'
 import { createTokenDecoder } from './decode/token-decoder.js'
 import { startHeapCompaction } from './lifecycle/heap.js'
+import { readScheduling } from './lifecycle/scheduling.js'
 import { newPipelineCounters, type PipelineCounters } from './metrics.js'
 import { Dedup } from './pipeline/dedup.js'
 import { Pipeline } from './pipeline/pipeline.js'
@@ -332,6 +333,7 @@ export class GateAgent {
       lastSync: this.lastSync(),
       sync: this.syncStatus(),
       mqtt: { state: this.reporter?.state ?? (config.mqtt.url ? 'not started' : 'not configured') },
+      scheduling: readScheduling(),
     }
   }
 

@@ -42,6 +42,15 @@ export interface AgentStatus {
   lastSync: { at: string; ok: boolean; error?: string | null } | null
   sync: SyncStatus | null
   mqtt: { state: string }
+  /** how the kernel schedules the daemon's event-loop thread (null: daemon down, or no /proc) */
+  scheduling?: Scheduling | null
+}
+
+/** How the kernel schedules a thread: its policy, realtime priority (0 when not realtime) and nice. */
+export interface Scheduling {
+  policy: 'normal' | 'fifo' | 'rr' | 'batch' | 'idle' | 'deadline'
+  rtPriority: number
+  nice: number
 }
 
 /** What the syncer and the roster puller are doing (`gatectl sync`). */

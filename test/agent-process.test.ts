@@ -1,5 +1,7 @@
+import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -57,7 +59,31 @@ describe('gate-agent run on the simulated source, driven through gatectl', () =>
     expect(s.source).toMatchObject({ kind: 'sim', adapterState: 'poweredOn', scanning: true })
     expect(s.roster.active).toBeGreaterThanOrEqual(80)
     expect(s.roster.revoked).toBe(6)
+    // the event loop's scheduling, read by the daemon on that thread: started by hand, not realtime
+    expect(s.scheduling).toEqual({ policy: 'normal', rtPriority: 0, nice: os.getPriority() })
   })
+
+  // what the systemd unit's ExecStartPost does once the agent is up (a realtime policy needs root)
+  it.runIf(process.getuid?.() === 0)(
+    "after the unit's chrt, status and doctor say the event loop is realtime",
+    async () => {
+      const chrt = spawnSync('chrt', ['--rr', '--reset-on-fork', '--pid', '5', String(agent.child.pid)])
+      expect(chrt.status, String(chrt.stderr)).toBe(0)
+      const s = JSON.parse((await gatectl(['--data-dir', dataDir, '--json', 'status'])).stdout) as AgentStatus
+      expect(s.scheduling).toMatchObject({ policy: 'rr', rtPriority: 5 })
+      expect((await gatectl(['--data-dir', dataDir, 'status'])).stdout).toMatch(
+        /event loop\s+realtime \(SCHED_RR 5\)/,
+      )
+      const doctor = JSON.parse((await gatectl(['--data-dir', dataDir, '--json', 'doctor'])).stdout) as {
+        checks: Array<{ name: string; status: string; detail: string }>
+      }
+      expect(doctor.checks.find((c) => c.name === 'event-loop scheduling')).toEqual({
+        name: 'event-loop scheduling',
+        status: 'pass',
+        detail: 'realtime (SCHED_RR 5)',
+      })
+    },
+  )
 
   it('streams live decisions that are already in the database', async () => {
     const r = await gatectl(

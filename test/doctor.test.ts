@@ -1,3 +1,5 @@
+import { spawn, spawnSync } from 'node:child_process'
+import os from 'node:os'
 import { describe, expect, it } from 'vitest'
 import {
   checkAdapter,
@@ -5,10 +7,12 @@ import {
   checkDisk,
   checkRadioPermission,
   checkRfkill,
+  checkScheduling,
   parseCapEff,
   runSystemChecks,
   type SystemProbes,
 } from '../agent/doctor/system-checks.js'
+import { parseScheduling, readScheduling } from '../agent/lifecycle/scheduling.js'
 import { tempDir } from './helpers.js'
 
 const MB = 1024 * 1024
@@ -149,4 +153,83 @@ describe('gatectl doctor system checks', () => {
       t.cleanup()
     }
   })
+})
+
+describe('event-loop scheduling (gatectl status, gatectl doctor)', () => {
+  // a stat line whose command name holds spaces and parentheses, SCHED_RR priority 5, nice -10
+  const fields = (nice: number, rt: number, policy: number) =>
+    [
+      'S',
+      ...Array.from({ length: 15 }, (_, i) => String(i + 4)),
+      String(nice),
+      ...Array.from({ length: 20 }, () => '0'),
+      String(rt),
+      String(policy),
+      '0',
+    ].join(' ')
+
+  it('reads policy, realtime priority and nice from a /proc stat line', () => {
+    expect(parseScheduling(`4242 (node (gate) x) ${fields(-10, 5, 2)}`)).toEqual({
+      policy: 'rr',
+      rtPriority: 5,
+      nice: -10,
+    })
+    expect(parseScheduling(`7 (node) ${fields(0, 0, 0)}`)).toEqual({
+      policy: 'normal',
+      rtPriority: 0,
+      nice: 0,
+    })
+    expect(parseScheduling('not a stat line')).toBeNull()
+    expect(parseScheduling('1 (x) S 2 3')).toBeNull()
+  })
+
+  it("reads this thread's own scheduling from the kernel", () => {
+    expect(readScheduling()).toEqual({ policy: 'normal', rtPriority: 0, nice: os.getPriority() })
+  })
+
+  it('warns, with the fix, unless the event loop is realtime', () => {
+    expect(checkScheduling({ policy: 'rr', rtPriority: 5, nice: -10 })).toEqual({
+      name: 'event-loop scheduling',
+      status: 'pass',
+      detail: 'realtime (SCHED_RR 5)',
+    })
+    expect(checkScheduling({ policy: 'normal', rtPriority: 0, nice: -10 })).toMatchObject({
+      status: 'warn',
+      detail: expect.stringMatching(/^normal, nice -10: /),
+      fix: expect.stringMatching(/chrt --rr --reset-on-fork --pid 5/),
+    })
+    expect(checkScheduling(null)).toMatchObject({ status: 'warn', detail: expect.stringMatching(/unknown/) })
+  })
+
+  // what the unit's ExecStartPost does to the running agent; setting a realtime policy needs root
+  it.runIf(process.getuid?.() === 0)(
+    "the unit's chrt makes the event loop realtime and leaves threads started afterwards normal",
+    async () => {
+      const child = spawn(
+        process.execPath,
+        [
+          '-e',
+          `const fs = require('node:fs'); const { Worker } = require('node:worker_threads')
+           process.stdin.once('data', () => {
+             const main = fs.readFileSync('/proc/thread-self/stat', 'utf8')
+             const w = new Worker("require('node:worker_threads').parentPort.postMessage(require('node:fs').readFileSync('/proc/thread-self/stat', 'utf8'))", { eval: true })
+             w.once('message', (worker) => { console.log(JSON.stringify({ main, worker })); w.terminate(); process.exit(0) })
+           })`,
+        ],
+        { stdio: ['pipe', 'pipe', 'inherit'] },
+      )
+      let out = ''
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString()
+      })
+      const exited = new Promise((r) => child.once('exit', r))
+      const chrt = spawnSync('chrt', ['--rr', '--reset-on-fork', '--pid', '5', String(child.pid)])
+      expect(chrt.status, String(chrt.stderr)).toBe(0)
+      child.stdin.write('go\n')
+      await exited
+      const seen = JSON.parse(out) as { main: string; worker: string }
+      expect(parseScheduling(seen.main)).toEqual({ policy: 'rr', rtPriority: 5, nice: os.getPriority() })
+      expect(parseScheduling(seen.worker)).toMatchObject({ policy: 'normal', rtPriority: 0 })
+    },
+  )
 })

@@ -2,6 +2,8 @@ import { execFile } from 'node:child_process'
 import { readdirSync, readFileSync, realpathSync, statfsSync } from 'node:fs'
 import path from 'node:path'
 import { errorMessage } from '../../shared/errors.js'
+import type { Scheduling } from '../../shared/status.js'
+import { describeScheduling } from '../lifecycle/scheduling.js'
 
 /** One doctor check: pass, warn (works but watch it) or fail (the gate cannot work), and how to fix it. */
 export interface CheckResult {
@@ -51,6 +53,23 @@ const MB = 1024 * 1024
 
 const SETCAP_FIX =
   'sudo setcap cap_net_raw,cap_net_admin+eip "$(readlink -f "$(command -v node)")", or run the agent from deploy/systemd/gate-agent.service (it grants both as AmbientCapabilities)'
+
+/**
+ * The daemon's event-loop thread should be realtime on a gate: at normal priority, a decision whose
+ * commit has returned can wait for a CPU behind other processes for a scheduler tick or more
+ * (measured: README, Benchmark). The systemd unit sets it; a warning, not a failure, as the gate works.
+ */
+export function checkScheduling(s: Scheduling | null | undefined): CheckResult {
+  const name = 'event-loop scheduling'
+  if (!s) return { name, status: 'warn', detail: 'unknown (no /proc/thread-self/stat on this system)' }
+  if (s.policy === 'rr' || s.policy === 'fifo') return { name, status: 'pass', detail: describeScheduling(s) }
+  return {
+    name,
+    status: 'warn',
+    detail: `${describeScheduling(s)}: under CPU load a decision can wait for the CPU after its commit`,
+    fix: 'run the agent from deploy/systemd/gate-agent.service (its ExecStartPost makes the event loop SCHED_RR 5), or: sudo chrt --rr --reset-on-fork --pid 5 "$(systemctl show -p MainPID --value gate-agent)"',
+  }
+}
 
 export function checkAdapter(p: SystemProbes): CheckResult {
   let hcis: string[]

@@ -1,8 +1,9 @@
 import { accessSync, constants, existsSync } from 'node:fs'
 import type { Command } from 'commander'
 import { errorMessage } from '../../../shared/errors.js'
+import type { AgentStatus } from '../../../shared/status.js'
 import { loadAgentConfig } from '../../config/load.js'
-import { type CheckResult, runSystemChecks } from '../../doctor/system-checks.js'
+import { type CheckResult, checkScheduling, runSystemChecks } from '../../doctor/system-checks.js'
 import { EXIT } from '../../exit-codes.js'
 import { openDatabase, quickCheck } from '../../store/db.js'
 import { type CliContext, CliContext as Ctx, type GlobalOptions } from '../context.js'
@@ -103,7 +104,20 @@ async function doctor(cmd: Command): Promise<number> {
             fix: 'sudo systemctl start gate-agent; journalctl -u gate-agent for why it stopped',
           },
     )
-    daemon?.close()
+    if (daemon) {
+      try {
+        const s = (await daemon.request('status')) as AgentStatus
+        results.push(checkScheduling(s.scheduling))
+      } catch (err) {
+        results.push({
+          name: 'event-loop scheduling',
+          status: 'warn',
+          detail: `no status from the daemon: ${errorMessage(err)}`,
+        })
+      } finally {
+        daemon.close()
+      }
+    }
   }
   const nobleInUse = ctx === null || ctx.config.source.kind === 'noble'
   const system = await runSystemChecks({ dataDir: ctx?.config.dataDir ?? process.cwd() })

@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import type { AgentStatus } from '../../../shared/status.js'
 import { EXIT } from '../../exit-codes.js'
+import { describeScheduling } from '../../lifecycle/scheduling.js'
 import { offlineStatus } from '../../store/offline-status.js'
 import { action, type CliContext } from '../context.js'
 
@@ -75,6 +76,7 @@ export function renderStatus(s: AgentStatus): string {
       : 'never (cloud sync not configured)',
   )
   row('mqtt', s.mqtt.state)
+  if (s.scheduling) row('event loop', describeScheduling(s.scheduling))
   if (s.lastDecision)
     row(
       'last decision',
