@@ -292,40 +292,33 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }),
   })
   // the ops dashboard: the page, the charts' history and the live stream
-  let incidents: { at: number; value: Promise<Record<string, unknown>> } | null = null
-  const openIncidents = () => {
-    if (!incidents || Date.now() - incidents.at > 5_000) {
-      const value = perf
-        .time('dashboard.incidents', () =>
-          pool.query(
-            `SELECT id, kind, gate_id AS "gateId", participant_id AS "participantId", other_gate_id AS "otherGateId",
-                    detail, created_at AS "createdAt", count(*) OVER () AS total
-               FROM incidents WHERE resolved_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 20`,
-          ),
-        )
-        .then((r) => ({
-          open: Number(r.rows[0]?.total ?? 0),
-          recent: r.rows.map(({ total: _t, ...row }) => row),
-        }))
-      value.catch(() => {
-        incidents = null
-      })
-      incidents = { at: Date.now(), value }
-    }
-    return incidents.value
-  }
+  // open incidents: asked of Postgres at most every 5 s, however many dashboards are open
+  const openIncidents = sharedFor(5_000, () =>
+    perf
+      .time('dashboard.incidents', () =>
+        pool.query(
+          `SELECT id, kind, gate_id AS "gateId", participant_id AS "participantId", other_gate_id AS "otherGateId",
+                  detail, created_at AS "createdAt", count(*) OVER () AS total
+             FROM incidents WHERE resolved_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 20`,
+        ),
+      )
+      .then((r) => ({
+        open: Number(r.rows[0]?.total ?? 0),
+        recent: r.rows.map(({ total: _t, ...row }) => row),
+      })),
+  )
   // the router's view of the nodes (ROUTER_URL), for the dashboard: fetched at most every 5 s
-  let routerView: { at: number; value: Promise<unknown> } | null = null
-  const routerStatus = () => {
-    if (!config.routerUrl) return Promise.resolve(null)
-    if (!routerView || Date.now() - routerView.at > 5_000) {
-      const value = fetch(new URL('/router/status', config.routerUrl), { signal: AbortSignal.timeout(1_000) })
-        .then((r) => (r.ok ? r.json() : { error: `router answered ${r.status}` }))
-        .catch((err: Error) => ({ error: `router unreachable: ${err.message}` }))
-      routerView = { at: Date.now(), value }
-    }
-    return routerView.value
-  }
+  const routerUrl = config.routerUrl
+  const routerStatus = routerUrl
+    ? sharedFor(5_000, () =>
+        fetch(new URL('/router/status', routerUrl), { signal: AbortSignal.timeout(1_000) })
+          .then(
+            (r): Promise<unknown> =>
+              r.ok ? r.json() : Promise.resolve({ error: `router answered ${r.status}` }),
+          )
+          .catch((err: Error) => ({ error: `router unreachable: ${err.message}` })),
+      )
+    : () => Promise.resolve(null)
   await app.register(dashboardRoutes, {
     fleet: deps.fleet ?? null,
     history: deps.fleet ? postgresHistoryReader(pool) : null,
@@ -354,4 +347,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   })
   return app
+}
+
+/**
+ * `load`'s answer shared by every caller for `ms` after it was asked (one query however many
+ * dashboards poll); a failed answer is not kept, so the next caller asks again.
+ */
+function sharedFor<T>(ms: number, load: () => Promise<T>): () => Promise<T> {
+  let last: { at: number; value: Promise<T> } | null = null
+  return () => {
+    if (!last || Date.now() - last.at > ms) {
+      const entry = { at: Date.now(), value: load() }
+      entry.value.catch(() => {
+        if (last === entry) last = null
+      })
+      last = entry
+    }
+    return last.value
+  }
 }
