@@ -310,25 +310,20 @@ async function main(): Promise<void> {
     // the realtime policy a decision whose commit had returned waited behind Postgres for a CPU for up
     // to a scheduler tick (README, Benchmark); BENCH_AGENT_RT=0 measures that.
     const rt = process.env['BENCH_AGENT_RT'] ?? '5'
-    const schedule = (args: string[], what: string): boolean => {
+    const schedule = (what: string, set: () => void): boolean => {
       try {
-        execFileSync('chrt', args, { stdio: 'pipe' })
+        set()
         return true
       } catch {
         process.stderr.write(`cannot set ${what} (not root?); drain latency will include CPU contention\n`)
         return false
       }
     }
-    try {
-      if (process.env['BENCH_AGENT_NICE'] !== '0')
-        os.setPriority(Number(process.env['BENCH_AGENT_NICE'] ?? -10))
-    } catch {
-      process.stderr.write(
-        'cannot raise the agent priority (not root); drain latency will include CPU contention\n',
-      )
-    }
+    const chrt = (args: string[]) => () => execFileSync('chrt', args, { stdio: 'pipe' })
+    if (process.env['BENCH_AGENT_NICE'] !== '0')
+      schedule('the agent nice', () => os.setPriority(Number(process.env['BENCH_AGENT_NICE'] ?? -10)))
     const realtime =
-      rt !== '0' && schedule(['--rr', '--reset-on-fork', '--pid', rt, String(process.pid)], 'SCHED_RR')
+      rt !== '0' && schedule('SCHED_RR', chrt(['--rr', '--reset-on-fork', '--pid', rt, String(process.pid)]))
     const decisionLat: number[] = []
     agent.pipelineForTests?.on('decision', (d: DecisionEvent) => decisionLat.push(d.latencyMs))
     // what else the gate's event loop and disk go through during the drain
@@ -337,7 +332,7 @@ async function main(): Promise<void> {
     agent.outboxForTests?.commitLatencyUs.reset()
     const disk = startFsyncProbe(path.join(dataDir, 'fsync-probe.bin'))
     // the baseline process is scheduled as the agent's event loop is
-    if (realtime) schedule(['--rr', '--pid', rt, String(disk.pid)], 'SCHED_RR on the disk baseline')
+    if (realtime) schedule('SCHED_RR on the disk baseline', chrt(['--rr', '--pid', rt, String(disk.pid)]))
     const d0 = performance.now()
     let k = 0
     // a busy door: a new badge every 20 ms (three adverts each), for as long as the drain takes
