@@ -27,7 +27,7 @@ import { Validator } from './pipeline/validator.js'
 import { EventWatch, GateMetricsSampler } from './report/gate-metrics.js'
 import type { MqttReporter } from './report/mqtt-reporter.js'
 import { type Db, openDatabase } from './store/db.js'
-import { CLAIM_QUERIES, Outbox } from './store/outbox.js'
+import { CLAIM_QUERIES, Outbox, PRUNE_LIMIT } from './store/outbox.js'
 import { lookupToken } from './store/roster-lookup.js'
 import { RosterStore } from './store/roster-store.js'
 import { StoreThread } from './store/store-thread.js'
@@ -84,6 +84,8 @@ export class GateAgent {
   private startedAt: number | null = null
   private startedMono = 0
   private lastPrune = 0
+  /** rows deleted by the prune under way (one slice per tick) */
+  private pruned = 0
   private lastDecision: Checkin | null = null
   private syncer: Syncer | null = null
   private puller: RosterPuller | null = null
@@ -258,6 +260,7 @@ export class GateAgent {
     this.reporter = null
     await step('source', () => this.source?.stop())
     await step('outbox', () => this.outbox?.flush())
+    this.outbox?.close()
     await step('sync', () => Promise.all([this.syncer?.stop(), this.puller?.stop()]))
     await step('actuators', () => Promise.all(this.actuators.map((a) => a.stop())))
     await step('control', () => this.control?.stop())
@@ -390,9 +393,21 @@ export class GateAgent {
     this.proximity?.sweep(now)
     this.dedup?.dropExpired(now)
     if (this.outbox && this.deps.clock.now() - this.lastPrune > 3_600_000) {
-      this.lastPrune = this.deps.clock.now()
-      const n = this.outbox.prune(this.deps.config.outbox.retentionDays)
-      if (n > 0) this.deps.log.info({ deleted: n }, 'old synced check-ins pruned')
+      // a slice per tick until none is left, then again in an hour; a failure (the file locked by
+      // an import, a full disk) is logged and tried again at the next hour, the agent goes on
+      try {
+        const n = this.outbox.prune(this.deps.config.outbox.retentionDays)
+        this.pruned += n
+        if (n < PRUNE_LIMIT) {
+          this.lastPrune = this.deps.clock.now()
+          if (this.pruned > 0) this.deps.log.info({ deleted: this.pruned }, 'old synced check-ins pruned')
+          this.pruned = 0
+        }
+      } catch (err) {
+        this.lastPrune = this.deps.clock.now()
+        this.pruned = 0
+        this.deps.log.error({ err }, 'pruning old synced check-ins failed; trying again in an hour')
+      }
     }
   }
 
@@ -478,6 +493,11 @@ export class GateAgent {
       'sync.now': async () => {
         await Promise.all([this.syncer?.syncNow(), this.puller?.pullNow()])
         return this.syncStatus()
+      },
+      'sync.resendRefused': () => {
+        const resent = this.outbox?.resendRefused() ?? 0
+        if (resent > 0) void this.syncer?.syncNow()
+        return { resent }
       },
       'log.level': (params: Record<string, unknown>) => {
         const { level } = logLevelParamsSchema.parse(params)

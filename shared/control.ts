@@ -13,6 +13,7 @@ export const controlRequestSchema = z
       'scan.restart',
       'log.level',
       'sync.now',
+      'sync.resendRefused',
     ]),
     params: z.record(z.string(), z.unknown()).optional(),
   })

@@ -251,6 +251,76 @@ describe('outbox', () => {
     expect(outbox.claimBatch(10).records.map((r) => r.token)).toEqual(['cc000009'])
   })
 
+  it('prunes a large backlog a slice at a time, oldest first', async () => {
+    const outbox = make()
+    appendDenied(outbox, 30)
+    await recordAllStored(outbox, outbox.claimBatch(30))
+    clock.advance(30 * 86_400_000)
+    expect(outbox.prune(14, 12)).toBe(12)
+    expect(outbox.prune(14, 12)).toBe(12)
+    expect(outbox.prune(14, 12)).toBe(5) // the newest row stays
+    expect(outbox.counts()).toMatchObject({ pending: 0, synced: 1 })
+  })
+
+  it('puts the rows of a slice that failed to record back to pending, and claims them again', async () => {
+    const db = openDatabase(file)
+    const outbox = make(db)
+    appendDenied(outbox, 10)
+    const claim = outbox.claimBatch(10)
+    const records = claim.records
+    // the slice's last statement (the refusal) fails: the whole slice is rolled back
+    db.exec(
+      "CREATE TRIGGER boom BEFORE UPDATE OF sync_error ON checkins BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+    )
+    await expect(
+      outbox.recordSync(
+        claim,
+        records.slice(1).map((r) => r.id),
+        [{ id: records[0]?.id ?? '', reason: 'ts_in_future' }],
+      ),
+    ).rejects.toThrow(/disk full/)
+    db.exec('DROP TRIGGER boom')
+    expect(outbox.counts()).toMatchObject({ pending: 10, inFlight: 0, synced: 0 })
+    expect(outboxCounts(db)).toMatchObject({ pending: 10, synced: 0 })
+    expect(outbox.claimBatch(20).count).toBe(10)
+  })
+
+  it('stops retrying a failed commit once closed (a stopping agent does not linger)', async () => {
+    const db = openDatabase(file)
+    const outbox = make(db)
+    outbox.append(draft('dd000002'), () => {})
+    db.exec("CREATE TRIGGER boom BEFORE INSERT ON checkins BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+    expect(() => outbox.flush()).toThrow(/outbox commit failed/)
+    outbox.close()
+    await new Promise((r) => setTimeout(r, 700)) // the retry was due after 500 ms
+    expect(outbox.stats.commitErrors).toBe(1)
+  })
+
+  it('sends refused rows again on request, without touching rows in flight', async () => {
+    const db = openDatabase(file)
+    const outbox = make(db)
+    appendDenied(outbox, 12)
+    const a = outbox.claimBatch(6)
+    const ra = a.records
+    // the cloud refused rows 2 and 3 and 6 of the first claim, stored the rest
+    const refused = [ra[1], ra[2], ra[5]].map((r) => ({ id: r?.id ?? '', reason: 'malformed: rssi' }))
+    await outbox.recordSync(
+      a,
+      ra.filter((r) => !refused.some((x) => x.id === r.id)).map((r) => r.id),
+      refused,
+    )
+    const inFlight = outbox.claimBatch(6)
+    expect(outbox.resendRefused()).toBe(3)
+    expect(outbox.counts()).toMatchObject({ pending: 3, inFlight: 6, synced: 3 })
+    expect(listCheckins(db, { state: 'refused' })).toHaveLength(0)
+    // claimed again: exactly the three, never a row of the claim still in flight
+    const again = [outbox.claimBatch(10), outbox.claimBatch(10)].flatMap((c) =>
+      c.records.map((r) => r.bootSeq),
+    )
+    expect(again).toEqual([2, 3, 6])
+    expect(inFlight.records.map((r) => r.bootSeq)).toEqual([7, 8, 9, 10, 11, 12])
+  })
+
   it('withholds decisions when the commit fails and keeps them for the next attempt', () => {
     const db = openDatabase(file)
     const outbox = make(db)

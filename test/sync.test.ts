@@ -8,8 +8,10 @@ import { PushSource } from '../agent/ble/push-source.js'
 import { systemClock } from '../agent/clock.js'
 import { type AgentConfig, agentConfigSchema } from '../agent/config/schema.js'
 import { openDatabase } from '../agent/store/db.js'
-import { Outbox } from '../agent/store/outbox.js'
+import { listCheckins, Outbox } from '../agent/store/outbox.js'
+import { RosterStore } from '../agent/store/roster-store.js'
 import type { CloudClient, CloudOutcome } from '../agent/sync/cloud-client.js'
+import { RosterPuller } from '../agent/sync/roster-puller.js'
 import { Syncer } from '../agent/sync/syncer.js'
 import { loadCloudConfig } from '../cloud/config.js'
 import { createPool } from '../cloud/db/pool.js'
@@ -198,6 +200,101 @@ describe('syncer and roster puller against the real cloud service', () => {
   })
 })
 
+describe('what the cloud refuses, against the real cloud service', () => {
+  let db: Awaited<ReturnType<typeof tempDatabase>>
+  let pool: pg.Pool
+  let app: FastifyInstance
+  let url: string
+  let key: string
+  const tmp = tempDir()
+  beforeAll(async () => {
+    db = await tempDatabase()
+    pool = createPool(loadCloudConfig({ DATABASE_URL: db.url }))
+    key = await addGate(pool, 'gate-r')
+    await importParticipants(
+      pool,
+      TOKENS.map((t, i) => ({ token: mfgToken(t), participantId: `P-${i}`, status: 'active' as const })),
+    )
+    app = await buildApp({ config: loadCloudConfig({ DATABASE_URL: db.url }), pool, log: silentLog })
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const addr = app.server.address()
+    url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`
+  })
+  afterAll(async () => {
+    await app?.close()
+    await pool?.end()
+    await db?.drop()
+    tmp.cleanup()
+  })
+
+  it('a record the cloud refuses as malformed is kept on the gate and does not hold back the others', async () => {
+    const config = agentConfigSchema.parse({
+      gateId: 'gate-r',
+      dataDir: path.join(tmp.dir, 'r1'),
+      source: { kind: 'sim' },
+      cloud: {
+        url,
+        gateKey: key,
+        syncIntervalMs: 100,
+        rosterPullIntervalMs: 500,
+        baseBackoffMs: 50,
+        maxBackoffMs: 400,
+      },
+    })
+    const source = new PushSource()
+    const agent = new GateAgent({ config, clock: systemClock, log: silentLog, makeSource: () => source })
+    await agent.start()
+    try {
+      await eventually(() => (agent.status().roster.active === TOKENS.length ? true : null), 10_000)
+      // an advert without RSSI (HCI's 127, "not available") says nothing of where the badge is: no check-in
+      const mfg = Buffer.concat([
+        Buffer.from('ffffca11', 'hex'),
+        Buffer.from(mfgToken(TOKENS[30] as string), 'hex'),
+      ])
+      for (let i = 0; i < 5; i++)
+        source.push({
+          address: 'c0:00:00:00:00:02',
+          rssi: 127,
+          manufacturerData: mfg,
+          ts: systemClock.mono(),
+        })
+      // a record the cloud will refuse (as an older build could have buffered it), then four good ones
+      const outbox = agent.outboxForTests as Outbox
+      const bad = outbox.append(
+        {
+          token: mfgToken(TOKENS[31] as string),
+          participantId: 'P-31',
+          decision: 'admit',
+          reason: null,
+          rssi: 127,
+          rosterVersion: 1,
+          monoMs: 0,
+        },
+        () => {},
+      )
+      for (const t of TOKENS.slice(32, 36)) walkUp(source, t)
+      await eventually(
+        () => (agent.status().buffer.synced === 5 && agent.status().buffer.pending === 0 ? true : null),
+        10_000,
+      )
+      expect(agent.status().counters?.adverts).toBe(5 + 4 * 3)
+      expect(agent.status().counters?.admit).toBe(4)
+      expect(agent.status().sync).toMatchObject({ rejected: 1, accepted: 4 })
+      const stored = await pool.query(`SELECT id, rssi FROM attendance_records WHERE gate_id = 'gate-r'`)
+      expect(stored.rows).toHaveLength(4)
+      expect(stored.rows.map((r) => r.id)).not.toContain(bad.id)
+      const file = new Database(path.join(config.dataDir, 'agent.db'), { readonly: true })
+      const refused = listCheckins(file, { state: 'refused' })
+      file.close()
+      expect(refused).toEqual([
+        expect.objectContaining({ id: bad.id, syncError: expect.stringMatching(/rssi/) }),
+      ])
+    } finally {
+      await agent.stop()
+    }
+  })
+})
+
 describe('syncer behaviour with a scripted cloud (fakes behind the CloudClient port)', () => {
   const tmp = tempDir()
   afterAll(() => tmp.cleanup())
@@ -342,6 +439,115 @@ describe('syncer behaviour with a scripted cloud (fakes behind the CloudClient p
     expect(run.wire.max).toBeGreaterThan(1)
     await run.syncer.stop()
     run.db.close()
+  })
+
+  const malformed = (problems: Array<{ index: number; message: string }>): CloudOutcome<SyncResult> => ({
+    ok: false,
+    kind: 'refused',
+    status: 400,
+    message: '400 malformed',
+    problems,
+  })
+
+  it('a 400 naming a record keeps that record refused and sends the rest; resend-refused sends it again', async () => {
+    const { outbox, syncer, db } = setup([() => malformed([{ index: 1, message: 'rssi: too big' }])])
+    syncer.start()
+    await eventually(() => (outbox.counts().synced === 10 ? true : null), 5_000)
+    const refused = listCheckins(db, { state: 'refused' })
+    expect(refused).toEqual([expect.objectContaining({ bootSeq: 2, syncError: 'malformed: rssi: too big' })])
+    expect(syncer.status().rejected).toBe(1)
+    expect(outbox.resendRefused()).toBe(1)
+    await eventually(() => (listCheckins(db, { state: 'synced' }).length === 10 ? true : null), 5_000)
+    await syncer.stop()
+    db.close()
+  })
+
+  it('a 400 that names no record halves the batch down to the record at fault', async () => {
+    const bad = (records: readonly Checkin[]) => records.some((r) => r.bootSeq === 7)
+    const { outbox, syncer, db, calls } = setup(
+      Array.from({ length: 20 }, () => (records: readonly Checkin[]) => {
+        if (bad(records)) return { ...malformed([]) }
+        const ids = records.map((r) => r.id)
+        return {
+          ok: true,
+          value: { accepted: ids.length, duplicates: 0, rejected: [], stored: ids, serverTime: 0 },
+        }
+      }),
+    )
+    syncer.start()
+    await eventually(() => (outbox.counts().synced === 10 ? true : null), 5_000)
+    await syncer.stop()
+    expect(listCheckins(db, { state: 'refused' }).map((r) => r.bootSeq)).toEqual([7])
+    expect(calls.length).toBeLessThan(12)
+    db.close()
+  })
+
+  it('other 4xx answers are retried later, never taken as a verdict on the records', async () => {
+    const { outbox, syncer, db } = setup([
+      () => ({ ok: false, kind: 'refused', status: 404, message: '404 not found', problems: [] }),
+    ])
+    syncer.start()
+    await eventually(() => (outbox.counts().synced === 10 ? true : null), 5_000)
+    await syncer.stop()
+    expect(listCheckins(db, { state: 'refused' })).toHaveLength(0)
+    db.close()
+  })
+
+  it('backs off when even one record is too large, instead of resending it in a loop', async () => {
+    const { syncer, calls, db } = setup(
+      Array.from({ length: 500 }, () => () => ({
+        ok: false as const,
+        kind: 'too-large' as const,
+        message: '413',
+      })),
+    )
+    syncer.start()
+    await new Promise((r) => setTimeout(r, 600))
+    await syncer.stop()
+    // 4 -> 2 -> 1 record, then backing off 20, 40, 80, 160, 200 ms ...
+    expect(calls.slice(0, 3)).toEqual([4, 2, 1])
+    expect(calls.length).toBeLessThan(15)
+    db.close()
+  })
+
+  it('a client that throws gives its rows back: they are sent later, not left in flight', async () => {
+    const { outbox, syncer, db } = setup([
+      () => {
+        throw new Error('socket hang up')
+      },
+    ])
+    syncer.start()
+    await eventually(() => (outbox.counts().synced === 10 ? true : null), 5_000)
+    expect(outbox.counts().inFlight).toBe(0)
+    await syncer.stop()
+    db.close()
+  })
+
+  it('the roster puller waits as long as Retry-After says', async () => {
+    const db = openDatabase(path.join(tmp.dir, `p-${Math.random().toString(36).slice(2)}.db`))
+    const pulls: number[] = []
+    const client: CloudClient = {
+      sendBatch: async () => ({ ok: false, kind: 'retry', message: 'unused' }),
+      fetchRoster: async () => {
+        pulls.push(Date.now())
+        return pulls.length === 1
+          ? { ok: false, kind: 'retry', message: '429', retryAfterMs: 400 }
+          : { ok: true, value: { delta: null, etag: null } }
+      },
+    }
+    const puller = new RosterPuller({
+      roster: new RosterStore(db, systemClock),
+      client,
+      clock: systemClock,
+      log: silentLog,
+      intervalMs: 5_000,
+      maxBackoffMs: 10_000,
+    })
+    puller.start()
+    await eventually(() => (pulls.length === 2 ? true : null), 3_000)
+    await puller.stop()
+    expect((pulls[1] ?? 0) - (pulls[0] ?? 0)).toBeGreaterThanOrEqual(390)
+    db.close()
   })
 
   it('stops hammering a cloud that refuses the key, and keeps the rows', async () => {

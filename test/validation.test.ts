@@ -68,6 +68,25 @@ describe('validator over the SQLite roster', () => {
     expect(v.validate('0004dddd')).toMatchObject({ decision: 'admit', rosterVersion: 2 })
   })
 
+  it('a badge reissued in the cloud stays with its active holder when the former holder changes', () => {
+    const v = new Validator(roster, { maxEntries: 100, negativeTtlMs: 60_000, clock })
+    // P1's badge 0001aaaa was revoked and handed to P4, in one cloud transaction (either order)
+    roster.applyDelta(
+      [
+        { token: '0001aaaa', participantId: 'P4', status: 'active' },
+        { token: '0001aaaa', participantId: 'P1', status: 'revoked' },
+      ],
+      2,
+    )
+    expect(v.validate('0001aaaa')).toMatchObject({ decision: 'admit', participantId: 'P4' })
+    // later P1's record is edited (still revoked, same token): P4 keeps the badge
+    roster.applyDelta([{ token: '0001aaaa', participantId: 'P1', status: 'inactive' }], 3)
+    expect(v.validate('0001aaaa')).toMatchObject({ decision: 'admit', participantId: 'P4' })
+    // and when P4 is revoked, the badge is denied
+    roster.applyDelta([{ token: '0001aaaa', participantId: 'P4', status: 'revoked' }], 4)
+    expect(v.validate('0001aaaa')).toMatchObject({ decision: 'deny', reason: 'revoked', participantId: 'P4' })
+  })
+
   it('is bounded by entries', () => {
     const v = new Validator(roster, { maxEntries: 10, negativeTtlMs: 60_000, clock })
     for (let i = 0; i < 1000; i++) v.validate(i.toString(16).padStart(8, '0'))

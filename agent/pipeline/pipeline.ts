@@ -54,6 +54,9 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     counters.adverts++
     this.advertRate.mark(a.ts)
     if (this.listenerCount('advert') > 0) this.emit('advert', a)
+    // no usable RSSI (HCI reports 127 for "not available"): nothing says the badge is at the gate,
+    // and a check-in's RSSI must be a real reading (-127..20 dBm, as the cloud checks it)
+    if (!(a.rssi >= -127 && a.rssi <= 20)) return
     let s: Sighting | null
     try {
       s = this.deps.decoder.decode(a)

@@ -83,6 +83,8 @@ const THREAD_BACKLOG_BATCHES = 10
 
 /** The cloud's answer to a claim is recorded this many rows per transaction, the event loop free in between. */
 export const RECORD_SLICE = 250
+/** synced rows deleted per prune call: the event loop is held for one such delete at a time */
+export const PRUNE_LIMIT = 5_000
 
 type ClaimRows = { first: number | null; last: number | null; n: number; json: string | Uint8Array }
 
@@ -233,7 +235,7 @@ export class Outbox {
     } catch (err) {
       this.stats.commitErrors++
       this.deps.log.error({ err, queued: batch.length }, 'outbox commit failed; decisions withheld')
-      if (this.scheduled === null) this.scheduled = setTimeout(() => this.flushQuietly(), 500)
+      if (this.scheduled === null) this.scheduled = setTimeout(() => this.flushQuietly(), 500).unref()
       throw new GateError('E_DB_WRITE', `outbox commit failed: ${(err as Error).message}`, { cause: err })
     }
     this.queue = []
@@ -378,18 +380,24 @@ export class Outbox {
         const now = this.deps.clock.now()
         this.db.pragma('synchronous = NORMAL')
         try {
-          this.db
+          // counted once the slice has committed: a slice that fails is rolled back whole, and its
+          // rows must go back to pending
+          const slice = this.db
             .transaction(() => {
-              synced +=
+              const s =
                 ids === null
                   ? this.syncRangeStmt.run(now, from, to).changes
                   : this.syncIdsStmt.run(now, from, to, ids).changes
-              if (to < claim.last) return
-              for (const r of refused)
-                rejected += this.refuseStmt.run(now, r.reason, r.id, claim.first, claim.last).changes
+              let r = 0
+              if (to < claim.last) return { s, r }
+              for (const x of refused)
+                r += this.refuseStmt.run(now, x.reason, x.id, claim.first, claim.last).changes
               setMeta(this.db, 'last_sync_at', String(now))
+              return { s, r }
             })
             .immediate()
+          synced += slice.s
+          rejected += slice.r
         } finally {
           this.db.pragma('synchronous = FULL')
         }
@@ -417,19 +425,56 @@ export class Outbox {
     this.retry.sort((a, b) => a.first - b.first)
   }
 
-  /** Delete synced rows older than `days`; pending, in-flight and refused rows are never deleted. */
-  prune(days: number): number {
+  /**
+   * Delete synced rows older than `days`, at most `limit` of them (oldest first; call again while
+   * it returns `limit`): a day of a busy door in one statement would hold the event loop for
+   * seconds. Pending, in-flight and refused rows are never deleted.
+   */
+  prune(days: number, limit = PRUNE_LIMIT): number {
     const cutoff = this.deps.clock.now() - days * 86_400_000
     // the newest row always stays: SQLite gives a new row max(seq_no) + 1, and a seq_no must never
     // be reused at or below the syncer's claim cursor
     const c = this.db
       .prepare(
-        `DELETE FROM checkins WHERE state = 2 AND sync_error IS NULL AND wall_ms < ?
-            AND seq_no < (SELECT max(seq_no) FROM checkins)`,
+        `DELETE FROM checkins WHERE seq_no IN (
+           SELECT seq_no FROM checkins WHERE state = 2 AND sync_error IS NULL AND wall_ms < ?
+              AND seq_no < (SELECT max(seq_no) FROM checkins) ORDER BY seq_no LIMIT ?)`,
       )
-      .run(cutoff).changes
+      .run(cutoff, limit).changes
     this.n.synced -= c
     return c
+  }
+
+  /**
+   * Send the rows the cloud refused again (a technician's `gatectl sync resend-refused`, once the
+   * cloud or the agent is fixed): they become pending and are claimed before newer rows. Returns how many.
+   */
+  resendRefused(): number {
+    // runs of consecutive seq_no that are all refused rows: each run is claimed again as a range,
+    // and holds no row of a claim in flight or waiting to be resent (those are pending, not refused)
+    const runs = this.db
+      .prepare(
+        `SELECT min(seq_no) AS first, max(seq_no) AS last FROM (
+           SELECT seq_no, seq_no - row_number() OVER (ORDER BY seq_no) AS run
+             FROM checkins WHERE state = 2 AND sync_error IS NOT NULL)
+          GROUP BY run`,
+      )
+      .all() as Array<{ first: number; last: number }>
+    if (runs.length === 0) return 0
+    const c = markRefusedPending(this.db)
+    this.move('synced', 'pending', c)
+    this.retry.push(...runs)
+    this.retry.sort((a, b) => a.first - b.first)
+    return c
+  }
+
+  /** Stop retrying a failed commit (the agent is stopping; what is still queued was never emitted). */
+  close(): void {
+    if (this.scheduled !== null) {
+      clearImmediate(this.scheduled as NodeJS.Immediate)
+      clearTimeout(this.scheduled as NodeJS.Timeout)
+      this.scheduled = null
+    }
   }
 
   private move(from: keyof Outbox['n'], to: keyof Outbox['n'], count: number): void {
@@ -449,6 +494,18 @@ export class Outbox {
       .prepare(`SELECT ${COLUMNS} FROM checkins WHERE wall_ms >= ? ORDER BY seq_no`)
       .all(wallMs) as Checkin[]
   }
+}
+
+/**
+ * The rows the cloud refused become pending again (sent at the next claim of their range, or at the
+ * next start when the agent is not running). Returns how many.
+ */
+export function markRefusedPending(db: Db): number {
+  return db
+    .prepare(
+      'UPDATE checkins SET state = 0, synced_at = NULL, sync_error = NULL WHERE state = 2 AND sync_error IS NOT NULL',
+    )
+    .run().changes
 }
 
 /** Buffer counts from any connection (also a read-only one, when the daemon is down). */

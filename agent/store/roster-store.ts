@@ -151,6 +151,15 @@ export class RosterStore {
           }
           const cur = get.get(c.token) as { participant_id: string; status: string } | undefined
           if (cur && cur.participant_id === c.participantId && cur.status === c.status) continue
+          // a badge reissued: the cloud lets a revoked or inactive participant keep the token an
+          // active one now holds; a change to the former must not take the token from the latter
+          if (
+            cur &&
+            cur.participant_id !== c.participantId &&
+            cur.status === 'active' &&
+            c.status !== 'active'
+          )
+            continue
           upsert.run(c.token, c.participantId, c.status, now, v)
           changed.push(c.token)
         }

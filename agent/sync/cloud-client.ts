@@ -19,8 +19,34 @@ export type CloudOutcome<T> =
   | { ok: false; kind: 'auth'; message: string }
   /** the batch is too large for the cloud: send fewer records */
   | { ok: false; kind: 'too-large'; message: string }
-  /** the cloud refuses this batch as it is (malformed): a bug, logged, retried slowly */
-  | { ok: false; kind: 'refused'; message: string }
+  /**
+   * the cloud refuses this batch as it is (400: malformed); `problems` name the records at fault
+   * by their index in the batch when the cloud said which
+   */
+  | { ok: false; kind: 'refused'; status: number; message: string; problems: RecordProblem[] }
+
+/** What the cloud found wrong with one record of a refused batch. */
+export interface RecordProblem {
+  index: number
+  message: string
+}
+
+/** The records at fault named in a 400's body (`error.details[].index`), if any. */
+function recordProblems(text: string): RecordProblem[] {
+  try {
+    const details = (JSON.parse(text) as { error?: { details?: unknown } }).error?.details
+    if (!Array.isArray(details)) return []
+    const out: RecordProblem[] = []
+    for (const d of details as Array<{ index?: unknown; path?: unknown; message?: unknown }>) {
+      if (typeof d?.index !== 'number' || !Number.isInteger(d.index) || d.index < 0) continue
+      const where = typeof d.path === 'string' && d.path !== '' ? `${d.path}: ` : ''
+      out.push({ index: d.index, message: `${where}${String(d.message ?? 'invalid')}`.slice(0, 200) })
+    }
+    return out
+  } catch {
+    return []
+  }
+}
 
 /** The port the syncer and roster puller talk to; tests may pass their own. */
 export interface CloudClient {
@@ -143,7 +169,13 @@ export class HttpCloudClient implements CloudClient {
     if (res.status === 429 || res.status >= 500) {
       return { ok: false, kind: 'retry', message, retryAfterMs: retryAfterMs(res.headers.get('retry-after')) }
     }
-    return { ok: false, kind: 'refused', message }
+    return {
+      ok: false,
+      kind: 'refused',
+      status: res.status,
+      message,
+      problems: res.status === 400 ? recordProblems(text) : [],
+    }
   }
 }
 

@@ -97,7 +97,11 @@ export class RosterPuller {
       if (!res.ok) {
         this.failures++
         this.st.lastError = res.message
-        const delay = backoffMs(this.failures, Math.min(intervalMs, 1_000), maxBackoffMs)
+        const backoff = backoffMs(this.failures, Math.min(intervalMs, 1_000), maxBackoffMs)
+        // a 429 or 503 says when to come back: not before (the cloud is shedding load), nor much later
+        const retryAfter = res.kind === 'retry' ? res.retryAfterMs : undefined
+        const delay =
+          retryAfter === undefined ? backoff : Math.min(maxBackoffMs, Math.max(retryAfter, backoff))
         log.warn(
           { err: res.message, retryInMs: delay },
           'roster pull failed; admitting on the roster as it is',

@@ -1,9 +1,10 @@
 import type { Logger } from 'pino'
+import type { SyncResult } from '../../shared/sync.js'
 import type { Clock } from '../clock.js'
 import { type Db, getMeta } from '../store/db.js'
-import type { Outbox } from '../store/outbox.js'
+import type { Claim, Outbox } from '../store/outbox.js'
 import { backoffMs } from './backoff.js'
-import type { CloudClient } from './cloud-client.js'
+import type { CloudClient, CloudOutcome } from './cloud-client.js'
 
 /** How the syncer paces itself. */
 export interface SyncerConfig {
@@ -204,10 +205,18 @@ export class Syncer {
     this.st.state = 'syncing'
     this.st.lastAttemptAt = clock.now()
     const sentAt = clock.now()
-    const res = await client.sendBatch(gateId, sentAt, claim.json)
+    let res: CloudOutcome<SyncResult>
+    try {
+      res = await client.sendBatch(gateId, sentAt, claim.json)
+    } catch (err) {
+      // a client that throws instead of answering: the rows are claimed again, not left in flight
+      outbox.release(claim)
+      throw err
+    }
     // stopped while the batch was on the wire: the claim is only in memory, so its rows are pending
     // at the next start and the cloud counts the resend as duplicates
     if (this.stopped) return config.intervalMs
+    if (!res.ok && res.kind === 'refused') return this.refused(claim, res)
     if (res.ok) {
       this.st.clockOffsetMs = Math.round(res.value.serverTime - (sentAt + clock.now()) / 2)
       // only this claim's rows are marked, whatever ids the answer names; rows it does not mention
@@ -234,9 +243,15 @@ export class Syncer {
     this.st.consecutiveFailures++
     switch (res.kind) {
       case 'too-large':
-        this.st.batchSize = Math.max(1, Math.floor(this.st.batchSize / 2))
-        log.warn({ batchSize: this.st.batchSize }, 'batch too large for the cloud; halving it')
-        return 0
+        if (claim.count > 1) {
+          this.st.batchSize = Math.max(1, Math.min(this.st.batchSize, Math.floor(claim.count / 2)))
+          log.warn({ batchSize: this.st.batchSize }, 'batch too large for the cloud; halving it')
+          return 0
+        }
+        // one record is too large: the limit in front of the cloud is wrong, not the record
+        this.st.state = 'backoff'
+        log.error({ err: res.message }, 'the cloud refuses even one record as too large; will retry')
+        return this.failureDelay()
       case 'auth':
         this.st.state = 'auth-failed'
         log.error(
@@ -254,5 +269,62 @@ export class Syncer {
         return delay
       }
     }
+  }
+
+  /**
+   * A 400: the cloud stored nothing of the batch. The records it names are kept on the gate as
+   * refused (with the cloud's reason; `gatectl sync resend-refused` sends them again) and the rest
+   * are sent again at once; when it names none, the batch is halved until the record at fault is
+   * alone. One malformed record never holds back the ones behind it.
+   */
+  private async refused(
+    claim: Claim,
+    res: { status: number; message: string; problems: ReadonlyArray<{ index: number; message: string }> },
+  ): Promise<number> {
+    const { outbox, log } = this.deps
+    this.st.lastError = res.message
+    if (res.status !== 400) {
+      // another 4xx (a proxy's 404, ...) says nothing about the records: kept and retried later
+      outbox.release(claim)
+      this.st.consecutiveFailures++
+      this.st.state = 'backoff'
+      const delay = this.failureDelay()
+      log.warn({ err: res.message, retryInMs: delay }, 'the cloud refused the upload; will retry')
+      return delay
+    }
+    const records = claim.records
+    const atFault = new Map<string, string>()
+    for (const p of res.problems) {
+      const r = records[p.index]
+      if (r && !atFault.has(r.id)) atFault.set(r.id, `malformed: ${p.message}`)
+    }
+    const only = records[0]
+    if (atFault.size === 0 && claim.count === 1 && only)
+      atFault.set(only.id, `malformed: ${res.message.slice(0, 200)}`)
+    if (atFault.size > 0) {
+      const reasons = [...atFault].map(([id, reason]) => ({ id, reason }))
+      const { refused } = await outbox.recordSync(claim, [], reasons)
+      if (refused > 0) {
+        this.st.rejected += refused
+        log.warn(
+          { refused, reason: reasons[0]?.reason },
+          'the cloud refused check-ins as malformed; kept on the gate (gatectl sync resend-refused)',
+        )
+        return 0
+      }
+    } else {
+      outbox.release(claim)
+      if (claim.count > 1) {
+        this.st.batchSize = Math.max(1, Math.min(this.st.batchSize, Math.floor(claim.count / 2)))
+        log.warn(
+          { err: res.message, batchSize: this.st.batchSize },
+          'the cloud refused a batch without naming a record; halving it to find the record',
+        )
+        return 0
+      }
+    }
+    this.st.consecutiveFailures++
+    this.st.state = 'backoff'
+    return this.failureDelay()
   }
 }

@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import type { AgentStatus, SyncStatus } from '../../../shared/status.js'
 import { EXIT } from '../../exit-codes.js'
 import { offlineStatus } from '../../store/offline-status.js'
+import { markRefusedPending } from '../../store/outbox.js'
 import { action, type CliContext } from '../context.js'
 
 function render(s: SyncStatus, pending: number, inFlight: number): string {
@@ -76,4 +77,36 @@ export function register(program: Command): void {
     .command('now')
     .description('send pending check-ins and pull roster changes now, forgetting any back-off')
     .action(action((ctx) => sync(ctx, true)))
+  cmd
+    .command('resend-refused')
+    .description('send the check-ins the cloud refused again (after the cause is fixed)')
+    .action(action((ctx) => resendRefused(ctx)))
+}
+
+/** Through the daemon when it runs (it sends them at once); on the file when it does not (sent at its next start). */
+async function resendRefused(ctx: CliContext): Promise<number> {
+  const client = await ctx.daemon()
+  let resent: number
+  if (client) {
+    try {
+      resent = ((await client.request('sync.resendRefused')) as { resent: number }).resent
+    } finally {
+      client.close()
+    }
+  } else {
+    // the file must exist (opening it read-only says so clearly); nothing is created here
+    ctx.openReadOnly().close()
+    const db = ctx.openWritable()
+    try {
+      resent = markRefusedPending(db)
+    } finally {
+      db.close()
+    }
+  }
+  ctx.print({ resent, daemon: client ? 'up' : 'down' }, () =>
+    resent === 0
+      ? 'no check-in refused by the cloud'
+      : `${resent} check-in(s) refused by the cloud are pending again${client ? ': sending now' : '; the agent sends them when it starts'}`,
+  )
+  return EXIT.ok
 }
