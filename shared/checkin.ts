@@ -8,12 +8,25 @@ export const denyReasonSchema = z.enum(['unknown', 'revoked', 'inactive', 'alrea
  * which makes every upload idempotent. Times: `ts` is the gate's wall clock (ms since epoch, can be
  * wrong on a Pi without RTC before NTP), `monoMs` its monotonic clock within boot `bootId`.
  */
+/**
+ * Text Postgres can store: no NUL, no unpaired UTF-16 surrogate (paired ones, emoji, are fine).
+ * A regular expression, so that the JSON Schema made from this schema (the cloud's fast check)
+ * says the same.
+ */
+const storableText = (max: number, min = 0) =>
+  z
+    .string()
+    .min(min)
+    .max(max)
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is what this refuses
+    .regex(/^[^\u0000\uD800-\uDFFF]*$/u, 'holds a NUL or an unpaired surrogate, which cannot be stored')
+
 export const checkinSchema = z
   .object({
     id: z.string().uuid(),
-    gateId: z.string().min(1).max(64),
-    token: z.string().min(1).max(48),
-    participantId: z.string().max(128).nullable(),
+    gateId: storableText(64, 1),
+    token: storableText(48, 1),
+    participantId: storableText(128).nullable(),
     method: z.literal('ble'),
     decision: z.enum(['admit', 'deny']),
     reason: denyReasonSchema.nullable(),

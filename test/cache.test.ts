@@ -77,6 +77,23 @@ describe('tiered cache, L1 alone', () => {
     expect(calls).toBe(4)
   })
 
+  it('a tag invalidated while a load runs leaves that load outdated, not cached as current', async () => {
+    const c = await makeCache({ url: null })
+    let version = 1
+    const loader = async () => {
+      const seen = version
+      await new Promise((r) => setTimeout(r, 30))
+      return { version: seen }
+    }
+    // the source changes (and its tag is invalidated) while the first load is reading the old value
+    const first = c.getOrLoad('roster::0', loader, { tags: ['participants'] })
+    await new Promise((r) => setTimeout(r, 5))
+    version = 2
+    await c.invalidateTags('participants')
+    expect(await first).toEqual({ version: 1 })
+    expect(await c.getOrLoad('roster::0', loader, { tags: ['participants'] })).toEqual({ version: 2 })
+  })
+
   it('expires with jitter, serves the last good value when the source fails (fail-safe), then gives up after the grace', async () => {
     let now = 1_000_000
     const c = await makeCache({ url: null, now: () => now, graceMs: 60_000, failSafeThrottleMs: 1_000 })

@@ -195,6 +195,23 @@ describe('gate-cloud HTTP API on real Postgres', () => {
         expect.objectContaining({ index: 1, path: 'decision' }),
       ]),
     )
+    // text Postgres cannot store (NUL, an unpaired surrogate) is named like any malformed field,
+    // so that the gate sets that record aside instead of resending the batch forever
+    for (const odd of [{ token: 'ab\u0000cd' }, { participantId: 'P\uD800' }]) {
+      const unstorable = await send(keyA, {
+        gateId: 'gate-a',
+        sentAt: NOW,
+        records: [rec('gate-a'), rec('gate-a', odd)],
+      })
+      expect(unstorable.statusCode).toBe(400)
+      expect(unstorable.json().error.details).toEqual([
+        expect.objectContaining({
+          index: 1,
+          path: Object.keys(odd)[0],
+          message: expect.stringMatching(/cannot be stored/),
+        }),
+      ])
+    }
     const otherGate = await send(keyA, {
       gateId: 'gate-a',
       sentAt: NOW,
@@ -286,6 +303,66 @@ describe('gate-cloud HTTP API on real Postgres', () => {
     expect(kinds).toContain(`late_upload:${late.id}`)
     const g = await sql.query(`SELECT last_seen_at, last_skew_ms FROM gates WHERE id = 'gate-b'`)
     expect(g.rows[0].last_seen_at).toBeInstanceOf(Date)
+    // a skewed gate that keeps syncing is one open incident, kept up to date, not one per batch;
+    // and records made a second before their upload on a clock 10 min ahead are not late
+    for (let i = 0; i < 3; i++)
+      await send(keyB, {
+        gateId: 'gate-b',
+        sentAt: NOW + 600_000 + i,
+        records: [rec('gate-b', { ts: NOW + 599_000 })],
+      })
+    const open = await sql.query(
+      `SELECT kind, detail FROM incidents WHERE gate_id = 'gate-b' AND resolved_at IS NULL AND kind <> 'double_entry' ORDER BY kind`,
+    )
+    expect(open.rows).toEqual([
+      {
+        kind: 'clock_skew',
+        detail: expect.objectContaining({ skewMs: 600_002, max_skewMs: 600_002, batches: 4 }),
+      },
+      {
+        kind: 'late_upload',
+        detail: expect.objectContaining({ lateMs: 5 * 3_600_000, records: 1, batches: 1 }),
+      },
+    ])
+  })
+
+  it('a batch whose upload fails after its records went in is not half stored: the resend stores it and raises its incidents', async () => {
+    // the gate's row is locked by another session past the statement timeout: the upload fails (503)
+    const config = loadCloudConfig({ DATABASE_URL: db.url, PG_STATEMENT_TIMEOUT_MS: '300' })
+    const shortPool = createPool(config)
+    const short = await buildApp({ config, pool: shortPool, log: silentLog, now: () => NOW, authCacheMs: 1 })
+    const keyC = await addGate(pool, 'gate-c')
+    const late = rec('gate-c', { ts: NOW - 3 * 3_600_000 })
+    const body = JSON.stringify({ gateId: 'gate-c', sentAt: NOW, records: [late] })
+    const post = () =>
+      short.inject({
+        method: 'POST',
+        url: '/v1/sync/checkins',
+        headers: { authorization: `Bearer ${keyC}`, 'content-type': 'application/json' },
+        payload: body,
+      })
+    const locker = await pool.connect()
+    try {
+      await locker.query('BEGIN')
+      await locker.query(`SELECT 1 FROM gates WHERE id = 'gate-c' FOR UPDATE`)
+      const failed = await post()
+      expect(failed.statusCode).toBe(503)
+      const stored = await sql.query('SELECT count(*)::int AS n FROM attendance_records WHERE id = $1', [
+        late.id,
+      ])
+      expect(stored.rows[0].n).toBe(0)
+      await locker.query('ROLLBACK')
+      const resent = await post()
+      expect(resent.json()).toMatchObject({ accepted: 1, duplicates: 0 })
+      const inc = await sql.query(
+        `SELECT kind FROM incidents WHERE gate_id = 'gate-c' AND resolved_at IS NULL`,
+      )
+      expect(inc.rows.map((r) => r.kind)).toEqual(['late_upload'])
+    } finally {
+      locker.release()
+      await short.close()
+      await shortPool.end()
+    }
   })
 
   it('serves roster deltas with a cursor, revocations included, and 304 when nothing changed', async () => {
@@ -330,6 +407,60 @@ describe('gate-cloud HTTP API on real Postgres', () => {
       },
     ])
     expect(r).toEqual({ inserted: 0, updated: 0, unchanged: 1 })
+  })
+
+  it('a gate never skips a roster change that commits late, and loses participants deleted or moved away', async () => {
+    const pull = async (since: number) =>
+      (
+        await app.inject({ url: `/v1/roster?since=${since}`, headers: { authorization: `Bearer ${keyA}` } })
+      ).json() as {
+        cursor: number
+        changes: Array<{ participantId: string; status: string; seq: number }>
+      }
+    // pull until the answer holds `want` (a cached delta is dropped by the change's NOTIFY, at once but not synchronously)
+    const pullUntil = async (since: number, want: (d: Awaited<ReturnType<typeof pull>>) => boolean) => {
+      let d = await pull(since)
+      for (let i = 0; i < 50 && !want(d); i++) {
+        await new Promise((r) => setTimeout(r, 20))
+        d = await pull(since)
+      }
+      return d
+    }
+    await importParticipants(pool, [
+      { token: '0007aaaa', participantId: 'P-7', status: 'active' },
+      { token: '0008aaaa', participantId: 'P-8', status: 'active' },
+    ])
+    let cursor = (await pullUntil(0, (d) => d.changes.some((c) => c.participantId === 'P-8'))).cursor
+    // an edit is still open (its sequence number taken) while an import of a new participant runs
+    const slow = await pool.connect()
+    await slow.query('BEGIN')
+    await slow.query(`UPDATE participants SET status = 'revoked' WHERE id = 'P-7'`)
+    const importing = importParticipants(pool, [
+      { token: '0009aaaa', participantId: 'P-9', status: 'active' },
+    ])
+    await new Promise((r) => setTimeout(r, 300))
+    // the gate pulls meanwhile and moves its cursor to whatever it got
+    cursor = (await pull(cursor)).cursor
+    await slow.query('COMMIT')
+    slow.release()
+    await importing
+    const after = await pullUntil(cursor, (d) => d.changes.some((c) => c.participantId === 'P-9'))
+    expect(after.changes).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ participantId: 'P-7', status: 'revoked' }),
+        expect.objectContaining({ participantId: 'P-9', status: 'active' }),
+      ]),
+    )
+    cursor = after.cursor
+    // deleted, or moved to another event: inactive at this gate (its event is "none")
+    await sql.query(`DELETE FROM participants WHERE id = 'P-9'`)
+    await sql.query(`INSERT INTO events (id, name) VALUES ('ev-other', 'other') ON CONFLICT DO NOTHING`)
+    await sql.query(`UPDATE participants SET event_id = 'ev-other' WHERE id = 'P-8'`)
+    const gone = await pullUntil(cursor, (d) => d.changes.length >= 2)
+    expect(gone.changes).toEqual([
+      expect.objectContaining({ participantId: 'P-9', status: 'inactive' }),
+      expect.objectContaining({ participantId: 'P-8', status: 'inactive' }),
+    ])
   })
 
   it('answers the seed critical queries for ops, and only with the ops token', async () => {

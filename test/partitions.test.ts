@@ -162,6 +162,36 @@ describe('partition manager on real Postgres', () => {
     }
   })
 
+  it('after a change of interval, the new ranges fill what the old partitions leave uncovered', async () => {
+    // monthly first: October only
+    await maintainPartitions(client, policy({ interval: 'month', premake: 0 }), d('2026-10-15T00:00:00Z'))
+    // then quarterly in December: Q4 is partly covered by October's partition
+    const r = await maintainPartitions(
+      client,
+      policy({ interval: 'quarter', premake: 1 }),
+      d('2026-12-15T00:00:00Z'),
+    )
+    expect(r.created).toEqual(['attendance_records_p20261101', 'attendance_records_p20270101'])
+    expect(r.conflicts).toEqual([])
+    const bounds = (await listPartitions(client))
+      .filter((p) => !p.isDefault)
+      .map((p) => `${p.name} ${p.from?.toISOString().slice(0, 10)}..${p.to?.toISOString().slice(0, 10)}`)
+    expect(bounds).toEqual([
+      'attendance_records_p20261001 2026-10-01..2026-11-01',
+      'attendance_records_p20261101 2026-11-01..2027-01-01',
+      'attendance_records_p20270101 2027-01-01..2027-04-01',
+    ])
+    await insert('01900000-0000-7000-8000-0000000000e1', '2026-12-20T10:00:00Z')
+    expect(await where('01900000-0000-7000-8000-0000000000e1')).toEqual(['attendance_records_p20261101'])
+    // and back to monthly: every month is covered already, nothing is created
+    const back = await maintainPartitions(
+      client,
+      policy({ interval: 'month', premake: 2 }),
+      d('2026-12-15T00:00:00Z'),
+    )
+    expect(back.created).toEqual([])
+  })
+
   it('a late or far-future record is never refused, and rows in the default partition move to their new partition', async () => {
     await insert('01900000-0000-7000-8000-00000000000a', '2026-08-15T10:00:00Z') // before any partition exists
     await insert('01900000-0000-7000-8000-00000000000b', '2026-11-25T10:00:00Z')

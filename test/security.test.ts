@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import type pg from 'pg'
 import { v7 as uuidv7 } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -6,6 +6,7 @@ import { loadCloudConfig } from '../cloud/config.js'
 import { createPool } from '../cloud/db/pool.js'
 import { addGate, revokeGate } from '../cloud/gates/store.js'
 import { buildApp } from '../cloud/http/app.js'
+import { errorHandler } from '../cloud/http/errors.js'
 import { importParticipants } from '../cloud/participants/import.js'
 import { maintainPartitions } from '../cloud/partitions/manager.js'
 import type { Checkin } from '../shared/checkin.js'
@@ -241,5 +242,23 @@ describe('security of the cloud API', () => {
       tried: HOSTILE.length * 13,
       outcome: 'no 5xx, no SQL error leaked, nothing written but own records',
     })
+  })
+
+  it("answers Postgres' data errors as 400 with the code only, never Postgres' text or a 500", async () => {
+    const probe = Fastify({ logger: false })
+    probe.setErrorHandler(errorHandler)
+    probe.get('/cast', async () => (await pool.query('SELECT $1::int AS n', ['not a number'])).rows)
+    try {
+      const res = await probe.inject({ url: '/cast' })
+      expect(res.statusCode).toBe(400)
+      expect(res.json()).toEqual({
+        error: {
+          code: 'E_INPUT',
+          message: 'a value of the request cannot be stored (Postgres data error 22P02)',
+        },
+      })
+    } finally {
+      await probe.close()
+    }
   })
 })

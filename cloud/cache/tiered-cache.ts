@@ -371,10 +371,11 @@ export class TieredCache {
     let n = 0
     for (const i of items) {
       try {
+        const tv = await this.tagSnapshot(i.opts ?? {})
         const rows = await i.loader()
         for (const r of rows) {
           if (this.l1.size >= this.o.l1MaxEntries) return n // never evict to warm
-          this.l1.set(r.key, this.capForL1(await this.entry(r.value ?? null, i.opts ?? {})))
+          this.l1.set(r.key, this.capForL1(await this.entry(r.value ?? null, i.opts ?? {}, tv)))
           n++
         }
       } catch (err) {
@@ -415,6 +416,9 @@ export class TieredCache {
     stale: Entry | undefined,
   ): Promise<T | null> {
     let value: T | null
+    // the tags' versions as they are before the load: a change committed while the loader runs
+    // bumps them, and the entry is then already outdated instead of cached as current
+    const tv = await this.tagSnapshot(opts)
     try {
       value = (await loader()) ?? null
       this.m.loads.inc({ result: 'ok' })
@@ -430,7 +434,7 @@ export class TieredCache {
       this.m.loads.inc({ result: 'error' })
       throw err
     }
-    const entry = await this.entry(value, opts)
+    const entry = await this.entry(value, opts, tv)
     this.l1.set(key, this.capForL1(entry))
     await this.l2Set(key, entry)
     return value
@@ -476,15 +480,25 @@ export class TieredCache {
     return negative ? (opts.negativeTtlMs ?? this.o.negativeTtlMs) : (opts.ttlMs ?? this.o.defaultTtlMs)
   }
 
-  private async entry(value: unknown, opts: EntryOptions): Promise<Entry> {
+  /**
+   * An entry for `value`. `tv`: the tags' versions read before the value was loaded (see load):
+   * read after, an invalidation that came while the loader ran would be taken as already included.
+   */
+  private async entry(value: unknown, opts: EntryOptions, tv?: Record<string, number>): Promise<Entry> {
     const base = this.ttl(opts, value === null || value === undefined)
     const ttl = Math.max(1, Math.round(base * (1 + this.o.jitter * (2 * this.random() - 1))))
     const e: Entry = { v: value ?? null, exp: this.now() + ttl }
-    if (opts.tags && opts.tags.length > 0) {
-      e.tv = {}
-      for (const t of opts.tags) e.tv[t] = await this.tagVersion(t)
-    }
+    const versions = tv ?? (await this.tagSnapshot(opts))
+    if (versions) e.tv = versions
     return e
+  }
+
+  /** The current versions of an entry's tags (undefined when it has none). */
+  private async tagSnapshot(opts: EntryOptions): Promise<Record<string, number> | undefined> {
+    if (!opts.tags || opts.tags.length === 0) return undefined
+    const tv: Record<string, number> = {}
+    for (const t of opts.tags) tv[t] = await this.tagVersion(t)
+    return tv
   }
 
   private capForL1(e: Entry): Entry {

@@ -43,6 +43,23 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
       .send({ error: { code: 'E_DB_UNAVAILABLE', message: 'the database is unavailable; retry later' } })
     return
   }
+  const pgCode = (err as { code?: unknown }).code
+  if (
+    typeof pgCode === 'string' &&
+    /^22[0-9A-Z]{3}$/.test(pgCode) &&
+    (err as { severity?: unknown }).severity
+  ) {
+    // Postgres' data exceptions (class 22: a value out of range, bad encoding): the request's
+    // fault, and retrying it will not help. The code, not Postgres' text, is sent back.
+    req.log.warn({ err: err.message, code: pgCode }, 'a value of the request cannot be stored')
+    reply.status(400).send({
+      error: {
+        code: 'E_INPUT',
+        message: `a value of the request cannot be stored (Postgres data error ${pgCode})`,
+      },
+    })
+    return
+  }
   const fe = err as FastifyError
   if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
     const code =

@@ -3,7 +3,10 @@ import type { RosterDelta } from '../../shared/sync.js'
 
 /**
  * Roster changes of one event after `since` (participants.roster_seq), oldest first, at most
- * `limit`. A gate sees its own event's participants only (no event: the participants without one).
+ * `limit`. A gate sees its own event's participants only (no event: the participants without one);
+ * a participant deleted or moved to another event comes as inactive (roster_removals). Writers take
+ * turns (a trigger's lock), so the sequence is commit order and a cursor never passes a change
+ * still to commit.
  */
 export async function rosterDelta(
   pool: pg.Pool,
@@ -17,8 +20,14 @@ export async function rosterDelta(
     status: 'active' | 'revoked' | 'inactive'
     roster_seq: string
   }>(
-    `SELECT token, id, status, roster_seq FROM participants
-      WHERE event_id IS NOT DISTINCT FROM $3 AND roster_seq > $1 ORDER BY roster_seq LIMIT $2`,
+    `SELECT token, id, status, roster_seq FROM (
+       SELECT token, id, status, roster_seq FROM participants
+        WHERE event_id IS NOT DISTINCT FROM $3 AND roster_seq > $1
+       UNION ALL
+       -- deleted, or moved to another event: inactive here
+       SELECT token, participant_id, 'inactive', roster_seq FROM roster_removals
+        WHERE event_id IS NOT DISTINCT FROM $3 AND roster_seq > $1
+     ) c ORDER BY roster_seq LIMIT $2`,
     [since, limit + 1, eventId],
   )
   const more = r.rows.length > limit

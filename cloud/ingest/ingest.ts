@@ -90,9 +90,13 @@ async function storeRecords(
     const client = await pool.connect()
     let release: boolean | Error = false
     try {
+      // the records and the gate's last-seen in one transaction: stored together or not at all, so
+      // a failure after the COPY cannot leave a batch stored that its gate was told failed
+      await client.query('BEGIN')
       const copy = client.query(copyFrom(COPY_SQL))
       await pipeline(Readable.from([valid.map((r) => copyLine(r, gateId)).join('')]), copy)
       await client.query(TOUCH_GATE_SQL, [gateId, skewMs])
+      await client.query('COMMIT')
       return copy.rowCount ?? valid.length
     } catch (err) {
       if ((err as { severity?: string }).severity === undefined) {
@@ -100,8 +104,12 @@ async function storeRecords(
         release = err as Error
         throw err
       }
-      // Postgres refused the COPY: 23505 when a record is already stored (a resend); any other
-      // refusal (bad data) gets the INSERT's own answer below
+      await client.query('ROLLBACK').catch((e: Error) => {
+        release = e
+      })
+      // 23505: a record is already stored (a resend), and the INSERT below skips it; any other
+      // refusal (a data error, a timeout) is the answer
+      if ((err as { code?: string }).code !== '23505') throw err
     } finally {
       client.release(release)
     }
@@ -186,10 +194,40 @@ async function raiseDoubleEntries(
     await pool.query(DOUBLE_ENTRY_SQL, [gateId, d.ids, d.ts, d.pids, d.gates, d.others, d.gaps])
 }
 
-const INCIDENT_SQL = `
+/**
+ * Clock skew and late uploads are a gate's condition: one open incident per gate and kind
+ * (incidents_open_per_gate), raised by the first batch that shows it and brought up to date by
+ * the next ones: the latest figure, the largest, how many batches showed it, late records counted.
+ * `field` is one of two constants, never input.
+ */
+const gateIncidentSql = (field: 'skewMs' | 'lateMs') => `
 INSERT INTO incidents (kind, gate_id, record_id, record_ts, detail)
-VALUES ($1, $2, $3, to_timestamp($4 / 1000.0), $5)
-ON CONFLICT (kind, record_id) DO NOTHING`
+VALUES ($1, $2, $3, to_timestamp($4 / 1000.0),
+        jsonb_build_object('${field}', $5::bigint, 'max_${field}', abs($5::bigint), 'records', $6::bigint, 'batches', 1))
+ON CONFLICT (kind, gate_id) WHERE kind IN ('clock_skew', 'late_upload') AND resolved_at IS NULL
+DO UPDATE SET detail = incidents.detail || jsonb_build_object(
+  '${field}', $5::bigint,
+  'max_${field}', greatest(coalesce((incidents.detail->>'max_${field}')::bigint, 0), abs($5::bigint)),
+  'records', coalesce((incidents.detail->>'records')::bigint, 0) + $6::bigint,
+  'batches', coalesce((incidents.detail->>'batches')::bigint, 1) + 1,
+  'lastAt', now())`
+const GATE_INCIDENT_SQL = { clock_skew: gateIncidentSql('skewMs'), late_upload: gateIncidentSql('lateMs') }
+
+async function raiseGateIncident(
+  pool: pg.Pool,
+  kind: 'clock_skew' | 'late_upload',
+  gateId: string,
+  record: Checkin,
+  ms: number,
+  records: number,
+): Promise<void> {
+  try {
+    await pool.query(GATE_INCIDENT_SQL[kind], [kind, gateId, record.id, record.ts, Math.round(ms), records])
+  } catch (err) {
+    // 23505 on (kind, record_id): this record already raised one (since resolved); nothing to add
+    if ((err as { code?: string }).code !== '23505') throw err
+  }
+}
 
 /**
  * Store one gate's batch (the request body): check it (validate.ts), store the valid records in
@@ -237,7 +275,7 @@ export async function ingestBatch(
   if (valid.length === 0) return { accepted: 0, duplicates: 0, rejected, stored: [], serverTime: now }
 
   const accepted = await storeRecords(pool, gateId, valid, skewMs, limits.ingestCopy !== false)
-  await raiseIncidents(pool, gateId, valid, accepted, skewMs, now, limits)
+  await raiseIncidents(pool, gateId, valid, batch.sentAt, skewMs, limits)
   return {
     accepted,
     duplicates: valid.length - accepted,
@@ -251,32 +289,26 @@ async function raiseIncidents(
   pool: pg.Pool,
   gateId: string,
   valid: Checkin[],
-  accepted: number,
+  sentAt: number,
   skewMs: number,
-  now: number,
   limits: IngestLimits,
 ): Promise<void> {
   // checked for every admit of the batch, new or resent: an incident is unique per record, so a
-  // resend cannot raise it twice
+  // resend cannot raise it twice (and a batch stored by an attempt that failed later is checked
+  // when it is resent)
   const admits = valid.filter((r) => r.decision === 'admit' && r.participantId !== null)
   if (admits.length > 0 && limits.doubleEntryWindowMs > 0)
     await raiseDoubleEntries(pool, gateId, admits, limits.doubleEntryWindowMs)
   const first = valid[0]
   if (first && Math.abs(skewMs) > limits.maxSkewMs) {
-    await pool.query(INCIDENT_SQL, ['clock_skew', gateId, first.id, first.ts, JSON.stringify({ skewMs })])
+    await raiseGateIncident(pool, 'clock_skew', gateId, first, skewMs, valid.length)
   }
-  if (accepted > 0) {
-    const oldest = valid.reduce((x, y) => (y.ts < x.ts ? y : x))
-    const lateMs = now - oldest.ts
-    if (lateMs > limits.lateUploadMs) {
-      const late = valid.filter((r) => now - r.ts > limits.lateUploadMs).length
-      await pool.query(INCIDENT_SQL, [
-        'late_upload',
-        gateId,
-        oldest.id,
-        oldest.ts,
-        JSON.stringify({ lateMs: Math.round(lateMs), records: late }),
-      ])
-    }
+  // late: how long the records waited on the gate before this upload, on the gate's own clock (a
+  // skewed clock is the incident above, not a late upload)
+  const oldest = valid.reduce((x, y) => (y.ts < x.ts ? y : x))
+  const lateMs = sentAt - oldest.ts
+  if (lateMs > limits.lateUploadMs) {
+    const late = valid.filter((r) => sentAt - r.ts > limits.lateUploadMs).length
+    await raiseGateIncident(pool, 'late_upload', gateId, oldest, lateMs, late)
   }
 }

@@ -61,10 +61,14 @@ export function partitionFor(
   table: PartitionedTable = 'attendance_records',
 ): PartitionSpec {
   const from = floorTo(interval, start)
-  const to = addIntervals(interval, from, 1)
+  return { name: partitionName(table, from), from, to: addIntervals(interval, from, 1) }
+}
+
+/** The name of a partition starting at `from` (a UTC midnight): <table>_pYYYYMMDD, checked. */
+export function partitionName(table: PartitionedTable, from: Date): string {
   const name = `${table}_p${from.toISOString().slice(0, 10).replace(/-/g, '')}`
   if (!NAME_RE[table].test(name)) throw new RangeError(`generated partition name ${name} is not valid`)
-  return { name, from, to }
+  return name
 }
 
 /** True for names the manager generates (the only tables it will ever detach or drop). */

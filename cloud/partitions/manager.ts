@@ -10,6 +10,7 @@ import {
   type PartitionInterval,
   type PartitionSpec,
   partitionFor,
+  partitionName,
 } from './intervals.js'
 
 /** How a partitioned table (attendance_records by default) is partitioned and kept. */
@@ -47,7 +48,7 @@ export interface MaintainReport {
   dropped: string[]
   /** rows still in the default partition (too far in the future or past the retention) */
   leftInDefault: number
-  /** partitions whose range overlaps an existing one (interval changed): not created */
+  /** a generated name already taken by a partition with other bounds: not created (see the log) */
   conflicts: string[]
 }
 
@@ -160,16 +161,20 @@ export async function maintainPartitions(
       wanted.set(p.name, p)
     }
 
-    for (const p of [...wanted.values()].sort((a, b) => a.from.getTime() - b.from.getTime())) {
-      if (existing.some((e) => e.name === p.name)) continue
-      const overlap = existing.find((e) => e.from && e.to && e.from < p.to && p.from < e.to)
-      if (overlap) {
-        report.conflicts.push(`${p.name} overlaps ${overlap.name}`)
-        continue
+    // what existing partitions do not cover of each wanted range gets a partition: after a change of
+    // interval (monthly partitions, then quarterly) the quarter's uncovered months get one, instead
+    // of the quarter being taken as there because a month of it is
+    for (const want of [...wanted.values()].sort((a, b) => a.from.getTime() - b.from.getTime())) {
+      for (const gap of uncovered(want, existing)) {
+        const p: PartitionSpec = { name: partitionName(table, gap.from), ...gap }
+        if (existing.some((e) => e.name === p.name)) {
+          report.conflicts.push(`${p.name} exists with other bounds`)
+          continue
+        }
+        report.movedFromDefault += await createPartition(client, p, table)
+        report.created.push(p.name)
+        existing.push({ name: p.name, from: p.from, to: p.to, isDefault: false, bytes: 0 })
       }
-      report.movedFromDefault += await createPartition(client, p, table)
-      report.created.push(p.name)
-      existing.push({ name: p.name, from: p.from, to: p.to, isDefault: false, bytes: 0 })
     }
 
     if (cutoff) {
@@ -218,4 +223,25 @@ async function createPartition(
     `ALTER TABLE ${PARENT} ATTACH PARTITION ${t} FOR VALUES FROM (${boundLiteral(p.from)}) TO (${boundLiteral(p.to)})`,
   )
   return moved.rowCount ?? 0
+}
+
+/** The parts of [want.from, want.to) that no existing partition covers, in order. */
+export function uncovered(
+  want: { from: Date; to: Date },
+  existing: ReadonlyArray<Pick<PartitionInfo, 'from' | 'to'>>,
+): Array<{ from: Date; to: Date }> {
+  let parts = [{ from: want.from, to: want.to }]
+  for (const e of existing) {
+    if (!e.from || !e.to) continue
+    const ef = e.from
+    const et = e.to
+    parts = parts.flatMap((p) => {
+      if (et <= p.from || ef >= p.to) return [p]
+      const out: Array<{ from: Date; to: Date }> = []
+      if (ef > p.from) out.push({ from: p.from, to: ef })
+      if (et < p.to) out.push({ from: et, to: p.to })
+      return out
+    })
+  }
+  return parts
 }
