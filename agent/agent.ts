@@ -27,7 +27,7 @@ import { Validator } from './pipeline/validator.js'
 import { EventWatch, GateMetricsSampler } from './report/gate-metrics.js'
 import type { MqttReporter } from './report/mqtt-reporter.js'
 import { type Db, openDatabase } from './store/db.js'
-import { CLAIM_QUERIES, Outbox, PRUNE_LIMIT } from './store/outbox.js'
+import { CLAIM_QUERIES, Outbox } from './store/outbox.js'
 import { lookupToken } from './store/roster-lookup.js'
 import { RosterStore } from './store/roster-store.js'
 import { StoreThread } from './store/store-thread.js'
@@ -84,8 +84,9 @@ export class GateAgent {
   private startedAt: number | null = null
   private startedMono = 0
   private lastPrune = 0
-  /** rows deleted by the prune under way (one slice per tick) */
+  /** the prune under way (one slice per tick): rows deleted so far, and where the next slice starts */
   private pruned = 0
+  private pruneFrom = 0
   private lastDecision: Checkin | null = null
   private syncer: Syncer | null = null
   private puller: RosterPuller | null = null
@@ -396,16 +397,20 @@ export class GateAgent {
       // a slice per tick until none is left, then again in an hour; a failure (the file locked by
       // an import, a full disk) is logged and tried again at the next hour, the agent goes on
       try {
-        const n = this.outbox.prune(this.deps.config.outbox.retentionDays)
-        this.pruned += n
-        if (n < PRUNE_LIMIT) {
+        const r = this.outbox.prune(this.deps.config.outbox.retentionDays, { from: this.pruneFrom })
+        this.pruned += r.deleted
+        if (r.next === null) {
           this.lastPrune = this.deps.clock.now()
           if (this.pruned > 0) this.deps.log.info({ deleted: this.pruned }, 'old synced check-ins pruned')
           this.pruned = 0
+          this.pruneFrom = 0
+        } else {
+          this.pruneFrom = r.next
         }
       } catch (err) {
         this.lastPrune = this.deps.clock.now()
         this.pruned = 0
+        this.pruneFrom = 0
         this.deps.log.error({ err }, 'pruning old synced check-ins failed; trying again in an hour')
       }
     }

@@ -1,8 +1,12 @@
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import Database from 'better-sqlite3'
+import pino from 'pino'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { FakeClock } from '../agent/clock.js'
+import { GateAgent } from '../agent/agent.js'
+import { PushSource } from '../agent/ble/push-source.js'
+import { FakeClock, systemClock } from '../agent/clock.js'
+import { agentConfigSchema } from '../agent/config/schema.js'
 import { openDatabase } from '../agent/store/db.js'
 import { CLAIM_QUERIES, listCheckins, Outbox, outboxCounts } from '../agent/store/outbox.js'
 import { RosterStore } from '../agent/store/roster-store.js'
@@ -239,27 +243,38 @@ describe('outbox', () => {
     const c = outbox.claimBatch(2)
     await recordAllStored(outbox, c)
     clock.advance(30 * 86_400_000)
-    expect(outbox.prune(14)).toBe(2)
+    expect(outbox.prune(14).deleted).toBe(2)
     expect(outbox.counts()).toMatchObject({ pending: 2, synced: 0 })
     const rest = outbox.claimBatch(10)
     await recordAllStored(outbox, rest)
     clock.advance(30 * 86_400_000)
     // the newest row stays, so SQLite never hands out a seq_no the syncer has already passed
-    expect(outbox.prune(14)).toBe(1)
+    expect(outbox.prune(14).deleted).toBe(1)
     outbox.append(draft('cc000009'), () => {})
     outbox.flush()
     expect(outbox.claimBatch(10).records.map((r) => r.token)).toEqual(['cc000009'])
   })
 
-  it('prunes a large backlog a slice at a time, oldest first', async () => {
+  it('prunes a slice of rows at a time, oldest first, stopping at the young ones', async () => {
     const outbox = make()
     appendDenied(outbox, 30)
-    await recordAllStored(outbox, outbox.claimBatch(30))
+    const c = outbox.claimBatch(30)
+    const ids = c.records.map((r) => r.id)
+    // the cloud refused the second row: it stays, and does not stop the prune
+    await outbox.recordSync(
+      c,
+      ids.filter((_, i) => i !== 1),
+      [{ id: ids[1] ?? '', reason: 'ts_in_future' }],
+    )
     clock.advance(30 * 86_400_000)
-    expect(outbox.prune(14, 12)).toBe(12)
-    expect(outbox.prune(14, 12)).toBe(12)
-    expect(outbox.prune(14, 12)).toBe(5) // the newest row stays
-    expect(outbox.counts()).toMatchObject({ pending: 0, synced: 1 })
+    appendDenied(outbox, 5) // today's rows, pending
+    expect(outbox.prune(14, { limit: 12 })).toEqual({ deleted: 11, next: 12 })
+    expect(outbox.prune(14, { from: 12, limit: 12 })).toEqual({ deleted: 12, next: 24 })
+    // this slice reaches today's rows: done
+    expect(outbox.prune(14, { from: 24, limit: 12 })).toEqual({ deleted: 6, next: null })
+    expect(outbox.counts()).toMatchObject({ pending: 5, synced: 1 })
+    // the next hour: nothing old left, one short slice looked at
+    expect(outbox.prune(14, { limit: 12 })).toEqual({ deleted: 0, next: null })
   })
 
   it('puts the rows of a slice that failed to record back to pending, and claims them again', async () => {
@@ -391,6 +406,47 @@ describe('outbox counts kept in memory', () => {
       check()
       expect(o.counts()).toMatchObject({ pending: 39, inFlight: 0, synced: 11 })
       db.close()
+    } finally {
+      t.cleanup()
+    }
+  })
+})
+
+describe('the agent keeps running when housekeeping fails', () => {
+  it('a prune that fails is logged and the agent goes on deciding', async () => {
+    const t = tempDir()
+    try {
+      const dataDir = path.join(t.dir, 'gate')
+      const config = agentConfigSchema.parse({ gateId: 'g1', dataDir, source: { kind: 'sim' } })
+      // synced rows a month old, and a file that refuses to delete them (as a full or locked disk would)
+      mkdirSync(dataDir, { recursive: true })
+      const db = openDatabase(path.join(dataDir, 'agent.db'))
+      const old = new Outbox(db, {
+        clock: new FakeClock(Date.now() - 30 * 86_400_000),
+        log: silentLog,
+        gateId: 'g1',
+        bootId: BOOT,
+        groupCommitDelayMs: 0,
+      })
+      appendDenied(old, 3)
+      await recordAllStored(old, old.claimBatch(3))
+      db.exec(
+        "CREATE TRIGGER no_delete BEFORE DELETE ON checkins BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+      )
+      db.close()
+      const errors: string[] = []
+      const log = pino({ level: 'error' }, { write: (line: string) => errors.push(line) })
+      const source = new PushSource()
+      const agent = new GateAgent({ config, clock: systemClock, log, makeSource: () => source })
+      await agent.start()
+      try {
+        // housekeeping runs every second; the first prune is due at once
+        await new Promise((r) => setTimeout(r, 1_500))
+        expect(errors.join('')).toMatch(/pruning old synced check-ins failed/)
+        expect(agent.status().buffer.synced).toBe(3)
+      } finally {
+        await agent.stop()
+      }
     } finally {
       t.cleanup()
     }

@@ -83,8 +83,8 @@ const THREAD_BACKLOG_BATCHES = 10
 
 /** The cloud's answer to a claim is recorded this many rows per transaction, the event loop free in between. */
 export const RECORD_SLICE = 250
-/** synced rows deleted per prune call: the event loop is held for one such delete at a time */
-export const PRUNE_LIMIT = 5_000
+/** rows looked at per prune slice: the event loop is held for one such slice at a time */
+const PRUNE_LIMIT = 5_000
 
 type ClaimRows = { first: number | null; last: number | null; n: number; json: string | Uint8Array }
 
@@ -426,23 +426,36 @@ export class Outbox {
   }
 
   /**
-   * Delete synced rows older than `days`, at most `limit` of them (oldest first; call again while
-   * it returns `limit`): a day of a busy door in one statement would hold the event loop for
-   * seconds. Pending, in-flight and refused rows are never deleted.
+   * Delete synced rows older than `days` among the `limit` rows after `from` (seq_no order, which is
+   * time order): one bounded slice, so that the event loop is never held by a scan of the whole
+   * table (a gate with a million rows pending would be scanned for nothing). `next` is where the
+   * following slice starts, null once a slice reached rows younger than the cutoff or the end.
+   * Pending, in-flight and refused rows are never deleted.
    */
-  prune(days: number, limit = PRUNE_LIMIT): number {
+  prune(
+    days: number,
+    opts: { from?: number; limit?: number } = {},
+  ): { deleted: number; next: number | null } {
     const cutoff = this.deps.clock.now() - days * 86_400_000
+    const from = opts.from ?? 0
+    const limit = opts.limit ?? PRUNE_LIMIT
+    const w = this.db
+      .prepare(
+        `SELECT max(seq_no) AS last, count(*) AS n, coalesce(sum(wall_ms >= ?), 0) AS young
+           FROM (SELECT seq_no, wall_ms FROM checkins WHERE seq_no > ? ORDER BY seq_no LIMIT ?)`,
+      )
+      .get(cutoff, from, limit) as { last: number | null; n: number; young: number }
+    if (w.last === null) return { deleted: 0, next: null }
     // the newest row always stays: SQLite gives a new row max(seq_no) + 1, and a seq_no must never
     // be reused at or below the syncer's claim cursor
-    const c = this.db
+    const deleted = this.db
       .prepare(
-        `DELETE FROM checkins WHERE seq_no IN (
-           SELECT seq_no FROM checkins WHERE state = 2 AND sync_error IS NULL AND wall_ms < ?
-              AND seq_no < (SELECT max(seq_no) FROM checkins) ORDER BY seq_no LIMIT ?)`,
+        `DELETE FROM checkins WHERE seq_no > ? AND seq_no <= ? AND state = 2 AND sync_error IS NULL AND wall_ms < ?
+            AND seq_no < (SELECT max(seq_no) FROM checkins)`,
       )
-      .run(cutoff, limit).changes
-    this.n.synced -= c
-    return c
+      .run(from, w.last, cutoff).changes
+    this.n.synced -= deleted
+    return { deleted, next: w.n < limit || w.young > 0 ? null : w.last }
   }
 
   /**
