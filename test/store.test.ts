@@ -336,6 +336,24 @@ describe('outbox', () => {
     expect(inFlight.records.map((r) => r.bootSeq)).toEqual([7, 8, 9, 10, 11, 12])
   })
 
+  it('refuses new decisions, rather than queueing without end, while commits keep failing', () => {
+    const db = openDatabase(file)
+    const outbox = make(db)
+    db.exec("CREATE TRIGGER boom BEFORE INSERT ON checkins BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    let refused = 0
+    for (let i = 0; i < 10_050; i++) {
+      try {
+        outbox.append(draft(`ee${i.toString(16).padStart(6, '0')}`), () => {})
+      } catch (err) {
+        expect(isGateError(err, 'E_DB_WRITE')).toBe(true)
+        refused++
+      }
+    }
+    outbox.close()
+    expect(outbox.queued()).toBe(10_000)
+    expect(refused).toBe(50)
+  })
+
   it('withholds decisions when the commit fails and keeps them for the next attempt', () => {
     const db = openDatabase(file)
     const outbox = make(db)

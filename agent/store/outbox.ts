@@ -85,6 +85,8 @@ const THREAD_BACKLOG_BATCHES = 10
 export const RECORD_SLICE = 250
 /** rows looked at per prune slice: the event loop is held for one such slice at a time */
 const PRUNE_LIMIT = 5_000
+/** decisions waiting for a commit that keeps failing: more are refused (fail closed), not queued */
+const MAX_QUEUED = 10_000
 
 type ClaimRows = { first: number | null; last: number | null; n: number; json: string | Uint8Array }
 
@@ -172,8 +174,17 @@ export class Outbox {
     this.n = { pending: c.pending, inFlight: c.inFlight, synced: c.synced }
   }
 
-  /** Queue a decision; `onDurable` runs after the commit that makes it durable. */
+  /**
+   * Queue a decision; `onDurable` runs after the commit that makes it durable. While commits fail
+   * (a full or broken disk) decisions wait here, withheld; past `MAX_QUEUED` of them a new one is
+   * refused (E_DB_WRITE: the gate fails closed) rather than growing memory without end.
+   */
   append(draft: CheckinDraft, onDurable: OnDurable): Checkin {
+    if (this.queue.length >= MAX_QUEUED)
+      throw new GateError(
+        'E_DB_WRITE',
+        `${this.queue.length} decisions are already waiting for the database to accept a commit; this one is refused`,
+      )
     const row: Checkin = {
       id: uuidv7(),
       gateId: this.deps.gateId,
