@@ -503,6 +503,42 @@ describe('gate-cloud HTTP API on real Postgres', () => {
     )
   })
 
+  it('with the 30 s key cache: a rotated key ends with its grace, and uploads do not empty the cache', async () => {
+    const config = loadCloudConfig({ DATABASE_URL: db.url })
+    const cached = await buildApp({ config, pool, log: silentLog, now: () => NOW })
+    const listener = await connect(db.url)
+    const heard: string[] = []
+    listener.on('notification', (n) => heard.push(n.channel))
+    await listener.query('LISTEN gate_keys_changed')
+    try {
+      const oldKey = await addGate(pool, 'gate-k')
+      const pullWith = async (k: string) =>
+        (await cached.inject({ url: '/v1/roster?since=0', headers: { authorization: `Bearer ${k}` } }))
+          .statusCode
+      expect(await pullWith(oldKey)).toBe(200) // now in the cache
+      await new Promise((r) => setTimeout(r, 100))
+      heard.length = 0 // adding the gate's key was announced, as it should be
+      const upload = await cached.inject({
+        method: 'POST',
+        url: '/v1/sync/checkins',
+        headers: { authorization: `Bearer ${oldKey}`, 'content-type': 'application/json' },
+        payload: JSON.stringify({ gateId: 'gate-k', sentAt: NOW, records: [rec('gate-k')] }),
+      })
+      expect(upload.statusCode).toBe(200)
+      await new Promise((r) => setTimeout(r, 200))
+      expect(heard).toEqual([]) // the upload touched gates.last_seen_at, which no cache holds
+      const newKey = await rotateKey(pool, 'gate-k', 1)
+      expect(await pullWith(newKey)).toBe(200)
+      expect(await pullWith(oldKey)).toBe(200) // within its grace
+      await new Promise((r) => setTimeout(r, 1_200))
+      expect(await pullWith(oldKey)).toBe(401) // the grace is over, whatever the cache's TTL
+      expect(await pullWith(newKey)).toBe(200)
+    } finally {
+      await listener.end()
+      await cached.close()
+    }
+  })
+
   it('answers 503 with Retry-After, quickly, when Postgres is unreachable', async () => {
     const config = loadCloudConfig({
       DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none',

@@ -118,10 +118,12 @@ export interface GateIdentity {
 
 export class GateAuthenticator {
   private readonly cache: LRUCache<string, GateIdentity | { denied: true }>
+  /** bumped by clear(): a look-up that started before a clear does not cache its answer */
+  private generation = 0
 
   constructor(
     private readonly db: pg.Pool,
-    ttlMs = 30_000,
+    private readonly ttlMs = 30_000,
   ) {
     this.cache = new LRUCache({ max: 10_000, ttl: ttlMs })
   }
@@ -132,14 +134,18 @@ export class GateAuthenticator {
     if (hit) return 'gateId' in hit ? hit : null
     const p = parseKey(key)
     if (!p) return null
+    const generation = this.generation
     const r = await this.db.query<{
       gate_id: string
       event_id: string | null
       secret_sha256: Buffer
       ok: boolean
+      /** ms until a rotated key's grace ends (null: no end) */
+      expires_in_ms: number | null
     }>(
       `SELECT k.gate_id, g.event_id, k.secret_sha256,
-              (k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())) AS ok
+              (k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())) AS ok,
+              (extract(epoch FROM k.expires_at - now()) * 1000)::float8 AS expires_in_ms
          FROM gate_keys k JOIN gates g ON g.id = k.gate_id WHERE k.key_id = $1`,
       [p.keyId],
     )
@@ -148,12 +154,18 @@ export class GateAuthenticator {
       row?.ok && secretMatches(p.secret, row.secret_sha256)
         ? { gateId: row.gate_id, eventId: row.event_id }
         : null
-    this.cache.set(key, id ?? { denied: true })
+    // a key revoked while this look-up ran: the answer may predate it, so it is not kept
+    if (generation !== this.generation) return id
+    // a rotated key is trusted from the cache only until its grace ends, not for the whole TTL
+    const ttl =
+      id && row?.expires_in_ms != null ? Math.min(this.ttlMs, Math.max(1, row.expires_in_ms)) : this.ttlMs
+    this.cache.set(key, id ?? { denied: true }, { ttl })
     return id
   }
 
   /** Forget every checked key (a key or a gate changed somewhere: LISTEN gate_keys_changed). */
   clear(): void {
+    this.generation++
     this.cache.clear()
   }
 }
