@@ -105,7 +105,10 @@ export class Balancer {
     const inService = all.filter((u) => !this.isEjected(u))
     const panic =
       inService.length === 0 || (all.length - inService.length) / all.length > this.o.maxEjectedFraction
-    const pool = panic ? all : inService
+    // in panic, nodes that still answer the load poll (a fresh report) before the ones that do not:
+    // ejections by 5xx are ignored, a node that is down is not
+    const answering = all.filter((u) => this.isFresh(u))
+    const pool = panic ? (answering.length > 0 ? answering : all) : inService
     const fresh = pool.filter((u) => this.isFresh(u))
     if (cls === 'analytics' && fresh.length > 0)
       return minBy(fresh, (u) => (u.load as NodeLoad).cpuPercent + u.outstanding * 0.01)
@@ -117,14 +120,18 @@ export class Balancer {
     return this.twoChoices(fresh.length >= 2 ? fresh : pool)
   }
 
-  /** Count a request sent to `u`; call the result with the outcome when it is answered. */
-  begin(u: Upstream): (ok: boolean) => void {
+  /**
+   * Count a request sent to `u`; call the result with the outcome when it is answered (null: no
+   * verdict on the node, e.g. the client went away). Only the first call counts.
+   */
+  begin(u: Upstream): (ok: boolean | null) => void {
     u.outstanding++
     let done = false
     return (ok) => {
       if (done) return
       done = true
       u.outstanding--
+      if (ok === null) return
       if (ok) u.failures = 0
       else if (++u.failures >= this.o.ejectAfterFailures) {
         u.ejectedUntil = this.now() + this.o.ejectMs

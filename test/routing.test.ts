@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import type pg from 'pg'
 import { v7 as uuidv7 } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -89,6 +89,17 @@ describe('load-aware balancer', () => {
     expect(seen).toEqual(new Set(['a', 'b', 'c']))
     now += 11_000
     expect(b.isEjected(a as NonNullable<typeof a>)).toBe(false)
+  })
+
+  it('in panic, sends to the nodes that still answer the load poll, not to the dead ones', () => {
+    const now = 1_000_000
+    const b = new Balancer({ now: () => now, ejectAfterFailures: 1, maxEjectedFraction: 0.5 })
+    const [a, bb] = ['a', 'b', 'c'].map((n) => b.add(n, `http://${n}`))
+    b.begin(a as NonNullable<typeof a>)(false)
+    b.begin(bb as NonNullable<typeof bb>)(false)
+    b.report('c', load('c', {}, now)) // only c's poll answers
+    const seen = new Set(Array.from({ length: 100 }, () => b.pick('general')?.name))
+    expect(seen).toEqual(new Set(['c']))
   })
 
   it('reads the load header gates get, and refuses a malformed one', () => {
@@ -190,5 +201,57 @@ describe('gate-cloud router in front of two real nodes', () => {
       `SELECT count(*)::int AS n FROM attendance_records WHERE gate_id = 'gate-multi'`,
     )
     expect(n.rows[0].n).toBe(10)
+  })
+})
+
+describe('the router in front of nodes that misbehave', () => {
+  const backends: FastifyInstance[] = []
+  let router: FastifyInstance
+  let base = ''
+  const hits = { shed: 0 }
+  beforeAll(async () => {
+    const node = Fastify({ forceCloseConnections: true })
+    node.get('/v1/load', async () => load('n1', {}, Date.now()))
+    node.get('/v1/roster', async (_req, reply) => {
+      hits.shed++
+      return reply
+        .status(503)
+        .header('Retry-After', '5')
+        .send({ error: { code: 'E_OVERLOADED' } })
+    })
+    node.get('/v1/slow', () => new Promise(() => {})) // accepts and never answers
+    await node.listen({ host: '127.0.0.1', port: 0 })
+    backends.push(node)
+    const port = (node.server.address() as { port: number }).port
+    ;({ app: router } = await buildRouter({
+      backends: [`http://127.0.0.1:${port}`],
+      log: silentLog,
+      pollMs: 200,
+    }))
+    await router.listen({ host: '127.0.0.1', port: 0 })
+    base = `http://127.0.0.1:${(router.server.address() as { port: number }).port}`
+  })
+  afterAll(async () => {
+    await router.close()
+    for (const b of backends) await b.close()
+  })
+
+  it("passes a node's 503 back at once instead of retrying it on the same node", async () => {
+    const res = await fetch(`${base}/v1/roster?since=0`)
+    expect(res.status).toBe(503)
+    expect(hits.shed).toBe(1)
+  })
+
+  it('releases the count of a request whose client went away', async () => {
+    await fetch(`${base}/v1/slow`, { signal: AbortSignal.timeout(300) }).catch(() => undefined)
+    const outstanding = async () =>
+      ((await (await fetch(`${base}/router/status`)).json()) as { upstreams: Array<{ outstanding: number }> })
+        .upstreams[0]?.outstanding
+    let n = await outstanding()
+    for (let i = 0; i < 20 && n !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 50))
+      n = await outstanding()
+    }
+    expect(n).toBe(0)
   })
 })

@@ -44,7 +44,10 @@ export async function buildRouter(o: RouterOptions): Promise<{ app: FastifyInsta
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_req, payload, done) => done(null, payload))
   // no `base`: with one, reply-from sends every request to that origin whatever getUpstream says
-  await app.register(replyFrom, { undici: { connections: 64, pipelining: 1 } })
+  // an upstream that accepts a request and never answers fails it after 15 s (undici's default is 300)
+  await app.register(replyFrom, {
+    undici: { connections: 64, pipelining: 1, headersTimeout: 15_000, bodyTimeout: 15_000 },
+  })
 
   const poll = async () => {
     await Promise.all(
@@ -90,8 +93,13 @@ export async function buildRouter(o: RouterOptions): Promise<{ app: FastifyInsta
       return
     }
     const done = balancer.begin(u)
+    // a client that goes away before the answer: no onResponse, so its count is released here
+    reply.raw.once('close', () => done(null))
     reply.from(req.url, {
       getUpstream: () => u.url,
+      // no retries on the same node (reply-from retries a GET answered 503 up to ten times, reading
+      // Retry-After in ms): a node shedding load says so, and the 503 goes back to the client
+      retryDelay: () => null,
       onResponse: (_req, rep, res) => {
         done(res.statusCode < 500)
         const l = parseLoadHeader(rep.getHeader('x-gate-cloud-load') as string | undefined)
