@@ -26,7 +26,12 @@ const base = {
   gateId: z.string().min(1).max(64),
   bootId: z.string().uuid(),
   session: z.number().int().nonnegative(),
-  seq: z.number().int().nonnegative(),
+  // bounded: the cloud keeps a bitmap of the seqs heard (a Redis bit offset is below 2^32)
+  seq: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(2 ** 31 - 1),
 }
 
 /**

@@ -296,6 +296,17 @@ describe('offline by silence, held to 1.5 keep-alives by the cloud itself', () =
       expect(await b.record(at(2, 1), 7_100)).toEqual([])
       expect(await a.record(at(2, 3), 8_200)).toEqual([]) // 0..1 judged
       expect(await a.record(at(2, 4), 9_300)).toEqual([{ gateId: 'g1', session: 2, lost: 1, from: 2, to: 3 }])
+      // a session that starts high (a cloud that joins a long-running gate) costs a bitmap of its
+      // own seqs only; a seq far beyond the highest (a broken gate) is not believed
+      const t0 = performance.now()
+      expect(await a.record(at(3, 2_000_000_000), 10_000)).toEqual([])
+      expect(await b.record(at(3, 2_000_000_002, 2_147_483_647), 10_100)).toEqual([])
+      expect(await a.record(at(3, 2_000_000_003), 11_200)).toEqual([])
+      expect(await b.record(at(3, 2_000_000_004), 12_300)).toEqual([
+        { gateId: 'g1', session: 3, lost: 1, from: 2_000_000_001, to: 2_000_000_003 },
+      ])
+      expect(performance.now() - t0).toBeLessThan(1_000)
+      if (where.startsWith('Redis')) expect(await redis.strlen(`${prefix}:bits:g1`)).toBeLessThan(16)
     },
   )
 
@@ -421,6 +432,7 @@ describe('commands from the cloud', () => {
           resync_roster: none,
           sync_now: async () => {
             calls.push('sync_now')
+            if (calls.length === 2) await new Promise((r) => setTimeout(r, 600)) // a slow one
             return { state: 'idle' }
           },
           restart_scan: none,
@@ -445,6 +457,16 @@ describe('commands from the cloud', () => {
       const silent = await post('no-such-gate', { cmd: 'rebirth', timeoutMs: 300 })
       expect(silent.statusCode).toBe(504)
       expect((await post(gateId, { cmd: 'format_disk' })).statusCode).toBe(400)
+      // two commands to one gate at once: the quick one finishing does not cut the slow one off
+      const [slow, quick] = await Promise.all([
+        post(gateId, { cmd: 'sync_now', timeoutMs: 3_000 }),
+        new Promise((r) => setTimeout(r, 100)).then(() => post(gateId, { cmd: 'rebirth', timeoutMs: 3_000 })),
+      ])
+      expect(quick.statusCode).toBe(200)
+      expect(slow.statusCode).toBe(200)
+      // a wildcard is no gate id: refused, the broker session untouched
+      expect((await post('%2B', { cmd: 'rebirth', timeoutMs: 300 })).statusCode).toBe(400)
+      expect((await post(gateId, { cmd: 'rebirth' })).statusCode).toBe(200)
     } finally {
       await reporter.stop()
       const c = await mqtt.connectAsync(MQTT_URL)

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { Counter, Gauge, type Registry } from 'prom-client'
+import { GateError } from '../../shared/errors.js'
 import {
   type Command,
   type CommandResponse,
@@ -14,6 +15,7 @@ import {
   signCommand,
   statusPayloadSchema,
 } from '../../shared/fleet.js'
+import { GATE_ID_RE } from '../gates/store.js'
 import { type HeardSeqs, LocalSeqLedger, type SeqGap, type SeqLedger } from './seqs.js'
 import { LocalSilenceClock, type SilenceClock } from './silence.js'
 
@@ -74,6 +76,8 @@ export const fleetDetectionDefaults: FleetDetection = {
   noAdvertsS: 600,
 }
 
+/** seqs of one gate kept for the ledger between sweeps (and while it cannot be reached) */
+const MAX_HEARD_SEQS = 10_000
 /** Per gate: what the detections remember between reports. */
 interface DetectState {
   grewReports: number
@@ -189,6 +193,8 @@ export class FleetMonitor {
   private readonly limits = new Map<string, { ms: number; offline: boolean }>()
   /** deadlines heard since the last sweep, and gates that said offline: shared at the next sweep */
   private dueSoon = new Map<string, number>()
+  /** response subscriptions of the commands in flight, by topic */
+  private readonly responseSubs = new Map<string, { count: number; ready: Promise<unknown> }>()
   private heardSeqs = new Map<string, HeardSeqs>()
   private readonly seqs: SeqLedger
   private forgotten = new Set<string>()
@@ -267,6 +273,8 @@ export class FleetMonitor {
     secret: string,
     timeoutMs = 10_000,
   ): Promise<CommandResponse> {
+    // a gate id is a topic level: '+', '#' or '/' would address other gates or break the session
+    if (!GATE_ID_RE.test(gateId)) throw new GateError('E_INPUT', `"${gateId}" is not a gate id`)
     const c = this.client
     if (!c?.connected) throw new Error('not connected to the MQTT broker')
     const topics = fleetTopics(gateId)
@@ -274,34 +282,68 @@ export class FleetMonitor {
       { v: FLEET_SCHEMA_VERSION, id: randomUUID(), ts: this.now(), gateId, cmd, params },
       secret,
     )
-    await c.subscribeAsync(topics.cmdResponse, { qos: 1 })
-    try {
-      const answer = new Promise<CommandResponse>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          c.off('message', onMessage)
-          reject(new Error(`gate ${gateId} did not answer within ${timeoutMs} ms`))
-        }, timeoutMs)
-        const onMessage = (topic: string, payload: Buffer) => {
-          if (topic !== topics.cmdResponse) return
-          let body: unknown
-          try {
-            body = JSON.parse(payload.toString('utf8'))
-          } catch {
-            return
-          }
-          const r = commandResponseSchema.safeParse(body)
-          if (!r.success || r.data.id !== signed.id) return
-          clearTimeout(timer)
-          c.off('message', onMessage)
-          resolve(r.data)
+    // one deadline for all of it: subscribing, publishing (a broker that never acknowledges) and the answer
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`gate ${gateId} did not answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      )
+    })
+    let onMessage: ((topic: string, payload: Buffer) => void) | undefined
+    const answer = new Promise<CommandResponse>((resolve) => {
+      onMessage = (topic: string, payload: Buffer) => {
+        if (topic !== topics.cmdResponse) return
+        let body: unknown
+        try {
+          body = JSON.parse(payload.toString('utf8'))
+        } catch {
+          return
         }
-        c.on('message', onMessage)
-      })
+        const r = commandResponseSchema.safeParse(body)
+        if (r.success && r.data.id === signed.id) resolve(r.data)
+      }
+      c.on('message', onMessage)
+    })
+    const work = (async () => {
+      await this.subscribeResponses(c, topics.cmdResponse)
       await c.publishAsync(topics.cmd, JSON.stringify(signed), { qos: 1 })
-      return await answer
+      return answer
+    })()
+    // whichever loses the race is settled later with nobody waiting: not an unhandled rejection
+    work.catch(() => {})
+    deadline.catch(() => {})
+    try {
+      return await Promise.race([work, deadline])
     } finally {
-      await c.unsubscribeAsync(topics.cmdResponse).catch(() => {})
+      clearTimeout(timer)
+      if (onMessage) c.off('message', onMessage)
+      await this.unsubscribeResponses(c, topics.cmdResponse)
     }
+  }
+
+  /**
+   * Commands to one gate share its response subscription (the first subscribes, the last to finish
+   * unsubscribes): one command finishing must not unsubscribe another still waiting for its answer.
+   */
+  private subscribeResponses(c: mqtt.MqttClient, topic: string): Promise<unknown> {
+    const sub = this.responseSubs.get(topic)
+    if (sub) {
+      sub.count++
+      return sub.ready
+    }
+    const ready = c.subscribeAsync(topic, { qos: 1 })
+    ready.catch(() => {})
+    this.responseSubs.set(topic, { count: 1, ready })
+    return ready
+  }
+
+  private async unsubscribeResponses(c: mqtt.MqttClient, topic: string): Promise<void> {
+    const sub = this.responseSubs.get(topic)
+    if (!sub) return
+    if (--sub.count > 0) return
+    this.responseSubs.delete(topic)
+    await c.unsubscribeAsync(topic).catch(() => {})
   }
 
   list(): GateFleetState[] {
@@ -478,8 +520,11 @@ export class FleetMonitor {
 
   private heardSeq(gateId: string, session: number, seq: number): void {
     const h = this.heardSeqs.get(gateId)
-    if (h && h.session === session) h.seqs.push(seq)
-    else if (!h || session > h.session) this.heardSeqs.set(gateId, { session, seqs: [seq] })
+    if (h && h.session === session) {
+      // bounded while the ledger cannot be reached: the oldest are let go (and may count as lost)
+      if (h.seqs.length >= MAX_HEARD_SEQS) h.seqs.shift()
+      h.seqs.push(seq)
+    } else if (!h || session > h.session) this.heardSeqs.set(gateId, { session, seqs: [seq] })
   }
 
   /** A gate said offline (its will or a stop): no deadline any more, from the next sweep. */

@@ -36,6 +36,13 @@ interface Track {
   seen: Set<number>
 }
 
+/**
+ * A seq this far beyond the highest heard of its session is not believed (a broken or hostile
+ * gate): it is left out, so that one message cannot make the judgement walk, or the bitmap grow,
+ * over millions of numbers.
+ */
+export const MAX_SEQ_JUMP = 100_000
+
 /** One node, which hears every message: the same judgement as RedisSeqLedger, in memory. */
 export class LocalSeqLedger implements SeqLedger {
   private readonly tracks = new Map<string, Track>()
@@ -61,11 +68,19 @@ export class LocalSeqLedger implements SeqLedger {
         }
         this.tracks.set(gateId, t)
       }
-      for (const s of h.seqs) if (s >= t.judged) t.seen.add(s)
-      t.highest = Math.max(t.highest, ...h.seqs)
+      for (const s of h.seqs) {
+        if (s < t.judged || s > t.highest + MAX_SEQ_JUMP) continue
+        t.seen.add(s)
+        if (s > t.highest) t.highest = s
+      }
       if (t.mark >= t.judged && now - t.markAt >= this.graceMs) {
+        // counted over the seqs heard, not over the range: a range can be long, the set is not
         let had = 0
-        for (let s = t.judged; s <= t.mark; s++) if (t.seen.delete(s)) had++
+        for (const s of t.seen)
+          if (s <= t.mark) {
+            t.seen.delete(s)
+            had++
+          }
         const lost = t.mark - t.judged + 1 - had
         if (lost > 0) gaps.push({ gateId, session: t.session, lost, from: t.judged, to: t.mark })
         t.judged = t.mark + 1
@@ -80,12 +95,12 @@ export class LocalSeqLedger implements SeqLedger {
 }
 
 // Per gate: a bitmap of the seqs heard (key prefix + gate id) and its track in one hash field:
-// "session judged highest mark markAt". The same judgement as LocalSeqLedger, for the gates in
+// "session judged highest mark markAt base". The same judgement as LocalSeqLedger, for the gates in
 // this call, in one atomic step.
 const RECORD = `
-local meta, bitsPrefix, now, grace, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local meta, bitsPrefix, now, grace, ttl, maxJump = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local out = {}
-local i = 5
+local i = 6
 while i <= #ARGV do
   local gate, session, n = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   local bits = bitsPrefix .. gate
@@ -94,23 +109,26 @@ while i <= #ARGV do
   if cur then
     local f = {}
     for v in string.gmatch(cur, '%S+') do f[#f + 1] = tonumber(v) end
-    t = { session = f[1], judged = f[2], highest = f[3], mark = f[4], markAt = f[5] }
+    t = { session = f[1], judged = f[2], highest = f[3], mark = f[4], markAt = f[5], base = f[6] or 0 }
   end
   if n > 0 and (t == nil or session > t.session) then
     local first = tonumber(ARGV[i + 3])
     for k = 2, n do first = math.min(first, tonumber(ARGV[i + 2 + k])) end
     redis.call('DEL', bits)
-    t = { session = session, judged = first, highest = first, mark = first - 1, markAt = now }
+    -- bit k of the bitmap is seq base + k: the bitmap holds this session's seqs, whatever they start at
+    t = { session = session, judged = first, highest = first, mark = first - 1, markAt = now, base = first }
   end
   if n > 0 and session == t.session then
     for k = 1, n do
       local s = tonumber(ARGV[i + 2 + k])
-      if s >= t.judged then redis.call('SETBIT', bits, s, 1) end
-      if s > t.highest then t.highest = s end
+      if s >= t.judged and s - t.highest <= maxJump then
+        redis.call('SETBIT', bits, s - t.base, 1)
+        if s > t.highest then t.highest = s end
+      end
     end
     redis.call('EXPIRE', bits, ttl)
     if t.mark >= t.judged and now - t.markAt >= grace then
-      local had = redis.call('BITCOUNT', bits, t.judged, t.mark, 'BIT')
+      local had = redis.call('BITCOUNT', bits, t.judged - t.base, t.mark - t.base, 'BIT')
       local lost = t.mark - t.judged + 1 - had
       if lost > 0 then
         out[#out + 1] = gate
@@ -122,7 +140,7 @@ while i <= #ARGV do
       t.mark = t.highest
       t.markAt = now
     end
-    redis.call('HSET', meta, gate, t.session .. ' ' .. t.judged .. ' ' .. t.highest .. ' ' .. t.mark .. ' ' .. t.markAt)
+    redis.call('HSET', meta, gate, t.session .. ' ' .. t.judged .. ' ' .. t.highest .. ' ' .. t.mark .. ' ' .. t.markAt .. ' ' .. t.base)
   end
   i = i + 3 + n
 end
@@ -155,8 +173,11 @@ export class RedisSeqLedger implements SeqLedger {
 
   async record(heard: ReadonlyMap<string, HeardSeqs>, now: number): Promise<SeqGap[]> {
     if (heard.size === 0) return []
-    const args: Array<string | number> = [`${this.prefix}:bits:`, now, this.graceMs, this.ttlS]
-    for (const [gateId, h] of heard) args.push(gateId, h.session, h.seqs.length, ...h.seqs)
+    const args: Array<string | number> = [`${this.prefix}:bits:`, now, this.graceMs, this.ttlS, MAX_SEQ_JUMP]
+    for (const [gateId, h] of heard) {
+      args.push(gateId, h.session, h.seqs.length)
+      for (const s of h.seqs) args.push(s) // not push(...seqs): a long list would overflow the stack
+    }
     const flat = await this.redis.fleetRecordSeqs(`${this.prefix}:meta`, ...args)
     const gaps: SeqGap[] = []
     for (let i = 0; i + 1 < flat.length; i += 2) {

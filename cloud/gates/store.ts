@@ -4,7 +4,7 @@ import { GateError } from '../../shared/errors.js'
 import { ensureEvent } from '../participants/import.js'
 import { generateKey, parseKey, secretMatches } from './keys.js'
 
-const GATE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/
+export const GATE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/
 
 function checkGateId(id: string): void {
   if (!GATE_ID_RE.test(id))

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { z } from 'zod'
-import { GateError } from '../../shared/errors.js'
+import { GateError, isGateError } from '../../shared/errors.js'
 import { COMMANDS } from '../../shared/fleet.js'
 import type { FleetMonitor } from '../fleet/monitor.js'
 
@@ -55,6 +55,7 @@ export async function fleetRoutes(
     try {
       return await f.command(gateId, body.data.cmd, body.data.params, opts.commandSecret, body.data.timeoutMs)
     } catch (err) {
+      if (isGateError(err)) throw err // not a gate id: 400
       return reply.status(504).send({ error: { code: 'E_NO_ANSWER', message: (err as Error).message } })
     }
   })
