@@ -115,6 +115,11 @@ describe('MQTT reporter on a real Mosquitto', () => {
       kind: 'disk_low',
       detail: { freeBytes: 1234 },
     })
+    // events raised together (one check can raise several): every one is sent, none waits for the next
+    reporter.event('backlog_growing', { pending: 1 })
+    reporter.event('clock_unsynchronised', {})
+    reporter.event('adapter_lost', { state: 'poweredOff' })
+    await eventually(() => got.filter((m) => m.topic === topics.events).length === 4, 8_000, 20)
     // a late subscriber (the cloud restarting) still learns the gate is online: the status is retained
     const late = await watch(gateId)
     await eventually(() => late.got.some((m) => m.topic === topics.status), 8_000, 20)

@@ -181,37 +181,54 @@ export class MqttReporter {
   }
 
   private flushing = false
+  /** an event was queued while a flush ran: that flush goes round again before it ends */
+  private flushAgain = false
   private async flushEvents(): Promise<void> {
     const c = this.client
-    if (!c?.connected || this.flushing) return
+    if (!c?.connected) return
+    if (this.flushing) {
+      this.flushAgain = true
+      return
+    }
     this.flushing = true
     try {
-      const rows = this.d.db
-        .prepare('SELECT id, at, kind, detail FROM fleet_events ORDER BY at LIMIT 500')
-        .all() as Array<{
-        id: string
-        at: number
-        kind: GateEventKind
-        detail: string
-      }>
-      for (const r of rows) {
-        const p: EventPayload = {
-          ...this.header(),
-          id: r.id,
-          at: r.at,
-          kind: r.kind,
-          detail: JSON.parse(r.detail),
-        }
-        await c.publishAsync(this.topics.events, JSON.stringify(p), { qos: 1 })
-        // the broker has it (PUBACK): only now is it removed from the gate
-        this.d.db.prepare('DELETE FROM fleet_events WHERE id = ?').run(r.id)
-        this.stats.eventsSent++
+      // 500 at a time, until none is left (and again for any queued meanwhile)
+      for (;;) {
+        this.flushAgain = false
+        const sent = await this.flushSome(c)
+        if (sent < 500 && !this.flushAgain) break
       }
     } catch (err) {
       this.d.log.warn({ err: (err as Error).message }, 'events not sent yet; kept for the next connection')
     } finally {
       this.flushing = false
     }
+  }
+
+  /** Send up to 500 queued events, oldest first; how many were sent. */
+  private async flushSome(c: mqtt.MqttClient): Promise<number> {
+    const rows = this.d.db
+      .prepare('SELECT id, at, kind, detail FROM fleet_events ORDER BY at LIMIT 500')
+      .all() as Array<{
+      id: string
+      at: number
+      kind: GateEventKind
+      detail: string
+    }>
+    for (const r of rows) {
+      const p: EventPayload = {
+        ...this.header(),
+        id: r.id,
+        at: r.at,
+        kind: r.kind,
+        detail: JSON.parse(r.detail),
+      }
+      await c.publishAsync(this.topics.events, JSON.stringify(p), { qos: 1 })
+      // the broker has it (PUBACK): only now is it removed from the gate
+      this.d.db.prepare('DELETE FROM fleet_events WHERE id = ?').run(r.id)
+      this.stats.eventsSent++
+    }
+    return rows.length
   }
 
   private async onCommand(raw: Buffer): Promise<void> {
