@@ -241,7 +241,12 @@ async function serve(): Promise<number> {
       log.info({ signal }, 'stopping')
       void recovery?.stop()
       clearInterval(timer)
-      const deadline = setTimeout(() => resolve(EXIT.failure), 10_000)
+      // what has not stopped in 10 s (a request stuck on a database that does not answer, a socket
+      // left open) does not keep the process: it exits, and systemd or Kubernetes starts it again
+      const deadline = setTimeout(() => {
+        log.error('shutdown did not finish within 10 s; exiting')
+        process.exit(EXIT.failure)
+      }, 10_000)
       deadline.unref()
       app
         .close()

@@ -1,3 +1,4 @@
+import net from 'node:net'
 import { gzipSync } from 'node:zlib'
 import type { FastifyInstance } from 'fastify'
 import type pg from 'pg'
@@ -536,6 +537,53 @@ describe('gate-cloud HTTP API on real Postgres', () => {
     } finally {
       await listener.end()
       await cached.close()
+    }
+  })
+
+  it('answers 503, not a hang, when Postgres stops answering in the middle of a connection', async () => {
+    // a TCP relay to the real Postgres that can freeze: connections stay open, nothing comes back
+    let frozen = false
+    const sockets = new Set<net.Socket>()
+    const relay = net.createServer((client) => {
+      const server = net.connect(5432, '127.0.0.1')
+      sockets.add(client).add(server)
+      client.on('data', (d) => {
+        if (!frozen) server.write(d)
+      })
+      server.on('data', (d) => {
+        if (!frozen) client.write(d)
+      })
+      const end = () => {
+        client.destroy()
+        server.destroy()
+      }
+      client.on('error', end)
+      server.on('error', end)
+      client.on('close', end)
+      server.on('close', end)
+    })
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r))
+    const port = (relay.address() as net.AddressInfo).port
+    const dbName = new URL(db.url).pathname.slice(1)
+    const config = loadCloudConfig({
+      DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/${dbName}`,
+      PG_STATEMENT_TIMEOUT_MS: '500',
+      PG_ACQUIRE_TIMEOUT_MS: '500',
+    })
+    const relayed = createPool(config)
+    const app2 = await buildApp({ config, pool: relayed, log: silentLog })
+    try {
+      expect((await app2.inject({ url: '/readyz' })).statusCode).toBe(200)
+      frozen = true
+      const t0 = Date.now()
+      const res = await app2.inject({ url: '/readyz' })
+      expect(res.statusCode).toBe(503)
+      expect(Date.now() - t0).toBeLessThan(3_000)
+    } finally {
+      relay.close()
+      for (const c of sockets) c.destroy()
+      await app2.close()
+      await relayed.end().catch(() => {})
     }
   })
 

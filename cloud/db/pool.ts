@@ -14,6 +14,10 @@ export function createPool(config: CloudConfig, log?: Logger, applicationName = 
     connectionTimeoutMillis: config.poolAcquireTimeoutMs,
     idleTimeoutMillis: 30_000,
     statement_timeout: config.statementTimeoutMs,
+    // the server enforces statement_timeout only while it answers: a Postgres (or a network) that
+    // stops answering mid-query fails the query here, a second later, instead of hanging it
+    query_timeout: config.statementTimeoutMs + 1_000,
+    keepAlive: true,
     application_name: applicationName,
   })
   // an idle client losing its connection must not crash the process; the next query reconnects

@@ -55,6 +55,8 @@ export class ReadRouter {
         connectionTimeoutMillis: 2_000,
         idleTimeoutMillis: 30_000,
         statement_timeout: o.statementTimeoutMs,
+        query_timeout: o.statementTimeoutMs + 1_000,
+        keepAlive: true,
         application_name: 'gate-cloud-read',
       })
       pool.on('error', (err) => o.log.warn({ err: err.message }, 'idle replica connection lost'))
