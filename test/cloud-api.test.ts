@@ -475,7 +475,35 @@ describe('gate-cloud HTTP API on real Postgres', () => {
       await ops(`/v1/query/participants/P-1/checkins?limit=2&before=${encodeURIComponent(page1.next)}`)
     ).json()
     for (const c of page2.checkins)
-      expect(new Date(c.ts).getTime()).toBeLessThan(new Date(page1.checkins[1].ts).getTime())
+      expect(new Date(c.ts).getTime()).toBeLessThanOrEqual(new Date(page1.checkins[1].ts).getTime())
+    // rows sharing a time are neither skipped nor repeated across pages
+    const tied = Array.from({ length: 3 }, () => rec('gate-b', { participantId: 'P-tie', ts: NOW - 30_000 }))
+    await send(keyB, {
+      gateId: 'gate-b',
+      sentAt: NOW,
+      records: [...tied, rec('gate-b', { participantId: 'P-tie' })],
+    })
+    const seen: string[] = []
+    let before = ''
+    for (let i = 0; i < 5; i++) {
+      const page = (
+        await ops(
+          `/v1/query/participants/P-tie/checkins?limit=2${before ? `&before=${encodeURIComponent(before)}` : ''}`,
+        )
+      ).json()
+      seen.push(...page.checkins.map((c: { id: string }) => c.id))
+      if (!page.next) break
+      before = page.next
+    }
+    expect(seen).toHaveLength(4)
+    expect(new Set(seen).size).toBe(4)
+    // a plain time still means "before it": the three at that time are not, the earlier one is
+    const byTime = (
+      await ops(
+        `/v1/query/participants/P-tie/checkins?before=${encodeURIComponent(new Date(NOW - 30_000).toISOString())}`,
+      )
+    ).json()
+    expect(byTime.checkins.map((c: { ts: string }) => c.ts)).toEqual([new Date(NOW - 60_000).toISOString()])
     const since = new Date(NOW - 3_600_000).toISOString()
     const gateCount = (await ops(`/v1/query/gates/gate-a/count?since=${since}`)).json()
     expect(gateCount.count).toBeGreaterThan(0)

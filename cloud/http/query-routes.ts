@@ -15,9 +15,21 @@ const isoOrMs = z
 // schemas are built once: building a zod schema (and its compiled fast path) per request costs
 // more than the look-up it guards
 const ParticipantParams = z.object({ id: z.string().min(1).max(128) })
+// a page's `next`: the last row's time in microseconds and its id, so that rows sharing a time are
+// neither skipped nor repeated across pages; a plain time (ISO or ms) still means "before it"
+const NIL_UUID = '00000000-0000-0000-0000-000000000000'
+const pageCursor = z
+  .string()
+  .regex(/^\d{1,20}:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)
+  .transform((v) => {
+    const [us, id] = v.split(':') as [string, string]
+    return { us, id }
+  })
 const CheckinsQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(50),
-  before: isoOrMs.optional(),
+  before: z
+    .union([pageCursor, isoOrMs.transform((d) => ({ us: String(d.getTime() * 1000), id: NIL_UUID }))])
+    .optional(),
 })
 const GateParams = z.object({ id: z.string().min(1).max(64) })
 const GateCountQuery = z.object({ since: isoOrMs, decision: z.enum(['admit', 'deny']).optional() })
@@ -145,15 +157,19 @@ export async function queryRoutes(
   app.get('/v1/query/participants/:id/checkins', async (req) => {
     const { id } = parse(ParticipantParams, req.params)
     const q = parse(CheckinsQuery, req.query)
-    const r = await db.query(
+    const r = await db.query<{ ts_us: string } & Record<string, unknown>>(
       'query.participant_checkins',
-      `SELECT id, ts, gate_id AS "gateId", method, decision, reason, rssi, received_at AS "receivedAt"
-         FROM attendance_records WHERE participant_id = $1 AND ($2::timestamptz IS NULL OR ts < $2)
-        ORDER BY ts DESC LIMIT $3`,
-      [id, q.before ?? null, q.limit],
+      `SELECT id, ts, gate_id AS "gateId", method, decision, reason, rssi, received_at AS "receivedAt",
+              (extract(epoch FROM ts) * 1000000)::bigint AS ts_us
+         FROM attendance_records
+        WHERE participant_id = $1
+          AND ($2::bigint IS NULL OR (ts, id) < ('epoch'::timestamptz + $2::bigint * interval '1 microsecond', $4::uuid))
+        ORDER BY ts DESC, id DESC LIMIT $3`,
+      [id, q.before?.us ?? null, q.limit, q.before?.id ?? NIL_UUID],
     )
-    const last = r.rows[r.rows.length - 1] as { ts: Date } | undefined
-    return { checkins: r.rows, next: r.rows.length === q.limit && last ? last.ts.toISOString() : null }
+    const rows = r.rows.map(({ ts_us: _, ...row }) => row)
+    const last = r.rows[r.rows.length - 1]
+    return { checkins: rows, next: r.rows.length === q.limit && last ? `${last.ts_us}:${last['id']}` : null }
   })
 
   // 2. a gate's count since a time (cached a few seconds: dashboards poll it)
