@@ -133,6 +133,7 @@ export const cloudConfigSchema = z
         intervalMs: z.number().int().min(1_000).default(30_000),
       })
       .strict()
+      .refine((a) => a.min <= a.max, { message: 'AUTOSCALE_MIN must not be above AUTOSCALE_MAX' })
       .prefault({}),
     partitions: z
       .object({

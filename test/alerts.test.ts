@@ -43,6 +43,10 @@ describe('autoscaler: the HPA algorithm', () => {
     expect(hpaDesired(8, 200, p)).toBe(10) // capped
     expect(hpaDesired(4, 10, p)).toBe(2) // floored
     expect(hpaDesired(3, 30, p)).toBe(2)
+    // a minimum above the maximum would pin the deployment at the maximum whatever the load: refused
+    expect(() => loadCloudConfig({ AUTOSCALE_MIN: '8', AUTOSCALE_MAX: '3' })).toThrow(
+      /AUTOSCALE_MIN must not be above AUTOSCALE_MAX/,
+    )
   })
 
   it('scales up at once but down only after the stabilisation window (no flapping)', async () => {

@@ -116,6 +116,9 @@ describe('gate-cloud up: the whole system on embedded defaults', () => {
     await expect(
       mqtt.connectAsync(url, { username: 'gate-1', password: 'wrong', reconnectPeriod: 0 }),
     ).rejects.toThrow()
+    // a user name that is an object's built-in property is refused like any other, and crashes nothing
+    for (const username of ['constructor', '__proto__', 'toString'])
+      await expect(mqtt.connectAsync(url, { username, password: 'x', reconnectPeriod: 0 })).rejects.toThrow()
     const s = secrets()
     const spy = await mqtt.connectAsync(url, {
       username: 'gate-2',

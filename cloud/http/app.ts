@@ -104,8 +104,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       dbWaiting: pool.waitingCount,
     }
   }
-  app.addHook('onRequest', async () => {
+  app.addHook('onRequest', async (req, reply) => {
     inFlight++
+    // 'close' comes after every response, and also when the client leaves first (no onResponse then)
+    reply.raw.once('close', () => {
+      inFlight--
+      if (!reply.raw.writableFinished)
+        perf.recordRequest(req.method, req.routeOptions.url ?? 'unmatched', 499, reply.elapsedTime, {
+          reqId: req.id,
+        })
+    })
   })
   app.addHook('onSend', async (req, reply, payload) => {
     if (req.url.startsWith('/v1/sync/') || req.url.startsWith('/v1/roster'))
@@ -113,7 +121,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return payload
   })
   app.addHook('onResponse', async (req, reply) => {
-    inFlight--
     perf.recordRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime, {
       reqId: req.id,
     })

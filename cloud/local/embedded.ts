@@ -120,7 +120,7 @@ export async function startEmbeddedBroker(
         username !== undefined &&
         (username === accounts.cloud.username
           ? same(pw, accounts.cloud.password)
-          : accounts.gates[username] !== undefined && same(pw, accounts.gates[username] as string))
+          : Object.hasOwn(accounts.gates, username) && same(pw, accounts.gates[username] as string))
       if (!ok) {
         log.warn({ clientId: client.id, username }, 'MQTT login refused')
         const err = Object.assign(new Error('bad user name or password'), { returnCode: 4 as const })
