@@ -140,6 +140,12 @@ describe('fleet monitor on the real Mosquitto', () => {
     expect(alerts.some((a) => a.kind === 'gate_silent')).toBe(false)
     await eventually(() => m.get(gateId)?.state === 'stale', 8_000, 20)
     expect(alerts).toContainEqual(expect.objectContaining({ kind: 'gate_silent', gateId }))
+    // its will (session 3), then metrics of session 4 whose online status this node missed: online
+    await pub.publishAsync(`gates/${gateId}/status`, status(3, 'offline', 'will'), { qos: 1 })
+    await eventually(() => m.get(gateId)?.state === 'offline', 8_000, 20)
+    await pub.publishAsync(`gates/${gateId}/metrics`, JSON.stringify({ ...head(4, 1), metrics }), { qos: 1 })
+    await eventually(() => m.get(gateId)?.state === 'online', 8_000, 20)
+    expect(m.get(gateId)?.session).toBe(4)
   })
 })
 

@@ -101,11 +101,13 @@ describe('MQTT reporter on a real Mosquitto', () => {
     reporter.start()
     await eventually(() => got.filter((m) => m.topic === topics.metrics).length >= 3, 8_000, 20)
     const status = statusPayloadSchema.parse(got.find((m) => m.topic === topics.status)?.body)
-    expect(status).toMatchObject({ state: 'online', gateId, session: 1, version: '0.1.0' })
+    expect(status).toMatchObject({ state: 'online', gateId, version: '0.1.0' })
+    // sessions count up from the wall clock (s): a recreated database does not start again at 1
+    expect(status.session).toBeGreaterThanOrEqual(Math.floor(Date.now() / 1000) - 60)
     // how often the gate is heard from, so the cloud can hold it to 1.5 keep-alives
     expect(status).toMatchObject({ keepaliveS: 30, metricsIntervalS: 0.15 })
     const ms = got.filter((m) => m.topic === topics.metrics).map((m) => metricsPayloadSchema.parse(m.body))
-    expect(ms.every((m) => m.session === 1)).toBe(true)
+    expect(ms.every((m) => m.session === status.session)).toBe(true)
     const seqs = ms.map((m) => m.seq)
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b))
     expect(new Set(seqs).size).toBe(seqs.length)
@@ -146,10 +148,16 @@ describe('MQTT reporter on a real Mosquitto', () => {
       20,
     )
     const will = got.find((m) => m.topic === topics.status && m.body['state'] === 'offline')?.body
-    expect(will).toMatchObject({ reason: 'will', session: 1 })
+    const first = got.find((m) => m.topic === topics.status && m.body['state'] === 'online')?.body['session']
+    expect(will).toMatchObject({ reason: 'will', session: first })
     await eventually(
       () =>
-        got.some((m) => m.topic === topics.status && m.body['state'] === 'online' && m.body['session'] === 2),
+        got.some(
+          (m) =>
+            m.topic === topics.status &&
+            m.body['state'] === 'online' &&
+            (m.body['session'] as number) > (first as number),
+        ),
       8_000,
       20,
     )

@@ -331,8 +331,16 @@ export class MqttReporter {
     return { topic: this.topics.status, payload: Buffer.from(JSON.stringify(p)), qos: 1, retain: true }
   }
 
+  /**
+   * The next session number: one more than the last, and at least the wall clock in seconds, so
+   * that a gate whose database was recreated (a new SD card) still counts up from where the cloud
+   * last saw it, instead of starting at 1 below a session the cloud takes as newer.
+   */
   private nextSession(): number {
-    const n = Number(getMeta(this.d.db, SESSION_KEY) ?? 0) + 1
+    const n = Math.max(
+      Number(getMeta(this.d.db, SESSION_KEY) ?? 0) + 1,
+      Math.floor(this.d.clock.now() / 1000),
+    )
     setMeta(this.d.db, SESSION_KEY, String(n))
     return n
   }

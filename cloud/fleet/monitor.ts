@@ -461,13 +461,15 @@ export class FleetMonitor {
     if (g.session !== null && p.session < g.session) return
     this.heardSeq(gateId, p.session, p.seq)
     if ('metrics' in p) this.learnTiming(gateId, p)
+    const newSession = g.session !== null && p.session > g.session
     // the highest seq this node heard (with a shared subscription others hear the rest)
     g.lastSeq = g.session === p.session ? Math.max(p.seq, g.lastSeq ?? -1) : p.seq
     g.session = p.session
     g.lastSeenAt = this.now()
-    if (silenced(g)) {
-      // declared silent, yet here it is, in the same session: a slow link, not a dead one
-      this.o.log.info({ gateId, session: p.session }, 'gate heard from again after its silence')
+    if (silenced(g) || (newSession && g.state === 'offline')) {
+      // declared silent, yet here it is: a slow link, not a dead one; or offline (a will, a stop)
+      // and now heard in a newer session, whose online status this node missed
+      this.o.log.info({ gateId, session: p.session }, 'gate heard from again')
       g.state = 'online'
       g.reason = null
     }
