@@ -61,6 +61,29 @@ describe('analytics reads on a streaming replica', () => {
     }
   })
 
+  it('a replica cut off from its primary is not taken as current, and is read again once it catches up', async () => {
+    const rep = new pg.Client({ connectionString: pair.replicaUrl })
+    await rep.connect()
+    try {
+      const conninfo = (await rep.query<{ c: string }>(`SELECT current_setting('primary_conninfo') AS c`))
+        .rows[0]?.c
+      expect(conninfo).toMatch(/port=/)
+      // its WAL receiver now points nowhere: it has replayed all it received, and receives nothing more
+      await rep.query(`ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=1 connect_timeout=1'`)
+      await rep.query('SELECT pg_reload_conf()')
+      await new Promise((r) => setTimeout(r, 500))
+      await primary.query('INSERT INTO t VALUES (3)')
+      await eventually(() => reads.status()[0]?.eligible === false, 10_000, 20)
+      expect(await where()).toBe('primary')
+      await rep.query(`ALTER SYSTEM SET primary_conninfo = '${(conninfo ?? '').replaceAll("'", "''")}'`)
+      await rep.query('SELECT pg_reload_conf()')
+      await eventually(() => reads.status()[0]?.eligible === true, 20_000, 20)
+      expect(await where()).toBe('replica:0')
+    } finally {
+      await rep.end()
+    }
+  }, 40_000)
+
   it('answers from the primary when the replica is down, without an error', async () => {
     pair.stopReplica()
     for (let i = 0; i < 10; i++) expect(await where()).toBe('primary')

@@ -154,14 +154,30 @@ export class ReadRouter {
   }
 
   private async checkLag(): Promise<void> {
+    // where the primary's WAL is now: a replica that has replayed up to it has no lag, even when the
+    // primary has been idle for hours; one that has not lags by the age of its last replayed
+    // transaction. Compared with the primary, not with what the replica itself received: a replica
+    // cut off from its primary has replayed all it received, and would look current for ever.
+    let primaryLsn: string | null = null
+    try {
+      primaryLsn =
+        (await this.primary.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]
+          ?.lsn ?? null
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'primary WAL position unknown; replicas not read from')
+    }
     await Promise.all(
       this.replicas.map(async (r, i) => {
+        if (primaryLsn === null) {
+          r.lagMs = null
+          return
+        }
         try {
-          // nothing to replay: no lag, even when the primary has been idle for hours
           const q = await r.pool.query<{ lag_ms: number | null; recovery: boolean }>(
             `SELECT pg_is_in_recovery() AS recovery,
-                    CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+                    CASE WHEN pg_last_wal_replay_lsn() >= $1::pg_lsn THEN 0
                          ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000 END AS lag_ms`,
+            [primaryLsn],
           )
           const row = q.rows[0]
           if (!row?.recovery) {
@@ -171,7 +187,8 @@ export class ReadRouter {
               'READ_REPLICA_URLS names a server that is not a replica; not read from',
             )
           } else {
-            r.lagMs = Math.max(0, Number(row.lag_ms ?? 0))
+            // behind and nothing replayed yet to date it: unknown, so not read from
+            r.lagMs = row.lag_ms === null ? null : Math.max(0, Number(row.lag_ms))
           }
           r.checkedAt = this.now()
         } catch (err) {
