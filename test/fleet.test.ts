@@ -316,6 +316,37 @@ describe('offline by silence, held to 1.5 keep-alives by the cloud itself', () =
     },
   )
 
+  it("drops the views of nodes that stopped a day before the gate's newest view", async () => {
+    const redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379')
+    const key = `t${randomBytes(4).toString('hex')}:fleet`
+    cleanups.push(async () => {
+      await redis.del(key)
+      redis.disconnect()
+    })
+    const view = (lastSeenAt: number, session: number): GateFleetState => ({
+      gateId: 'x',
+      state: 'online',
+      reason: null,
+      session,
+      lastSeq: 1,
+      lastSeenAt,
+      version: '1',
+      bootId: null,
+      startedAt: null,
+      metrics: null,
+      seqGaps: 0,
+      lastEvent: null,
+    })
+    const now = Date.now()
+    // a node that ran two days ago, and the node running now (each run of a node writes its own field)
+    await new RedisFleetStore(redis, key).save(view(now - 2 * 86_400_000, 5))
+    const current = new RedisFleetStore(redis, key)
+    await current.save(view(now, 6))
+    expect(await redis.hlen(key)).toBe(2)
+    expect((await current.all()).map((g) => g.session)).toEqual([6])
+    expect(await redis.hlen(key)).toBe(1)
+  })
+
   it('merges views: a silence beats what was heard before it, and loses to anything heard after', () => {
     const base: GateFleetState = {
       gateId: 'x',

@@ -3,6 +3,9 @@ import type { Cluster, Redis } from 'ioredis'
 import type pg from 'pg'
 import { type FleetStateStore, type GateFleetState, type MetricsRow, newer } from './monitor.js'
 
+/** a node's view of a gate this much older than the newest view of it is dropped */
+const STALE_VIEW_MS = 86_400_000
+
 /**
  * Fleet state in one Redis hash (field = gate id): every node writes the gates it hears from (its
  * share of the shared subscription), any node reads the whole fleet. One key: in a Cluster it lives
@@ -21,20 +24,30 @@ export class RedisFleetStore implements FleetStateStore {
     await this.redis.hset(this.key, `${g.gateId}@${this.node}`, JSON.stringify(g))
   }
 
-  /** Every node's view, the most recent per gate (see `newer`). */
+  /**
+   * Every node's view, the most recent per gate (see `newer`). Views a day older than the best of
+   * their gate are removed: they are left by nodes that have stopped (each run of a node writes
+   * fields of its own), and would otherwise pile up with every restart.
+   */
   async all(): Promise<GateFleetState[]> {
     const h = await this.redis.hgetall(this.key)
     const best = new Map<string, GateFleetState>()
-    for (const v of Object.values(h)) {
+    const views: Array<[string, GateFleetState]> = []
+    for (const [field, v] of Object.entries(h)) {
       let g: GateFleetState
       try {
         g = JSON.parse(v) as GateFleetState
       } catch {
         continue // a value this code did not write
       }
+      views.push([field, g])
       const have = best.get(g.gateId)
       if (!have || newer(g, have)) best.set(g.gateId, g)
     }
+    const old = views
+      .filter(([, g]) => (best.get(g.gateId)?.lastSeenAt ?? 0) - (g.lastSeenAt ?? 0) > STALE_VIEW_MS)
+      .map(([field]) => field)
+    if (old.length > 0) await this.redis.hdel(this.key, ...old)
     return [...best.values()]
   }
 }
