@@ -79,6 +79,29 @@ describe('deploy/mosquitto: per-gate accounts and the ACL, on a real Mosquitto',
     tmp.cleanup()
   })
 
+  it('add-account.sh never puts the password on a command line', () => {
+    // a mosquitto_passwd that records the arguments it was given
+    const bin = path.join(tmp.dir, 'bin')
+    mkdirSync(bin, { recursive: true })
+    writeFileSync(
+      path.join(bin, 'mosquitto_passwd'),
+      `#!/bin/sh\necho "$@" >> ${path.join(tmp.dir, 'argv')}\n`,
+      {
+        mode: 0o755,
+      },
+    )
+    execFileSync(
+      path.join(DEPLOY, 'mosquitto', 'add-account.sh'),
+      [path.join(tmp.dir, 'passwd-argv'), 'gate-7'],
+      {
+        env: { ...process.env, PATH: `${bin}:${process.env['PATH']}`, PASSWORD: 'pw-on-argv-secret' },
+      },
+    )
+    const argv = readFileSync(path.join(tmp.dir, 'argv'), 'utf8')
+    expect(argv).toMatch(/^-U /)
+    expect(argv).not.toContain('pw-on-argv-secret')
+  })
+
   it('refuses anonymous clients, wrong passwords and made-up accounts', async () => {
     await expect(
       mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 3_000 }),

@@ -122,6 +122,12 @@ describe('MQTT reporter on a real Mosquitto', () => {
     reporter.event('clock_unsynchronised', {})
     reporter.event('adapter_lost', { state: 'poweredOff' })
     await eventually(() => got.filter((m) => m.topic === topics.events).length === 4, 8_000, 20)
+    // another client taking the client id a gate would have had (gate-<id>) does not knock it off
+    const impostor = await mqtt.connectAsync(MQTT_URL, { clientId: `gate-${gateId}`, reconnectPeriod: 0 })
+    await impostor.endAsync()
+    await new Promise((r) => setTimeout(r, 300))
+    expect(got.some((m) => m.topic === topics.status && m.body['state'] === 'offline')).toBe(false)
+    expect(reporter.state).toMatch(/^connected/)
     // a late subscriber (the cloud restarting) still learns the gate is online: the status is retained
     const late = await watch(gateId)
     await eventually(() => late.got.some((m) => m.topic === topics.status), 8_000, 20)

@@ -120,7 +120,17 @@ describe('gate-cloud up: the whole system on embedded defaults', () => {
     for (const username of ['constructor', '__proto__', 'toString'])
       await expect(mqtt.connectAsync(url, { username, password: 'x', reconnectPeriod: 0 })).rejects.toThrow()
     const s = secrets()
+    // a gate account cannot take another gate's client id (which would knock that gate off)
+    await expect(
+      mqtt.connectAsync(url, {
+        clientId: 'gate-gate-1-0123456789ab',
+        username: 'gate-2',
+        password: s.gates['gate-2']?.mqttPassword,
+        reconnectPeriod: 0,
+      }),
+    ).rejects.toThrow()
     const spy = await mqtt.connectAsync(url, {
+      clientId: 'gate-gate-2-spy',
       username: 'gate-2',
       password: s.gates['gate-2']?.mqttPassword,
       reconnectPeriod: 0,
@@ -131,6 +141,7 @@ describe('gate-cloud up: the whole system on embedded defaults', () => {
     await expect(spy.subscribeAsync('gates/gate-1/cmd')).rejects.toThrow(/Subscribe error/)
     await spy.subscribeAsync('gates/gate-2/cmd')
     const g1 = await mqtt.connectAsync(url, {
+      clientId: 'gate-gate-1-test',
       username: 'gate-1',
       password: s.gates['gate-1']?.mqttPassword,
       reconnectPeriod: 0,

@@ -64,7 +64,9 @@ export class CommandActuator implements Actuator {
     if (this.resolveIdle === null) this.idle = new Promise((r) => (this.resolveIdle = r))
     const [cmd, ...args] = argv as [string, ...string[]]
     let timedOut = false
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+    // the hook gets a plain environment, never the agent's (GATE_KEY, MQTT_PASSWORD and
+    // GATE_CMD_SECRET come from the environment, and a failing hook's stderr is logged)
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: hookEnv() })
     this.running = child
     let stderr = ''
     child.stderr?.on('data', (b: Buffer) => {
@@ -103,4 +105,12 @@ export class CommandActuator implements Actuator {
   stats(): Record<string, number> {
     return { ...this.counts, queued: this.queue.length }
   }
+}
+
+/** What an actuator hook inherits: where programs are, the locale and the home, nothing else. */
+function hookEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const k of ['PATH', 'LANG', 'LC_ALL', 'HOME', 'TZ'])
+    if (process.env[k] !== undefined) env[k] = process.env[k]
+  return env
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import mqtt from 'mqtt'
 import type { Logger } from 'pino'
 import { v4 as uuidv4 } from 'uuid'
@@ -59,6 +60,7 @@ const SESSION_KEY = 'mqtt_session'
 export class MqttReporter {
   private client: mqtt.MqttClient | null = null
   private session = 0
+  private readonly clientId: string
   private seq = 0
   private timer: NodeJS.Timeout | null = null
   private readonly topics
@@ -67,6 +69,7 @@ export class MqttReporter {
   readonly stats = { published: 0, eventsQueued: 0, eventsSent: 0, commands: 0, refused: 0, garbage: 0 }
 
   constructor(private readonly d: ReporterDeps) {
+    this.clientId = `gate-${d.gateId}-${randomBytes(6).toString('hex')}`
     this.topics = fleetTopics(d.gateId)
   }
 
@@ -79,7 +82,10 @@ export class MqttReporter {
   start(): void {
     this.session = this.nextSession()
     const client = mqtt.connect(this.d.url, {
-      clientId: `gate-${this.d.gateId}`,
+      // unguessable: the broker drops a connection when another client connects with its client id,
+      // so a guessable one would let any account knock this gate offline (its will published).
+      // Fixed for the process, so a reconnection still takes over a half-open connection of its own.
+      clientId: this.clientId,
       username: this.d.username,
       password: this.d.password,
       clean: true,

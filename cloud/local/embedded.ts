@@ -120,7 +120,10 @@ export async function startEmbeddedBroker(
         username !== undefined &&
         (username === accounts.cloud.username
           ? same(pw, accounts.cloud.password)
-          : Object.hasOwn(accounts.gates, username) && same(pw, accounts.gates[username] as string))
+          : Object.hasOwn(accounts.gates, username) &&
+            same(pw, accounts.gates[username] as string) &&
+            // a gate connects as gate-<its id>-<random>: never with another gate's client id
+            client.id.startsWith(`gate-${username}-`))
       if (!ok) {
         log.warn({ clientId: client.id, username }, 'MQTT login refused')
         const err = Object.assign(new Error('bad user name or password'), { returnCode: 4 as const })

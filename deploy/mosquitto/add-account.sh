@@ -9,7 +9,14 @@ file=$1 user=$2
 [[ $user =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$ ]] || { echo "$user: letters, digits, '-' and '_' only (a gate id)" >&2; exit 2; }
 [ -f "$file" ] || install -m 0600 /dev/null "$file"
 if [ -n "${PASSWORD:-}" ]; then
-  mosquitto_passwd -b "$file" "$user" "$PASSWORD"
+  # never on a command line (any local user can read those in /proc): the password goes into a
+  # private plain file with printf (a shell builtin), which mosquitto_passwd -U hashes in place
+  plain=$(mktemp) merged=$(mktemp)
+  trap 'rm -f "$plain" "$merged"' EXIT
+  printf '%s:%s\n' "$user" "$PASSWORD" > "$plain"
+  mosquitto_passwd -U "$plain"
+  { grep -v "^${user}:" "$file" || true; cat "$plain"; } > "$merged"
+  cat "$merged" > "$file" # the file keeps its owner and mode
 else
   mosquitto_passwd "$file" "$user"
 fi
