@@ -1,4 +1,17 @@
 import { z } from 'zod'
+
+/**
+ * A secret: long enough, and not the placeholder of deploy/k8s/examples/secret.example.yaml or
+ * deploy/compose/example.env (an unchanged example would otherwise be a password everyone knows).
+ */
+const secretSchema = (min: number) =>
+  z
+    .string()
+    .min(min)
+    .refine((v) => !/CHANGE-?ME/i.test(v), {
+      message: "is the example's placeholder: set a secret of your own",
+    })
+
 import { type EnvVar, readEnv } from '../shared/env-config.js'
 import { GateError } from '../shared/errors.js'
 import { PARTITION_INTERVALS } from './partitions/intervals.js'
@@ -12,7 +25,7 @@ export const cloudConfigSchema = z
     port: z.number().int().min(0).max(65535).default(8080),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** bearer token for the ops query API and incidents (a secret: never logged); unset disables them */
-    opsToken: z.string().min(16).optional(),
+    opsToken: secretSchema(16).optional(),
     /** pg pool size per node */
     poolMax: z.number().int().min(1).max(200).default(20),
     /** waiting longer than this for a connection answers 503 instead of hanging, ms */
@@ -92,7 +105,7 @@ export const cloudConfigSchema = z
         mqttUrl: z.string().min(1).optional(),
         /** the cloud's broker account (the broker's ACL lets it read every gate and write commands; a secret) */
         mqttUsername: z.string().min(1).optional(),
-        mqttPassword: z.string().min(1).optional(),
+        mqttPassword: secretSchema(1).optional(),
         mqttTopic: z.string().min(1).default('cloud/alerts'),
         evaluateIntervalMs: z.number().int().min(1_000).default(10_000),
         /** RESTART_SERVICE is refused before this uptime and within this interval of the last one, ms */
@@ -109,7 +122,7 @@ export const cloudConfigSchema = z
         /** days of metrics history kept (gate_metrics, one partition per day) */
         historyRetentionDays: z.number().min(1).default(30),
         /** the HMAC secret gates verify commands with (GATE_CMD_SECRET on the gates; a secret) */
-        commandSecret: z.string().min(16).optional(),
+        commandSecret: secretSchema(16).optional(),
         /** shared-subscription group of the cloud nodes */
         shareGroup: z
           .string()

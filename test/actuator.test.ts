@@ -1,9 +1,11 @@
-import { readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { CommandActuator } from '../agent/actuator/command-actuator.js'
+import { SystemdNotifier } from '../agent/lifecycle/systemd.js'
 import type { DecisionEvent } from '../shared/control.js'
 import { silentLog, tempDir } from './helpers.js'
+import { eventually } from './process-helpers.js'
 
 const admit: DecisionEvent = {
   id: '0193a5b2-0000-7000-8000-000000000001',
@@ -49,6 +51,33 @@ describe('command actuator (a turnstile hook)', () => {
     } finally {
       delete process.env['GATE_KEY']
       delete process.env['MQTT_PASSWORD']
+    }
+  })
+})
+
+describe('systemd notify without the optional unix-dgram module', () => {
+  const t = tempDir()
+  afterAll(() => t.cleanup())
+
+  it('sends READY=1, the watchdog pings and STOPPING=1 through systemd-notify instead', async () => {
+    // a systemd-notify that records what it is asked to send
+    const bin = path.join(t.dir, 'bin')
+    mkdirSync(bin)
+    const sent = path.join(t.dir, 'sent')
+    writeFileSync(path.join(bin, 'systemd-notify'), `#!/bin/sh\necho "$@" >> ${sent}\n`, { mode: 0o755 })
+    const pathBefore = process.env['PATH']
+    process.env['PATH'] = `${bin}:${pathBefore}`
+    try {
+      const n = new SystemdNotifier({ NOTIFY_SOCKET: '/run/systemd/notify' }, silentLog, 2_000_000, () => {
+        throw new Error("Cannot find module 'unix-dgram'")
+      })
+      n.ready('deciding')
+      await eventually(() => existsSync(sent) && readFileSync(sent, 'utf8').includes('WATCHDOG=1'), 5_000, 50)
+      n.stopping()
+      await eventually(() => readFileSync(sent, 'utf8').includes('STOPPING=1'), 5_000, 50)
+      expect(readFileSync(sent, 'utf8').split('\n')[0]).toBe('READY=1 STATUS=deciding')
+    } finally {
+      process.env['PATH'] = pathBefore
     }
   })
 })

@@ -47,6 +47,14 @@ describe('autoscaler: the HPA algorithm', () => {
     expect(() => loadCloudConfig({ AUTOSCALE_MIN: '8', AUTOSCALE_MAX: '3' })).toThrow(
       /AUTOSCALE_MIN must not be above AUTOSCALE_MAX/,
     )
+    // and the deployment examples' placeholders are no secrets: refused, every one named
+    expect(() =>
+      loadCloudConfig({
+        OPS_TOKEN: 'CHANGE-ME-at-least-16-characters',
+        FLEET_COMMAND_SECRET: 'change-me-at-least-16-characters',
+        MQTT_PASSWORD: 'change-me',
+      }),
+    ).toThrow(/opsToken: is the example's placeholder[\s\S]*mqttPassword: is the[\s\S]*commandSecret: is the/)
   })
 
   it('scales up at once but down only after the stabilisation window (no flapping)', async () => {

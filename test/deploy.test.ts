@@ -49,7 +49,7 @@ describe('deploy/mosquitto: per-gate accounts and the ACL, on a real Mosquitto',
     writeFileSync(path.join(tmp.dir, 'mosquitto.conf'), conf)
     for (const [user, password] of Object.entries(pw)) {
       execFileSync(path.join(DEPLOY, 'mosquitto', 'add-account.sh'), [path.join(tmp.dir, 'passwd'), user], {
-        env: { ...process.env, PASSWORD: password },
+        env: { ...process.env, PASSWORD: password, ...(user === 'gate-cloud' ? { CLOUD: '1' } : {}) },
       })
     }
     expect(readFileSync(path.join(tmp.dir, 'passwd'), 'utf8')).not.toContain('pw-gate-1-secret') // hashes only
@@ -189,9 +189,12 @@ type Any = any
 const cloudEnv = new Set(CLOUD_ENV.map((e) => e.env))
 
 describe('deploy/k8s: the manifests hang together', () => {
-  const docs = ['gate-cloud.yaml', 'configmap.yaml', 'secret.example.yaml', 'migrate-job.yaml'].flatMap((f) =>
-    readYaml(`k8s/${f}`),
-  ) as Any[]
+  const docs = [
+    'gate-cloud.yaml',
+    'configmap.yaml',
+    'examples/secret.example.yaml',
+    'migrate-job.yaml',
+  ].flatMap((f) => readYaml(`k8s/${f}`)) as Any[]
   const byKind = (k: string) => docs.filter((d) => d.kind === k)
   const one = (k: string) => {
     const all = byKind(k)

@@ -261,4 +261,8 @@ describe('security of the cloud API', () => {
       await probe.close()
     }
   })
+
+  it("refuses a gate named like the cloud's broker account", async () => {
+    await expect(addGate(pool, 'gate-cloud')).rejects.toThrow(/reserved for the cloud/)
+  })
 })

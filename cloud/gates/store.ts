@@ -9,6 +9,8 @@ export const GATE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/
 function checkGateId(id: string): void {
   if (!GATE_ID_RE.test(id))
     throw new GateError('E_INPUT', `gate id "${id}": letters, digits, '-' and '_' only, at most 64`)
+  // the broker account of that name is the cloud's, which reads every gate and commands them
+  if (id === 'gate-cloud') throw new GateError('E_INPUT', 'gate id "gate-cloud" is reserved for the cloud')
 }
 
 /** Register a gate and issue its first key (printed once by the CLI). Fails if the gate exists. */
