@@ -36,3 +36,23 @@ export class FakeClock implements Clock {
     this.wall += ms
   }
 }
+
+/**
+ * Something scheduled on the next turn of the event loop or later, remembered with its kind: a
+ * Timeout must never go to clearImmediate (on Node 20 that lowers the count of pending immediates,
+ * and a lone setImmediate then waits for another one to be scheduled: the gate stopped committing
+ * decisions after one failed commit, whose retry was a Timeout).
+ */
+export type Scheduled = { immediate: NodeJS.Immediate } | { timeout: NodeJS.Timeout }
+
+/** Run `fn` on the next turn of the event loop (ms <= 0) or after `ms`. */
+export function schedule(fn: () => void, ms: number): Scheduled {
+  return ms <= 0 ? { immediate: setImmediate(fn) } : { timeout: setTimeout(fn, ms) }
+}
+
+/** Cancel what `schedule` set up (null: nothing). */
+export function cancel(s: Scheduled | null): void {
+  if (s === null) return
+  if ('immediate' in s) clearImmediate(s.immediate)
+  else clearTimeout(s.timeout)
+}

@@ -354,6 +354,25 @@ describe('outbox', () => {
     expect(refused).toBe(50)
   })
 
+  it('after a failed commit and its retry, the next decisions still commit at once', async () => {
+    const db = openDatabase(file)
+    const outbox = make(db)
+    let emitted = 0
+    db.exec("CREATE TRIGGER boom BEFORE INSERT ON checkins BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    outbox.append(draft('dd000101'), () => emitted++)
+    await new Promise((r) => setImmediate(r)) // the commit fails; a retry is due in 500 ms
+    expect(emitted).toBe(0)
+    db.exec('DROP TRIGGER boom')
+    await new Promise((r) => setTimeout(r, 600)) // the retry commits it
+    expect(emitted).toBe(1)
+    // a decision alone, nothing else scheduled: committed on the next turn, not a second later
+    const t0 = performance.now()
+    outbox.append(draft('dd000102'), () => emitted++)
+    await new Promise((r) => setTimeout(r, 50))
+    expect(emitted).toBe(2)
+    expect(performance.now() - t0).toBeLessThan(200)
+  })
+
   it('withholds decisions when the commit fails and keeps them for the next attempt', () => {
     const db = openDatabase(file)
     const outbox = make(db)

@@ -3,7 +3,7 @@ import type { Logger } from 'pino'
 import { v7 as uuidv7 } from 'uuid'
 import type { Checkin } from '../../shared/checkin.js'
 import { GateError } from '../../shared/errors.js'
-import type { Clock } from '../clock.js'
+import { type Clock, cancel, type Scheduled, schedule } from '../clock.js'
 import { type Db, setMeta } from './db.js'
 import { CheckinState, type CheckinStateName } from './schema.js'
 import type { StoreThread, ThreadRows } from './store-thread.js'
@@ -108,7 +108,7 @@ export class Outbox {
   private lastSlowCommit = Number.NEGATIVE_INFINITY
   /** row counts by state, kept from each statement's changes: counting a million rows would block decisions */
   private n = { pending: 0, inFlight: 0, synced: 0 }
-  private scheduled: NodeJS.Immediate | NodeJS.Timeout | null = null
+  private scheduled: Scheduled | null = null
   private bootSeq = 0
   private readonly insert
   private readonly oldestStmt
@@ -201,12 +201,8 @@ export class Outbox {
       rosterVersion: draft.rosterVersion,
     }
     this.queue.push({ row, onDurable })
-    if (this.scheduled === null) {
-      this.scheduled =
-        this.deps.groupCommitDelayMs > 0
-          ? setTimeout(() => this.flushQuietly(), this.deps.groupCommitDelayMs)
-          : setImmediate(() => this.flushQuietly())
-    }
+    if (this.scheduled === null)
+      this.scheduled = schedule(() => this.flushQuietly(), this.deps.groupCommitDelayMs)
     return row
   }
 
@@ -230,11 +226,8 @@ export class Outbox {
    * (the gate fails closed), the rows stay queued for the next attempt, and the error is thrown.
    */
   flush(): void {
-    if (this.scheduled !== null) {
-      clearImmediate(this.scheduled as NodeJS.Immediate)
-      clearTimeout(this.scheduled as NodeJS.Timeout)
-      this.scheduled = null
-    }
+    cancel(this.scheduled)
+    this.scheduled = null
     if (this.queue.length === 0) return
     const batch = this.queue
     try {
@@ -246,7 +239,11 @@ export class Outbox {
     } catch (err) {
       this.stats.commitErrors++
       this.deps.log.error({ err, queued: batch.length }, 'outbox commit failed; decisions withheld')
-      if (this.scheduled === null) this.scheduled = setTimeout(() => this.flushQuietly(), 500).unref()
+      if (this.scheduled === null) {
+        const retry = schedule(() => this.flushQuietly(), 500)
+        if ('timeout' in retry) retry.timeout.unref()
+        this.scheduled = retry
+      }
       throw new GateError('E_DB_WRITE', `outbox commit failed: ${(err as Error).message}`, { cause: err })
     }
     this.queue = []
@@ -494,11 +491,8 @@ export class Outbox {
 
   /** Stop retrying a failed commit (the agent is stopping; what is still queued was never emitted). */
   close(): void {
-    if (this.scheduled !== null) {
-      clearImmediate(this.scheduled as NodeJS.Immediate)
-      clearTimeout(this.scheduled as NodeJS.Timeout)
-      this.scheduled = null
-    }
+    cancel(this.scheduled)
+    this.scheduled = null
   }
 
   private move(from: keyof Outbox['n'], to: keyof Outbox['n'], count: number): void {

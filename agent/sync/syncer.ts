@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import type { SyncResult } from '../../shared/sync.js'
-import type { Clock } from '../clock.js'
+import { type Clock, cancel, type Scheduled, schedule } from '../clock.js'
 import { type Db, getMeta } from '../store/db.js'
 import type { Claim, Outbox } from '../store/outbox.js'
 import { backoffMs } from './backoff.js'
@@ -50,7 +50,7 @@ const YIELD_RECHECK_MS = 250
  * after batch, yielding to the event loop in between so live scanning is never starved.
  */
 export class Syncer {
-  private timer: NodeJS.Timeout | NodeJS.Immediate | null = null
+  private timer: Scheduled | null = null
   private running: Promise<void> | null = null
   private stopped = true
   /** the state but `yielding`, which is derived from the lanes held back */
@@ -119,10 +119,7 @@ export class Syncer {
   }
 
   private clearTimer(): void {
-    if (this.timer) {
-      clearTimeout(this.timer as NodeJS.Timeout)
-      clearImmediate(this.timer as NodeJS.Immediate)
-    }
+    cancel(this.timer)
     this.timer = null
   }
 
@@ -135,8 +132,9 @@ export class Syncer {
       void this.pass()
     }
     // a backlog continues on the next turn of the event loop: decisions and adverts go first
-    this.timer = delayMs <= 0 ? setImmediate(run) : setTimeout(run, delayMs)
-    if ('unref' in this.timer) this.timer.unref()
+    this.timer = schedule(run, delayMs)
+    if ('timeout' in this.timer) this.timer.timeout.unref()
+    else this.timer.immediate.unref()
   }
 
   private pass(): Promise<void> {
