@@ -18,6 +18,8 @@ export type StreamSource = (stream: StreamName, send: (data: unknown) => void) =
 
 /** Most bytes queued to a slow subscriber before its stream messages are dropped. */
 const MAX_BACKLOG = 1024 * 1024
+/** requests of one connection waiting to be handled before its socket is paused */
+const QUEUED_LINES = 64
 
 /**
  * The control socket: a Unix socket in the data directory speaking JSON lines (shared/control.ts).
@@ -70,8 +72,22 @@ export class ControlServer {
 
   private accept(sock: net.Socket): void {
     this.clients.add(sock)
-    const subs: Array<() => void> = []
+    const subs = new Map<string, () => void>()
     let buf = ''
+    // a connection's requests are handled one after another; past QUEUED_LINES waiting, the socket
+    // is not read until they are done (a client that floods requests cannot take the agent's memory
+    // or event loop away from decisions)
+    const lines: string[] = []
+    let handling = false
+    const handleQueued = async () => {
+      if (handling) return
+      handling = true
+      while (lines.length > 0 && !sock.destroyed) {
+        await this.handleLine(sock, lines.shift() as string, subs)
+        if (sock.isPaused() && lines.length < QUEUED_LINES / 2) sock.resume()
+      }
+      handling = false
+    }
     sock.setEncoding('utf8')
     sock.on('data', (chunk: string) => {
       buf += chunk
@@ -88,18 +104,21 @@ export class ControlServer {
       while (nl >= 0) {
         const line = buf.slice(0, nl).trim()
         buf = buf.slice(nl + 1)
-        if (line) void this.handleLine(sock, line, subs)
+        if (line) lines.push(line)
         nl = buf.indexOf('\n')
       }
+      if (lines.length >= QUEUED_LINES) sock.pause()
+      void handleQueued()
     })
     sock.on('error', (err) => this.log.debug({ err }, 'control client error'))
     sock.on('close', () => {
-      for (const off of subs) off()
+      for (const off of subs.values()) off()
+      subs.clear()
       this.clients.delete(sock)
     })
   }
 
-  private async handleLine(sock: net.Socket, line: string, subs: Array<() => void>): Promise<void> {
+  private async handleLine(sock: net.Socket, line: string, subs: Map<string, () => void>): Promise<void> {
     let json: unknown
     try {
       json = JSON.parse(line)
@@ -118,9 +137,13 @@ export class ControlServer {
     try {
       if (method === 'subscribe') {
         const p = subscribeParamsSchema.parse(params)
-        for (const stream of p.streams) {
-          subs.push(this.streams(stream, (data) => this.push(sock, { stream, data })))
-        }
+        // once per stream and connection, however often it is asked for
+        for (const stream of p.streams)
+          if (!subs.has(stream))
+            subs.set(
+              stream,
+              this.streams(stream, (data) => this.push(sock, { stream, data })),
+            )
         this.reply(sock, { id, ok: true, result: { subscribed: p.streams } })
         return
       }
@@ -137,7 +160,17 @@ export class ControlServer {
   }
 
   private reply(sock: net.Socket, msg: unknown): void {
-    if (!sock.destroyed) sock.write(`${JSON.stringify(msg)}\n`)
+    if (sock.destroyed) return
+    if (sock.writableLength > MAX_BACKLOG) {
+      // the client does not read its answers: it is let go rather than buffered without end
+      this.log.warn(
+        { buffered: sock.writableLength },
+        'control client does not read its answers; disconnected',
+      )
+      sock.destroy()
+      return
+    }
+    sock.write(`${JSON.stringify(msg)}\n`)
   }
 
   private push(sock: net.Socket, msg: unknown): void {
