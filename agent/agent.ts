@@ -397,7 +397,10 @@ export class GateAgent {
       // a slice per tick until none is left, then again in an hour; a failure (the file locked by
       // an import, a full disk) is logged and tried again at the next hour, the agent goes on
       try {
-        const r = this.outbox.prune(this.deps.config.outbox.retentionDays, { from: this.pruneFrom })
+        // never a row still inside the re-entry window: it is what a restart rebuilds that memory from
+        const { retentionDays } = this.deps.config.outbox
+        const days = Math.max(retentionDays, this.deps.config.dedup.windowMs / 86_400_000)
+        const r = this.outbox.prune(days, { from: this.pruneFrom })
         this.pruned += r.deleted
         if (r.next === null) {
           this.lastPrune = this.deps.clock.now()

@@ -146,5 +146,10 @@ describe('dedup and re-entry', () => {
     )
     expect(d.check('t3', 500, 1).kind).toBe('suppress')
     expect(d.check('t3', 500 + 30_000, 1).kind).toBe('validate')
+    // restarted with the wall clock back at 1970 (no RTC, no NTP yet): decisions "in the future"
+    // are not believed, and nobody is held out for decades
+    const wrong = new Dedup(60_000)
+    wrong.restore([row(wallNow - 30_000, null, 'admit')], 5_000, 500)
+    expect(wrong.check('t3', 500, 1).kind).toBe('validate')
   })
 })

@@ -87,3 +87,26 @@ export function action<A extends unknown[]>(
     }
   }
 }
+
+/** Longest duration a timer can wait, s (setTimeout takes at most 2^31 - 1 ms). */
+export const MAX_DURATION_S = 2_147_483
+
+/**
+ * A positive number from a command-line option (undefined when not given); `integer` for counts.
+ * E_INPUT naming the option when it is not one, or above `max`.
+ */
+export function positiveOption(
+  name: string,
+  v: string | undefined,
+  opts: { max?: number; integer?: boolean } = {},
+): number | undefined {
+  if (v === undefined) return undefined
+  const n = Number(v)
+  const max = opts.max ?? Number.MAX_SAFE_INTEGER
+  if (!Number.isFinite(n) || n <= 0 || n > max || (opts.integer && !Number.isInteger(n)))
+    throw new GateError(
+      'E_INPUT',
+      `${name} must be a positive ${opts.integer ? 'integer' : 'number'}${opts.max ? ` up to ${opts.max}` : ''}, got "${v}"`,
+    )
+  return n
+}

@@ -44,7 +44,7 @@ export const manufacturerSchema = z
     /** bytes that must follow the company id before the token (a magic/version), hex */
     prefix: hex().prefault('ca11'),
     /** token length, bytes; the token is these bytes as lower-case hex */
-    tokenBytes: z.number().int().min(1).max(24).default(8),
+    tokenBytes: z.number().int().min(2).max(24).default(8),
   })
   .strict()
 
@@ -168,7 +168,7 @@ export const agentConfigSchema = z
     validation: z
       .object({
         /** L1 cache entries over the SQLite roster */
-        l1MaxEntries: z.number().int().min(1).default(10_000),
+        l1MaxEntries: z.number().int().min(1).max(1_000_000).default(10_000),
         /** how long an unknown token is remembered as unknown, ms */
         negativeTtlMs: z.number().int().min(0).default(10_000),
       })

@@ -73,9 +73,14 @@ export class Dedup {
     this.mem.set(token, { ...d, at: now, repeatRecorded: false })
   }
 
-  /** Rebuild memory from decisions recorded in the outbox (wall times mapped onto the monotonic clock). */
+  /**
+   * Rebuild memory from decisions recorded in the outbox (wall times mapped onto the monotonic
+   * clock). A decision "in the future" says the wall clock went back (a Pi without a real-time
+   * clock, before NTP): it is not believed, so a wrong clock cannot make the window last for years.
+   */
   restore(rows: readonly Checkin[], wallNow: number, monoNow: number): number {
     for (const c of rows) {
+      if (c.ts > wallNow) continue
       const at = monoNow - (wallNow - c.ts)
       if (c.reason === 'already_checked_in') {
         const r = this.mem.get(c.token)

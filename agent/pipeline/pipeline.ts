@@ -90,12 +90,15 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
       }
     } else {
       v = validator.validate(s.token)
-      dedup.remember(s.token, v, s.ts)
+      // remembered only once it is recorded: a withheld decision (the disk failing) was never made
+      if (this.record(s, v)) dedup.remember(s.token, v, s.ts)
+      return
     }
     this.record(s, v)
   }
 
-  private record(s: Sighting, v: Verdict): void {
+  /** Buffer the decision for its durable commit; false when it is withheld. */
+  private record(s: Sighting, v: Verdict): boolean {
     const adv = s.ts
     try {
       this.deps.outbox.append(
@@ -110,9 +113,11 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
         },
         (c) => this.emitDecision(c, adv),
       )
+      return true
     } catch (err) {
       this.deps.counters.withheld++
       this.deps.log.error({ err, token: s.token }, 'decision could not be buffered; withheld')
+      return false
     }
   }
 

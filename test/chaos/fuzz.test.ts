@@ -340,6 +340,8 @@ describe('fuzzing configuration files and command lines', () => {
       [GATECTL_BIN, ['--data-dir', dataDir, 'decode', 'f'.repeat(10_001)]],
       [GATECTL_BIN, ['--data-dir', dataDir, 'checkins', '--limit', '-5']],
       [GATECTL_BIN, ['--data-dir', dataDir, 'tail', '--count', 'many']],
+      [GATECTL_BIN, ['--data-dir', dataDir, 'tail', '--timeout', 'abc']],
+      [GATECTL_BIN, ['--data-dir', dataDir, 'capture', '--duration', '3000000']],
       [GATECTL_BIN, ['--data-dir', dataDir, 'roster', 'lookup', "'; DROP TABLE roster; --"]],
       [GATECTL_BIN, ['--data-dir', '/proc/nope', 'status']],
       [GATECTL_BIN, ['--data-dir', dataDir, 'roster', 'import', '/etc/shadow-nope']],

@@ -3,7 +3,7 @@ import { GateError } from '../../../shared/errors.js'
 import { captureLineSchema, lineToAdvert } from '../../../shared/replay.js'
 import { CaptureWriter } from '../../ble/capture.js'
 import { EXIT } from '../../exit-codes.js'
-import { action, type CliContext } from '../context.js'
+import { action, type CliContext, MAX_DURATION_S, positiveOption } from '../context.js'
 
 interface CaptureOptions {
   output: string
@@ -12,18 +12,10 @@ interface CaptureOptions {
   overwrite?: boolean
 }
 
-function positive(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined
-  const n = Number(v)
-  if (!Number.isFinite(n) || n <= 0)
-    throw new GateError('E_INPUT', `${name} must be a positive number, got "${v}"`)
-  return n
-}
-
 /** Record what the running agent hears into a replay file (`gate-agent run --source replay --replay FILE` plays it). */
 async function capture(ctx: CliContext, opts: CaptureOptions): Promise<number> {
-  const durationS = positive('--duration', opts.duration)
-  const maxCount = positive('--count', opts.count)
+  const durationS = positiveOption('--duration', opts.duration, { max: MAX_DURATION_S })
+  const maxCount = positiveOption('--count', opts.count, { integer: true })
   const client = await ctx.daemon()
   if (!client)
     throw new GateError(

@@ -30,7 +30,7 @@ function parseFilter(o: ListOptions) {
       `--state must be one of pending, inflight, synced, refused, all (got "${o.state}")`,
     )
   const limit = o.limit === 'all' ? -1 : Number(o.limit)
-  if (!Number.isInteger(limit) || limit === 0 || limit < -1)
+  if (!Number.isSafeInteger(limit) || limit === 0 || limit < -1)
     throw new GateError('E_INPUT', '--limit must be a positive integer or "all"')
   return { state, limit, token: o.token?.toLowerCase() }
 }
@@ -98,7 +98,7 @@ async function exportRows(
   const db = ctx.openReadOnly()
   try {
     const rows = listCheckins(db, parseFilter(o)).reverse()
-    const out = o.out ? createWriteStream(o.out) : process.stdout
+    const out = o.out ? await openForWriting(o.out) : process.stdout
     if (o.format === 'csv') out.write(`${CSV_FIELDS.join(',')}\n`)
     for (const r of rows) {
       out.write(
@@ -139,4 +139,13 @@ export function register(program: Command): void {
     .option('-o, --out <file>', 'write to a file instead of stdout')
     .option('--format <format>', 'jsonl | csv', 'jsonl')
     .action(action(exportRows))
+}
+
+/** A file to write, opened before anything is written: a bad path is E_INPUT, not a crash. */
+function openForWriting(file: string): Promise<ReturnType<typeof createWriteStream>> {
+  return new Promise((resolve, reject) => {
+    const out = createWriteStream(file)
+    out.once('open', () => resolve(out))
+    out.once('error', (err) => reject(new GateError('E_INPUT', `cannot write ${file}: ${err.message}`)))
+  })
 }

@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import type { DecisionEvent, SightingEvent } from '../../../shared/control.js'
 import { GateError } from '../../../shared/errors.js'
 import { EXIT } from '../../exit-codes.js'
-import { action, type CliContext } from '../context.js'
+import { action, type CliContext, MAX_DURATION_S, positiveOption } from '../context.js'
 
 interface TailOptions {
   sightings?: boolean
@@ -22,14 +22,14 @@ function line(stream: string, data: unknown): string {
 }
 
 async function tail(ctx: CliContext, opts: TailOptions): Promise<number> {
+  const max = positiveOption('--count', opts.count, { integer: true }) ?? Number.POSITIVE_INFINITY
+  const timeoutS = positiveOption('--timeout', opts.timeout, { max: MAX_DURATION_S })
   const client = await ctx.daemon()
   if (!client)
     throw new GateError(
       'E_CONTROL_UNAVAILABLE',
       'the agent is not running; `gatectl checkins` shows what it buffered',
     )
-  const max = opts.count ? Number(opts.count) : Number.POSITIVE_INFINITY
-  if (!(max > 0)) throw new GateError('E_INPUT', '--count must be a positive number')
   let seen = 0
   return new Promise<number>((resolve) => {
     const finish = (code: number) => {
@@ -37,7 +37,7 @@ async function tail(ctx: CliContext, opts: TailOptions): Promise<number> {
       resolve(code)
     }
     client.onClose = () => finish(EXIT.daemon)
-    if (opts.timeout) setTimeout(() => finish(EXIT.ok), Number(opts.timeout) * 1000).unref()
+    if (timeoutS !== undefined) setTimeout(() => finish(EXIT.ok), timeoutS * 1000).unref()
     process.once('SIGINT', () => finish(EXIT.ok))
     const streams: Array<'decisions' | 'sightings'> = opts.sightings
       ? ['decisions', 'sightings']
