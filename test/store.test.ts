@@ -449,6 +449,49 @@ describe('outbox counts kept in memory', () => {
   })
 })
 
+describe('the agent prunes nothing inside the re-entry window', () => {
+  it('with outbox.retentionDays 0, synced admits of the last minutes stay (a restart rebuilds re-entry from them)', async () => {
+    const t = tempDir()
+    try {
+      const dataDir = path.join(t.dir, 'gate')
+      const config = agentConfigSchema.parse({
+        gateId: 'g1',
+        dataDir,
+        source: { kind: 'sim' },
+        outbox: { retentionDays: 0 },
+        dedup: { windowMs: 300_000 },
+      })
+      mkdirSync(dataDir, { recursive: true })
+      const db = openDatabase(path.join(dataDir, 'agent.db'))
+      const recent = new Outbox(db, {
+        clock: new FakeClock(Date.now() - 60_000),
+        log: silentLog,
+        gateId: 'g1',
+        bootId: BOOT,
+        groupCommitDelayMs: 0,
+      })
+      appendDenied(recent, 3)
+      await recordAllStored(recent, recent.claimBatch(3))
+      db.close()
+      const agent = new GateAgent({
+        config,
+        clock: systemClock,
+        log: silentLog,
+        makeSource: () => new PushSource(),
+      })
+      await agent.start()
+      try {
+        await new Promise((r) => setTimeout(r, 1_500)) // the first hourly prune has run
+        expect(agent.status().buffer.synced).toBe(3)
+      } finally {
+        await agent.stop()
+      }
+    } finally {
+      t.cleanup()
+    }
+  })
+})
+
 describe('the agent keeps running when housekeeping fails', () => {
   it('a prune that fails is logged and the agent goes on deciding', async () => {
     const t = tempDir()
