@@ -15,6 +15,7 @@ import { StoreThread } from '../agent/store/store-thread.js'
 import { checkinSchema } from '../shared/checkin.js'
 import { isGateError } from '../shared/errors.js'
 import { appendDenied, recordAllStored, silentLog, tempDir } from './helpers.js'
+import { eventually } from './process-helpers.js'
 
 const BOOT = '0193f9a0-0000-4000-8000-000000000001'
 
@@ -483,6 +484,55 @@ describe('the agent prunes nothing inside the re-entry window', () => {
       try {
         await new Promise((r) => setTimeout(r, 1_500)) // the first hourly prune has run
         expect(agent.status().buffer.synced).toBe(3)
+      } finally {
+        await agent.stop()
+      }
+    } finally {
+      t.cleanup()
+    }
+  })
+})
+
+describe('a decision withheld for a failing disk', () => {
+  it('is not remembered as made: the participant is admitted when the disk writes again', async () => {
+    const t = tempDir()
+    try {
+      const config = agentConfigSchema.parse({
+        gateId: 'g1',
+        dataDir: path.join(t.dir, 'gate'),
+        source: { kind: 'sim' },
+      })
+      const source = new PushSource()
+      const agent = new GateAgent({
+        config,
+        clock: systemClock,
+        log: silentLog,
+        makeSource: () => source,
+        beforeStart: ({ roster }) =>
+          roster.importEntries([{ token: '00000000000000aa', participantId: 'P-A', status: 'active' }]),
+      })
+      await agent.start()
+      try {
+        const decisions: string[] = []
+        agent.pipelineForTests?.on('decision', (d) => decisions.push(`${d.decision}:${d.reason ?? ''}`))
+        const mfg = Buffer.concat([Buffer.from('ffffca11', 'hex'), Buffer.from('00000000000000aa', 'hex')])
+        const heard = (rssi: number, n: number) => {
+          for (let i = 0; i < n; i++)
+            source.push({ address: 'c0:00:00:00:00:09', rssi, manufacturerData: mfg, ts: systemClock.mono() })
+        }
+        // the disk refuses the next decision
+        const outbox = agent.outboxForTests as Outbox
+        const append = outbox.append.bind(outbox)
+        outbox.append = () => {
+          throw new Error('disk full')
+        }
+        heard(-50, 3) // arrives: decided, withheld
+        expect(agent.status().counters?.withheld).toBe(1)
+        outbox.append = append
+        heard(-110, 20) // walks away
+        heard(-50, 6) // and comes back: admitted, not "already checked in"
+        await eventually(() => decisions.length > 0, 3_000, 10)
+        expect(decisions).toEqual(['admit:'])
       } finally {
         await agent.stop()
       }
