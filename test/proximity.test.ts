@@ -85,4 +85,18 @@ describe('proximity', () => {
     expect(p.size()).toBeLessThanOrEqual(1000)
     expect(p.evicted).toBeGreaterThan(0)
   })
+
+  it('a flood of made-up tokens does not push out the badges standing at the gate', () => {
+    const p = new Proximity({ ...cfg, maxTracked: 1000, absenceMs: 60_000 })
+    for (let t = 0; t < 3; t++) p.observe(at('here-1', -50, t))
+    expect(p.isPresent('here-1')).toBe(true)
+    let again = 0
+    for (let i = 0; i < 20_000; i++) {
+      p.observe(at(`fake${i}`, -80, 10 + i))
+      if (i % 100 === 0 && p.observe(at('here-1', -50, 10 + i))) again++ // still heard, still there
+    }
+    expect(p.evicted).toBeGreaterThan(0)
+    expect(p.isPresent('here-1')).toBe(true)
+    expect(again).toBe(0) // never a second arrival
+  })
 })

@@ -77,12 +77,21 @@ export class Proximity {
   }
 
   private evictOldest(): void {
-    // Map iteration order is insertion order: the first entries are the oldest tracks.
+    // Map iteration order is insertion order: the first entries are the oldest tracks. Badges at the
+    // gate go last: a flood of made-up tokens must not push out the people standing there (they would
+    // arrive again and be denied as already checked in).
     const drop = Math.max(1, Math.floor(this.cfg.maxTracked / 10))
     let n = 0
-    for (const token of this.tracks.keys()) {
+    for (const [token, t] of this.tracks) {
+      if (n >= drop) break
+      if (t.present) continue
       this.tracks.delete(token)
-      if (++n >= drop) break
+      n++
+    }
+    for (const token of this.tracks.keys()) {
+      if (n >= drop) break
+      this.tracks.delete(token)
+      n++
     }
     this.evicted += n
   }
