@@ -45,9 +45,19 @@ export class FakeClock implements Clock {
  */
 export type Scheduled = { immediate: NodeJS.Immediate } | { timeout: NodeJS.Timeout }
 
-/** Run `fn` on the next turn of the event loop (ms <= 0) or after `ms`. */
-export function schedule(fn: () => void, ms: number): Scheduled {
-  return ms <= 0 ? { immediate: setImmediate(fn) } : { timeout: setTimeout(fn, ms) }
+/**
+ * Run `fn` on the next turn of the event loop (ms <= 0) or after `ms`; `unref`: it does not keep
+ * the process alive by itself.
+ */
+export function schedule(fn: () => void, ms: number, opts: { unref?: boolean } = {}): Scheduled {
+  if (ms <= 0) {
+    const immediate = setImmediate(fn)
+    if (opts.unref) immediate.unref()
+    return { immediate }
+  }
+  const timeout = setTimeout(fn, ms)
+  if (opts.unref) timeout.unref()
+  return { timeout }
 }
 
 /** Cancel what `schedule` set up (null: nothing). */

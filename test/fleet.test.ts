@@ -42,6 +42,23 @@ const newMonitor = (over: Partial<FleetMonitorOptions> = {}) =>
     ...over,
   })
 
+/** One node's view of gate x, online (what the merging and the store tests start from). */
+const fleetView = (over: Partial<GateFleetState>): GateFleetState => ({
+  gateId: 'x',
+  state: 'online',
+  reason: null,
+  session: 1,
+  lastSeq: 1,
+  lastSeenAt: 0,
+  version: '1',
+  bootId: null,
+  startedAt: null,
+  metrics: null,
+  seqGaps: 0,
+  lastEvent: null,
+  ...over,
+})
+
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
@@ -323,20 +340,7 @@ describe('offline by silence, held to 1.5 keep-alives by the cloud itself', () =
       await redis.del(key)
       redis.disconnect()
     })
-    const view = (lastSeenAt: number, session: number): GateFleetState => ({
-      gateId: 'x',
-      state: 'online',
-      reason: null,
-      session,
-      lastSeq: 1,
-      lastSeenAt,
-      version: '1',
-      bootId: null,
-      startedAt: null,
-      metrics: null,
-      seqGaps: 0,
-      lastEvent: null,
-    })
+    const view = (lastSeenAt: number, session: number) => fleetView({ session, lastSeq: 1, lastSeenAt })
     const now = Date.now()
     // a node that ran two days ago, and the node running now (each run of a node writes its own field)
     await new RedisFleetStore(redis, key).save(view(now - 2 * 86_400_000, 5))
@@ -348,20 +352,7 @@ describe('offline by silence, held to 1.5 keep-alives by the cloud itself', () =
   })
 
   it('merges views: a silence beats what was heard before it, and loses to anything heard after', () => {
-    const base: GateFleetState = {
-      gateId: 'x',
-      state: 'online',
-      reason: null,
-      session: 4,
-      lastSeq: 9,
-      lastSeenAt: 10_000,
-      version: '1',
-      bootId: null,
-      startedAt: null,
-      metrics: null,
-      seqGaps: 0,
-      lastEvent: null,
-    }
+    const base = fleetView({ session: 4, lastSeq: 9, lastSeenAt: 10_000 })
     const silent = { ...base, state: 'offline' as const, reason: 'silent', lastSeq: 7, lastSeenAt: 10_000 }
     expect(newer(silent, base)).toBe(true) // node B declared it from the fleet-wide last-heard time
     expect(newer(base, silent)).toBe(false)

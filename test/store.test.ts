@@ -450,135 +450,120 @@ describe('outbox counts kept in memory', () => {
   })
 })
 
-describe('the agent prunes nothing inside the re-entry window', () => {
-  it('with outbox.retentionDays 0, synced admits of the last minutes stay (a restart rebuilds re-entry from them)', async () => {
-    const t = tempDir()
-    try {
-      const dataDir = path.join(t.dir, 'gate')
-      const config = agentConfigSchema.parse({
-        gateId: 'g1',
-        dataDir,
-        source: { kind: 'sim' },
-        outbox: { retentionDays: 0 },
-        dedup: { windowMs: 300_000 },
-      })
+/**
+ * A GateAgent on a push source in a fresh data directory. `synced` check-ins made `ageMs` ago are
+ * written first (with `sql` run on the file after), as an earlier run of the agent would have left them.
+ */
+async function withAgent(
+  opts: {
+    config?: Record<string, unknown>
+    synced?: { count: number; ageMs: number; sql?: string }
+    log?: pino.Logger
+    beforeStart?: ConstructorParameters<typeof GateAgent>[0]['beforeStart']
+  },
+  body: (agent: GateAgent, source: PushSource) => Promise<void>,
+): Promise<void> {
+  const t = tempDir()
+  try {
+    const dataDir = path.join(t.dir, 'gate')
+    const config = agentConfigSchema.parse({ gateId: 'g1', dataDir, source: { kind: 'sim' }, ...opts.config })
+    if (opts.synced) {
       mkdirSync(dataDir, { recursive: true })
       const db = openDatabase(path.join(dataDir, 'agent.db'))
-      const recent = new Outbox(db, {
-        clock: new FakeClock(Date.now() - 60_000),
+      const earlier = new Outbox(db, {
+        clock: new FakeClock(Date.now() - opts.synced.ageMs),
         log: silentLog,
         gateId: 'g1',
         bootId: BOOT,
         groupCommitDelayMs: 0,
       })
-      appendDenied(recent, 3)
-      await recordAllStored(recent, recent.claimBatch(3))
+      appendDenied(earlier, opts.synced.count)
+      await recordAllStored(earlier, earlier.claimBatch(opts.synced.count))
+      if (opts.synced.sql) db.exec(opts.synced.sql)
       db.close()
-      const agent = new GateAgent({
-        config,
-        clock: systemClock,
-        log: silentLog,
-        makeSource: () => new PushSource(),
-      })
-      await agent.start()
-      try {
+    }
+    const source = new PushSource()
+    const agent = new GateAgent({
+      config,
+      clock: systemClock,
+      log: opts.log ?? silentLog,
+      makeSource: () => source,
+      ...(opts.beforeStart ? { beforeStart: opts.beforeStart } : {}),
+    })
+    await agent.start()
+    try {
+      await body(agent, source)
+    } finally {
+      await agent.stop()
+    }
+  } finally {
+    t.cleanup()
+  }
+}
+
+describe('the agent prunes nothing inside the re-entry window', () => {
+  it('with outbox.retentionDays 0, synced admits of the last minutes stay (a restart rebuilds re-entry from them)', async () => {
+    await withAgent(
+      {
+        config: { outbox: { retentionDays: 0 }, dedup: { windowMs: 300_000 } },
+        synced: { count: 3, ageMs: 60_000 },
+      },
+      async (agent) => {
         await new Promise((r) => setTimeout(r, 1_500)) // the first hourly prune has run
         expect(agent.status().buffer.synced).toBe(3)
-      } finally {
-        await agent.stop()
-      }
-    } finally {
-      t.cleanup()
-    }
+      },
+    )
   })
 })
 
 describe('a decision withheld for a failing disk', () => {
   it('is not remembered as made: the participant is admitted when the disk writes again', async () => {
-    const t = tempDir()
-    try {
-      const config = agentConfigSchema.parse({
-        gateId: 'g1',
-        dataDir: path.join(t.dir, 'gate'),
-        source: { kind: 'sim' },
-      })
-      const source = new PushSource()
-      const agent = new GateAgent({
-        config,
-        clock: systemClock,
-        log: silentLog,
-        makeSource: () => source,
-        beforeStart: ({ roster }) =>
-          roster.importEntries([{ token: '00000000000000aa', participantId: 'P-A', status: 'active' }]),
-      })
-      await agent.start()
-      try {
-        const decisions: string[] = []
-        agent.pipelineForTests?.on('decision', (d) => decisions.push(`${d.decision}:${d.reason ?? ''}`))
-        const mfg = Buffer.concat([Buffer.from('ffffca11', 'hex'), Buffer.from('00000000000000aa', 'hex')])
-        const heard = (rssi: number, n: number) => {
-          for (let i = 0; i < n; i++)
-            source.push({ address: 'c0:00:00:00:00:09', rssi, manufacturerData: mfg, ts: systemClock.mono() })
-        }
-        // the disk refuses the next decision
-        const outbox = agent.outboxForTests as Outbox
-        const append = outbox.append.bind(outbox)
-        outbox.append = () => {
-          throw new Error('disk full')
-        }
-        heard(-50, 3) // arrives: decided, withheld
-        expect(agent.status().counters?.withheld).toBe(1)
-        outbox.append = append
-        heard(-110, 20) // walks away
-        heard(-50, 6) // and comes back: admitted, not "already checked in"
-        await eventually(() => decisions.length > 0, 3_000, 10)
-        expect(decisions).toEqual(['admit:'])
-      } finally {
-        await agent.stop()
+    const beforeStart = ({ roster }: { roster: RosterStore }) =>
+      roster.importEntries([{ token: '00000000000000aa', participantId: 'P-A', status: 'active' }])
+    await withAgent({ beforeStart }, async (agent, source) => {
+      const decisions: string[] = []
+      agent.pipelineForTests?.on('decision', (d) => decisions.push(`${d.decision}:${d.reason ?? ''}`))
+      const mfg = Buffer.concat([Buffer.from('ffffca11', 'hex'), Buffer.from('00000000000000aa', 'hex')])
+      const heard = (rssi: number, n: number) => {
+        for (let i = 0; i < n; i++)
+          source.push({ address: 'c0:00:00:00:00:09', rssi, manufacturerData: mfg, ts: systemClock.mono() })
       }
-    } finally {
-      t.cleanup()
-    }
+      // the disk refuses the next decision
+      const outbox = agent.outboxForTests as Outbox
+      const append = outbox.append.bind(outbox)
+      outbox.append = () => {
+        throw new Error('disk full')
+      }
+      heard(-50, 3) // arrives: decided, withheld
+      expect(agent.status().counters?.withheld).toBe(1)
+      outbox.append = append
+      heard(-110, 20) // walks away
+      heard(-50, 6) // and comes back: admitted, not "already checked in"
+      await eventually(() => decisions.length > 0, 3_000, 10)
+      expect(decisions).toEqual(['admit:'])
+    })
   })
 })
 
 describe('the agent keeps running when housekeeping fails', () => {
   it('a prune that fails is logged and the agent goes on deciding', async () => {
-    const t = tempDir()
-    try {
-      const dataDir = path.join(t.dir, 'gate')
-      const config = agentConfigSchema.parse({ gateId: 'g1', dataDir, source: { kind: 'sim' } })
-      // synced rows a month old, and a file that refuses to delete them (as a full or locked disk would)
-      mkdirSync(dataDir, { recursive: true })
-      const db = openDatabase(path.join(dataDir, 'agent.db'))
-      const old = new Outbox(db, {
-        clock: new FakeClock(Date.now() - 30 * 86_400_000),
-        log: silentLog,
-        gateId: 'g1',
-        bootId: BOOT,
-        groupCommitDelayMs: 0,
-      })
-      appendDenied(old, 3)
-      await recordAllStored(old, old.claimBatch(3))
-      db.exec(
-        "CREATE TRIGGER no_delete BEFORE DELETE ON checkins BEGIN SELECT RAISE(ABORT, 'disk full'); END",
-      )
-      db.close()
-      const errors: string[] = []
-      const log = pino({ level: 'error' }, { write: (line: string) => errors.push(line) })
-      const source = new PushSource()
-      const agent = new GateAgent({ config, clock: systemClock, log, makeSource: () => source })
-      await agent.start()
-      try {
+    const errors: string[] = []
+    // synced rows a month old, and a file that refuses to delete them (as a full or locked disk would)
+    await withAgent(
+      {
+        synced: {
+          count: 3,
+          ageMs: 30 * 86_400_000,
+          sql: "CREATE TRIGGER no_delete BEFORE DELETE ON checkins BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+        },
+        log: pino({ level: 'error' }, { write: (line: string) => errors.push(line) }),
+      },
+      async (agent) => {
         // housekeeping runs every second; the first prune is due at once
         await new Promise((r) => setTimeout(r, 1_500))
         expect(errors.join('')).toMatch(/pruning old synced check-ins failed/)
         expect(agent.status().buffer.synced).toBe(3)
-      } finally {
-        await agent.stop()
-      }
-    } finally {
-      t.cleanup()
-    }
+      },
+    )
   })
 })

@@ -239,11 +239,7 @@ export class Outbox {
     } catch (err) {
       this.stats.commitErrors++
       this.deps.log.error({ err, queued: batch.length }, 'outbox commit failed; decisions withheld')
-      if (this.scheduled === null) {
-        const retry = schedule(() => this.flushQuietly(), 500)
-        if ('timeout' in retry) retry.timeout.unref()
-        this.scheduled = retry
-      }
+      if (this.scheduled === null) this.scheduled = schedule(() => this.flushQuietly(), 500, { unref: true })
       throw new GateError('E_DB_WRITE', `outbox commit failed: ${(err as Error).message}`, { cause: err })
     }
     this.queue = []

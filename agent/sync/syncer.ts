@@ -132,9 +132,7 @@ export class Syncer {
       void this.pass()
     }
     // a backlog continues on the next turn of the event loop: decisions and adverts go first
-    this.timer = schedule(run, delayMs)
-    if ('timeout' in this.timer) this.timer.timeout.unref()
-    else this.timer.immediate.unref()
+    this.timer = schedule(run, delayMs, { unref: true })
   }
 
   private pass(): Promise<void> {

@@ -226,7 +226,7 @@ async function createPartition(
 }
 
 /** The parts of [want.from, want.to) that no existing partition covers, in order. */
-export function uncovered(
+function uncovered(
   want: { from: Date; to: Date },
   existing: ReadonlyArray<Pick<PartitionInfo, 'from' | 'to'>>,
 ): Array<{ from: Date; to: Date }> {
