@@ -1,7 +1,9 @@
+import { once } from 'node:events'
 import net from 'node:net'
 import { gzipSync } from 'node:zlib'
 import type { FastifyInstance } from 'fastify'
 import type pg from 'pg'
+import { pino } from 'pino'
 import { Registry } from 'prom-client'
 import { v7 as uuidv7 } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -16,6 +18,7 @@ import { maintainPartitions } from '../cloud/partitions/manager.js'
 import type { Checkin } from '../shared/checkin.js'
 import { silentLog } from './helpers.js'
 import { connect, tempDatabase } from './pg-helpers.js'
+import { eventually } from './process-helpers.js'
 
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0)
 const OPS = 'ops-token-for-tests-0123456789'
@@ -612,6 +615,34 @@ describe('gate-cloud HTTP API on real Postgres', () => {
       for (const c of sockets) c.destroy()
       await app2.close()
       await relayed.end().catch(() => {})
+    }
+  })
+
+  it('logs a gate that disconnects mid-upload as gone, not as the database being unavailable', async () => {
+    const lines: string[] = []
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) })
+    const config = loadCloudConfig({ DATABASE_URL: db.url })
+    const listening = await buildApp({ config, pool, log, now: () => NOW })
+    await listening.listen({ host: '127.0.0.1', port: 0 })
+    try {
+      const port = (listening.server.address() as net.AddressInfo).port
+      // the key checked once, so the next upload goes straight to reading its body
+      const ok = await fetch(`http://127.0.0.1:${port}/v1/roster`, {
+        headers: { authorization: `Bearer ${keyA}` },
+      })
+      expect(ok.status).toBe(200)
+      const s = net.connect(port, '127.0.0.1')
+      await once(s, 'connect')
+      s.write(
+        `POST /v1/sync/checkins HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${keyA}\r\n` +
+          'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"gateId":"gate-a",',
+      )
+      await new Promise((r) => setTimeout(r, 200))
+      s.resetAndDestroy() // a gate losing its uplink mid-batch
+      await eventually(() => lines.some((l) => l.includes('client went away')), 5_000, 20)
+      expect(lines.filter((l) => l.includes('database unavailable'))).toEqual([])
+    } finally {
+      await listening.close()
     }
   })
 

@@ -1,3 +1,4 @@
+import net from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type pg from 'pg'
 import { v7 as uuidv7 } from 'uuid'
@@ -240,6 +241,26 @@ describe('the router in front of nodes that misbehave', () => {
     const res = await fetch(`${base}/v1/roster?since=0`)
     expect(res.status).toBe(503)
     expect(hits.shed).toBe(1)
+  })
+
+  it('answers an absolute-form request target with 400, and sends nothing upstream', async () => {
+    const port = Number(new URL(base).port)
+    const before = hits.shed
+    for (const target of ['http://127.0.0.1:1/v1/roster', '*']) {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const s = net.connect(port, '127.0.0.1')
+        let out = ''
+        s.on('data', (d) => {
+          out += d.toString()
+        })
+        s.on('error', reject)
+        s.on('close', () => resolve(out))
+        s.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+      })
+      expect(answer.split('\r\n')[0], target).toBe('HTTP/1.1 400 Bad Request')
+      expect(answer).toContain('"code":"E_INPUT"')
+    }
+    expect(hits.shed).toBe(before)
   })
 
   it('releases the count of a request whose client went away', async () => {

@@ -35,6 +35,13 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
     reply.status(status).send(body)
     return
   }
+  // the client went away while its request was read (a reset or a closed connection mid-body): the
+  // ECONNRESET is the client's, not the database's, and there is no one left to answer
+  if (!req.raw.complete && req.raw.destroyed) {
+    req.log.info({ err: err.message }, 'client went away before its request was read')
+    reply.status(400).send({ error: { code: 'E_INPUT', message: 'the request was cut off' } })
+    return
+  }
   if (isDbUnavailable(err)) {
     req.log.warn({ err: err.message }, 'database unavailable')
     reply

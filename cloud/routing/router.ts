@@ -82,6 +82,15 @@ export async function buildRouter(o: RouterOptions): Promise<{ app: FastifyInsta
     })),
   }))
 
+  // only origin-form targets (`GET /path`) are proxied: an absolute-form one (`GET http://host/...`,
+  // meant for a forward proxy) or `*` is the client's mistake, answered 400 before any upstream is chosen
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.url.startsWith('/')) return
+    return reply.status(400).send({
+      error: { code: 'E_INPUT', message: 'the request target must be a path (/...), not an absolute URL' },
+    })
+  })
+
   app.all('/*', (req, reply) => {
     const cls = classify(req.method, req.url)
     const u = balancer.pick(cls)
