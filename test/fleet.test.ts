@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import { Redis } from 'ioredis'
 import mqtt from 'mqtt'
+import { pino } from 'pino'
 import { Registry } from 'prom-client'
 import { v4 as uuidv4 } from 'uuid'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -628,5 +629,97 @@ describe('fleet detections from the metrics', () => {
     send({ adverts_per_s: 0 })
     expect(kinds().filter((k) => k === 'no_adverts')).toHaveLength(1)
     expect(alerts.every((a) => a.gateId === gateId)).toBe(true)
+  })
+})
+
+/** A logger whose warnings the test reads (what an operator sees in the journal). */
+function capturingLog() {
+  const lines: Array<{ msg: string } & Record<string, unknown>> = []
+  const log = pino({ level: 'warn' }, { write: (s: string) => void lines.push(JSON.parse(s)) })
+  return { log, lines }
+}
+
+describe('sessions are bounded, and one bad row cannot stop the metrics history', () => {
+  /** A metrics message of `gateId` (what handle() gets from the broker). */
+  const metricsMessage = (
+    gateId: string,
+    session: number,
+    seq: number,
+    ts: number,
+    over: Partial<GateMetrics> = {},
+  ) =>
+    Buffer.from(
+      JSON.stringify({ v: 1, ts, gateId, bootId: uuidv4(), session, seq, metrics: { ...metrics, ...over } }),
+    )
+
+  it('writes the history of 2038-01-20, when every session is past 2^31', async () => {
+    const db = await tempDatabase()
+    const pool = createPool(loadCloudConfig({ DATABASE_URL: db.url }))
+    try {
+      const at = Date.UTC(2038, 0, 20)
+      const m = newMonitor({ now: () => at, history: postgresHistory(pool) })
+      const session = Math.floor(at / 1000) // a gate's session is at least its clock in seconds
+      expect(session).toBeGreaterThan(2 ** 31)
+      m.handle('gates/y2038-a/metrics', metricsMessage('y2038-a', session, 1, at))
+      m.handle('gates/y2038-b/metrics', metricsMessage('y2038-b', session + 3, 1, at))
+      await m.flushHistory()
+      const rows = await pool.query(
+        'SELECT gate_id, session::text FROM gate_metrics WHERE gate_id LIKE $1 ORDER BY gate_id',
+        ['y2038-%'],
+      )
+      expect(rows.rows).toEqual([
+        { gate_id: 'y2038-a', session: String(session) },
+        { gate_id: 'y2038-b', session: String(session + 3) },
+      ])
+      expect(m.stats).toMatchObject({ historyRows: 2, historyRejected: 0 })
+    } finally {
+      await pool.end()
+      await db.drop()
+    }
+  })
+
+  it('ignores a session far ahead of the clock and drops a row the database refuses; every other row is written, each problem logged once', async () => {
+    const db = await tempDatabase()
+    const pool = createPool(loadCloudConfig({ DATABASE_URL: db.url }))
+    const { log, lines } = capturingLog()
+    try {
+      const m = newMonitor({ log, history: postgresHistory(pool) })
+      const now = Date.now()
+      const nowS = Math.floor(now / 1000)
+      let seq = 0
+      const send = (gateId: string, session: number, over: Partial<GateMetrics> = {}) =>
+        m.handle(`gates/${gateId}/metrics`, metricsMessage(gateId, session, ++seq, now, over))
+      send('bad-good-1', nowS)
+      send('bad-future', 2 ** 31) // twelve years ahead today: not believed
+      send('bad-nul', nowS, { adapter_state: 'on\u0000' }) // Postgres' jsonb refuses \u0000
+      send('bad-good-2', nowS)
+      await m.flushHistory()
+      // a flood of both, between good rows
+      for (let i = 0; i < 50; i++) {
+        send('bad-future', 2 ** 31 + i)
+        send('bad-nul', nowS, { adapter_state: 'on\u0000' })
+        send(`bad-good-${3 + (i % 3)}`, nowS)
+      }
+      await m.flushHistory()
+      send('bad-good-1', nowS)
+      await m.flushHistory()
+      const rows = await pool.query<{ gate_id: string; n: number }>(
+        'SELECT gate_id, count(*)::int AS n FROM gate_metrics GROUP BY 1 ORDER BY 1',
+      )
+      expect(rows.rows).toEqual([
+        { gate_id: 'bad-good-1', n: 2 },
+        { gate_id: 'bad-good-2', n: 1 },
+        { gate_id: 'bad-good-3', n: 17 },
+        { gate_id: 'bad-good-4', n: 17 },
+        { gate_id: 'bad-good-5', n: 16 },
+      ])
+      expect(m.stats).toMatchObject({ historyRows: 53, historyRejected: 51, sessionsRejected: 51 })
+      expect(m.get('bad-future')).toBeNull() // nor in the fleet view
+      expect(lines.filter((l) => /session is far ahead/.test(l.msg))).toHaveLength(1)
+      expect(lines.filter((l) => /refused by the database/.test(l.msg))).toHaveLength(1)
+    } finally {
+      await pool.end()
+      await db.drop()
+    }
   })
 })

@@ -15,7 +15,10 @@ import {
   signCommand,
   statusPayloadSchema,
 } from '../../shared/fleet.js'
+import { ThrottledLog } from '../../shared/throttled-log.js'
 import { GATE_ID_RE } from '../gates/store.js'
+import { believableSession, MAX_SESSION_AHEAD_S } from './bounds.js'
+import { HistoryQueue } from './history.js'
 import { type HeardSeqs, LocalSeqLedger, type SeqGap, type SeqLedger } from './seqs.js'
 import { LocalSilenceClock, type SilenceClock } from './silence.js'
 
@@ -179,13 +182,24 @@ export class FleetMonitor {
   private client: mqtt.MqttClient | null = null
   private readonly gates = new Map<string, GateFleetState>()
   private timer: NodeJS.Timeout | null = null
-  private pending: MetricsRow[] = []
+  private readonly history: HistoryQueue | null
   private readonly detectState = new Map<string, DetectState>()
   private readonly detect: FleetDetection
-  private writing = false
   private readonly now: () => number
-  readonly stats = { messages: 0, garbage: 0, historyRows: 0, historyDropped: 0 }
+  readonly stats = {
+    messages: 0,
+    garbage: 0,
+    historyRows: 0,
+    historyDropped: 0,
+    /** rows the database refused for their data (dropped, so that the others are written) */
+    historyRejected: 0,
+    /** messages whose session was not believed (far ahead of the wall clock) */
+    sessionsRejected: 0,
+  }
   private readonly garbageCounter: Counter<'kind'>
+  private readonly sessionsRejected: Counter<'kind'>
+  /** bad input can come in floods: one line a minute per kind of problem */
+  private readonly warn: ThrottledLog
   private readonly gatesGauge: Gauge<'state'>
   private readonly watchers = new Set<(g: GateFleetState) => void>()
   private readonly silence: SilenceClock
@@ -207,6 +221,24 @@ export class FleetMonitor {
     this.silence = o.silence ?? new LocalSilenceClock()
     this.seqs = o.seqs ?? new LocalSeqLedger()
     this.detect = { ...fleetDetectionDefaults, ...o.detect }
+    this.warn = new ThrottledLog(o.log, 60_000, 256, this.now)
+    this.sessionsRejected = new Counter({
+      name: 'fleet_sessions_rejected_total',
+      help: 'MQTT messages ignored because their session was far ahead of the wall clock, by topic kind',
+      labelNames: ['kind'],
+      registers: [o.registry],
+    })
+    this.history = o.history
+      ? new HistoryQueue(o.history, {
+          stats: this.stats,
+          warn: this.warn,
+          rejected: new Counter({
+            name: 'fleet_history_rows_rejected_total',
+            help: 'Metrics history rows the database refused for their data, dropped so that the others are written',
+            registers: [o.registry],
+          }),
+        })
+      : null
     this.garbageCounter = new Counter({
       name: 'fleet_garbage_messages_total',
       help: 'MQTT messages that were not valid fleet payloads, by topic kind',
@@ -366,29 +398,12 @@ export class FleetMonitor {
     return [...merged.values()].sort((a, b) => a.gateId.localeCompare(b.gateId))
   }
 
-  /** Write the buffered metrics to the history; bounded: a long database outage drops the oldest. */
+  /**
+   * Write the buffered metrics to the history; bounded: a long database outage drops the oldest, and
+   * a row the database refuses is dropped rather than holding up the others (see HistoryQueue).
+   */
   async flushHistory(): Promise<void> {
-    if (!this.o.history || this.writing || this.pending.length === 0) return
-    this.writing = true
-    const batch = this.pending
-    this.pending = []
-    try {
-      await this.o.history(batch)
-      this.stats.historyRows += batch.length
-    } catch (err) {
-      this.o.log.warn(
-        { err: (err as Error).message, rows: batch.length },
-        'metrics history not written; kept for a retry',
-      )
-      this.pending = batch.concat(this.pending)
-      const excess = this.pending.length - 50_000
-      if (excess > 0) {
-        this.pending.splice(0, excess)
-        this.stats.historyDropped += excess
-      }
-    } finally {
-      this.writing = false
-    }
+    await this.history?.flush()
   }
 
   get(gateId: string): GateFleetState | null {
@@ -425,8 +440,20 @@ export class FleetMonitor {
       this.garbage(kind, gateId, `payload names gate ${r.data.gateId}`)
       return
     }
-    const g = this.gate(gateId)
     const p = r.data
+    if (!believableSession(p.session, this.now())) {
+      // believed, it would hide every real session of the gate, here and in Redis, and go to the history
+      this.stats.sessionsRejected++
+      this.sessionsRejected.inc({ kind })
+      this.warn.warn(
+        'session',
+        gateId,
+        { gateId, kind, session: p.session, maxAheadS: MAX_SESSION_AHEAD_S },
+        "fleet message ignored: its session is far ahead of this node's clock (the gate's clock or counter is wrong, or the message is forged)",
+      )
+      return
+    }
+    const g = this.gate(gateId)
     if ('state' in p) {
       const s = p
       if (g.session !== null && s.session < g.session) return // a will or status of an older session
@@ -482,8 +509,7 @@ export class FleetMonitor {
         !(g.metrics?.temperature_c !== null && (g.metrics?.temperature_c ?? 0) > this.o.maxTemperatureC)
       g.metrics = mp.metrics
       this.detectFromMetrics(gateId, mp.ts, mp.metrics)
-      if (this.o.history)
-        this.pending.push({ gateId, ts: mp.ts, session: mp.session, seq: mp.seq, metrics: mp.metrics })
+      this.history?.push({ gateId, ts: mp.ts, session: mp.session, seq: mp.seq, metrics: mp.metrics })
       if (hot)
         this.alert({
           kind: 'high_temperature',
@@ -748,7 +774,7 @@ export class FleetMonitor {
   private garbage(kind: string, gateId: string, why: string): void {
     this.stats.garbage++
     this.garbageCounter.inc({ kind })
-    this.o.log.warn({ gateId, kind, why }, 'invalid fleet message ignored')
+    this.warn.warn(`garbage:${kind}`, gateId, { gateId, kind, why }, 'invalid fleet message ignored')
   }
 
   private alert(a: FleetAlert): void {

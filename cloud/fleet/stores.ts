@@ -52,13 +52,16 @@ export class RedisFleetStore implements FleetStateStore {
   }
 }
 
-/** Metrics history: one INSERT per batch (a JSON parameter, nothing interpolated). */
+/**
+ * Metrics history: one INSERT per batch (a JSON parameter, nothing interpolated). The session is a
+ * bigint, like the column (a gate's session is at least its clock in seconds: past 2^31 in 2038).
+ */
 export function postgresHistory(pool: pg.Pool): (rows: MetricsRow[]) => Promise<void> {
   return async (rows) => {
     await pool.query(
       `INSERT INTO gate_metrics (gate_id, ts, session, seq, metrics)
        SELECT "gateId", to_timestamp(ts / 1000.0), session, seq, metrics
-         FROM json_to_recordset($1::json) AS t("gateId" text, ts float8, session int, seq bigint, metrics jsonb)`,
+         FROM json_to_recordset($1::json) AS t("gateId" text, ts float8, session bigint, seq bigint, metrics jsonb)`,
       [JSON.stringify(rows)],
     )
   }

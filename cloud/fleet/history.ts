@@ -1,0 +1,108 @@
+import type { Counter } from 'prom-client'
+import type { ThrottledLog } from '../../shared/throttled-log.js'
+import type { MetricsRow } from './monitor.js'
+
+/** Rows kept while the database is away; beyond this the oldest are dropped (counted). */
+export const MAX_PENDING_HISTORY_ROWS = 50_000
+
+/**
+ * An error the database raised for what a row holds, not for being away: SQLSTATE class 22 (data
+ * exception: a number out of range, a timestamp beyond the calendar, a \u0000 in a JSON string),
+ * 23 (integrity constraint) and 54 (program limit: a value too large). Written again, such a row
+ * fails again, for ever.
+ */
+function refusedForItsData(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code
+  return typeof code === 'string' && /^(22|23|54)/.test(code)
+}
+
+/** What writing a batch came to: rows written, rows refused for their data, rows not tried (an outage). */
+interface Outcome {
+  written: number
+  refused: number
+  unwritten: MetricsRow[]
+}
+
+/**
+ * The metrics history on its way to Postgres, written in batches (about once a second). A batch
+ * the database refuses for the data of some row is halved until the refused rows stand alone:
+ * they are dropped (counted, logged once a minute at most) and the rest written, so that one bad
+ * row cannot hold the history of every gate at the head of the queue. A batch not written for any
+ * other reason (the database away) is kept for the next flush, bounded at
+ * MAX_PENDING_HISTORY_ROWS, the oldest dropped first (counted).
+ */
+export class HistoryQueue {
+  private pending: MetricsRow[] = []
+  private writing = false
+
+  constructor(
+    private readonly write: (rows: MetricsRow[]) => Promise<void>,
+    private readonly o: {
+      stats: { historyRows: number; historyDropped: number; historyRejected: number }
+      rejected: Counter
+      warn: ThrottledLog
+      max?: number
+    },
+  ) {}
+
+  push(row: MetricsRow): void {
+    this.pending.push(row)
+  }
+
+  /** Write what is waiting; a flush already running is not doubled. */
+  async flush(): Promise<void> {
+    if (this.writing || this.pending.length === 0) return
+    this.writing = true
+    const batch = this.pending
+    this.pending = []
+    try {
+      const out = await this.writeSome(batch)
+      this.o.stats.historyRows += out.written
+      if (out.unwritten.length > 0) {
+        this.pending = out.unwritten.concat(this.pending)
+        const excess = this.pending.length - (this.o.max ?? MAX_PENDING_HISTORY_ROWS)
+        if (excess > 0) {
+          this.pending.splice(0, excess)
+          this.o.stats.historyDropped += excess
+        }
+      }
+    } finally {
+      this.writing = false
+    }
+  }
+
+  private async writeSome(rows: MetricsRow[]): Promise<Outcome> {
+    try {
+      await this.write(rows)
+      return { written: rows.length, refused: 0, unwritten: [] }
+    } catch (err) {
+      if (!refusedForItsData(err)) {
+        this.o.warn.warn(
+          'history-unwritten',
+          '',
+          { err: (err as Error).message, rows: rows.length },
+          'metrics history not written; kept for a retry',
+        )
+        return { written: 0, refused: 0, unwritten: rows }
+      }
+      if (rows.length === 1) {
+        const r = rows[0] as MetricsRow
+        this.o.stats.historyRejected++
+        this.o.rejected.inc()
+        this.o.warn.warn(
+          'history-refused',
+          r.gateId,
+          { gateId: r.gateId, session: r.session, seq: r.seq, err: (err as Error).message },
+          'metrics row refused by the database; dropped',
+        )
+        return { written: 0, refused: 1, unwritten: [] }
+      }
+      // halved until the refused rows stand alone: a few queries per bad row, not one per row
+      const half = Math.ceil(rows.length / 2)
+      const a = await this.writeSome(rows.slice(0, half))
+      if (a.unwritten.length > 0) return { ...a, unwritten: a.unwritten.concat(rows.slice(half)) }
+      const b = await this.writeSome(rows.slice(half))
+      return { written: a.written + b.written, refused: a.refused + b.refused, unwritten: b.unwritten }
+    }
+  }
+}
