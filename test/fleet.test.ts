@@ -723,3 +723,87 @@ describe('sessions are bounded, and one bad row cannot stop the metrics history'
     }
   })
 })
+
+describe('a session far ahead of the clock cannot hide a live gate', () => {
+  it('neither a retained offline status with a huge session nor such a view left in Redis hide the gate once it reports', async () => {
+    const redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379')
+    const key = `t${randomBytes(4).toString('hex')}:fleet`
+    const { gateId, pub } = await gatePublisher('hide')
+    const huge = 2 ** 40
+    // what a node without the bound wrote to Redis when it believed the forged status
+    const poisoned = `${gateId}@node-before-the-fix`
+    await redis.hset(
+      key,
+      poisoned,
+      JSON.stringify(
+        fleetView({ gateId, state: 'offline', reason: 'will', session: huge, lastSeenAt: Date.now() }),
+      ),
+    )
+    await pub.publishAsync(
+      `gates/${gateId}/status`,
+      JSON.stringify({
+        v: 1,
+        ts: Date.now(),
+        gateId,
+        bootId: uuidv4(),
+        session: huge,
+        seq: 0,
+        state: 'offline',
+        reason: 'will',
+        version: '1',
+        startedAt: 'x',
+      }),
+      { qos: 1, retain: true },
+    )
+    const m = newMonitor({ store: new RedisFleetStore(redis, key) })
+    await m.start()
+    const t = tempDir()
+    const db = openDatabase(path.join(t.dir, 'agent.db'))
+    const reporter = new MqttReporter(reporterDeps(db, { gateId, intervalMs: 200 }))
+    cleanups.push(async () => {
+      await reporter.stop()
+      await m.stop()
+      db.close()
+      t.cleanup()
+      await redis.del(key)
+      redis.disconnect()
+    })
+    const inFleet = async () => (await m.fleet()).find((g) => g.gateId === gateId)
+    await eventually(() => m.stats.sessionsRejected >= 1, 8_000, 20) // the retained status came, not believed
+    reporter.start()
+    await eventually(async () => (await inFleet())?.state === 'online', 8_000, 20)
+    const session = (await inFleet())?.session as number
+    expect(session).toBeGreaterThanOrEqual(Math.floor(Date.now() / 1000) - 60)
+    expect(session).toBeLessThan(huge)
+    expect(await redis.hexists(key, poisoned)).toBe(0)
+    // another node starting now reads the same fleet from Redis
+    const other = newMonitor({ store: new RedisFleetStore(redis, key) })
+    expect((await other.fleet()).find((g) => g.gateId === gateId)).toMatchObject({ state: 'online', session })
+  })
+
+  it.each(['Redis (nodes sharing it)', 'memory (one node)'])(
+    'a ledger track of a session far ahead of the clock is started over, so lost messages are found again (%s)',
+    async (where) => {
+      const redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379')
+      const prefix = `{t${randomBytes(4).toString('hex')}}:seq`
+      cleanups.push(async () => {
+        await redis.del(`${prefix}:meta`, `${prefix}:bits:g1`)
+        redis.disconnect()
+      })
+      const ledger = where.startsWith('Redis')
+        ? new RedisSeqLedger(redis, prefix, 1_000)
+        : new LocalSeqLedger(1_000)
+      const now = Date.now()
+      const session = Math.floor(now / 1000)
+      const at = (s: number, ...seqs: number[]) => new Map([['g1', { session: s, seqs }]])
+      if (where.startsWith('Redis'))
+        // what a node without the bound recorded
+        await redis.hset(`${prefix}:meta`, 'g1', `${2 ** 40} 0 5 5 ${now} 0`)
+      else await ledger.record(at(2 ** 40, 5), now)
+      expect(await ledger.record(at(session, 0, 2), now)).toEqual([])
+      expect(await ledger.record(at(session, 3), now + 1_100)).toEqual([
+        { gateId: 'g1', session, lost: 1, from: 0, to: 2 },
+      ])
+    },
+  )
+})

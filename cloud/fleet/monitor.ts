@@ -133,7 +133,8 @@ export function silenceLimitMs(keepaliveS: number, metricsIntervalS: number): nu
 /** Where the fleet state of every node meets (Redis), so that any node can list the whole fleet. */
 export interface FleetStateStore {
   save(g: GateFleetState): Promise<void>
-  all(): Promise<GateFleetState[]>
+  /** every gate's most recent view; the views `keep` refuses are left out and removed */
+  all(keep?: (g: GateFleetState) => boolean): Promise<GateFleetState[]>
 }
 
 /** One metrics message for the history table. */
@@ -387,7 +388,7 @@ export class FleetMonitor {
     if (!this.o.store) return this.list()
     const merged = new Map<string, GateFleetState>()
     try {
-      for (const g of await this.o.store.all()) merged.set(g.gateId, g)
+      for (const g of await this.o.store.all((v) => this.believable(v))) merged.set(g.gateId, g)
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message }, 'shared fleet state unavailable; this node only')
     }
@@ -404,6 +405,11 @@ export class FleetMonitor {
    */
   async flushHistory(): Promise<void> {
     await this.history?.flush()
+  }
+
+  /** Whether a view of a gate (another node's, from Redis) can be believed: see bounds.ts. */
+  private believable(g: GateFleetState): boolean {
+    return g.session === null || believableSession(g.session, this.now())
   }
 
   get(gateId: string): GateFleetState | null {

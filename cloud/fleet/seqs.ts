@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis'
+import { believableSession, maxBelievedSession } from './bounds.js'
 
 /** Messages of one session of one gate heard by this node since its last sweep. */
 export interface HeardSeqs {
@@ -52,8 +53,10 @@ export class LocalSeqLedger implements SeqLedger {
   async record(heard: ReadonlyMap<string, HeardSeqs>, now: number): Promise<SeqGap[]> {
     const gaps: SeqGap[] = []
     for (const [gateId, h] of heard) {
-      if (h.seqs.length === 0) continue
+      if (h.seqs.length === 0 || !believableSession(h.session, now)) continue
       let t = this.tracks.get(gateId)
+      // a track of a session far ahead of the clock would ignore every real session: started over
+      if (t && !believableSession(t.session, now)) t = undefined
       if (t && h.session < t.session) continue
       if (!t || h.session > t.session) {
         // a session is followed from the first message heard of it
@@ -98,9 +101,9 @@ export class LocalSeqLedger implements SeqLedger {
 // "session judged highest mark markAt base". The same judgement as LocalSeqLedger, for the gates in
 // this call, in one atomic step.
 const RECORD = `
-local meta, bitsPrefix, now, grace, ttl, maxJump = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local meta, bitsPrefix, now, grace, ttl, maxJump, maxSession = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local out = {}
-local i = 6
+local i = 7
 while i <= #ARGV do
   local gate, session, n = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   local bits = bitsPrefix .. gate
@@ -110,6 +113,8 @@ while i <= #ARGV do
     local f = {}
     for v in string.gmatch(cur, '%S+') do f[#f + 1] = tonumber(v) end
     t = { session = f[1], judged = f[2], highest = f[3], mark = f[4], markAt = f[5], base = f[6] or 0 }
+    -- a session far ahead of the clock (recorded before sessions were bounded) would ignore every real one
+    if t.session > maxSession then t = nil end
   end
   if n > 0 and (t == nil or session > t.session) then
     local first = tonumber(ARGV[i + 3])
@@ -173,8 +178,16 @@ export class RedisSeqLedger implements SeqLedger {
 
   async record(heard: ReadonlyMap<string, HeardSeqs>, now: number): Promise<SeqGap[]> {
     if (heard.size === 0) return []
-    const args: Array<string | number> = [`${this.prefix}:bits:`, now, this.graceMs, this.ttlS, MAX_SEQ_JUMP]
+    const args: Array<string | number> = [
+      `${this.prefix}:bits:`,
+      now,
+      this.graceMs,
+      this.ttlS,
+      MAX_SEQ_JUMP,
+      maxBelievedSession(now),
+    ]
     for (const [gateId, h] of heard) {
+      if (!believableSession(h.session, now)) continue
       args.push(gateId, h.session, h.seqs.length)
       for (const s of h.seqs) args.push(s) // not push(...seqs): a long list would overflow the stack
     }

@@ -27,18 +27,25 @@ export class RedisFleetStore implements FleetStateStore {
   /**
    * Every node's view, the most recent per gate (see `newer`). Views a day older than the best of
    * their gate are removed: they are left by nodes that have stopped (each run of a node writes
-   * fields of its own), and would otherwise pile up with every restart.
+   * fields of its own), and would otherwise pile up with every restart. So are the views `keep`
+   * refuses (a session far ahead of the clock, written by a node that believed it: it would win
+   * over every real view of the gate, for good).
    */
-  async all(): Promise<GateFleetState[]> {
+  async all(keep: (g: GateFleetState) => boolean = () => true): Promise<GateFleetState[]> {
     const h = await this.redis.hgetall(this.key)
     const best = new Map<string, GateFleetState>()
     const views: Array<[string, GateFleetState]> = []
+    const refused: string[] = []
     for (const [field, v] of Object.entries(h)) {
       let g: GateFleetState
       try {
         g = JSON.parse(v) as GateFleetState
       } catch {
         continue // a value this code did not write
+      }
+      if (!keep(g)) {
+        refused.push(field)
+        continue
       }
       views.push([field, g])
       const have = best.get(g.gateId)
@@ -47,6 +54,7 @@ export class RedisFleetStore implements FleetStateStore {
     const old = views
       .filter(([, g]) => (best.get(g.gateId)?.lastSeenAt ?? 0) - (g.lastSeenAt ?? 0) > STALE_VIEW_MS)
       .map(([field]) => field)
+      .concat(refused)
     if (old.length > 0) await this.redis.hdel(this.key, ...old)
     return [...best.values()]
   }
