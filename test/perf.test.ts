@@ -1,9 +1,16 @@
+import { once } from 'node:events'
+import http from 'node:http'
+import { pino } from 'pino'
 import { Registry } from 'prom-client'
 import { describe, expect, it } from 'vitest'
-import { PerfMonitor } from '../cloud/monitor/perf.js'
+import { loadCloudConfig } from '../cloud/config.js'
+import { createPool } from '../cloud/db/pool.js'
+import { buildApp } from '../cloud/http/app.js'
+import { createPerfMonitor, PerfMonitor } from '../cloud/monitor/perf.js'
 import { ruleSuggestions } from '../cloud/monitor/suggestions.js'
 import { LatencyWindow } from '../cloud/monitor/window.js'
 import { silentLog } from './helpers.js'
+import { tempDatabase } from './pg-helpers.js'
 
 describe('latency window', () => {
   it('gives percentiles within the histogram resolution and forgets what left the window', () => {
@@ -75,5 +82,48 @@ describe('performance monitor and suggestions', () => {
     expect(metrics).toMatch(/^db_query_duration_seconds_count\{query="query.broken",status="error"\} 1$/m)
     expect(metrics).toMatch(/^db_slow_queries_total\{query="query.slow"\} 1$/m)
     perf.stop()
+  })
+})
+
+describe('the performance monitor on the live service', () => {
+  it("leaves the dashboard's event stream out: a tab open and closed is not a slow request", async () => {
+    const db = await tempDatabase()
+    const config = loadCloudConfig({
+      DATABASE_URL: db.url,
+      OPS_TOKEN: 'ops-token-for-perf-tests-0123',
+      SLOW_REQUEST_MS: '100',
+    })
+    const pool = createPool(config)
+    const lines: string[] = []
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) })
+    const registry = new Registry()
+    const perf = createPerfMonitor(config, log, registry)
+    const app = await buildApp({ config, pool, log, perf, registry })
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+    try {
+      // a dashboard tab: the stream is open, its first event read
+      const tab = http.get(`${base}/v1/dashboard/stream`, {
+        headers: { authorization: 'Bearer ops-token-for-perf-tests-0123' },
+      })
+      const [res] = (await once(tab, 'response')) as [http.IncomingMessage]
+      expect(res.statusCode).toBe(200)
+      await once(res, 'data')
+      // an open stream is not load: the router would otherwise steer away from a node with tabs open
+      const load = (await (await fetch(`${base}/v1/load`)).json()) as { inFlight: number }
+      expect(load.inFlight).toBe(1) // this request alone
+      await new Promise((r) => setTimeout(r, 300)) // longer than SLOW_REQUEST_MS
+      tab.destroy() // the tab is closed
+      await new Promise((r) => setTimeout(r, 200))
+      const snap = perf.snapshot()
+      expect(snap.slowRequests).toBe(0)
+      expect(snap.routes.map((r) => r.route)).not.toContain('GET /v1/dashboard/stream')
+      expect(lines.filter((l) => l.includes('slow request'))).toEqual([])
+      expect(await registry.metrics()).not.toContain('/v1/dashboard/stream')
+    } finally {
+      await app.close()
+      await pool.end()
+      await db.drop()
+    }
   })
 })

@@ -29,6 +29,7 @@ import { createRegistry, httpMetrics } from './metrics.js'
 import { perfRoutes } from './perf-routes.js'
 import { queryRoutes } from './query-routes.js'
 import { rosterDelta } from './roster.js'
+import { isStream } from './streams.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -105,6 +106,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
   }
   app.addHook('onRequest', async (req, reply) => {
+    if (isStream(req)) return // open as long as a dashboard tab: neither load nor a request to time
     inFlight++
     // 'close' comes after every response, and also when the client leaves first (no onResponse then)
     reply.raw.once('close', () => {
@@ -121,6 +123,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return payload
   })
   app.addHook('onResponse', async (req, reply) => {
+    if (isStream(req)) return
     perf.recordRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime, {
       reqId: req.id,
     })

@@ -137,7 +137,7 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptio
       return opts.history(gateId, q.data.minutes)
     })
 
-    api.get('/v1/dashboard/stream', async (req, reply) => {
+    api.get('/v1/dashboard/stream', { config: { stream: true } }, async (req, reply) => {
       reply.hijack()
       const res = reply.raw
       res.writeHead(200, {

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client'
+import { isStream } from './streams.js'
 
 /** A registry with the process metrics (CPU, memory, event-loop lag, GC, handles) of this node. */
 export function createRegistry(): Registry {
@@ -23,6 +24,7 @@ export function httpMetrics(app: FastifyInstance, registry: Registry): void {
   // one label child per method, route and status, resolved once (not a label object per request)
   const children = new Map<string, { observe(v: number): void }>()
   app.addHook('onResponse', async (req, reply) => {
+    if (isStream(req)) return // a stream's duration is how long a tab stayed open
     const route = req.routeOptions.url ?? 'unmatched'
     const key = `${req.method} ${route} ${reply.statusCode}`
     let h = children.get(key)
