@@ -12,6 +12,7 @@ import { type CloudConfig, loadCloudConfig } from './config.js'
 import { migrateUp } from './db/migrate.js'
 import { connectClient, createPool } from './db/pool.js'
 import { ReadRouter } from './db/replicas.js'
+import { KnownGates, postgresGateIds } from './fleet/admission.js'
 import { FleetMonitor } from './fleet/monitor.js'
 import { RedisSeqLedger } from './fleet/seqs.js'
 import { RedisSilenceClock } from './fleet/silence.js'
@@ -191,6 +192,8 @@ async function serve(): Promise<number> {
             }
           : {}),
         history: postgresHistory(pool),
+        // a topic name alone does not make a gate: the gates table does
+        knownGates: new KnownGates({ load: postgresGateIds(pool), log: log.child({ component: 'fleet' }) }),
         onAlert: (a) => {
           log.warn({ fleetAlert: a }, a.summary)
           void recovery?.engine.raise({ rule: `fleet.${a.kind}`, severity: a.severity, summary: a.summary })

@@ -10,6 +10,7 @@ import { MqttReporter } from '../agent/report/mqtt-reporter.js'
 import { openDatabase } from '../agent/store/db.js'
 import { loadCloudConfig } from '../cloud/config.js'
 import { createPool } from '../cloud/db/pool.js'
+import { KnownGates, postgresGateIds } from '../cloud/fleet/admission.js'
 import {
   type FleetAlert,
   FleetMonitor,
@@ -20,6 +21,7 @@ import {
 import { LocalSeqLedger, RedisSeqLedger } from '../cloud/fleet/seqs.js'
 import { RedisSilenceClock } from '../cloud/fleet/silence.js'
 import { postgresHistory, RedisFleetStore } from '../cloud/fleet/stores.js'
+import { addGate } from '../cloud/gates/store.js'
 import { buildApp } from '../cloud/http/app.js'
 import { AlertEngine, type AlertEvent } from '../cloud/monitor/alerts.js'
 import { maintainPartitions } from '../cloud/partitions/manager.js'
@@ -806,4 +808,108 @@ describe('a session far ahead of the clock cannot hide a live gate', () => {
       ])
     },
   )
+})
+
+describe('gates the cloud does not know, and floods of alerts', () => {
+  it('keeps 2,000 made-up gates out of /v1/fleet and Redis, counted apart; a gate added meanwhile is taken; forged events raise a bounded number of alerts', async () => {
+    const db = await tempDatabase()
+    const OPS = 'ops-token-for-fleet-tests-012345'
+    const pool = createPool(loadCloudConfig({ DATABASE_URL: db.url }))
+    const redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379')
+    const key = `t${randomBytes(4).toString('hex')}:fleet`
+    const prefix = randomBytes(3).toString('hex')
+    const real = `known-${prefix}`
+    await addGate(pool, real)
+    const alerts: FleetAlert[] = []
+    const m = newMonitor({
+      knownGates: new KnownGates({ load: postgresGateIds(pool), log: silentLog, minReloadMs: 500 }),
+      store: new RedisFleetStore(redis, key),
+      alertRate: { burst: 5, perHour: 60 },
+      onAlert: (a) => alerts.push(a),
+    })
+    await m.start()
+    const app = await buildApp({
+      config: loadCloudConfig({ DATABASE_URL: db.url, OPS_TOKEN: OPS }),
+      pool,
+      log: silentLog,
+      fleet: m,
+    })
+    const pub = await mqtt.connectAsync(MQTT_URL)
+    const ops = async (url: string) =>
+      (await app.inject({ url, headers: { authorization: `Bearer ${OPS}` } })).json()
+    const head = (gateId: string, seq: number) => ({
+      v: 1,
+      ts: Date.now(),
+      gateId,
+      bootId: uuidv4(),
+      session: Math.floor(Date.now() / 1000),
+      seq,
+    })
+    const event = (gateId: string, seq: number) =>
+      JSON.stringify({ ...head(gateId, seq), id: uuidv4(), at: Date.now(), kind: 'disk_low', detail: {} })
+    const status = (gateId: string) =>
+      JSON.stringify({ ...head(gateId, 0), state: 'online', version: '1', startedAt: 'x' })
+    try {
+      await new Promise((r) => setTimeout(r, 300))
+      await pub.publishAsync(`gates/${real}/status`, status(real), { qos: 1 })
+      await eventually(() => m.get(real)?.state === 'online', 8_000, 20)
+      // 2,000 forged events, each on the topic of a gate that does not exist
+      const before = m.stats.messages
+      for (let i = 0; i < 2_000; i += 200)
+        await Promise.all(
+          Array.from({ length: 200 }, (_, k) => {
+            const ghost = `ghost-${prefix}-${i + k}`
+            return pub.publishAsync(`gates/${ghost}/events`, event(ghost, 1), { qos: 1 })
+          }),
+        )
+      await eventually(() => m.stats.messages - before >= 2_000, 15_000, 50)
+      const fleet = await ops('/v1/fleet')
+      expect(fleet.gates.map((g: GateFleetState) => g.gateId)).toEqual([real])
+      expect(fleet.unknownGates.recent.length).toBeLessThanOrEqual(1_000) // bounded
+      expect(fleet.unknownGates.recent[0]).toMatchObject({
+        gateId: expect.stringMatching(`^ghost-${prefix}-`),
+      })
+      expect(fleet.messages.unknownGateMessages).toBeGreaterThanOrEqual(2_000)
+      expect(alerts.filter((a) => a.gateId !== real)).toEqual([])
+      expect((await redis.hkeys(key)).every((f) => f.startsWith(`${real}@`))).toBe(true)
+      // a gate registered while the cloud runs: taken once the table is read again
+      const late = `late-${prefix}`
+      await addGate(pool, late)
+      await eventually(
+        async () => {
+          await pub.publishAsync(`gates/${late}/status`, status(late), { qos: 1 })
+          return m.get(late)?.state === 'online'
+        },
+        8_000,
+        200,
+      )
+      // a flood of forged events on a real gate's topic: the first 5 raise alerts, the rest are suppressed
+      for (let seq = 1; seq <= 100; seq++)
+        await pub.publishAsync(`gates/${real}/events`, event(real, seq), { qos: 1 })
+      const raised = () => alerts.filter((a) => a.gateId === real && a.kind === 'gate_event').length
+      await eventually(() => raised() + m.stats.alertsSuppressed >= 100, 8_000, 20)
+      expect(raised()).toBeGreaterThanOrEqual(5)
+      expect(raised()).toBeLessThanOrEqual(6) // one more a minute
+      expect(m.stats.alertsSuppressed).toBe(100 - raised())
+      // and the flood of one kind does not silence another
+      await pub.publishAsync(
+        `gates/${real}/metrics`,
+        JSON.stringify({ ...head(real, 200), metrics: { ...metrics, temperature_c: 90 } }),
+        { qos: 1 },
+      )
+      await eventually(
+        () => alerts.some((a) => a.gateId === real && a.kind === 'high_temperature'),
+        8_000,
+        20,
+      )
+    } finally {
+      await pub.endAsync()
+      await app.close()
+      await m.stop()
+      await redis.del(key)
+      redis.disconnect()
+      await pool.end()
+      await db.drop()
+    }
+  })
 })

@@ -1,4 +1,4 @@
-import type { Counter } from 'prom-client'
+import { Counter, type Registry } from 'prom-client'
 import type { ThrottledLog } from '../../shared/throttled-log.js'
 import type { MetricsRow } from './monitor.js'
 
@@ -34,16 +34,23 @@ interface Outcome {
 export class HistoryQueue {
   private pending: MetricsRow[] = []
   private writing = false
+  private readonly rejected: Counter
 
   constructor(
     private readonly write: (rows: MetricsRow[]) => Promise<void>,
     private readonly o: {
       stats: { historyRows: number; historyDropped: number; historyRejected: number }
-      rejected: Counter
+      registry: Registry
       warn: ThrottledLog
       max?: number
     },
-  ) {}
+  ) {
+    this.rejected = new Counter({
+      name: 'fleet_history_rows_rejected_total',
+      help: 'Metrics history rows the database refused for their data, dropped so that the others are written',
+      registers: [o.registry],
+    })
+  }
 
   push(row: MetricsRow): void {
     this.pending.push(row)
@@ -88,7 +95,7 @@ export class HistoryQueue {
       if (rows.length === 1) {
         const r = rows[0] as MetricsRow
         this.o.stats.historyRejected++
-        this.o.rejected.inc()
+        this.rejected.inc()
         this.o.warn.warn(
           'history-refused',
           r.gateId,

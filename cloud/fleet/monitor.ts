@@ -17,7 +17,8 @@ import {
 } from '../../shared/fleet.js'
 import { ThrottledLog } from '../../shared/throttled-log.js'
 import { GATE_ID_RE } from '../gates/store.js'
-import { believableSession, MAX_SESSION_AHEAD_S } from './bounds.js'
+import { FleetAdmission, type KnownGates, type UnknownGate } from './admission.js'
+import type { AlertRate } from './alert-limit.js'
 import { HistoryQueue } from './history.js'
 import { type HeardSeqs, LocalSeqLedger, type SeqGap, type SeqLedger } from './seqs.js'
 import { LocalSilenceClock, type SilenceClock } from './silence.js'
@@ -164,6 +165,10 @@ export interface FleetMonitorOptions {
   maxTemperatureC: number
   /** detections from the metrics (defaults in fleetDetectionDefaults) */
   detect?: Partial<FleetDetection>
+  /** the gates the cloud knows (its gates table): messages of any other gate are counted apart, not read */
+  knownGates?: KnownGates
+  /** alerts per gate and kind (defaults in alertRateDefaults) */
+  alertRate?: Partial<AlertRate>
   log: Logger
   registry: Registry
   onAlert: (a: FleetAlert) => void
@@ -196,9 +201,13 @@ export class FleetMonitor {
     historyRejected: 0,
     /** messages whose session was not believed (far ahead of the wall clock) */
     sessionsRejected: 0,
+    /** messages of gates the cloud does not know (not read) */
+    unknownGateMessages: 0,
+    /** alerts not raised: over their gate's rate for that kind */
+    alertsSuppressed: 0,
   }
   private readonly garbageCounter: Counter<'kind'>
-  private readonly sessionsRejected: Counter<'kind'>
+  private readonly admission: FleetAdmission
   /** bad input can come in floods: one line a minute per kind of problem */
   private readonly warn: ThrottledLog
   private readonly gatesGauge: Gauge<'state'>
@@ -223,22 +232,20 @@ export class FleetMonitor {
     this.seqs = o.seqs ?? new LocalSeqLedger()
     this.detect = { ...fleetDetectionDefaults, ...o.detect }
     this.warn = new ThrottledLog(o.log, 60_000, 256, this.now)
-    this.sessionsRejected = new Counter({
-      name: 'fleet_sessions_rejected_total',
-      help: 'MQTT messages ignored because their session was far ahead of the wall clock, by topic kind',
-      labelNames: ['kind'],
-      registers: [o.registry],
+    this.admission = new FleetAdmission({
+      known: o.knownGates,
+      rate: o.alertRate,
+      stats: this.stats,
+      warn: this.warn,
+      registry: o.registry,
+      now: this.now,
+    })
+    // a gate removed from the table leaves the view (and a gate taken before the first read, unknown)
+    o.knownGates?.onLoad(() => {
+      for (const id of [...this.gates.keys()]) if (!this.admission.belongs(id)) this.drop(id)
     })
     this.history = o.history
-      ? new HistoryQueue(o.history, {
-          stats: this.stats,
-          warn: this.warn,
-          rejected: new Counter({
-            name: 'fleet_history_rows_rejected_total',
-            help: 'Metrics history rows the database refused for their data, dropped so that the others are written',
-            registers: [o.registry],
-          }),
-        })
+      ? new HistoryQueue(o.history, { stats: this.stats, warn: this.warn, registry: o.registry })
       : null
     this.garbageCounter = new Counter({
       name: 'fleet_garbage_messages_total',
@@ -259,6 +266,8 @@ export class FleetMonitor {
   }
 
   async start(): Promise<void> {
+    // read before subscribing: the retained statuses of the whole fleet come at once
+    await this.o.knownGates?.start()
     const client = mqtt.connect(this.o.url, {
       clientId: `gate-cloud-fleet-${process.pid}-${Math.random().toString(16).slice(2, 8)}`,
       username: this.o.username,
@@ -288,6 +297,7 @@ export class FleetMonitor {
   }
 
   async stop(): Promise<void> {
+    this.o.knownGates?.stop()
     if (this.timer) clearInterval(this.timer)
     this.timer = null
     await this.client?.endAsync().catch(() => {})
@@ -388,7 +398,7 @@ export class FleetMonitor {
     if (!this.o.store) return this.list()
     const merged = new Map<string, GateFleetState>()
     try {
-      for (const g of await this.o.store.all((v) => this.believable(v))) merged.set(g.gateId, g)
+      for (const g of await this.o.store.all((v) => this.admission.keepsView(v))) merged.set(g.gateId, g)
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message }, 'shared fleet state unavailable; this node only')
     }
@@ -407,9 +417,9 @@ export class FleetMonitor {
     await this.history?.flush()
   }
 
-  /** Whether a view of a gate (another node's, from Redis) can be believed: see bounds.ts. */
-  private believable(g: GateFleetState): boolean {
-    return g.session === null || believableSession(g.session, this.now())
+  /** Gates heard but not known to the cloud (the most recent), and how many of their messages were ignored. */
+  unknownGates(): { messages: number; recent: UnknownGate[] } {
+    return { messages: this.admission.unknown.messages, recent: this.admission.unknown.list() }
   }
 
   get(gateId: string): GateFleetState | null {
@@ -424,6 +434,8 @@ export class FleetMonitor {
     const gateId = m[1] as string
     const kind = m[2] as 'status' | 'metrics' | 'events'
     if (payload.length === 0) return // a cleared retained status
+    // before reading it: a made-up topic name must not create a gate, here, in Redis or in the alerts
+    if (!this.admission.admit(gateId, kind, (id) => this.gates.has(id), this.gates.size)) return
     let body: unknown
     try {
       body = JSON.parse(payload.toString('utf8'))
@@ -447,18 +459,8 @@ export class FleetMonitor {
       return
     }
     const p = r.data
-    if (!believableSession(p.session, this.now())) {
-      // believed, it would hide every real session of the gate, here and in Redis, and go to the history
-      this.stats.sessionsRejected++
-      this.sessionsRejected.inc({ kind })
-      this.warn.warn(
-        'session',
-        gateId,
-        { gateId, kind, session: p.session, maxAheadS: MAX_SESSION_AHEAD_S },
-        "fleet message ignored: its session is far ahead of this node's clock (the gate's clock or counter is wrong, or the message is forged)",
-      )
-      return
-    }
+    // believed, it would hide every real session of the gate, here and in Redis, and go to the history
+    if (!this.admission.believed(gateId, kind, p.session)) return
     const g = this.gate(gateId)
     if ('state' in p) {
       const s = p
@@ -783,7 +785,18 @@ export class FleetMonitor {
     this.warn.warn(`garbage:${kind}`, gateId, { gateId, kind, why }, 'invalid fleet message ignored')
   }
 
+  /** Forget a gate that left the gates table. */
+  private drop(gateId: string): void {
+    this.gates.delete(gateId)
+    this.detectState.delete(gateId)
+    this.limits.delete(gateId)
+    this.heardSeqs.delete(gateId)
+    this.forget(gateId)
+  }
+
   private alert(a: FleetAlert): void {
+    // a gate that floods, broken or forged, must not flood the sinks
+    if (!this.admission.alertAllowed(a.gateId, a.kind)) return
     try {
       this.o.onAlert(a)
     } catch (err) {

@@ -39,6 +39,8 @@ export async function fleetRoutes(
       },
       gates,
       messages: f.stats,
+      // heard on a topic but not in the gates table: kept apart, for ops to find (not registered? a typo?)
+      unknownGates: f.unknownGates(),
     }
   })
   // a command to one gate, signed here, answered by the gate (or 504 when it does not answer)
