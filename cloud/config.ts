@@ -19,146 +19,366 @@ import { PARTITION_INTERVALS } from './partitions/intervals.js'
 /** gate-cloud's configuration, from the environment (read once at start, every problem reported). */
 export const cloudConfigSchema = z
   .object({
-    /** Postgres connection string */
-    databaseUrl: z.string().min(1).default('postgres://postgres@127.0.0.1:5432/postgres'),
-    host: z.string().default('127.0.0.1'),
-    port: z.number().int().min(0).max(65535).default(8080),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    /** bearer token for the ops query API and incidents (a secret: never logged); unset disables them */
-    opsToken: secretSchema(16).optional(),
-    /** pg pool size per node */
-    poolMax: z.number().int().min(1).max(200).default(20),
-    /** waiting longer than this for a connection answers 503 instead of hanging, ms */
-    poolAcquireTimeoutMs: z.number().int().min(100).default(2_000),
-    /** statements running longer are cancelled, ms */
-    statementTimeoutMs: z.number().int().min(100).default(10_000),
-    /** largest request body after decompression, bytes */
-    /** requests a gate may make per minute on this node (uploads and roster pulls; a backlog drain of 1,000-record batches with 4 in flight is about 1,500); 0: no limit */
-    gateRateLimitPerMin: z.number().int().min(0).default(3000),
+    databaseUrl: z
+      .string()
+      .min(1)
+      .default('postgres://postgres@127.0.0.1:5432/postgres')
+      .describe('Postgres connection string (a secret when it holds a password: never logged)'),
+    host: z.string().default('127.0.0.1').describe('the address `serve` listens on'),
+    port: z.number().int().min(0).max(65535).default(8080).describe('the HTTP port `serve` listens on'),
+    logLevel: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info')
+      .describe('the log level (JSON lines on stdout)'),
+    opsToken: secretSchema(16)
+      .optional()
+      .describe(
+        'bearer token of the ops API: queries, incidents, fleet, perf, alerts and the dashboard (a secret: never logged); unset disables them',
+      ),
+    poolMax: z.number().int().min(1).max(200).default(20).describe('Postgres connections per node'),
+    poolAcquireTimeoutMs: z
+      .number()
+      .int()
+      .min(100)
+      .default(2_000)
+      .describe('no free connection within this time answers 503 instead of hanging, ms'),
+    statementTimeoutMs: z
+      .number()
+      .int()
+      .min(100)
+      .default(10_000)
+      .describe('statements running longer are cancelled, ms'),
+    gateRateLimitPerMin: z
+      .number()
+      .int()
+      .min(0)
+      .default(3000)
+      .describe(
+        'requests a gate may make per minute on this node (uploads and roster pulls; a backlog drain of 1,000-record batches with 4 in flight is about 1,500); over it, 429 with Retry-After; 0: no limit',
+      ),
     maxBodyBytes: z
       .number()
       .int()
       .min(1_024)
-      .default(8 * 1024 * 1024),
-    /** records older than this (by the gate's clock) are rejected, days */
-    maxRecordAgeDays: z.number().min(1).default(365),
-    /** records further in the future than this are rejected (a broken gate clock), ms */
-    maxFutureMs: z.number().int().min(0).default(3_600_000),
-    /** a gate clock off by more than this raises a clock_skew incident, ms */
-    maxSkewMs: z.number().int().min(0).default(120_000),
-    /** records uploaded later than this after they were made raise a late_upload incident, ms */
-    lateUploadMs: z.number().int().min(0).default(3_600_000),
-    /** two admits of one participant at different gates within this window are a double entry, ms */
-    doubleEntryWindowMs: z.number().int().min(0).default(300_000),
-    /** store batches with COPY first (false: INSERT only, for a server without COPY FROM STDIN such as PGlite) */
-    ingestCopy: z.boolean().default(true),
-    /** Redis for the L2 cache and the invalidation bus; unset (and no cluster): L1 alone */
-    redisUrl: z.string().min(1).optional(),
-    /** a Redis Cluster instead: host:port,host:port,... */
+      .default(8 * 1024 * 1024)
+      .describe('largest request body after decompression, bytes'),
+    maxRecordAgeDays: z
+      .number()
+      .min(1)
+      .default(365)
+      .describe("records older than this (by the gate's clock) are refused, days"),
+    maxFutureMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(3_600_000)
+      .describe('records further in the future than this are refused (a broken gate clock), ms'),
+    maxSkewMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(120_000)
+      .describe('a gate clock off by more than this at upload raises a `clock_skew` incident, ms'),
+    lateUploadMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(3_600_000)
+      .describe(
+        "records uploaded more than this after they were made (both times on the gate's clock) raise a `late_upload` incident, ms",
+      ),
+    doubleEntryWindowMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(300_000)
+      .describe(
+        'two admits of one participant at different gates within this window raise a `double_entry` incident, ms',
+      ),
+    ingestCopy: z
+      .boolean()
+      .default(true)
+      .describe(
+        'store batches with COPY (INSERT when a record is already stored); false: INSERT only, for a server without COPY FROM STDIN such as the embedded PGlite (which `gate-cloud up` sets)',
+      ),
+    redisUrl: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Redis for the L2 cache, the invalidation bus and the shared fleet state (never logged); unset, and no cluster: the cache runs on L1 alone and says so in the log',
+      ),
     redisClusterNodes: z
       .string()
       .regex(/^[^\s,:]+:\d+(,[^\s,:]+:\d+)*$/, 'expected host:port,host:port,...')
-      .optional(),
+      .optional()
+      .describe('a Redis Cluster instead: `host:port,host:port,...`'),
     cache: z
       .object({
-        l1MaxEntries: z.number().int().min(1).default(100_000),
+        l1MaxEntries: z
+          .number()
+          .int()
+          .min(1)
+          .default(100_000)
+          .describe('entries of the in-process cache (L1) per node'),
         l1MaxBytes: z
           .number()
           .int()
           .min(1_024)
-          .default(32 * 1024 * 1024),
-        /** a Redis command not answered within this time fails over to L1 and the database, ms */
-        redisTimeoutMs: z.number().int().min(10).default(200),
+          .default(32 * 1024 * 1024)
+          .describe('bytes of the in-process cache (L1) per node, counted as the JSON size of the values'),
+        redisTimeoutMs: z
+          .number()
+          .int()
+          .min(10)
+          .default(200)
+          .describe('a Redis command not answered within this time fails over to L1 and Postgres, ms'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('the two-tier cache'),
     monitor: z
       .object({
-        /** a request slower than this is logged and counted, ms */
-        slowRequestMs: z.number().int().min(1).default(1_000),
-        /** a database query slower than this is logged and counted, ms */
-        slowQueryMs: z.number().int().min(1).default(500),
-        /** shed load (503 + Retry-After) when the event loop lags more than this, ms; 0: off */
-        maxEventLoopDelayMs: z.number().int().min(0).default(1_000),
-        /** ... or when event-loop utilisation passes this; 0: off (a busy loop that still answers in time is not overloaded) */
-        maxEventLoopUtilization: z.number().min(0).max(1).default(0),
+        slowRequestMs: z
+          .number()
+          .int()
+          .min(1)
+          .default(1_000)
+          .describe('a request slower than this is logged and counted, ms'),
+        slowQueryMs: z
+          .number()
+          .int()
+          .min(1)
+          .default(500)
+          .describe('a database query slower than this is logged and counted, ms'),
+        maxEventLoopDelayMs: z
+          .number()
+          .int()
+          .min(0)
+          .default(1_000)
+          .describe(
+            'shed load (503 `E_OVERLOADED` with Retry-After) when the event loop lags more than this, ms; 0: off',
+          ),
+        maxEventLoopUtilization: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(0)
+          .describe(
+            'shed load also when event-loop utilisation (0 to 1) passes this; 0: off (a busy loop that still answers in time is not overloaded, and start-up work would trip it)',
+          ),
       })
       .strict()
-      .prefault({}),
-    /** Postgres streaming replicas for analytics reads, comma-separated URLs */
-    readReplicaUrls: z.string().min(1).optional(),
-    /** a replica further behind than this is not read from, ms */
-    replicaMaxLagMs: z.number().int().min(0).default(5_000),
-    /** reads about a gate within this time of its write through this node go to the primary, ms */
-    readYourWritesMs: z.number().int().min(0).default(10_000),
-    /** this node's name in alerts and the restart guard (default: the host name) */
-    nodeName: z.string().min(1).max(128).optional(),
-    /** the load-aware router in front of the nodes (`gate-cloud router`), shown on the dashboard */
-    routerUrl: z.url({ protocol: /^https?$/ }).optional(),
+      .prefault({})
+      .describe('the performance monitor and load shedding'),
+    readReplicaUrls: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Postgres streaming replicas for analytics reads, comma-separated URLs (never logged)'),
+    replicaMaxLagMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(5_000)
+      .describe("a replica further behind the primary's WAL than this is not read from, ms"),
+    readYourWritesMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(10_000)
+      .describe('reads about a gate within this time of its upload through this node go to the primary, ms'),
+    nodeName: z
+      .string()
+      .min(1)
+      .max(128)
+      .optional()
+      .describe("this node's name in alerts, load reports and the restart guard (default: the host name)"),
+    routerUrl: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe(
+        'the load-aware router in front of the nodes (`gate-cloud router`), whose view the dashboard shows',
+      ),
     alerts: z
       .object({
-        /** a JSON file of extra rules (see README) */
-        rulesFile: z.string().min(1).optional(),
-        /** an Alertmanager-compatible endpoint (POST /api/v2/alerts) */
-        webhookUrl: z.string().url().optional(),
-        /** MQTT broker for alert messages (and, later, the fleet) */
-        mqttUrl: z.string().min(1).optional(),
-        /** the cloud's broker account (the broker's ACL lets it read every gate and write commands; a secret) */
-        mqttUsername: z.string().min(1).optional(),
-        mqttPassword: secretSchema(1).optional(),
-        mqttTopic: z.string().min(1).default('cloud/alerts'),
-        evaluateIntervalMs: z.number().int().min(1_000).default(10_000),
-        /** RESTART_SERVICE is refused before this uptime and within this interval of the last one, ms */
-        restartMinUptimeMs: z.number().int().min(0).default(600_000),
-        restartMinIntervalMs: z.number().int().min(0).default(1_800_000),
+        rulesFile: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            'a JSON file of extra alert rules (a rule of the same name replaces a built-in one; a bad file stops the start)',
+          ),
+        webhookUrl: z
+          .string()
+          .url()
+          .optional()
+          .describe("an Alertmanager-compatible endpoint: alerts are POSTed in Alertmanager's API v2 format"),
+        mqttUrl: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            'the MQTT broker: the fleet monitor runs, and alerts are published there, when it is set',
+          ),
+        mqttUsername: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            "the cloud's broker account (the broker's ACL lets it read every gate and write commands)",
+          ),
+        mqttPassword: secretSchema(1).optional().describe("the broker account's password (a secret)"),
+        mqttTopic: z
+          .string()
+          .min(1)
+          .default('cloud/alerts')
+          .describe('the topic alerts are published on (QoS 1)'),
+        evaluateIntervalMs: z
+          .number()
+          .int()
+          .min(1_000)
+          .default(10_000)
+          .describe('how often the alert rules are evaluated, ms'),
+        restartMinUptimeMs: z
+          .number()
+          .int()
+          .min(0)
+          .default(600_000)
+          .describe('the RESTART_SERVICE action is refused before this uptime, ms'),
+        restartMinIntervalMs: z
+          .number()
+          .int()
+          .min(0)
+          .default(1_800_000)
+          .describe(
+            "the RESTART_SERVICE action is refused within this time of this node's last self-restart, ms",
+          ),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('alerts and the MQTT connection'),
     fleet: z
       .object({
-        /** a gate silent this long is stale: 3 metrics intervals plus the will delay, ms */
-        silentAfterMs: z.number().int().min(1_000).default(35_000),
-        maxTemperatureC: z.number().default(80),
-        /** days of metrics history kept (gate_metrics, one partition per day) */
-        historyRetentionDays: z.number().min(1).default(30),
-        /** the HMAC secret gates verify commands with (GATE_CMD_SECRET on the gates; a secret) */
-        commandSecret: secretSchema(16).optional(),
-        /** shared-subscription group of the cloud nodes */
+        silentAfterMs: z
+          .number()
+          .int()
+          .min(1_000)
+          .default(35_000)
+          .describe('a gate that announced no keep-alive and is silent this long is `stale`, ms'),
+        maxTemperatureC: z
+          .number()
+          .default(80)
+          .describe('a gate reporting a higher temperature raises `fleet.high_temperature`, °C'),
+        historyRetentionDays: z
+          .number()
+          .min(1)
+          .default(30)
+          .describe('days of gate metrics history kept (`gate_metrics`, one partition per day)'),
+        commandSecret: secretSchema(16)
+          .optional()
+          .describe(
+            "the HMAC secret commands to gates are signed with (the gates' `GATE_CMD_SECRET`; a secret); unset: commands are off",
+          ),
         shareGroup: z
           .string()
           .regex(/^[A-Za-z0-9_-]{1,64}$/)
-          .default('gate-cloud'),
-        /** false: plain subscriptions (one node; brokers without shared subscriptions, like aedes) */
-        sharedSubscription: z.boolean().default(true),
+          .default('gate-cloud')
+          .describe(
+            "the cloud nodes' shared-subscription group: the nodes of one group split the fleet's messages",
+          ),
+        sharedSubscription: z
+          .boolean()
+          .default(true)
+          .describe(
+            'false: plain subscriptions (one node; brokers without shared subscriptions, such as aedes)',
+          ),
+        alertBurst: z
+          .number()
+          .int()
+          .min(1)
+          .default(10)
+          .describe(
+            'alerts of one kind one gate may raise at once; past them, a flooding gate (broken or forged) is held to `alertsPerHour`',
+          ),
+        alertsPerHour: z
+          .number()
+          .positive()
+          .default(30)
+          .describe(
+            'alerts of one kind one gate may raise per hour after its burst; the rest are suppressed',
+          ),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('the fleet monitor (needs `MQTT_URL`)'),
     autoscale: z
       .object({
-        /** target CPU per node, % of one core (the HPA manifest uses the same) */
-        targetCpuPercent: z.number().min(1).max(100).default(70),
-        min: z.number().int().min(1).default(2),
-        max: z.number().int().min(1).default(10),
-        /** replicas running now, in recommend mode */
-        replicas: z.number().int().min(1).default(2),
-        /** scale this Deployment through the Kubernetes API (in-cluster); unset: recommend only */
-        kubernetesDeployment: z.string().min(1).optional(),
-        intervalMs: z.number().int().min(1_000).default(30_000),
+        targetCpuPercent: z
+          .number()
+          .min(1)
+          .max(100)
+          .default(70)
+          .describe('target CPU per node, % of one core (the HPA manifest uses the same)'),
+        min: z.number().int().min(1).default(2).describe('fewest replicas'),
+        max: z.number().int().min(1).default(10).describe('most replicas (not below the minimum)'),
+        replicas: z
+          .number()
+          .int()
+          .min(1)
+          .default(2)
+          .describe('replicas running now, in recommend mode (without `AUTOSCALE_K8S_DEPLOYMENT`)'),
+        kubernetesDeployment: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('scale this Deployment through the Kubernetes API (in-cluster); unset: recommend only'),
+        intervalMs: z
+          .number()
+          .int()
+          .min(1_000)
+          .default(30_000)
+          .describe('how often the autoscaler decides, ms'),
       })
       .strict()
       .refine((a) => a.min <= a.max, { message: 'AUTOSCALE_MIN must not be above AUTOSCALE_MAX' })
-      .prefault({}),
+      .prefault({})
+      .describe('the autoscaler (the Kubernetes HPA algorithm)'),
     partitions: z
       .object({
-        interval: z.enum(PARTITION_INTERVALS as [string, ...string[]]).default('quarter'),
-        premake: z.number().int().min(0).max(366).default(2),
-        retentionDays: z.number().min(1).nullable().default(null),
-        dropDetached: z.boolean().default(true),
-        /** how often `serve` runs maintenance, ms */
-        maintenanceIntervalMs: z.number().int().min(1_000).default(3_600_000),
+        interval: z
+          .enum(PARTITION_INTERVALS as [string, ...string[]])
+          .default('quarter')
+          .describe('one partition of `attendance_records` per this interval (UTC; weeks start on Monday)'),
+        premake: z
+          .number()
+          .int()
+          .min(0)
+          .max(366)
+          .default(2)
+          .describe('partitions made ahead of the current one'),
+        retentionDays: z
+          .number()
+          .min(1)
+          .nullable()
+          .default(null)
+          .describe(
+            'partitions that ended more than this many days ago are detached (and dropped); none: kept for ever',
+          ),
+        dropDetached: z
+          .boolean()
+          .default(true)
+          .describe('drop the partitions retention detaches; false: detach only'),
+        maintenanceIntervalMs: z
+          .number()
+          .int()
+          .min(1_000)
+          .default(3_600_000)
+          .describe('how often `serve` maintains the partitions, ms'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('the partitions of the check-ins'),
   })
   .strict()
 export type CloudConfig = z.infer<typeof cloudConfigSchema>
@@ -210,6 +430,8 @@ export const CLOUD_ENV: readonly EnvVar[] = [
   { env: 'FLEET_SHARED_SUBSCRIPTION', path: ['fleet', 'sharedSubscription'], type: 'bool' },
   { env: 'FLEET_COMMAND_SECRET', path: ['fleet', 'commandSecret'], type: 'string' },
   { env: 'FLEET_HISTORY_RETENTION_DAYS', path: ['fleet', 'historyRetentionDays'], type: 'number' },
+  { env: 'FLEET_ALERT_BURST', path: ['fleet', 'alertBurst'], type: 'int' },
+  { env: 'FLEET_ALERTS_PER_HOUR', path: ['fleet', 'alertsPerHour'], type: 'number' },
   { env: 'AUTOSCALE_TARGET_CPU', path: ['autoscale', 'targetCpuPercent'], type: 'number' },
   { env: 'AUTOSCALE_MIN', path: ['autoscale', 'min'], type: 'int' },
   { env: 'AUTOSCALE_MAX', path: ['autoscale', 'max'], type: 'int' },

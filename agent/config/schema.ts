@@ -18,113 +18,193 @@ const uuid128 = z
 /** iBeacon: the event's proximity UUID must match; the token is taken from major/minor. */
 export const ibeaconSchema = z
   .object({
-    enabled: z.boolean().default(true),
-    /** the event's iBeacon proximity UUID (stored without dashes) */
-    uuid: uuid128.prefault('e2c56db5-dffb-48d2-b060-d0f5a71096e0'),
-    /** how the token is made: 'major-minor' = 8 hex chars (major then minor), 'minor' = 4 hex chars */
-    token: z.enum(['major-minor', 'minor']).default('major-minor'),
+    enabled: z.boolean().default(true).describe('decode iBeacon adverts'),
+    // stored without dashes
+    uuid: uuid128
+      .prefault('e2c56db5-dffb-48d2-b060-d0f5a71096e0')
+      .describe("the event's iBeacon proximity UUID: an iBeacon with another UUID is foreign"),
+    token: z
+      .enum(['major-minor', 'minor'])
+      .default('major-minor')
+      .describe(
+        'how the token is made: `major-minor` = major then minor (8 hex), `minor` = minor alone (4 hex)',
+      ),
   })
   .strict()
 
 /** Eddystone-UID: the namespace must match; the token is the 6-byte instance as 12 hex chars. */
 export const eddystoneSchema = z
   .object({
-    enabled: z.boolean().default(true),
-    /** the event's 10-byte namespace, hex */
-    namespace: hex(10).prefault('edd1ebeac04e5defa017'),
+    enabled: z.boolean().default(true).describe('decode Eddystone-UID frames'),
+    namespace: hex(10)
+      .prefault('edd1ebeac04e5defa017')
+      .describe(
+        "the event's 10-byte Eddystone-UID namespace, hex; the token is the 6-byte instance (12 hex)",
+      ),
   })
   .strict()
 
 /** A token in manufacturer-specific data: company id, optional prefix bytes, then the token bytes. */
 export const manufacturerSchema = z
   .object({
-    enabled: z.boolean().default(true),
-    /** Bluetooth SIG company identifier (0xFFFF is reserved for tests and internal use) */
-    companyId: z.number().int().min(0).max(0xffff).default(0xffff),
-    /** bytes that must follow the company id before the token (a magic/version), hex */
-    prefix: hex().prefault('ca11'),
-    /** token length, bytes; the token is these bytes as lower-case hex */
-    tokenBytes: z.number().int().min(2).max(24).default(8),
+    enabled: z.boolean().default(true).describe('decode a token in manufacturer-specific data'),
+    companyId: z
+      .number()
+      .int()
+      .min(0)
+      .max(0xffff)
+      .default(0xffff)
+      .describe(
+        'Bluetooth SIG company identifier of the manufacturer data (0xFFFF = 65535 is reserved for tests and internal use)',
+      ),
+    prefix: hex()
+      .prefault('ca11')
+      .describe('bytes that must follow the company id before the token (a magic or version), hex'),
+    tokenBytes: z
+      .number()
+      .int()
+      .min(2)
+      .max(24)
+      .default(8)
+      .describe('token length, bytes; the token is these bytes as lower-case hex'),
   })
   .strict()
 
 export const decodersSchema = z
   .object({
-    ibeacon: ibeaconSchema.default(ibeaconSchema.parse({})),
-    eddystone: eddystoneSchema.default(eddystoneSchema.parse({})),
-    manufacturer: manufacturerSchema.default(manufacturerSchema.parse({})),
+    ibeacon: ibeaconSchema
+      .default(ibeaconSchema.parse({}))
+      .describe('iBeacon (Apple, company 0x004C): the token is taken from major and minor'),
+    eddystone: eddystoneSchema.default(eddystoneSchema.parse({})).describe('Eddystone-UID (service 0xFEAA)'),
+    manufacturer: manufacturerSchema
+      .default(manufacturerSchema.parse({}))
+      .describe('a token in manufacturer data: company id, prefix bytes, then the token'),
   })
   .strict()
 
 export const simSchema = z
   .object({
-    /** participants in the synthetic crowd (they walk up to the gate and away) */
-    participants: z.number().int().min(0).max(1_000_000).default(200),
-    /** PRNG seed: the same seed gives the same crowd */
-    seed: z.number().int().default(1),
-    /** how long it takes the whole crowd to arrive, ms */
-    arrivalSpreadMs: z.number().int().min(0).default(600_000),
-    /** fraction of passers-by that walk past at the edge of range and must not be checked in */
-    passersBy: z.number().min(0).max(1).default(0.1),
-    /** revoked badges and unknown tokens in the crowd (counts) */
-    revoked: z.number().int().min(0).default(5),
-    unknown: z.number().int().min(0).default(5),
-    /** foreign devices (phones, sensors) that must be ignored */
-    foreign: z.number().int().min(0).default(20),
-    /** loop the crowd forever (a demo gate keeps seeing people) */
-    loop: z.boolean().default(true),
-    /**
-     * this gate is door `index` of `of` doors of one venue: the crowd (and so the roster) is the
-     * same at every door, and each door sees its share of it (every `of`-th badge and device)
-     */
+    participants: z
+      .number()
+      .int()
+      .min(0)
+      .max(1_000_000)
+      .default(200)
+      .describe('participants in the simulated crowd (they walk up to the gate and away)'),
+    seed: z.number().int().default(1).describe('PRNG seed: the same seed gives the same crowd'),
+    arrivalSpreadMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(600_000)
+      .describe('the crowd arrives over this long, ms'),
+    passersBy: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.1)
+      .describe(
+        'fraction of participants that only walk past at the edge of range (and must not be checked in)',
+      ),
+    revoked: z.number().int().min(0).default(5).describe('revoked badges in the crowd'),
+    unknown: z.number().int().min(0).default(5).describe('badges whose tokens are not in the roster'),
+    foreign: z
+      .number()
+      .int()
+      .min(0)
+      .default(20)
+      .describe("foreign devices (phones, sensors, other venues' beacons) that must be ignored"),
+    loop: z
+      .boolean()
+      .default(true)
+      .describe('the crowd comes again after everyone left (a demo gate keeps seeing people)'),
     door: z
       .object({ index: z.number().int().min(0), of: z.number().int().min(1).max(1000) })
       .strict()
       .refine((d) => d.index < d.of, { message: 'door.index must be less than door.of' })
-      .default({ index: 0, of: 1 }),
+      .default({ index: 0, of: 1 })
+      .describe(
+        'this gate is door `index` of `of` doors of one venue: the crowd (and so the roster) is the same at every door, and each door sees its share of it, every `of`-th badge and device (what `gate-cloud up` gives its gates)',
+      ),
   })
   .strict()
 
 export const replaySchema = z
   .object({
-    /** JSON-lines capture made by `gatectl capture` */
-    file: z.string().min(1).optional(),
-    /** playback speed factor (1 = real time, 0 = as fast as possible) */
-    speed: z.number().min(0).default(1),
-    loop: z.boolean().default(false),
+    file: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'the capture file (JSON lines, made by `gatectl capture`); required when `source.kind` is `replay`',
+      ),
+    speed: z.number().min(0).default(1).describe('playback speed: 1 = real time, 0 = as fast as possible'),
+    loop: z.boolean().default(false).describe('play the file again from the start when it ends'),
   })
   .strict()
 
 export const nobleSchema = z
   .object({
-    /** restart the scan when no advert arrived for this long while powered on, ms */
-    stallTimeoutMs: z.number().int().min(1_000).default(30_000),
-    /** how long a scan restart may take before the adapter is called unresponsive, ms */
-    restartTimeoutMs: z.number().int().min(100).default(5_000),
-    /** pass NOBLE_REPORT_ALL_HCI_EVENTS=1 so badges that never answer scan requests are still reported */
-    reportAllHciEvents: z.boolean().default(true),
-    /** forget noble's cached peripherals this often, ms (its cache grows without bound with duplicates allowed) */
-    cacheSweepIntervalMs: z.number().int().min(1_000).default(60_000),
-    /** HCI device index (hci0 = 0) */
-    hciDevice: z.number().int().min(0).optional(),
+    stallTimeoutMs: z
+      .number()
+      .int()
+      .min(1_000)
+      .default(30_000)
+      .describe('restart the scan when nothing was heard this long while powered on, ms'),
+    restartTimeoutMs: z
+      .number()
+      .int()
+      .min(100)
+      .default(5_000)
+      .describe('a scan restart not confirmed in this time means the radio is unresponsive, ms'),
+    reportAllHciEvents: z
+      .boolean()
+      .default(true)
+      .describe(
+        'set `NOBLE_REPORT_ALL_HCI_EVENTS=1`, so that badges that never answer scan requests are still reported',
+      ),
+    cacheSweepIntervalMs: z
+      .number()
+      .int()
+      .min(1_000)
+      .default(60_000)
+      .describe(
+        "how often noble's per-peripheral caches are emptied, ms (with duplicates allowed they grow by one entry per address heard)",
+      ),
+    hciDevice: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe("adapter index (hci0 = 0); unset: noble's default"),
   })
   .strict()
 
 export const agentConfigSchema = z
   .object({
-    /** this gate's id: letters, digits, '-' and '_' (it is used in MQTT topics and file names) */
     gateId: z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, "letters, digits, '-' and '_' only, at most 64")
-      .default('gate-1'),
-    /** where the SQLite database and the control socket live */
-    dataDir: z.string().min(1).default('./data/agent'),
+      .default('gate-1')
+      .describe(
+        "this gate's id: letters, digits, '-' and '_', at most 64 characters (used in MQTT topics, check-ins and file names)",
+      ),
+    dataDir: z
+      .string()
+      .min(1)
+      .default('./data/agent')
+      .describe('where the SQLite database `agent.db` and the control socket `gate-agent.sock` live'),
     source: z
       .object({
-        kind: z.enum(['noble', 'sim', 'replay']).default('noble'),
-        sim: simSchema.default(simSchema.parse({})),
-        replay: replaySchema.default(replaySchema.parse({})),
-        noble: nobleSchema.default(nobleSchema.parse({})),
+        kind: z
+          .enum(['noble', 'sim', 'replay'])
+          .default('noble')
+          .describe('`noble` (a real adapter), `sim` (a simulated crowd) or `replay` (a capture file)'),
+        sim: simSchema.default(simSchema.parse({})).describe('the simulated crowd (`source.kind` `sim`)'),
+        replay: replaySchema
+          .default(replaySchema.parse({}))
+          .describe('playing a capture (`source.kind` `replay`)'),
+        noble: nobleSchema.default(nobleSchema.parse({})).describe('a real adapter (`source.kind` `noble`)'),
       })
       .strict()
       .default({
@@ -132,22 +212,54 @@ export const agentConfigSchema = z
         sim: simSchema.parse({}),
         replay: replaySchema.parse({}),
         noble: nobleSchema.parse({}),
-      }),
-    decoders: decodersSchema.default(decodersSchema.parse({})),
+      })
+      .describe('where adverts come from'),
+    decoders: decodersSchema
+      .default(decodersSchema.parse({}))
+      .describe('how a token is read from an advert; an advert no decoder accepts is counted as foreign'),
     proximity: z
       .object({
-        /** smoothed RSSI at or above which a badge is at the gate, dBm */
-        enterDbm: z.number().int().min(-120).max(0).default(-65),
-        /** the smoothed RSSI must fall this far below enterDbm before the badge counts as gone, dB */
-        hysteresisDb: z.number().min(0).max(40).default(8),
-        /** smoothing factor of the exponential moving average (0..1, higher follows faster) */
-        alpha: z.number().gt(0).max(1).default(0.3),
-        /** sightings needed before a badge can be at the gate (one loud reading is not enough) */
-        minSamples: z.number().int().min(1).default(3),
-        /** a badge not heard for this long is gone, ms */
-        absenceMs: z.number().int().min(100).default(5_000),
-        /** most badges tracked at once (a flood of random tokens cannot grow memory) */
-        maxTracked: z.number().int().min(100).default(20_000),
+        enterDbm: z
+          .number()
+          .int()
+          .min(-120)
+          .max(0)
+          .default(-65)
+          .describe('smoothed RSSI at or above which a badge is at the gate, dBm'),
+        hysteresisDb: z
+          .number()
+          .min(0)
+          .max(40)
+          .default(8)
+          .describe(
+            'the smoothed RSSI must fall this far below `enterDbm` before the badge counts as gone, dB',
+          ),
+        alpha: z
+          .number()
+          .gt(0)
+          .max(1)
+          .default(0.3)
+          .describe('smoothing factor of the moving average of RSSI (higher follows faster)'),
+        minSamples: z
+          .number()
+          .int()
+          .min(1)
+          .default(3)
+          .describe('sightings needed before a badge can be at the gate (one loud reading is not enough)'),
+        absenceMs: z
+          .number()
+          .int()
+          .min(100)
+          .default(5_000)
+          .describe('a badge not heard this long has left, ms'),
+        maxTracked: z
+          .number()
+          .int()
+          .min(100)
+          .default(20_000)
+          .describe(
+            'badges tracked at once (a flood of random tokens cannot grow memory); when full, the oldest tracks go first and badges at the gate last, so a flood cannot push out the people standing there',
+          ),
       })
       .strict()
       .default({
@@ -157,68 +269,128 @@ export const agentConfigSchema = z
         minSamples: 3,
         absenceMs: 5_000,
         maxTracked: 20_000,
-      }),
+      })
+      .describe('when a badge is at the gate: a moving average of its RSSI, with hysteresis'),
     dedup: z
       .object({
-        /** one check-in per token per window; a new presence after it is a re-entry, ms */
-        windowMs: z.number().int().min(0).default(300_000),
+        windowMs: z
+          .number()
+          .int()
+          .min(0)
+          .default(300_000)
+          .describe(
+            'one check-in per token per window, ms; a new presence inside it is denied `already_checked_in`, a presence after it is a re-entry. Rebuilt at start from the decisions in the database (the prune never deletes inside the window); a decision dated in the future, after the wall clock went back, is not believed',
+          ),
       })
       .strict()
-      .default({ windowMs: 300_000 }),
+      .default({ windowMs: 300_000 })
+      .describe('the re-entry window'),
     validation: z
       .object({
-        /** L1 cache entries over the SQLite roster */
-        l1MaxEntries: z.number().int().min(1).max(1_000_000).default(10_000),
-        /** how long an unknown token is remembered as unknown, ms */
-        negativeTtlMs: z.number().int().min(0).default(10_000),
+        l1MaxEntries: z
+          .number()
+          .int()
+          .min(1)
+          .max(1_000_000)
+          .default(10_000)
+          .describe(
+            'entries of the L1 LRU cache over the SQLite roster (at most 1,000,000: the cache allocates its size up front)',
+          ),
+        negativeTtlMs: z
+          .number()
+          .int()
+          .min(0)
+          .default(10_000)
+          .describe('an unknown token is remembered as unknown this long, ms'),
       })
       .strict()
-      .default({ l1MaxEntries: 10_000, negativeTtlMs: 10_000 }),
+      .default({ l1MaxEntries: 10_000, negativeTtlMs: 10_000 })
+      .describe('the roster look-up'),
     outbox: z
       .object({
-        /** synced check-ins older than this are deleted from the gate, days (pending ones never are) */
-        retentionDays: z.number().min(0).default(14),
-        /** group commit: wait at most this long for more decisions before committing, ms (0 = next tick) */
-        groupCommitDelayMs: z.number().min(0).max(50).default(0),
-        /**
-         * WAL checkpoints: `inline` (SQLite's own, in the commit that crosses 1,000 pages) or `worker`
-         * (a thread with its own connection, off the event loop: about 11 MB more resident memory)
-         */
-        checkpoint: z.enum(['inline', 'worker']).default('inline'),
-        /**
-         * SQLite's page cache, KiB (better-sqlite3 builds SQLite with 16 MB; the agent's hot pages are
-         * the tail of the outbox and its indexes, and the OS page cache holds the rest)
-         */
-        cacheKiB: z.number().int().min(128).max(262_144).default(2_048),
+        retentionDays: z
+          .number()
+          .min(0)
+          .default(14)
+          .describe(
+            'synced check-ins older than this are deleted from the gate, days; pending and refused ones never are',
+          ),
+        groupCommitDelayMs: z
+          .number()
+          .min(0)
+          .max(50)
+          .default(0)
+          .describe(
+            'wait at most this long for more decisions before a commit, ms (0 = the next event-loop turn)',
+          ),
+        checkpoint: z
+          .enum(['inline', 'worker'])
+          .default('inline')
+          .describe(
+            "WAL checkpoints: `inline` (SQLite's own, in the commit that crosses 1,000 pages) or `worker` (a thread with its own connection, off the event loop: about 11 MB more resident memory)",
+          ),
+        cacheKiB: z
+          .number()
+          .int()
+          .min(128)
+          .max(262_144)
+          .default(2_048)
+          .describe(
+            "SQLite's page cache, KiB (better-sqlite3 builds SQLite with 16 MB; the agent's hot pages are the tail of the outbox and its indexes, and the OS page cache holds the rest)",
+          ),
       })
       .strict()
-      .default({ retentionDays: 14, groupCommitDelayMs: 0, checkpoint: 'inline', cacheKiB: 2_048 }),
+      .default({ retentionDays: 14, groupCommitDelayMs: 0, checkpoint: 'inline', cacheKiB: 2_048 })
+      .describe('the durable buffer of check-ins (SQLite)'),
     memory: z
       .object({
-        /**
-         * an incremental full garbage collection every this, s (0 = leave it to V8, which lets the
-         * heap grow under steady load before collecting); keeps resident memory near what is live
-         */
-        majorGcEveryS: z.number().int().min(0).max(3_600).default(30),
+        majorGcEveryS: z
+          .number()
+          .int()
+          .min(0)
+          .max(3_600)
+          .default(30)
+          .describe(
+            'an incremental full garbage collection every this, s (0 = leave it to V8, which lets the heap grow under steady load before collecting); keeps resident memory near what is live',
+          ),
       })
       .strict()
-      .default({ majorGcEveryS: 30 }),
+      .default({ majorGcEveryS: 30 })
+      .describe("the agent's memory"),
     actuator: z
       .object({
-        /** command run on admit, argv form (no shell); {token} {participant} {reason} {decision} are replaced */
-        onAdmit: z.array(z.string()).min(1).optional(),
-        /** command run on deny, argv form */
-        onDeny: z.array(z.string()).min(1).optional(),
-        /** a hook still running after this is killed, ms */
-        timeoutMs: z.number().int().min(10).default(2_000),
-        /** hooks waiting beyond this many are dropped (and counted) rather than queued without bound */
-        maxQueue: z.number().int().min(1).default(32),
+        onAdmit: z
+          .array(z.string())
+          .min(1)
+          .optional()
+          .describe(
+            'a command run on each admit, argv form (no shell), e.g. a turnstile relay; `{token}` `{participant}` `{decision}` `{reason}` are replaced',
+          ),
+        onDeny: z
+          .array(z.string())
+          .min(1)
+          .optional()
+          .describe('a command run on each deny, argv form, with the same placeholders'),
+        timeoutMs: z
+          .number()
+          .int()
+          .min(10)
+          .default(2_000)
+          .describe('a hook still running after this is killed, ms'),
+        maxQueue: z
+          .number()
+          .int()
+          .min(1)
+          .default(32)
+          .describe(
+            'hooks waiting beyond this many are dropped (and counted) rather than queued without bound',
+          ),
       })
       .strict()
-      .default({ timeoutMs: 2_000, maxQueue: 32 }),
+      .default({ timeoutMs: 2_000, maxQueue: 32 })
+      .describe('hooks run for each decision, after it is durable'),
     cloud: z
       .object({
-        /** base URL of gate-cloud (used by the syncer); several, comma-separated: load-aware choice and failover */
         url: z
           .string()
           .refine(
@@ -232,54 +404,133 @@ export const agentConfigSchema = z
               }),
             'expected an http(s) URL, or several separated by commas',
           )
-          .optional(),
-        /** this gate's API key, printed once by `gate-cloud gates add` (a secret: never logged) */
-        gateKey: z.string().min(16).optional(),
-        /** check-ins per upload */
-        batchSize: z.number().int().min(1).max(5_000).default(1_000),
-        /** batches in flight at once while a backlog drains */
-        concurrency: z.number().int().min(1).max(8).default(4),
-        /**
-         * a backlog drain yields to decisions: after a decision's commit took longer than this (the disk
-         * is contended), one batch at a time for the next 10 s; ms, 0 = never yield
-         */
-        drainYieldCommitMs: z.number().min(0).default(4),
-        /** how often to look for pending check-ins when the buffer is empty, ms */
-        syncIntervalMs: z.number().int().min(100).default(2_000),
-        /** how often to pull roster changes, ms (a revocation reaches the gate within this) */
-        rosterPullIntervalMs: z.number().int().min(500).default(15_000),
-        /** a call to the cloud taking longer is abandoned and retried, ms */
-        timeoutMs: z.number().int().min(500).default(15_000),
-        /** first and longest retry delay, ms */
-        baseBackoffMs: z.number().int().min(10).default(1_000),
-        maxBackoffMs: z.number().int().min(100).default(300_000),
+          .optional()
+          .describe(
+            "gate-cloud's base URL; several, comma-separated: uploads and roster pulls go to the least loaded, with failover. Without `url` and `gateKey` the gate works offline only",
+          ),
+        gateKey: z
+          .string()
+          .min(16)
+          .optional()
+          .describe(
+            "this gate's key, printed once by `gate-cloud gates add` (a secret: never logged; put it in `GATE_KEY`)",
+          ),
+        batchSize: z
+          .number()
+          .int()
+          .min(1)
+          .max(5_000)
+          .default(1_000)
+          .describe('check-ins per upload (halved automatically when the cloud answers 413)'),
+        concurrency: z
+          .number()
+          .int()
+          .min(1)
+          .max(8)
+          .default(4)
+          .describe('batches in flight at once while a backlog drains (one when there is none)'),
+        drainYieldCommitMs: z
+          .number()
+          .min(0)
+          .default(4)
+          .describe(
+            "a backlog drain yields to decisions: after a decision's commit took longer than this (the disk is contended), one batch at a time for the next 10 s; ms, 0 = never yield",
+          ),
+        syncIntervalMs: z
+          .number()
+          .int()
+          .min(100)
+          .default(2_000)
+          .describe(
+            'how often the syncer looks for pending check-ins when the buffer is empty, ms; a backlog is sent batch after batch',
+          ),
+        rosterPullIntervalMs: z
+          .number()
+          .int()
+          .min(500)
+          .default(15_000)
+          .describe(
+            'how often roster changes are pulled, ms: a badge revoked in the cloud is denied at the gate within this',
+          ),
+        timeoutMs: z
+          .number()
+          .int()
+          .min(500)
+          .default(15_000)
+          .describe('a call to the cloud taking longer is abandoned and retried, ms'),
+        baseBackoffMs: z
+          .number()
+          .int()
+          .min(10)
+          .default(1_000)
+          .describe(
+            "first retry delay, ms; retries back off exponentially with full jitter, and never sooner than the cloud's Retry-After",
+          ),
+        maxBackoffMs: z.number().int().min(100).default(300_000).describe('longest retry delay, ms'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('syncing check-ins to gate-cloud and pulling roster changes'),
     mqtt: z
       .object({
-        /** MQTT broker URL for fleet health (used by the reporter) */
-        url: z.string().url().optional(),
-        /** this gate's broker account (the broker's ACL lets it publish only its own topics) */
-        username: z.string().min(1).optional(),
-        /** a secret: never logged */
-        password: z.string().min(1).optional(),
-        /** HMAC secret shared with the cloud for commands; without it every command is refused (a secret) */
-        commandSecret: z.string().min(16).optional(),
-        /** metrics every this, ms */
-        metricsIntervalMs: z.number().int().min(1_000).default(10_000),
-        /** MQTT keep-alive, s: the broker (and the cloud) call the gate offline after 1.5 of these without a packet */
-        keepaliveS: z.number().int().min(5).max(3_600).default(30),
-        /** events: disk low below this, bytes; backlog growing when its oldest row is older, s; roster stale after, s */
+        url: z
+          .string()
+          .url()
+          .optional()
+          .describe('the MQTT broker the fleet reporter publishes to; unset: the gate does not report'),
+        username: z
+          .string()
+          .min(1)
+          .optional()
+          .describe("this gate's broker account (the broker's ACL lets it publish only its own topics)"),
+        password: z
+          .string()
+          .min(1)
+          .optional()
+          .describe("the broker account's password (a secret: never logged)"),
+        commandSecret: z
+          .string()
+          .min(16)
+          .optional()
+          .describe(
+            "HMAC secret of the commands from the cloud (the cloud's `FLEET_COMMAND_SECRET`); without it every command is refused (a secret)",
+          ),
+        metricsIntervalMs: z.number().int().min(1_000).default(10_000).describe('metrics every this, ms'),
+        keepaliveS: z
+          .number()
+          .int()
+          .min(5)
+          .max(3_600)
+          .default(30)
+          .describe(
+            'MQTT keep-alive, s: the broker, and the cloud itself, call the gate offline after 1.5 of these without a packet; announced in the `online` status',
+          ),
         diskLowBytes: z
           .number()
           .int()
           .min(0)
-          .default(500 * 1024 * 1024),
-        backlogAgeS: z.number().int().min(1).default(600),
-        rosterStaleS: z.number().int().min(1).default(900),
-        /** the clock_unsynchronised event: the gate's clock this far from the cloud's, ms */
-        maxClockOffsetMs: z.number().int().min(1).default(2_000),
+          .default(500 * 1024 * 1024)
+          .describe('the `disk_low` event: free disk space below this, bytes'),
+        backlogAgeS: z
+          .number()
+          .int()
+          .min(1)
+          .default(600)
+          .describe(
+            'the `backlog_growing` event: the buffer grows while its oldest pending row is older than this, s',
+          ),
+        rosterStaleS: z
+          .number()
+          .int()
+          .min(1)
+          .default(900)
+          .describe('the `roster_stale` event: no roster pull for this long, s'),
+        maxClockOffsetMs: z
+          .number()
+          .int()
+          .min(1)
+          .default(2_000)
+          .describe("the `clock_unsynchronised` event: the gate's clock this far from the cloud's, ms"),
       })
       .strict()
       .default({
@@ -289,13 +540,18 @@ export const agentConfigSchema = z
         backlogAgeS: 600,
         rosterStaleS: 900,
         maxClockOffsetMs: 2_000,
-      }),
+      })
+      .describe('fleet health over MQTT: status, metrics, events, and commands from the cloud'),
     log: z
       .object({
-        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        level: z
+          .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+          .default('info')
+          .describe('JSON lines on stdout; every decision is one line at `info`'),
       })
       .strict()
-      .default({ level: 'info' }),
+      .default({ level: 'info' })
+      .describe('logging'),
   })
   .strict()
 
