@@ -5,6 +5,7 @@ import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseAllDocuments } from 'yaml'
 import { CLOUD_ENV } from '../cloud/config.js'
+import { FLEET_MAX_PAYLOAD_BYTES } from '../shared/mqtt-limits.js'
 import { freePort, tempDir } from './helpers.js'
 import { tempDatabase } from './pg-helpers.js'
 import { cleanEnv, eventually } from './process-helpers.js'
@@ -136,6 +137,31 @@ describe('deploy/mosquitto: per-gate accounts and the ACL, on a real Mosquitto',
     expect(g1Got).toEqual(['gates/gate-1/cmd'])
     expect(g2Got).toEqual([])
     for (const c of [g1, g2, cloud]) await c.endAsync()
+  })
+
+  it('forwards no payload over 64 KiB (the sender stays connected) and disconnects a client that sends a packet over 128 KiB', async () => {
+    const cloud = await connect('gate-cloud')
+    const got: number[] = []
+    cloud.on('message', (_t, p) => got.push(p.length))
+    await cloud.subscribeAsync('gates/+/metrics', { qos: 1 })
+    const g1 = await connect('gate-1')
+    // the largest fleet message is about 1.1 kB; the limit itself passes
+    await g1.publishAsync('gates/gate-1/metrics', Buffer.alloc(FLEET_MAX_PAYLOAD_BYTES, 0x20), { qos: 1 })
+    await g1.publishAsync('gates/gate-1/metrics', Buffer.alloc(FLEET_MAX_PAYLOAD_BYTES + 1, 0x20), { qos: 1 })
+    await g1.publishAsync('gates/gate-1/metrics', Buffer.alloc(1_100, 0x20), { qos: 1 })
+    await eventually(() => got.length >= 2, 5_000)
+    expect(got).toEqual([FLEET_MAX_PAYLOAD_BYTES, 1_100])
+    expect(g1.connected).toBe(true)
+    const closed = new Promise<boolean>((r) => {
+      g1.once('close', () => r(true))
+      setTimeout(() => r(false), 5_000).unref()
+    })
+    g1.publish('gates/gate-1/metrics', Buffer.alloc(1_000_000, 0x20), { qos: 0 })
+    expect(await closed).toBe(true)
+    await new Promise((r) => setTimeout(r, 300))
+    expect(got).toHaveLength(2)
+    await g1.endAsync(true)
+    await cloud.endAsync()
   })
 })
 

@@ -23,10 +23,12 @@ import { RedisSilenceClock } from '../cloud/fleet/silence.js'
 import { postgresHistory, RedisFleetStore } from '../cloud/fleet/stores.js'
 import { addGate } from '../cloud/gates/store.js'
 import { buildApp } from '../cloud/http/app.js'
+import { startEmbeddedBroker } from '../cloud/local/embedded.js'
 import { AlertEngine, type AlertEvent } from '../cloud/monitor/alerts.js'
 import { maintainPartitions } from '../cloud/partitions/manager.js'
 import type { GateMetrics } from '../shared/fleet.js'
-import { MQTT_URL, reporterDeps, sampleGateMetrics, silentLog, tempDir } from './helpers.js'
+import { FLEET_MAX_PAYLOAD_BYTES } from '../shared/mqtt-limits.js'
+import { freePort, MQTT_URL, reporterDeps, sampleGateMetrics, silentLog, tempDir } from './helpers.js'
 import { tempDatabase } from './pg-helpers.js'
 import { eventually } from './process-helpers.js'
 
@@ -910,6 +912,80 @@ describe('gates the cloud does not know, and floods of alerts', () => {
       redis.disconnect()
       await pool.end()
       await db.drop()
+    }
+  })
+})
+
+describe('message size limits', () => {
+  it('the monitor does not read a payload over 64 KiB (the real Mosquitto here has no limit)', async () => {
+    const { m } = await monitor()
+    const { gateId, pub } = await gatePublisher('big')
+    const head = { v: 1, gateId, bootId: uuidv4(), session: Math.floor(Date.now() / 1000) }
+    const valid = (seq: number) => JSON.stringify({ ...head, ts: Date.now(), seq, metrics })
+    const garbage = m.stats.garbage
+    // valid JSON of a real metrics message, padded to 1 MB: JSON.parse would take it
+    const padded = Buffer.from(valid(1) + ' '.repeat(1_000_000))
+    expect(padded.length).toBeGreaterThan(FLEET_MAX_PAYLOAD_BYTES)
+    await pub.publishAsync(`gates/${gateId}/metrics`, padded, { qos: 1 })
+    await eventually(() => m.stats.garbage > garbage || m.get(gateId) !== null, 8_000, 20)
+    expect(m.get(gateId)).toBeNull()
+    expect(m.stats.garbage).toBe(garbage + 1)
+    await pub.publishAsync(`gates/${gateId}/metrics`, valid(2), { qos: 1 })
+    await eventually(() => m.get(gateId)?.lastSeq === 2, 8_000, 20)
+  })
+
+  it('the embedded broker (aedes) forwards no payload over 64 KiB and cuts off a 30 MB packet at its header', async () => {
+    const port = await freePort()
+    const accounts = {
+      cloud: { username: 'gate-cloud', password: 'pw-cloud-0123' },
+      gates: { 'gate-1': 'pw-gate-1-0123' },
+    }
+    const broker = await startEmbeddedBroker(port, accounts, silentLog)
+    const url = `mqtt://127.0.0.1:${port}`
+    const gate = () =>
+      mqtt.connectAsync(url, {
+        username: 'gate-1',
+        password: accounts.gates['gate-1'],
+        clientId: `gate-gate-1-${randomBytes(4).toString('hex')}`,
+        reconnectPeriod: 0,
+      })
+    const closed = (c: mqtt.MqttClient) =>
+      new Promise<boolean>((r) => {
+        c.once('close', () => r(true))
+        setTimeout(() => r(false), 5_000).unref()
+      })
+    const cloud = await mqtt.connectAsync(url, { ...accounts.cloud, reconnectPeriod: 0 })
+    try {
+      const got: number[] = []
+      cloud.on('message', (_t, p) => got.push(p.length))
+      await cloud.subscribeAsync('gates/+/metrics', { qos: 1 })
+      const g = await gate()
+      await g.publishAsync('gates/gate-1/metrics', Buffer.alloc(FLEET_MAX_PAYLOAD_BYTES, 0x20), { qos: 1 })
+      await eventually(() => got.length === 1, 5_000, 20)
+      const refused = closed(g)
+      g.publish('gates/gate-1/metrics', Buffer.alloc(FLEET_MAX_PAYLOAD_BYTES + 1, 0x20), { qos: 1 })
+      expect(await refused).toBe(true)
+      // the header of a 30 MB PUBLISH and its first 64 kB: the broker must not wait for the rest
+      const h = await gate()
+      const cut = closed(h)
+      const length = [
+        0x80 | (30_000_000 & 0x7f),
+        0x80 | ((30_000_000 >> 7) & 0x7f),
+        0x80 | ((30_000_000 >> 14) & 0x7f),
+        30_000_000 >> 21,
+      ]
+      h.stream.write(Buffer.concat([Buffer.from([0x30, ...length]), Buffer.alloc(65_536)]))
+      expect(await cut).toBe(true)
+      await new Promise((r) => setTimeout(r, 200))
+      expect(got).toEqual([FLEET_MAX_PAYLOAD_BYTES])
+      // and the broker still serves the others
+      const again = await gate()
+      await again.publishAsync('gates/gate-1/metrics', 'ok', { qos: 1 })
+      await eventually(() => got.length === 2, 5_000, 20)
+      await again.endAsync()
+    } finally {
+      await cloud.endAsync()
+      await broker.stop()
     }
   })
 })

@@ -3,6 +3,8 @@ import { mkdirSync } from 'node:fs'
 import net from 'node:net'
 import type { Logger } from 'pino'
 import { GateError } from '../../shared/errors.js'
+import { FLEET_MAX_PAYLOAD_BYTES, MQTT_MAX_PACKET_BYTES, packetSizeWatch } from '../../shared/mqtt-limits.js'
+import { ThrottledLog } from '../../shared/throttled-log.js'
 
 /** A TCP port free on the loopback now (the OS picks it). */
 export function freePort(): Promise<number> {
@@ -109,6 +111,7 @@ export async function startEmbeddedBroker(
 ): Promise<EmbeddedBroker> {
   const { Aedes } = await devImport<typeof import('aedes')>('aedes')
   const users = new WeakMap<object, string>()
+  const tooLarge = new ThrottledLog(log)
   const gateOf = (client: object | null): string | null => {
     const u = client ? users.get(client) : undefined
     return u && u !== accounts.cloud.username ? u : null
@@ -134,6 +137,16 @@ export async function startEmbeddedBroker(
       done(null, true)
     },
     authorizePublish: (client, packet, done) => {
+      // as Mosquitto's message_size_limit (aedes has no such option): nobody's payload is forwarded past it
+      if (packet.payload.length > FLEET_MAX_PAYLOAD_BYTES) {
+        tooLarge.warn(
+          'payload',
+          client?.id ?? '',
+          { clientId: client?.id, topic: packet.topic, bytes: packet.payload.length },
+          'MQTT payload too large: refused, client disconnected',
+        )
+        return done(new Error(`payload over ${FLEET_MAX_PAYLOAD_BYTES} bytes`))
+      }
       const gate = gateOf(client)
       if (gate === null) return done(null) // the broker itself or the cloud
       const allowed = ['status', 'metrics', 'events', 'cmd/response'].map((t) => `gates/${gate}/${t}`)
@@ -148,7 +161,19 @@ export async function startEmbeddedBroker(
       done(null, null)
     },
   })
-  const server = net.createServer(broker.handle)
+  const server = net.createServer((socket) => {
+    broker.handle(socket)
+    // as Mosquitto's max_packet_size: a packet announcing more is cut off at its header, not buffered
+    // (aedes reads the whole packet before authorizePublish: a 30 MB publish was held in memory)
+    socket.on(
+      'data',
+      packetSizeWatch(MQTT_MAX_PACKET_BYTES, (bytes) => {
+        const peer = `${socket.remoteAddress}:${socket.remotePort}`
+        tooLarge.warn('packet', peer, { peer, bytes }, 'MQTT packet too large: client disconnected')
+        socket.destroy()
+      }),
+    )
+  })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, '127.0.0.1', () => resolve())
