@@ -194,6 +194,7 @@ async function serve(): Promise<number> {
         history: postgresHistory(pool),
         // a topic name alone does not make a gate: the gates table does
         knownGates: new KnownGates({ load: postgresGateIds(pool), log: log.child({ component: 'fleet' }) }),
+        alertRate: { burst: c.fleet.alertBurst, perHour: c.fleet.alertsPerHour },
         onAlert: (a) => {
           log.warn({ fleetAlert: a }, a.summary)
           void recovery?.engine.raise({ rule: `fleet.${a.kind}`, severity: a.severity, summary: a.summary })
