@@ -174,6 +174,109 @@ describe('gate-cloud HTTP API on real Postgres', () => {
     expect(n.rows[0].n).toBe(1)
   })
 
+  it('stores a check-in id once whatever its time: a resend with another time or content is refused by name and reported, an identical one stays a duplicate', async () => {
+    const refusedCount = async () => {
+      const text = (await app.inject({ url: '/metrics' })).body
+      return Number(/^ingest_records_refused_total\{reason="id_conflict"\} (\d+)$/m.exec(text)?.[1] ?? 0)
+    }
+    const stored = async (id: string) =>
+      (await sql.query('SELECT ts, rssi, gate_id FROM attendance_records WHERE id = $1', [id])).rows
+    const openConflicts = async (gateId: string) =>
+      (
+        await sql.query(
+          `SELECT detail, other_gate_id FROM incidents WHERE kind = 'id_conflict' AND gate_id = $1 AND resolved_at IS NULL`,
+          [gateId],
+        )
+      ).rows
+    const counted = await refusedCount()
+    const first = rec('gate-a', { ts: NOW - 50_000 })
+    expect((await send(keyA, { gateId: 'gate-a', sentAt: NOW, records: [first] })).json()).toMatchObject({
+      accepted: 1,
+    })
+    // a gate resending after a crash mid-sync: a duplicate, nothing to report
+    expect((await send(keyA, { gateId: 'gate-a', sentAt: NOW, records: [first] })).json()).toMatchObject({
+      accepted: 0,
+      duplicates: 1,
+    })
+    expect(await openConflicts('gate-a')).toEqual([])
+
+    // the same id with another time (the primary key is (id, ts)), or the same time and other content
+    const other = rec('gate-a')
+    const changed = [
+      { ...first, ts: first.ts + 5_000 },
+      { ...first, participantId: 'P-2', token: '0002bbbb', rssi: -90 },
+    ]
+    for (const c of changed) {
+      const res = await send(keyA, { gateId: 'gate-a', sentAt: NOW, records: [other, c] })
+      expect(res.statusCode).toBe(400)
+      // named by its index: the gate keeps it as refused and sends the rest again
+      expect(res.json().error.details).toEqual([
+        { index: 1, path: 'id', message: expect.stringContaining(first.id) },
+      ])
+    }
+    expect(await stored(first.id)).toEqual([{ ts: new Date(first.ts), rssi: first.rssi, gate_id: 'gate-a' }])
+    expect(await stored(other.id)).toEqual([]) // nothing of a refused batch
+    expect((await send(keyA, { gateId: 'gate-a', sentAt: NOW, records: [other] })).json()).toMatchObject({
+      accepted: 1,
+    })
+    // twice in one batch with other times: refused, the first of them goes in when resent alone
+    const twin = rec('gate-a')
+    const both = await send(keyA, {
+      gateId: 'gate-a',
+      sentAt: NOW,
+      records: [twin, { ...twin, ts: twin.ts - 1 }],
+    })
+    expect(both.statusCode).toBe(400)
+    expect(both.json().error.details.map((d: { index: number }) => d.index)).toEqual([1])
+    expect((await send(keyA, { gateId: 'gate-a', sentAt: NOW, records: [twin] })).statusCode).toBe(200)
+    expect(await stored(twin.id)).toHaveLength(1)
+    // another gate sending that id (a gate copying another's ids)
+    const copied = await send(keyB, {
+      gateId: 'gate-b',
+      sentAt: NOW,
+      records: [{ ...first, gateId: 'gate-b' }],
+    })
+    expect(copied.statusCode).toBe(400)
+    expect(await stored(first.id)).toHaveLength(1)
+
+    // ops see it: one open incident per gate, counted, and the refusals counted in the metrics
+    expect(await openConflicts('gate-a')).toEqual([
+      {
+        other_gate_id: null,
+        detail: expect.objectContaining({
+          records: 3,
+          batches: 3,
+          last: expect.objectContaining({ recordId: twin.id }),
+        }),
+      },
+    ])
+    expect(await openConflicts('gate-b')).toEqual([
+      { other_gate_id: 'gate-a', detail: expect.objectContaining({ records: 1 }) },
+    ])
+    expect((await refusedCount()) - counted).toBe(4)
+
+    // the same without COPY (INGEST_COPY=false, as under gate-cloud up)
+    const config = loadCloudConfig({ DATABASE_URL: db.url, INGEST_COPY: 'false' })
+    const plainPool = createPool(config)
+    const plain = await buildApp({ config, pool: plainPool, log: silentLog, now: () => NOW, authCacheMs: 1 })
+    try {
+      const post = (records: Checkin[]) =>
+        plain.inject({
+          method: 'POST',
+          url: '/v1/sync/checkins',
+          headers: { authorization: `Bearer ${keyA}`, 'content-type': 'application/json' },
+          payload: JSON.stringify({ gateId: 'gate-a', sentAt: NOW, records }),
+        })
+      const fresh = rec('gate-a')
+      expect((await post([fresh, first])).json()).toMatchObject({ accepted: 1, duplicates: 1 })
+      expect((await post([{ ...fresh, ts: fresh.ts + 1 }])).statusCode).toBe(400)
+      expect(await stored(fresh.id)).toHaveLength(1)
+    } finally {
+      await plain.close()
+      await plainPool.end()
+    }
+  })
+
   it('accepts gzip bodies', async () => {
     const r = rec('gate-a')
     const res = await send(keyA, gzipSync(JSON.stringify({ gateId: 'gate-a', sentAt: NOW, records: [r] })), {
@@ -316,7 +419,7 @@ describe('gate-cloud HTTP API on real Postgres', () => {
         records: [rec('gate-b', { ts: NOW + 599_000 })],
       })
     const open = await sql.query(
-      `SELECT kind, detail FROM incidents WHERE gate_id = 'gate-b' AND resolved_at IS NULL AND kind <> 'double_entry' ORDER BY kind`,
+      `SELECT kind, detail FROM incidents WHERE gate_id = 'gate-b' AND resolved_at IS NULL AND kind IN ('clock_skew', 'late_upload') ORDER BY kind`,
     )
     expect(open.rows).toEqual([
       {

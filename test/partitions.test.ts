@@ -1,6 +1,10 @@
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { runner } from 'node-pg-migrate'
 import type pg from 'pg'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { migrateUp } from '../cloud/db/migrate.js'
+import { migrateUp, migrationsDir } from '../cloud/db/migrate.js'
 import { analyzeQueries, maintainTables } from '../cloud/ops/analyze.js'
 import { addIntervals, floorTo, type PartitionInterval, partitionFor } from '../cloud/partitions/intervals.js'
 import { listPartitions, maintainPartitions, type PartitionPolicy } from '../cloud/partitions/manager.js'
@@ -257,6 +261,41 @@ describe('partition manager on real Postgres', () => {
     }
   })
 
+  it('retention forgets the check-in ids of the partitions it drops, and only theirs', async () => {
+    await client.query('TRUNCATE checkin_ids')
+    await maintainPartitions(client, policy({ premake: 0 }), d('2026-01-15T00:00:00Z'))
+    await maintainPartitions(client, policy({ premake: 0 }), d('2026-04-15T00:00:00Z'))
+    const v7 = (at: string, n: number) => {
+      const h = new Date(at).getTime().toString(16).padStart(12, '0')
+      return `${h.slice(0, 8)}-${h.slice(8, 12)}-7000-8000-00000000000${n}`
+    }
+    const ids = {
+      old: v7('2026-02-01T00:00:00Z', 1),
+      lastOfQuarter: v7('2026-03-31T23:59:59.999Z', 2),
+      firstOfNext: v7('2026-04-01T00:00:00Z', 3),
+      young: v7('2026-05-01T00:00:00Z', 4),
+      // not a UUIDv7: its first bits are no time, it is kept
+      random: '00000000-0000-4000-8000-000000000005',
+    }
+    await client.query('INSERT INTO checkin_ids (id) SELECT unnest($1::uuid[])', [Object.values(ids)])
+    const r = await maintainPartitions(
+      client,
+      policy({ premake: 0, retentionDays: 10 }),
+      d('2026-05-20T00:00:00Z'),
+    )
+    expect(r.dropped).toEqual(['attendance_records_p20260101'])
+    expect(r.idsPruned).toBe(2)
+    const left = await client.query<{ id: string }>('SELECT id::text AS id FROM checkin_ids ORDER BY id')
+    expect(left.rows.map((x) => x.id).sort()).toEqual([ids.firstOfNext, ids.young, ids.random].sort())
+    // the fleet's metrics history has no ids: nothing pruned there
+    const m = await maintainPartitions(
+      client,
+      { ...policy({ interval: 'day', premake: 0, retentionDays: 1 }), table: 'gate_metrics' },
+      d('2026-05-20T00:00:00Z'),
+    )
+    expect(m.idsPruned).toBe(0)
+  })
+
   it('lists partitions with exact row counts and sizes', async () => {
     await maintainPartitions(client, policy({ premake: 0 }), d('2026-11-25T12:00:00Z'))
     await insert('01900000-0000-7000-8000-0000000000e1', '2026-11-01T00:00:00Z')
@@ -268,6 +307,76 @@ describe('partition manager on real Postgres', () => {
     })
     expect(parts.find((p) => p.isDefault)).toMatchObject({ name: 'attendance_records_default', rows: 0 })
     for (const p of parts) expect(p.bytes).toBeGreaterThan(0)
+  })
+})
+
+describe('the check-in id migration on a database that already holds check-ins and partitions', () => {
+  it('fills checkin_ids, reports ids stored twice before it, and leaves every row and partition in place', async () => {
+    const db = await tempDatabase({ migrate: false })
+    const client = await connect(db.url)
+    const older = mkdtempSync(path.join(os.tmpdir(), 'gc-migrations-'))
+    try {
+      // the schema as it was before the migration, with partitions and rows
+      for (const f of readdirSync(migrationsDir()))
+        if (f < '1764800000000') copyFileSync(path.join(migrationsDir(), f), path.join(older, f))
+      await runner({
+        dbClient: client,
+        dir: older,
+        direction: 'up',
+        migrationsTable: 'pgmigrations',
+        singleTransaction: true,
+        checkOrder: true,
+        log: () => {},
+      })
+      const policy: PartitionPolicy = {
+        interval: 'month',
+        premake: 1,
+        retentionDays: null,
+        dropDetached: true,
+      }
+      await maintainPartitions(client, policy, d('2026-11-25T12:00:00Z'))
+      const insert = (id: string, ts: string, gate: string) =>
+        client.query(
+          `INSERT INTO attendance_records (id, ts, gate_id, token, method, decision) VALUES ($1, $2, $3, 'aabbccdd', 'ble', 'admit')`,
+          [id, ts, gate],
+        )
+      const twice = '019a0000-0000-7000-8000-000000000001'
+      await insert(twice, '2026-11-10T10:00:00Z', 'g1')
+      await insert(twice, '2026-11-12T10:00:00Z', 'g1') // the defect: the same id with another time
+      await insert('019a0000-0000-7000-8000-000000000002', '2026-11-20T10:00:00Z', 'g2')
+      await insert('019a0000-0000-7000-8000-000000000003', '2099-01-01T00:00:00Z', 'g2') // default partition
+      const partitionsBefore = (await listPartitions(client, { exact: true })).map((p) => [p.name, p.rows])
+
+      expect((await migrateUp(client)).applied).toContain('1764800000000_checkin-ids-event-incidents')
+      const ids = await client.query<{ id: string }>('SELECT id::text AS id FROM checkin_ids ORDER BY id')
+      expect(ids.rows.map((r) => r.id)).toEqual([
+        twice,
+        '019a0000-0000-7000-8000-000000000002',
+        '019a0000-0000-7000-8000-000000000003',
+      ])
+      const inc = await client.query(
+        `SELECT kind, gate_id, record_id::text AS record_id, detail FROM incidents`,
+      )
+      expect(inc.rows).toEqual([
+        {
+          kind: 'id_conflict',
+          gate_id: 'g1',
+          record_id: twice,
+          detail: { records: 2, batches: 0, beforeMigration: true },
+        },
+      ])
+      expect((await listPartitions(client, { exact: true })).map((p) => [p.name, p.rows])).toEqual(
+        partitionsBefore,
+      )
+      // from now on an id is unique whatever its time
+      await expect(client.query(`INSERT INTO checkin_ids (id) VALUES ($1)`, [twice])).rejects.toMatchObject({
+        code: '23505',
+      })
+    } finally {
+      rmSync(older, { recursive: true, force: true })
+      await client.end()
+      await db.drop()
+    }
   })
 })
 

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import type pg from 'pg'
+import { pino } from 'pino'
 import { v7 as uuidv7 } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadCloudConfig } from '../cloud/config.js'
@@ -244,6 +245,109 @@ describe('security of the cloud API', () => {
     })
   })
 
+  it("a gate cannot check in another event's participants: refused by name, reported to ops, its own records go in when resent", async () => {
+    const metric = async (name: string, reason: string) => {
+      const text = (await app.inject({ url: '/metrics' })).body
+      return Number(new RegExp(`^${name}\\{reason="${reason}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0)
+    }
+    const storedOf = async (ids: string[]) =>
+      (await sql.query('SELECT count(*)::int AS n FROM attendance_records WHERE id = ANY($1)', [ids])).rows[0]
+        .n
+    const refused0 = await metric('ingest_records_refused_total', 'wrong_event')
+    const flagged0 = await metric('ingest_records_flagged_total', 'unknown_participant')
+    // B-1 admitted at fest-b's gate
+    const atB = rec('b1', { participantId: 'B-1', token: '00bb0001', ts: now - 120_000 })
+    expect((await sync(keys['b1'] as string, { gateId: 'b1', sentAt: now, records: [atB] })).statusCode).toBe(
+      200,
+    )
+
+    const own = rec('a1', { ts: now - 70_000 })
+    // fest-b's participant admitted at fest-a's gate a minute later: a double entry at fest-b, had it gone in
+    const foreign = rec('a1', { participantId: 'B-1', token: '00bb0001', ts: now - 60_000 })
+    // fest-b's badge at fest-a's door as an honest gate records it: denied, unknown, no participant
+    const strangerDenied = rec('a1', {
+      decision: 'deny',
+      reason: 'unknown',
+      participantId: null,
+      token: '00bb0001',
+      ts: now - 50_000,
+    })
+    // one of fest-a's participants with fest-b's badge
+    const foreignBadge = rec('a1', { participantId: 'A-1', token: '00bb0001', ts: now - 40_000 })
+    const res = await sync(keys['a1'] as string, {
+      gateId: 'a1',
+      sentAt: now,
+      records: [own, foreign, strangerDenied, foreignBadge],
+    })
+    expect(res.statusCode).toBe(400)
+    expect(res.json().error.details.map((d: { index: number; path: string }) => [d.index, d.path])).toEqual([
+      [1, 'participantId'],
+      [3, 'token'],
+    ])
+    expect(res.body).not.toContain('fest-b') // nothing of the other event is told to the gate
+    expect(await storedOf([own.id, foreign.id, strangerDenied.id, foreignBadge.id])).toBe(0)
+    // the gate keeps the two refused records and sends the rest again (agent/sync/syncer.ts)
+    const rest = await sync(keys['a1'] as string, {
+      gateId: 'a1',
+      sentAt: now,
+      records: [own, strangerDenied],
+    })
+    expect(rest.json()).toMatchObject({ accepted: 2, duplicates: 0 })
+    // nothing counted at fest-b: no double entry against its gate
+    const doubles = await sql.query(
+      `SELECT count(*)::int AS n FROM incidents WHERE kind = 'double_entry' AND 'a1' IN (gate_id, other_gate_id)`,
+    )
+    expect(doubles.rows[0].n).toBe(0)
+    // ops see it: one open incident for the gate, counted, naming the other event
+    const wrong = await app.inject({
+      url: '/v1/incidents?kind=wrong_event',
+      headers: { authorization: `Bearer ${OPS}` },
+    })
+    expect(wrong.json().incidents).toEqual([
+      expect.objectContaining({
+        gateId: 'a1',
+        participantId: 'B-1',
+        recordId: foreign.id,
+        detail: expect.objectContaining({
+          records: 2,
+          batches: 1,
+          last: expect.objectContaining({
+            recordId: foreignBadge.id,
+            tokenEvent: 'fest-b',
+            gateEvent: 'fest-a',
+          }),
+        }),
+      }),
+    ])
+    expect((await metric('ingest_records_refused_total', 'wrong_event')) - refused0).toBe(2)
+
+    // a participant moved to fest-b after a1 pulled its roster: a1 may have admitted them before it heard
+    const a3 = { token: '00aa0003', participantId: 'A-3', status: 'active' as const }
+    await importParticipants(pool, [a3], { eventId: 'fest-a' })
+    await importParticipants(pool, [a3], { eventId: 'fest-b' })
+    const moved = rec('a1', { participantId: 'A-3', token: '00aa0003' })
+    expect(
+      (await sync(keys['a1'] as string, { gateId: 'a1', sentAt: now, records: [moved] })).json(),
+    ).toMatchObject({
+      accepted: 1,
+    })
+    // a participant the cloud never had (a roster given to the gate by other means): stored, flagged
+    const unknown = rec('a1', { participantId: 'Z-9', token: '00ff0009' })
+    expect(
+      (await sync(keys['a1'] as string, { gateId: 'a1', sentAt: now, records: [unknown] })).json(),
+    ).toMatchObject({ accepted: 1 })
+    const flagged = await sql.query(
+      `SELECT detail FROM incidents WHERE kind = 'unknown_participant' AND gate_id = 'a1' AND resolved_at IS NULL`,
+    )
+    expect(flagged.rows).toEqual([{ detail: expect.objectContaining({ records: 1 }) }])
+    expect((await metric('ingest_records_flagged_total', 'unknown_participant')) - flagged0).toBe(1)
+    rows.push({
+      what: "a gate's records for another event's participants or badges",
+      tried: 2,
+      outcome: '400 naming them, nothing of the batch stored, one wrong_event incident, counted',
+    })
+  })
+
   it("answers Postgres' data errors as 400 with the code only, never Postgres' text or a 500", async () => {
     const probe = Fastify({ logger: false })
     probe.setErrorHandler(errorHandler)
@@ -259,6 +363,30 @@ describe('security of the cloud API', () => {
       })
     } finally {
       await probe.close()
+    }
+  })
+
+  it('keeps a key or a token sent in the query string out of the log', async () => {
+    const lines: string[] = []
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) })
+    const config = loadCloudConfig({ DATABASE_URL: db.url, OPS_TOKEN: OPS })
+    const logged = await buildApp({ config, pool, log })
+    const key = keys['a1'] as string
+    try {
+      const answers = await Promise.all([
+        logged.inject({ url: `/v1/roster?since=0&key=${key}`, headers: { authorization: `Bearer ${key}` } }),
+        logged.inject({ url: `/v1/query/stats?token=${OPS}`, headers: { authorization: `Bearer ${OPS}` } }),
+        logged.inject({ url: `/v1/query/stats?${OPS}` }),
+        logged.inject({ url: `/no/such/route?token=${OPS}&key=${key}` }),
+      ])
+      expect(answers.map((a) => a.statusCode)).toEqual([200, 200, 401, 404])
+      const all = lines.join('\n')
+      expect(all).toContain('/v1/roster?since=[redacted]&key=[redacted]') // the path and the names stay
+      expect(all).toContain('/no/such/route?token=[redacted]')
+      expect(all).not.toContain(OPS)
+      expect(all).not.toContain(key.slice(16))
+    } finally {
+      await logged.close()
     }
   })
 

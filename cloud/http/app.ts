@@ -19,6 +19,7 @@ import type { ReadRouter } from '../db/replicas.js'
 import type { FleetMonitor } from '../fleet/monitor.js'
 import { postgresHistoryReader } from '../fleet/stores.js'
 import { GateAuthenticator, type GateIdentity } from '../gates/store.js'
+import { createIngestCounters } from '../ingest/counters.js'
 import { ingestBatch } from '../ingest/ingest.js'
 import { createPerfMonitor, type PerfMonitor } from '../monitor/perf.js'
 import { PlanAdvisor } from '../monitor/suggestions.js'
@@ -238,9 +239,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   }
   await app.register(rateLimit, { global: false, hook: 'preHandler' })
 
+  const ingestCounters = createIngestCounters(registry)
   app.post('/v1/sync/checkins', gateRoute, async (req, reply) => {
     const { gateId } = req.gate as GateIdentity
-    const result = await perf.time('ingest.batch', () => ingestBatch(pool, gateId, req.body, now(), config))
+    const result = await perf.time('ingest.batch', () =>
+      ingestBatch(pool, gateId, req.body, now(), config, ingestCounters),
+    )
     deps.reads?.noteWrite(gateId)
     if (result.stored.length === 0 && result.rejected.length > 0) return reply.status(422).send(result)
     return result

@@ -40,7 +40,9 @@ const SearchQuery = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(20),
 })
 const IncidentsQuery = z.object({
-  kind: z.enum(['double_entry', 'clock_skew', 'late_upload']).optional(),
+  kind: z
+    .enum(['double_entry', 'clock_skew', 'late_upload', 'wrong_event', 'unknown_participant', 'id_conflict'])
+    .optional(),
   open: z.enum(['true', 'false']).default('true'),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 })

@@ -5,6 +5,10 @@ import { from as copyFrom } from 'pg-copy-streams'
 import type { Checkin } from '../../shared/checkin.js'
 import { GateError } from '../../shared/errors.js'
 import type { SyncResult } from '../../shared/sync.js'
+import type { IngestCounters } from './counters.js'
+import { checkEvent } from './event-check.js'
+import { type RecordIssue, reportRecords } from './record-incidents.js'
+import { splitRepeats, storeResent } from './unique-ids.js'
 import { readBatch } from './validate.js'
 
 /** The limits a batch is checked against (from the cloud config). */
@@ -18,25 +22,11 @@ export interface IngestLimits {
   ingestCopy?: boolean
 }
 
-// the path for a resent batch: the validated records go to Postgres as one JSON document
-// (json_to_recordset parses it faster than twelve text arrays), nothing of it interpolated into SQL
-const INSERT_SQL = `
-WITH input AS (
-  SELECT * FROM json_to_recordset($1::json) AS t(
-    "id" uuid, "ts" float8, "participantId" text, "token" text, "method" text, "decision" text, "reason" text,
-    "rssi" smallint, "bootId" uuid, "bootSeq" bigint, "monoMs" float8, "rosterVersion" bigint)
-), seen AS (
-  UPDATE gates SET last_seen_at = now(), last_skew_ms = $3 WHERE id = $2
-)
-INSERT INTO attendance_records (id, ts, gate_id, participant_id, token, method, decision, reason, rssi,
-                                boot_id, boot_seq, mono_ms, roster_version)
-SELECT id, to_timestamp(ts / 1000.0), $2, "participantId", token, method, decision, reason, rssi,
-       "bootId", "bootSeq", "monoMs", "rosterVersion"
-  FROM input
-ON CONFLICT (id, ts) DO NOTHING`
-
 const COPY_SQL =
   'COPY attendance_records (id, ts, gate_id, participant_id, token, method, decision, reason, rssi, boot_id, boot_seq, mono_ms, roster_version) FROM STDIN'
+// the ids once more, unique on their own whatever the time (see unique-ids.ts); first, so that a
+// resent batch fails before its records are written
+const IDS_COPY_SQL = 'COPY checkin_ids (id) FROM STDIN'
 
 const TOUCH_GATE_SQL = 'UPDATE gates SET last_seen_at = now(), last_skew_ms = $2 WHERE id = $1'
 
@@ -71,51 +61,60 @@ export function copyLine(r: Checkin, gateId: string): string {
   return `${r.id}\t${isoTime(r.ts)}\t${copyText(gateId)}\t${r.participantId === null ? '\\N' : copyText(r.participantId)}\t${copyText(r.token)}\t${r.method}\t${r.decision}\t${r.reason ?? '\\N'}\t${r.rssi}\t${r.bootId}\t${r.bootSeq}\t${r.monoMs}\t${r.rosterVersion}\n`
 }
 
+/** What storing a batch did: records stored now (`fresh`: their ids, null for all) or the conflicts that stopped it. */
+interface Stored {
+  accepted: number
+  fresh: Set<string> | null
+  conflicts: RecordIssue[]
+}
+
 /**
- * Store a batch's valid records; the number stored (the rest were already there). First with
- * COPY, the bulk path Postgres is fastest at (the records are new unless a batch is resent); a
- * record already stored makes COPY fail on the primary key, and the batch then goes through
- * INSERT ... ON CONFLICT DO NOTHING, which skips what is there. Either way one statement, so a
- * batch is stored whole or not at all, and nothing of it is interpolated into SQL (COPY's data is
- * not SQL).
+ * Store a batch's valid records (each id once). First with COPY, the bulk path Postgres is fastest
+ * at (the records are new unless a batch is resent): the ids into checkin_ids, then the records, in
+ * one transaction. An id already stored makes COPY fail on checkin_ids' key, and the batch then
+ * goes through storeResent, which stores the new records, counts an identical resend as a
+ * duplicate and stops at a conflicting one. Either way a batch is stored whole or not at all, and
+ * nothing of it is interpolated into SQL (COPY's data is not SQL).
  */
 async function storeRecords(
   pool: pg.Pool,
   gateId: string,
   valid: Checkin[],
+  indexes: number[],
   skewMs: number,
   useCopy: boolean,
-): Promise<number> {
-  if (useCopy) {
-    const client = await pool.connect()
-    let release: boolean | Error = false
-    try {
-      // the records and the gate's last-seen in one transaction: stored together or not at all, so
-      // a failure after the COPY cannot leave a batch stored that its gate was told failed
-      await client.query('BEGIN')
-      const copy = client.query(copyFrom(COPY_SQL))
-      await pipeline(Readable.from([valid.map((r) => copyLine(r, gateId)).join('')]), copy)
-      await client.query(TOUCH_GATE_SQL, [gateId, skewMs])
-      await client.query('COMMIT')
-      return copy.rowCount ?? valid.length
-    } catch (err) {
-      if ((err as { severity?: string }).severity === undefined) {
-        // not Postgres' answer (a lost connection): this client is not reused, the gate retries
-        release = err as Error
-        throw err
+): Promise<Stored> {
+  const client = await pool.connect()
+  let release: boolean | Error = false
+  try {
+    if (useCopy) {
+      try {
+        // the records and the gate's last-seen in one transaction: stored together or not at all, so
+        // a failure after the COPY cannot leave a batch stored that its gate was told failed
+        await client.query('BEGIN')
+        const ids = client.query(copyFrom(IDS_COPY_SQL))
+        await pipeline(Readable.from([valid.map((r) => `${r.id}\n`).join('')]), ids)
+        const copy = client.query(copyFrom(COPY_SQL))
+        await pipeline(Readable.from([valid.map((r) => copyLine(r, gateId)).join('')]), copy)
+        await client.query(TOUCH_GATE_SQL, [gateId, skewMs])
+        await client.query('COMMIT')
+        return { accepted: copy.rowCount ?? valid.length, fresh: null, conflicts: [] }
+      } catch (err) {
+        if ((err as { severity?: string }).severity === undefined) throw err
+        await client.query('ROLLBACK')
+        // 23505: an id is already stored (a resend), which storeResent sorts out; any other
+        // refusal (a data error, a timeout) is the answer
+        if ((err as { code?: string }).code !== '23505') throw err
       }
-      await client.query('ROLLBACK').catch((e: Error) => {
-        release = e
-      })
-      // 23505: a record is already stored (a resend), and the INSERT below skips it; any other
-      // refusal (a data error, a timeout) is the answer
-      if ((err as { code?: string }).code !== '23505') throw err
-    } finally {
-      client.release(release)
     }
+    return await storeResent(client, gateId, valid, indexes, skewMs)
+  } catch (err) {
+    // not Postgres' answer (a lost connection): this client is not reused, the gate retries
+    if ((err as { severity?: string }).severity === undefined) release = err as Error
+    throw err
+  } finally {
+    client.release(release)
   }
-  const ins = await pool.query(INSERT_SQL, [JSON.stringify(valid), gateId, skewMs])
-  return ins.rowCount ?? 0
 }
 
 /**
@@ -230,10 +229,12 @@ async function raiseGateIncident(
 }
 
 /**
- * Store one gate's batch (the request body): check it (validate.ts), store the valid records in
- * one statement (storeRecords: a resent record is a duplicate, never an error), then raise
- * incidents (double entry across gates, clock skew, late upload). A record claiming another
- * gate makes the whole batch forbidden: a gate can only write its own check-ins.
+ * Store one gate's batch (the request body): check it (validate.ts), check its records are of the
+ * gate's event (event-check.ts), store the valid records in one transaction (storeRecords: a
+ * resent record is a duplicate, never an error; an id resent with another time or content is
+ * refused, unique-ids.ts), then raise incidents (double entry across gates, clock skew, late
+ * upload, unknown participants). A record claiming another gate makes the whole batch forbidden:
+ * a gate can only write its own check-ins.
  */
 export async function ingestBatch(
   pool: pg.Pool,
@@ -241,6 +242,7 @@ export async function ingestBatch(
   body: unknown,
   now: number,
   limits: IngestLimits,
+  counters?: IngestCounters,
 ): Promise<SyncResult> {
   const batch = readBatch(body)
   if (batch.gateId !== gateId) {
@@ -266,23 +268,59 @@ export async function ingestBatch(
   const newest = now + limits.maxFutureMs
   const rejected: SyncResult['rejected'] = []
   const valid: Checkin[] = []
-  for (const r of records) {
+  const indexes: number[] = []
+  records.forEach((r, index) => {
     if (r.ts < oldest) rejected.push({ id: r.id, reason: 'ts_too_old' })
     else if (r.ts > newest) rejected.push({ id: r.id, reason: 'ts_in_future' })
-    else valid.push(r)
-  }
+    else {
+      valid.push(r)
+      indexes.push(index)
+    }
+  })
   const skewMs = batch.sentAt - now
   if (valid.length === 0) return { accepted: 0, duplicates: 0, rejected, stored: [], serverTime: now }
 
-  const accepted = await storeRecords(pool, gateId, valid, skewMs, limits.ingestCopy !== false)
-  await raiseIncidents(pool, gateId, valid, batch.sentAt, skewMs, limits)
+  // refusals are a 400 naming the records (nothing stored): the gate keeps those, marked refused
+  // with the reason, and sends the rest again at once (agent/sync/syncer.ts), as for a malformed
+  // record. A 200 listing them as rejected would need a reason the gates in the field do not know.
+  const unique = splitRepeats(valid, indexes)
+  const event = await checkEvent(pool, gateId, unique.records, unique.indexes)
+  await reportRecords(pool, gateId, 'wrong_event', event.wrongEvent, counters?.refused)
+  await reportRecords(pool, gateId, 'id_conflict', unique.conflicts, counters?.refused)
+  refuse([...event.wrongEvent, ...unique.conflicts])
+  const stored = await storeRecords(
+    pool,
+    gateId,
+    unique.records,
+    unique.indexes,
+    skewMs,
+    limits.ingestCopy !== false,
+  )
+  await reportRecords(pool, gateId, 'id_conflict', stored.conflicts, counters?.refused)
+  refuse(stored.conflicts)
+  const flagged = event.unknownParticipant.filter((u) => stored.fresh?.has(u.record.id.toLowerCase()) ?? true)
+  await reportRecords(pool, gateId, 'unknown_participant', flagged, counters?.flagged)
+  await raiseIncidents(pool, gateId, unique.records, batch.sentAt, skewMs, limits)
   return {
-    accepted,
-    duplicates: valid.length - accepted,
+    accepted: stored.accepted,
+    duplicates: valid.length - stored.accepted,
     rejected,
     stored: valid.map((r) => r.id),
     serverTime: now,
   }
+}
+
+/** Refuse the batch (E_INPUT, 400) when records are refused, each named with its index. */
+function refuse(issues: readonly RecordIssue[]): void {
+  if (issues.length === 0) return
+  const problems = [...issues]
+    .sort((a, b) => a.index - b.index)
+    .map((i) => ({ index: i.index, path: i.field, message: i.message }))
+  throw new GateError(
+    'E_INPUT',
+    `${problems.length} record(s) are refused: ${problems[0]?.message}${problems.length > 1 ? ', ...' : ''}; nothing was stored`,
+    { context: { problems } },
+  )
 }
 
 async function raiseIncidents(

@@ -50,6 +50,8 @@ export interface MaintainReport {
   leftInDefault: number
   /** a generated name already taken by a partition with other bounds: not created (see the log) */
   conflicts: string[]
+  /** check-in ids forgotten with the partitions detached (checkin_ids, attendance_records only) */
+  idsPruned: number
 }
 
 /** The parent, its default partition and the advisory lock of a partitioned table (fixed names). */
@@ -126,6 +128,7 @@ export async function maintainPartitions(
     dropped: [],
     leftInDefault: 0,
     conflicts: [],
+    idsPruned: 0,
   }
   await client.query('BEGIN')
   try {
@@ -178,16 +181,20 @@ export async function maintainPartitions(
     }
 
     if (cutoff) {
+      let detachedTo: Date | null = null
       for (const e of existing) {
         if (!e.to || e.to > cutoff || !isManagedPartitionName(e.name, table)) continue
         const t = client.escapeIdentifier(e.name)
         await client.query(`ALTER TABLE ${PARENT} DETACH PARTITION ${t}`)
         report.detached.push(e.name)
+        if (!detachedTo || e.to > detachedTo) detachedTo = e.to
         if (policy.dropDetached) {
           await client.query(`DROP TABLE ${t}`)
           report.dropped.push(e.name)
         }
       }
+      if (detachedTo && table === 'attendance_records')
+        report.idsPruned = await pruneCheckinIds(client, detachedTo)
     }
     const left = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${DEFAULT_PARTITION}`)
     report.leftInDefault = Number(left.rows[0]?.n ?? 0)
@@ -200,6 +207,29 @@ export async function maintainPartitions(
     log?.info(report, 'partitions maintained')
   }
   return report
+}
+
+/**
+ * Forget the ids of check-ins made before `before` (checkin_ids keeps every id once so that an id
+ * is unique whatever its time; it would otherwise outgrow the partitions). A UUIDv7 begins with
+ * its millisecond, and the gate's generator never goes back in time (its clock stepping back holds
+ * the ids' time, not the records'): an id made before `before` belongs to a record made before it,
+ * gone with its partition. Only version 7 ids: another version's first bits are no time.
+ */
+async function pruneCheckinIds(client: pg.ClientBase, before: Date): Promise<number> {
+  const r = await client.query(
+    `DELETE FROM checkin_ids WHERE id < $1::uuid AND substr(id::text, 15, 1) = '7'`,
+    [uuidV7Floor(before.getTime())],
+  )
+  return r.rowCount ?? 0
+}
+
+/** The smallest UUIDv7 of millisecond `ms` (every id made at or after it sorts after it). */
+function uuidV7Floor(ms: number): string {
+  const hex = Math.max(0, Math.min(ms, 2 ** 48 - 1))
+    .toString(16)
+    .padStart(12, '0')
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-0000-0000-000000000000`
 }
 
 /**

@@ -1,0 +1,27 @@
+import { Counter, type Registry } from 'prom-client'
+
+/** The ingest's counts for ops (GET /metrics): records refused, and records stored but flagged. */
+export interface IngestCounters {
+  /** reason: wrong_event, id_conflict */
+  refused: Counter<'reason'>
+  /** reason: unknown_participant */
+  flagged: Counter<'reason'>
+}
+
+/** The ingest's counters, registered on `registry`. */
+export function createIngestCounters(registry: Registry): IngestCounters {
+  return {
+    refused: new Counter({
+      name: 'ingest_records_refused_total',
+      help: 'Check-ins refused (400, kept on the gate), by reason: wrong_event (participant or token of another event), id_conflict (an id already stored with another time or content)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    flagged: new Counter({
+      name: 'ingest_records_flagged_total',
+      help: 'Check-ins stored but flagged, by reason: unknown_participant (a participant the cloud does not know)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+  }
+}
