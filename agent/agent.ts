@@ -28,6 +28,7 @@ import { EventWatch, GateMetricsSampler } from './report/gate-metrics.js'
 import type { MqttReporter } from './report/mqtt-reporter.js'
 import { type Db, openDatabase } from './store/db.js'
 import { CLAIM_QUERIES, Outbox } from './store/outbox.js'
+import { recentDecisions, recordRun } from './store/recent-decisions.js'
 import { lookupToken } from './store/roster-lookup.js'
 import { RosterStore } from './store/roster-store.js'
 import { StoreThread } from './store/store-thread.js'
@@ -115,6 +116,9 @@ export class GateAgent {
         clock.now(),
         this.version,
       )
+      // the next start dates this run's decisions by the machine's clock, whatever the wall clock did
+      const machine = clock.machine?.() ?? null
+      if (machine) recordRun(db, this.bootId, machine)
       this.roster = new RosterStore(db, clock)
       this.outbox = new Outbox(db, {
         clock,
@@ -138,7 +142,12 @@ export class GateAgent {
       this.proximity = new Proximity(config.proximity)
       this.dedup = new Dedup(config.dedup.windowMs)
       const restored = this.dedup.restore(
-        this.outbox.decisionsSince(clock.now() - config.dedup.windowMs),
+        recentDecisions(db, {
+          windowMs: config.dedup.windowMs,
+          wallNow: clock.now(),
+          machine,
+          monoNow: clock.mono(),
+        }),
         clock.now(),
         clock.mono(),
       )

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 
 /** Time as the agent sees it. Injected everywhere so tests and the simulator can use virtual time. */
@@ -6,12 +7,36 @@ export interface Clock {
   now(): number
   /** monotonic time, ms since an arbitrary origin (never jumps; use it for windows and latencies) */
   mono(): number
+  /**
+   * where mono() 0 lies on the machine's monotonic clock, which runs on across restarts of the agent
+   * until the machine reboots (null or absent: unknown, as for a virtual clock)
+   */
+  machine?(): MachineMono | null
+}
+
+/** A place on the machine's monotonic clock: the kernel's boot id, and CLOCK_MONOTONIC in ms. */
+export interface MachineMono {
+  boot: string
+  originMs: number
 }
 
 /** The real clock. */
 export const systemClock: Clock = {
   now: () => Date.now(),
   mono: () => performance.now(),
+  machine: () => {
+    let boot: string
+    try {
+      boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+    } catch {
+      return null
+    }
+    // performance.now() counts on libuv's hrtime (CLOCK_MONOTONIC) from the process's start; the
+    // second reading, the first one paying for the calls' warm-up
+    const origin = () => Number(process.hrtime.bigint()) / 1e6 - performance.now()
+    origin()
+    return boot ? { boot, originMs: origin() } : null
+  },
 }
 
 /** A clock the test moves by hand. */

@@ -74,14 +74,21 @@ export class Dedup {
   }
 
   /**
-   * Rebuild memory from decisions recorded in the outbox (wall times mapped onto the monotonic
-   * clock). A decision "in the future" says the wall clock went back (a Pi without a real-time
-   * clock, before NTP): it is not believed, so a wrong clock cannot make the window last for years.
+   * Rebuild memory from decisions recorded in the outbox, oldest first. `ageMs`, when given, is how
+   * long ago a decision was made by the machine's monotonic clock (agent/store/recent-decisions.ts);
+   * otherwise the wall clock dates it, and a decision "in the future" says the wall clock went back
+   * (a Pi without a real-time clock, before NTP): it is not believed, so a wrong clock cannot make
+   * the window last for years.
    */
-  restore(rows: readonly Checkin[], wallNow: number, monoNow: number): number {
+  restore(
+    rows: ReadonlyArray<Checkin & { ageMs?: number | null }>,
+    wallNow: number,
+    monoNow: number,
+  ): number {
     for (const c of rows) {
-      if (c.ts > wallNow) continue
-      const at = monoNow - (wallNow - c.ts)
+      const age = c.ageMs ?? (c.ts > wallNow ? null : wallNow - c.ts)
+      if (age === null || age >= this.windowMs) continue
+      const at = monoNow - age
       if (c.reason === 'already_checked_in') {
         const r = this.mem.get(c.token)
         if (r) r.repeatRecorded = true
