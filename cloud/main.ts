@@ -130,6 +130,8 @@ async function serve(): Promise<number> {
       'commandSecret',
       'alerts.mqttPassword',
       'mqttPassword',
+      'alerts.webhookUrl',
+      'webhookUrl',
     ],
   })
   const client = await connectClient(c.databaseUrl).catch((err) => {

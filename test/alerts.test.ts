@@ -5,6 +5,7 @@ import https from 'node:https'
 import path from 'node:path'
 import mqtt from 'mqtt'
 import type pg from 'pg'
+import { pino } from 'pino'
 import { Registry } from 'prom-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadCloudConfig } from '../cloud/config.js'
@@ -240,6 +241,52 @@ describe('alert engine', () => {
       server.close()
       await sub.endAsync()
       await pub.endAsync()
+    }
+  })
+})
+
+describe('alert webhook with credentials in its URL', () => {
+  it('sends user:password@ as an Authorization header, and never logs them', async () => {
+    const got: Array<{ url?: string; authorization?: string }> = []
+    const server = createServer((req: IncomingMessage, res) => {
+      got.push({ url: req.url, authorization: req.headers.authorization })
+      req.resume().on('end', () => res.writeHead(200).end())
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const port = (server.address() as { port: number }).port
+    const lines: string[] = []
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) })
+    try {
+      const e = new AlertEngine(
+        [
+          {
+            name: 'Slow',
+            metric: 'db.slowQueries',
+            op: '>',
+            threshold: 10,
+            forSeconds: 0,
+            severity: 'critical',
+          },
+        ],
+        {
+          sinks: [new WebhookSink(`http://alerts:s3cr%40t-pw@127.0.0.1:${port}/api/v2/alerts`, 'node-1')],
+          actions: {},
+          record: async () => {},
+          log,
+          registry: new Registry(),
+        },
+      )
+      await e.evaluate(snap({ slowQueries: 12 }))
+      expect(got).toEqual([
+        {
+          url: '/api/v2/alerts',
+          authorization: `Basic ${Buffer.from('alerts:s3cr@t-pw').toString('base64')}`,
+        },
+      ])
+      expect(lines.length).toBeGreaterThan(0)
+      expect(lines.filter((l) => /s3cr|alerts:/.test(l))).toEqual([])
+    } finally {
+      server.close()
     }
   })
 })

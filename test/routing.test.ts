@@ -1,6 +1,7 @@
 import net from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type pg from 'pg'
+import { pino } from 'pino'
 import { v7 as uuidv7 } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MultiCloudClient } from '../agent/sync/cloud-client.js'
@@ -202,6 +203,34 @@ describe('gate-cloud router in front of two real nodes', () => {
       `SELECT count(*)::int AS n FROM attendance_records WHERE gate_id = 'gate-multi'`,
     )
     expect(n.rows[0].n).toBe(10)
+  })
+})
+
+describe('the router keeps secrets out of its log', () => {
+  it('redacts the query string of every request line', async () => {
+    const node = Fastify()
+    node.get('/v1/load', async () => load('n1', {}, Date.now()))
+    node.get('/v1/roster', async () => ({ changes: [] }))
+    await node.listen({ host: '127.0.0.1', port: 0 })
+    const lines: string[] = []
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) })
+    const { app } = await buildRouter({
+      backends: [`http://127.0.0.1:${(node.server.address() as { port: number }).port}`],
+      log,
+      pollMs: 200,
+    })
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    try {
+      const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+      const secret = 'gk_abcdefghijkl_0123456789012345678901234567890123456789abc'
+      expect((await fetch(`${base}/v1/roster?since=0&key=${secret}`)).status).toBe(200)
+      const all = lines.join('\n')
+      expect(all).toContain('/v1/roster?since=[redacted]&key=[redacted]')
+      expect(all).not.toContain(secret)
+    } finally {
+      await app.close()
+      await node.close()
+    }
   })
 })
 

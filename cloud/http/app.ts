@@ -3,7 +3,7 @@ import os from 'node:os'
 import { createGunzip } from 'node:zlib'
 import rateLimit from '@fastify/rate-limit'
 import underPressure from '@fastify/under-pressure'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import type pg from 'pg'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
@@ -29,6 +29,7 @@ import { fleetRoutes } from './fleet-routes.js'
 import { createRegistry, httpMetrics } from './metrics.js'
 import { perfRoutes } from './perf-routes.js'
 import { queryRoutes } from './query-routes.js'
+import { requestLogging } from './request-log.js'
 import { rosterDelta } from './roster.js'
 import { isStream } from './streams.js'
 
@@ -79,7 +80,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, pool } = deps
   const now = deps.now ?? Date.now
   const app = Fastify({
-    loggerInstance: deps.log as FastifyBaseLogger,
+    // request lines with query strings redacted (a key or token sent as ?key= / ?token=)
+    ...requestLogging(deps.log),
     bodyLimit: config.maxBodyBytes,
     return503OnClosing: true,
   })

@@ -253,14 +253,34 @@ export class AlertEngine {
   }
 }
 
+/**
+ * A URL's `user:password@` as an `Authorization: Basic` header, and the URL without it: fetch refuses
+ * a URL that holds credentials (its error, logged at every alert, repeated them in full).
+ */
+export function credentialsOutOfUrl(url: string): { url: string; authorization: string | null } {
+  const u = new URL(url)
+  if (!u.username && !u.password) return { url: u.href, authorization: null }
+  const pair = `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`
+  u.username = ''
+  u.password = ''
+  return { url: u.href, authorization: `Basic ${Buffer.from(pair).toString('base64')}` }
+}
+
 /** Alertmanager's API v2: POST /api/v2/alerts with a list of alerts (labels, annotations, times). */
 export class WebhookSink implements AlertSink {
   readonly name = 'webhook'
+  private readonly url: string
+  private readonly headers: Record<string, string> = { 'content-type': 'application/json' }
+
   constructor(
-    private readonly url: string,
+    url: string,
     private readonly node: string,
     private readonly timeoutMs = 5_000,
-  ) {}
+  ) {
+    const c = credentialsOutOfUrl(url)
+    this.url = c.url
+    if (c.authorization) this.headers['authorization'] = c.authorization
+  }
 
   async deliver(e: AlertEvent): Promise<void> {
     const body = [
@@ -276,7 +296,7 @@ export class WebhookSink implements AlertSink {
     ]
     const res = await fetch(this.url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: this.headers,
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(this.timeoutMs),
     })

@@ -1,5 +1,5 @@
 import replyFrom from '@fastify/reply-from'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import {
   Balancer,
@@ -8,6 +8,7 @@ import {
   nodeLoadSchema,
   parseLoadHeader,
 } from '../../shared/load-balancer.js'
+import { requestLogging } from '../http/request-log.js'
 
 export interface RouterOptions {
   backends: readonly string[]
@@ -37,7 +38,7 @@ export async function buildRouter(o: RouterOptions): Promise<{ app: FastifyInsta
     names.set(base, base)
   }
   const app = Fastify({
-    loggerInstance: o.log as FastifyBaseLogger,
+    ...requestLogging(o.log), // query strings redacted from the request lines
     bodyLimit: o.bodyLimit ?? 16 * 1024 * 1024,
   })
   // the router streams bodies as they are: no parsing, any content type
