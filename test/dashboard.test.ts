@@ -65,6 +65,8 @@ describe('the ops dashboard in headless Chromium', () => {
     db = await tempDatabase({ migrate: false })
     const env = { DATABASE_URL: db.url }
     expect((await cloudCli(['migrate'], env)).code).toBe(0)
+    // the fleet view shows the gates the cloud knows (its gates table), not any topic name
+    for (const g of [gateA, gateB]) expect((await cloudCli(['gates', 'add', g], env)).code).toBe(0)
     const port = await freePort()
     const routerPort = await freePort()
     url = `http://127.0.0.1:${port}`
