@@ -727,18 +727,19 @@ describe('gate-cloud HTTP API on real Postgres', () => {
     const config = loadCloudConfig({ DATABASE_URL: db.url })
     const listening = await buildApp({ config, pool, log, now: () => NOW })
     await listening.listen({ host: '127.0.0.1', port: 0 })
+    const key = await addGate(pool, 'gate-uplink')
     try {
       const port = (listening.server.address() as net.AddressInfo).port
       // the key checked once, so the next upload goes straight to reading its body
       const ok = await fetch(`http://127.0.0.1:${port}/v1/roster`, {
-        headers: { authorization: `Bearer ${keyA}` },
+        headers: { authorization: `Bearer ${key}` },
       })
       expect(ok.status).toBe(200)
       const s = net.connect(port, '127.0.0.1')
       await once(s, 'connect')
       s.write(
-        `POST /v1/sync/checkins HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${keyA}\r\n` +
-          'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"gateId":"gate-a",',
+        `POST /v1/sync/checkins HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\n` +
+          'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"gateId":"gate-uplink",',
       )
       await new Promise((r) => setTimeout(r, 200))
       s.resetAndDestroy() // a gate losing its uplink mid-batch
