@@ -401,8 +401,9 @@ describe('gate-cloud HTTP API on real Postgres', () => {
   it('makes clock skew and late uploads visible', async () => {
     const skewed = rec('gate-b')
     await send(keyB, { gateId: 'gate-b', sentAt: NOW + 600_000, records: [skewed] })
-    const late = rec('gate-b', { ts: NOW - 5 * 3_600_000 })
-    await send(keyB, { gateId: 'gate-b', sentAt: NOW, records: [late] })
+    // late on the gate's own clock (made 5 h before it was sent), sent on that skewed clock
+    const late = rec('gate-b', { ts: NOW + 600_000 - 5 * 3_600_000 })
+    await send(keyB, { gateId: 'gate-b', sentAt: NOW + 600_000, records: [late] })
     const kinds = (await ops('/v1/incidents'))
       .json()
       .incidents.map((i: { kind: string; recordId: string }) => `${i.kind}:${i.recordId}`)
@@ -424,12 +425,26 @@ describe('gate-cloud HTTP API on real Postgres', () => {
     expect(open.rows).toEqual([
       {
         kind: 'clock_skew',
-        detail: expect.objectContaining({ skewMs: 600_002, max_skewMs: 600_002, batches: 4 }),
+        detail: expect.objectContaining({ skewMs: 600_002, max_skewMs: 600_002, batches: 5 }),
       },
       {
         kind: 'late_upload',
         detail: expect.objectContaining({ lateMs: 5 * 3_600_000, records: 1, batches: 1 }),
       },
+    ])
+    // the clock right again: the incident is over; wrong again: a new one
+    await send(keyB, { gateId: 'gate-b', sentAt: NOW + 1_000, records: [rec('gate-b')] })
+    const skew = () =>
+      sql.query(
+        `SELECT resolved_at IS NULL AS open, detail FROM incidents WHERE gate_id = 'gate-b' AND kind = 'clock_skew' ORDER BY created_at, id`,
+      )
+    expect((await skew()).rows).toEqual([
+      { open: false, detail: expect.objectContaining({ batches: 5, resolvedSkewMs: 1_000 }) },
+    ])
+    await send(keyB, { gateId: 'gate-b', sentAt: NOW - 3_600_000, records: [rec('gate-b')] })
+    expect((await skew()).rows).toEqual([
+      { open: false, detail: expect.objectContaining({ batches: 5 }) },
+      { open: true, detail: expect.objectContaining({ skewMs: -3_600_000, batches: 1 }) },
     ])
   })
 

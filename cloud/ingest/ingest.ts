@@ -212,6 +212,29 @@ DO UPDATE SET detail = incidents.detail || jsonb_build_object(
   'lastAt', now())`
 const GATE_INCIDENT_SQL = { clock_skew: gateIncidentSql('skewMs'), late_upload: gateIncidentSql('lateMs') }
 
+/** A gate's clock right again: its open clock_skew incident is over (resolved, with the skew that ended it). */
+const CLEAR_SKEW_SQL = `
+UPDATE incidents SET resolved_at = now(), detail = detail || jsonb_build_object('resolvedSkewMs', $2::bigint)
+ WHERE kind = 'clock_skew' AND gate_id = $1 AND resolved_at IS NULL`
+
+/**
+ * A gate's clock as a batch shows it: off by more than `maxSkewMs` raises (or brings up to date)
+ * its clock_skew incident, within it resolves the open one, so that the next time the clock goes
+ * wrong is a new incident and an incident open says the clock is wrong now.
+ */
+async function judgeGateClock(
+  pool: pg.Pool,
+  gateId: string,
+  first: Checkin,
+  skewMs: number,
+  records: number,
+  limits: IngestLimits,
+): Promise<void> {
+  if (Math.abs(skewMs) > limits.maxSkewMs)
+    await raiseGateIncident(pool, 'clock_skew', gateId, first, skewMs, records)
+  else await pool.query(CLEAR_SKEW_SQL, [gateId, Math.round(skewMs)])
+}
+
 async function raiseGateIncident(
   pool: pg.Pool,
   kind: 'clock_skew' | 'late_upload',
@@ -278,7 +301,13 @@ export async function ingestBatch(
     }
   })
   const skewMs = batch.sentAt - now
-  if (valid.length === 0) return { accepted: 0, duplicates: 0, rejected, stored: [], serverTime: now }
+  if (valid.length === 0) {
+    // every record refused (a gate clock hours ahead stamps them all in the future): the gate's
+    // clock is still judged, the worst skew must not be the one that raises nothing
+    const first = records[0]
+    if (first) await judgeGateClock(pool, gateId, first, skewMs, records.length, limits)
+    return { accepted: 0, duplicates: 0, rejected, stored: [], serverTime: now }
+  }
 
   // refusals are a 400 naming the records (nothing stored): the gate keeps those, marked refused
   // with the reason, and sends the rest again at once (agent/sync/syncer.ts), as for a malformed
@@ -338,9 +367,7 @@ async function raiseIncidents(
   if (admits.length > 0 && limits.doubleEntryWindowMs > 0)
     await raiseDoubleEntries(pool, gateId, admits, limits.doubleEntryWindowMs)
   const first = valid[0]
-  if (first && Math.abs(skewMs) > limits.maxSkewMs) {
-    await raiseGateIncident(pool, 'clock_skew', gateId, first, skewMs, valid.length)
-  }
+  if (first) await judgeGateClock(pool, gateId, first, skewMs, valid.length, limits)
   // late: how long the records waited on the gate before this upload, on the gate's own clock (a
   // skewed clock is the incident above, not a late upload)
   const oldest = valid.reduce((x, y) => (y.ts < x.ts ? y : x))

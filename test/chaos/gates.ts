@@ -4,6 +4,7 @@ import path from 'node:path'
 import Database from 'better-sqlite3'
 import pg from 'pg'
 import { ControlClient, SOCKET_NAME } from '../../agent/control/client.js'
+import type { Checkin } from '../../shared/checkin.js'
 import type { AgentStatus } from '../../shared/status.js'
 import { freePort } from '../helpers.js'
 import {
@@ -94,11 +95,15 @@ export async function startTailedGate(
   args: string[],
   env: Record<string, string>,
   emitted: Map<string, number> = new Map(),
+  onDecision?: (d: Checkin) => void,
 ): Promise<TailedGate> {
   const agent = spawnAgent(dataDir, args, env)
   await waitForAgent(agent, 60_000)
   const tail = await ControlClient.connect(path.join(dataDir, SOCKET_NAME), 5_000)
-  await tail.subscribe(['decisions'], (_s, d) => emitted.set((d as { id: string }).id, Date.now()))
+  await tail.subscribe(['decisions'], (_s, d) => {
+    emitted.set((d as Checkin).id, Date.now())
+    onDecision?.(d as Checkin)
+  })
   return { agent, emitted, close: () => tail.close() }
 }
 
