@@ -1,6 +1,6 @@
 import type { ErrorCode } from '../shared/errors.js'
 
-/** Exit codes of gate-agent and gatectl, stable for scripts and systemd (see README). */
+/** Exit codes of gate-agent and gatectl, stable for scripts and systemd (docs/reference/exit-codes.md). */
 export const EXIT = {
   ok: 0,
   /** a runtime failure, or a doctor check failed, or a check-in list/lookup found a problem */

@@ -2,7 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto'
 import { z } from 'zod'
 
 /**
- * Fleet health over MQTT (the contract of ../shared/DESIGN.md): topics, payloads (JSON, schema
+ * Fleet health over MQTT (the contract in docs/reference/mqtt-topics.md): topics, payloads (JSON, schema
  * version `v`, timestamp `ts`), and the signature of commands.
  *
  * Sessions as Sparkplug B does them: every connection of a gate to the broker is a new `session`

@@ -57,7 +57,7 @@ const SETCAP_FIX =
 /**
  * The daemon's event-loop thread should be realtime on a gate: at normal priority, a decision whose
  * commit has returned can wait for a CPU behind other processes for a scheduler tick or more
- * (measured: README, Benchmark). The systemd unit sets it; a warning, not a failure, as the gate works.
+ * (measured: docs/benchmarks.md). The systemd unit sets it; a warning, not a failure, as the gate works.
  */
 export function checkScheduling(s: Scheduling | null | undefined): CheckResult {
   const name = 'event-loop scheduling'

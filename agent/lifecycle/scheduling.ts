@@ -35,7 +35,7 @@ export function parseScheduling(stat: string): Scheduling | null {
  * The calling thread's scheduling (/proc/thread-self/stat), or null where /proc is not there. Called
  * on the event loop it tells whether decisions are realtime: the systemd unit makes the event-loop
  * thread SCHED_RR so that a decision whose commit returns is not left waiting for a CPU behind other
- * processes (README, Benchmark); the helper threads it starts stay normal (reset on fork).
+ * processes (docs/benchmarks.md); the helper threads it starts stay normal (reset on fork).
  */
 export function readScheduling(): Scheduling | null {
   try {
