@@ -56,6 +56,30 @@ export const cloudConfigSchema = z
       .describe(
         'requests a gate may make per minute on this node (uploads and roster pulls; a backlog drain of 1,000-record batches with 4 in flight is about 1,500); over it, 429 with Retry-After; 0: no limit',
       ),
+    authFailuresPerMin: z
+      .number()
+      .int()
+      .min(0)
+      .default(30)
+      .describe(
+        'failed authentications (a missing, unknown or wrong gate key or ops token) one client address may make per minute on this node (IPv6: per /64); past it, 429 with Retry-After until the minute ends; valid keys from that address still work; 0: no limit',
+      ),
+    requestTimeoutMs: z
+      .number()
+      .int()
+      .min(1_000)
+      .default(60_000)
+      .describe(
+        "a request not received in full within this time is cut with 408, ms. A gate's largest batch (5,000 records, ~230 KB gzipped) must go within the gate's own 15 s timeout; 60 s still lets it through an uplink of ~30 kbit/s, and ends a body trickled a byte at a time",
+      ),
+    connectionTimeoutMs: z
+      .number()
+      .int()
+      .min(1_000)
+      .default(120_000)
+      .describe(
+        'a connection on which nothing moves either way for this long is closed, ms (longer than any answer takes: statements end at PG_STATEMENT_TIMEOUT_MS)',
+      ),
     maxBodyBytes: z
       .number()
       .int()
@@ -395,6 +419,9 @@ export const CLOUD_ENV: readonly EnvVar[] = [
   { env: 'PG_STATEMENT_TIMEOUT_MS', path: ['statementTimeoutMs'], type: 'int' },
   { env: 'MAX_BODY_BYTES', path: ['maxBodyBytes'], type: 'int' },
   { env: 'GATE_RATE_LIMIT_PER_MIN', path: ['gateRateLimitPerMin'], type: 'int' },
+  { env: 'AUTH_FAILURES_PER_MIN', path: ['authFailuresPerMin'], type: 'int' },
+  { env: 'HTTP_REQUEST_TIMEOUT_MS', path: ['requestTimeoutMs'], type: 'int' },
+  { env: 'HTTP_CONNECTION_TIMEOUT_MS', path: ['connectionTimeoutMs'], type: 'int' },
   { env: 'MAX_RECORD_AGE_DAYS', path: ['maxRecordAgeDays'], type: 'number' },
   { env: 'MAX_FUTURE_MS', path: ['maxFutureMs'], type: 'int' },
   { env: 'MAX_SKEW_MS', path: ['maxSkewMs'], type: 'int' },

@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'E_AUTH'
   | 'E_FORBIDDEN'
   | 'E_DB_UNAVAILABLE'
+  | 'E_RATE_LIMITED'
 
 /** An error with a stable code, a cause and context, as a value rather than a bare string. */
 export class GateError extends Error {

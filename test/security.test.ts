@@ -1,12 +1,17 @@
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import net from 'node:net'
+import { gzipSync } from 'node:zlib'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type pg from 'pg'
 import { pino } from 'pino'
 import { v7 as uuidv7 } from 'uuid'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { loadCloudConfig } from '../cloud/config.js'
 import { createPool } from '../cloud/db/pool.js'
 import { addGate, revokeGate } from '../cloud/gates/store.js'
 import { buildApp } from '../cloud/http/app.js'
+import { AuthFailureLimiter } from '../cloud/http/auth-failures.js'
 import { errorHandler } from '../cloud/http/errors.js'
 import { importParticipants } from '../cloud/participants/import.js'
 import { maintainPartitions } from '../cloud/partitions/manager.js'
@@ -392,5 +397,169 @@ describe('security of the cloud API', () => {
 
   it("refuses a gate named like the cloud's broker account", async () => {
     await expect(addGate(pool, 'gate-cloud')).rejects.toThrow(/reserved for the cloud/)
+  })
+})
+
+/** A raw HTTP/1.1 exchange: what the server answered and whether it closed the connection, by `ms`. */
+async function rawExchange(
+  port: number,
+  head: string,
+  opts: { body?: (s: net.Socket) => void; ms: number },
+): Promise<{ answer: string; closed: boolean }> {
+  const s = net.connect(port, '127.0.0.1')
+  await once(s, 'connect')
+  let answer = ''
+  let closed = false
+  s.on('data', (d) => {
+    answer += d.toString()
+  })
+  s.on('error', () => {})
+  s.on('close', () => {
+    closed = true
+  })
+  s.write(head)
+  opts.body?.(s)
+  const until = Date.now() + opts.ms
+  while (!closed && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
+  s.destroy()
+  return { answer, closed }
+}
+
+const madeUpKey = () =>
+  `gk_${randomBytes(9).toString('hex').slice(0, 12)}_${randomBytes(32).toString('base64url')}`
+
+/**
+ * What a caller without a valid key can make the node do: nothing past the headers. The key is
+ * checked before the body is read, a made-up key costs no query, failures are limited per
+ * address, and a request must arrive within HTTP_REQUEST_TIMEOUT_MS.
+ */
+describe('callers without a valid key, and slow requests', () => {
+  let db: Awaited<ReturnType<typeof tempDatabase>>
+  let pool: pg.Pool
+  let app: FastifyInstance
+  let port = 0
+  let key = ''
+  beforeAll(async () => {
+    db = await tempDatabase()
+    const config = loadCloudConfig({
+      DATABASE_URL: db.url,
+      OPS_TOKEN: OPS,
+      AUTH_FAILURES_PER_MIN: '5',
+      HTTP_REQUEST_TIMEOUT_MS: '1000',
+    })
+    pool = createPool(config)
+    key = await addGate(pool, 'g1') // before the app listens for key changes: no NOTIFY to race
+    app = await buildApp({ config, pool, log: silentLog })
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    port = (app.server.address() as { port: number }).port
+  })
+  afterAll(async () => {
+    await app?.close()
+    await pool?.end()
+    await db?.drop()
+  })
+
+  it('refuses a request without a valid key before reading its body, and closes the connection', async () => {
+    // a gzip bomb announced, one byte of it sent: the answer must not wait for the rest
+    const bomb = gzipSync(Buffer.alloc(8 * 1024 * 1024, ' '))
+    for (const [url, auth] of [
+      ['/v1/sync/checkins', ''],
+      ['/v1/sync/checkins', `Authorization: Bearer ${madeUpKey()}\r\n`],
+      ['/v1/fleet/g1/commands', 'Authorization: Bearer not-the-ops-token\r\n'],
+    ] as const) {
+      const t0 = Date.now()
+      const r = await rawExchange(
+        port,
+        `POST ${url} HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\n` +
+          `Content-Encoding: gzip\r\nContent-Length: ${bomb.length}\r\n\r\n`,
+        { body: (s) => s.write(bomb.subarray(0, 1)), ms: 2_000 },
+      )
+      expect(r.answer.split('\r\n')[0], url).toBe('HTTP/1.1 401 Unauthorized')
+      expect(r.closed, `${url}: connection closed`).toBe(true)
+      expect(Date.now() - t0).toBeLessThan(2_000)
+    }
+  })
+
+  it("a made-up key costs no database query and does not push real gates' keys out of the cache", async () => {
+    const ok = () => app.inject({ url: '/v1/roster', headers: { authorization: `Bearer ${key}` } })
+    expect((await ok()).statusCode).toBe(200) // checked, now cached
+    const query = vi.spyOn(pool, 'query')
+    try {
+      for (let i = 0; i < 200; i++) {
+        const r = await app.inject({
+          url: '/v1/roster',
+          headers: { authorization: `Bearer ${madeUpKey()}` },
+          remoteAddress: `198.51.100.${i % 250}`,
+        })
+        expect(r.statusCode).toBe(401)
+      }
+      // the list of key ids may be read again a few times (a key made since?), never once a key
+      expect(query.mock.calls.length).toBeLessThanOrEqual(6)
+      query.mockClear()
+      expect((await ok()).statusCode).toBe(200)
+      expect(query.mock.calls.length).toBe(0) // still cached
+      // a key made now, while made-up ones are tried, is known within a moment: the list is read
+      // again on the NOTIFY of the change, or within a second where none comes (PGlite)
+      const fresh = await addGate(pool, 'g2')
+      const t0 = Date.now()
+      await eventually(
+        async () =>
+          (await app.inject({ url: '/v1/roster', headers: { authorization: `Bearer ${fresh}` } }))
+            .statusCode === 200,
+        2_000,
+        50,
+      )
+      expect(Date.now() - t0).toBeLessThan(1_500)
+    } finally {
+      query.mockRestore()
+    }
+  })
+
+  it('limits failed authentications per address: 429 with Retry-After, valid keys and other addresses go on', async () => {
+    const from = (remoteAddress: string, authorization: string, url = '/v1/roster') =>
+      app.inject({ url, headers: { authorization }, remoteAddress })
+    for (let i = 0; i < 5; i++)
+      expect((await from('203.0.113.7', `Bearer ${madeUpKey()}`)).statusCode).toBe(401)
+    const limited = await from('203.0.113.7', `Bearer ${madeUpKey()}`)
+    expect(limited.statusCode).toBe(429)
+    expect(limited.json().error.code).toBe('E_RATE_LIMITED')
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0)
+    expect((await from('203.0.113.7', 'Bearer wrong', '/v1/query/stats')).statusCode).toBe(429)
+    // the gates behind that address, and ops with the right token, still get in
+    expect((await from('203.0.113.7', `Bearer ${key}`)).statusCode).toBe(200)
+    expect((await from('203.0.113.7', `Bearer ${OPS}`, '/v1/query/stats')).statusCode).toBe(200)
+    expect((await from('203.0.113.8', `Bearer ${madeUpKey()}`)).statusCode).toBe(401)
+    // an IPv6 host has a /64 to choose from: counted as one
+    for (let i = 0; i < 5; i++)
+      expect((await from(`2001:db8:1:2::${i + 1}`, 'Bearer x')).statusCode).toBe(401)
+    expect((await from('2001:db8:1:2:ffff::9', 'Bearer x')).statusCode).toBe(429)
+  })
+
+  it('remembers failures of at most 10,000 addresses', () => {
+    const limiter = new AuthFailureLimiter(5)
+    for (let i = 0; i < 30_000; i++) limiter.fail(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`)
+    expect(limiter.size).toBe(10_000)
+  })
+
+  it('cuts a request whose body does not arrive within HTTP_REQUEST_TIMEOUT_MS (408)', async () => {
+    // a valid key trickling its batch a byte every 200 ms: 1 s allowed, cut within ~1.25 s
+    let timer: NodeJS.Timeout | undefined
+    const t0 = Date.now()
+    const r = await rawExchange(
+      port,
+      `POST /v1/sync/checkins HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\n` +
+        'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n',
+      {
+        body: (s) => {
+          timer = setInterval(() => s.write('{'), 200)
+          s.on('close', () => clearInterval(timer))
+        },
+        ms: 4_000,
+      },
+    )
+    clearInterval(timer)
+    expect(r.answer.split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout')
+    expect(r.closed).toBe(true)
+    expect(Date.now() - t0).toBeLessThan(3_000)
   })
 })

@@ -107,10 +107,6 @@ export async function listGates(db: pg.Pool): Promise<GateRow[]> {
   }))
 }
 
-/**
- * Finds which gate a presented key belongs to. Results are cached briefly per key so a busy gate
- * does not cost a query per batch; a revoked key stops working within `ttlMs`.
- */
 /** Who a valid key belongs to. */
 export interface GateIdentity {
   gateId: string
@@ -118,25 +114,46 @@ export interface GateIdentity {
   eventId: string | null
 }
 
+/** Loads of the key-id list asked for by keys not on it: a burst of this many, then one a second. */
+const UNKNOWN_RELOAD_BURST = 5
+const UNKNOWN_RELOAD_PER_S = 1
+
+/**
+ * Finds which gate a presented key belongs to. Valid keys are cached briefly so a busy gate does not
+ * cost a query per batch (a revoked key stops working within `ttlMs`, at once where NOTIFY reaches
+ * the node). A key is looked up only when its key id is one of the active keys, whose list is kept
+ * in memory: a made-up key, however well formed, costs no query and takes no cache entry of a
+ * real gate's. Wrong secrets of real key ids are remembered in a cache of their own for the same reason.
+ */
 export class GateAuthenticator {
-  private readonly cache: LRUCache<string, GateIdentity | { denied: true }>
+  private readonly valid: LRUCache<string, GateIdentity>
+  private readonly denied: LRUCache<string, true>
+  /** the key ids of the active keys, and when they were read */
+  private known: { ids: Set<string>; at: number } | null = null
+  private loading: Promise<Set<string>> | null = null
+  /** a token bucket for the loads that a key id not on the list asks for */
+  private reloads = { tokens: UNKNOWN_RELOAD_BURST, at: 0 }
   /** bumped by clear(): a look-up that started before a clear does not cache its answer */
   private generation = 0
 
   constructor(
     private readonly db: pg.Pool,
     private readonly ttlMs = 30_000,
+    private readonly now: () => number = Date.now,
   ) {
-    this.cache = new LRUCache({ max: 10_000, ttl: ttlMs })
+    this.valid = new LRUCache({ max: 10_000, ttl: ttlMs })
+    this.denied = new LRUCache({ max: 10_000, ttl: ttlMs })
   }
 
   /** The gate (and its event) for a bearer key, or null when the key is unknown, wrong, revoked or expired. */
   async authenticate(key: string): Promise<GateIdentity | null> {
-    const hit = this.cache.get(key)
-    if (hit) return 'gateId' in hit ? hit : null
+    const hit = this.valid.get(key)
+    if (hit) return hit
+    if (this.denied.has(key)) return null
     const p = parseKey(key)
     if (!p) return null
     const generation = this.generation
+    if (!(await this.isActiveKeyId(p.keyId))) return null
     const r = await this.db.query<{
       gate_id: string
       event_id: string | null
@@ -158,16 +175,65 @@ export class GateAuthenticator {
         : null
     // a key revoked while this look-up ran: the answer may predate it, so it is not kept
     if (generation !== this.generation) return id
+    if (!id) {
+      this.denied.set(key, true)
+      return null
+    }
     // a rotated key is trusted from the cache only until its grace ends, not for the whole TTL
-    const ttl =
-      id && row?.expires_in_ms != null ? Math.min(this.ttlMs, Math.max(1, row.expires_in_ms)) : this.ttlMs
-    this.cache.set(key, id ?? { denied: true }, { ttl })
+    const ttl = row?.expires_in_ms != null ? Math.min(this.ttlMs, Math.max(1, row.expires_in_ms)) : this.ttlMs
+    this.valid.set(key, id, { ttl })
     return id
+  }
+
+  /**
+   * Whether a key id is one of the active keys. One not on the list read last may be a key made
+   * since (on a server whose NOTIFY does not reach this node), so the list is read again, but only
+   * as the token bucket allows: a flood of made-up keys costs about one query a second, not one each.
+   */
+  private async isActiveKeyId(keyId: string): Promise<boolean> {
+    const known = this.known
+    if (!known || this.now() - known.at >= this.ttlMs) return (await this.loadKeyIds()).has(keyId)
+    if (known.ids.has(keyId)) return true
+    if (!this.takeReload()) return false
+    return (await this.loadKeyIds()).has(keyId)
+  }
+
+  /** Read the active key ids; callers at the same time share one query. */
+  private loadKeyIds(): Promise<Set<string>> {
+    if (this.loading) return this.loading
+    const generation = this.generation
+    const loading = this.db
+      .query<{ key_id: string }>(
+        'SELECT key_id FROM gate_keys WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())',
+      )
+      .then((r) => {
+        const ids = new Set(r.rows.map((x) => x.key_id))
+        if (generation === this.generation) this.known = { ids, at: this.now() }
+        return ids
+      })
+      .finally(() => {
+        if (this.loading === loading) this.loading = null
+      })
+    this.loading = loading
+    return loading
+  }
+
+  private takeReload(): boolean {
+    const t = this.now()
+    const b = this.reloads
+    b.tokens = Math.min(UNKNOWN_RELOAD_BURST, b.tokens + ((t - b.at) / 1000) * UNKNOWN_RELOAD_PER_S)
+    b.at = t
+    if (b.tokens < 1) return false
+    b.tokens -= 1
+    return true
   }
 
   /** Forget every checked key (a key or a gate changed somewhere: LISTEN gate_keys_changed). */
   clear(): void {
     this.generation++
-    this.cache.clear()
+    this.valid.clear()
+    this.denied.clear()
+    this.known = null
+    this.loading = null
   }
 }

@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto'
 import os from 'node:os'
 import { createGunzip } from 'node:zlib'
 import rateLimit from '@fastify/rate-limit'
@@ -23,22 +22,17 @@ import { createIngestCounters } from '../ingest/counters.js'
 import { ingestBatch } from '../ingest/ingest.js'
 import { createPerfMonitor, type PerfMonitor } from '../monitor/perf.js'
 import { PlanAdvisor } from '../monitor/suggestions.js'
+import { AuthFailureLimiter } from './auth-failures.js'
 import { dashboardRoutes } from './dashboard-routes.js'
 import { errorHandler } from './errors.js'
 import { fleetRoutes } from './fleet-routes.js'
+import { authHooks } from './gate-auth.js'
 import { createRegistry, httpMetrics } from './metrics.js'
 import { perfRoutes } from './perf-routes.js'
 import { queryRoutes } from './query-routes.js'
 import { requestLogging } from './request-log.js'
 import { rosterDelta } from './roster.js'
 import { isStream } from './streams.js'
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** the authenticated gate on the gate routes */
-    gate: GateIdentity | null
-  }
-}
 
 /** What the HTTP app is built from. */
 export interface AppDeps {
@@ -68,13 +62,6 @@ const RosterQuery = z.object({
   limit: z.coerce.number().int().min(1).max(10_000).default(5_000),
 })
 
-function bearer(req: FastifyRequest): string | null {
-  const h = req.headers.authorization
-  if (!h) return null
-  const m = /^Bearer\s+(\S+)$/i.exec(h)
-  return m?.[1] ?? null
-}
-
 /** The cloud HTTP API as a Fastify instance (not listening): health, gate sync, roster, query API. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, pool } = deps
@@ -84,8 +71,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ...requestLogging(deps.log),
     bodyLimit: config.maxBodyBytes,
     return503OnClosing: true,
+    // a request (headers and body) must arrive within requestTimeoutMs (408 otherwise: a body trickled
+    // a byte at a time does not hold a connection for minutes), checked every few seconds
+    requestTimeout: config.requestTimeoutMs,
+    connectionTimeout: config.connectionTimeoutMs,
+    http: {
+      headersTimeout: Math.min(60_000, config.requestTimeoutMs),
+      connectionsCheckingInterval: Math.min(5_000, Math.max(250, config.requestTimeoutMs / 4)),
+    },
   })
   const auth = new GateAuthenticator(pool, deps.authCacheMs ?? 30_000)
+  // keys and tokens are checked on request, before the body is read (gate-auth.ts)
+  const authenticate = authHooks({
+    auth,
+    opsToken: config.opsToken,
+    limiter: config.authFailuresPerMin > 0 ? new AuthFailureLimiter(config.authFailuresPerMin) : null,
+  })
   app.setErrorHandler(errorHandler)
   const registry = deps.registry ?? createRegistry()
   httpMetrics(app, registry)
@@ -193,13 +194,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return payload.pipe(out)
   })
 
-  const gateAuth = async (req: FastifyRequest): Promise<GateIdentity> => {
-    const key = bearer(req)
-    if (!key) throw new GateError('E_AUTH', 'missing gate key (Authorization: Bearer gk_...)')
-    const id = await auth.authenticate(key)
-    if (!id) throw new GateError('E_AUTH', 'unknown, revoked or expired gate key')
-    return id
-  }
   // a revoked or rotated key stops working on every node at once, not when its cache entry expires
   const keysListener = new ChangeListener(
     config.databaseUrl,
@@ -222,12 +216,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
 
   // the gate routes: the key is checked first, then the gate's rate (per gate, not per address: a
-  // venue's gates share one NAT address); over it, 429 with Retry-After, which the syncer honours
+  // venue's gates share one NAT address); over it, 429 with Retry-After, which the syncer honours.
+  // Both on request, so neither a stranger nor a gate over its rate has its body read.
   app.decorateRequest('gate', null)
   const gateRoute = {
-    preHandler: async (req: FastifyRequest) => {
-      req.gate = await gateAuth(req)
-    },
+    onRequest: authenticate.gate,
     config: {
       rateLimit:
         config.gateRateLimitPerMin > 0
@@ -239,7 +232,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           : (false as const),
     },
   }
-  await app.register(rateLimit, { global: false, hook: 'preHandler' })
+  await app.register(rateLimit, { global: false, hook: 'onRequest' })
 
   const ingestCounters = createIngestCounters(registry)
   app.post('/v1/sync/checkins', gateRoute, async (req, reply) => {
@@ -275,15 +268,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return delta
   })
 
-  const opsToken = config.opsToken ?? ''
-  const opsAuth = async (req: FastifyRequest): Promise<void> => {
-    const t = bearer(req)
-    if (!opsToken) throw new GateError('E_AUTH', 'the query API is disabled: set OPS_TOKEN on the service')
-    const a = Buffer.from(t ?? '')
-    const b = Buffer.from(opsToken)
-    if (a.length !== b.length || !timingSafeEqual(a, b))
-      throw new GateError('E_AUTH', 'missing or wrong ops token')
-  }
+  const opsAuth = authenticate.ops
   await app.register(queryRoutes, {
     pool,
     opsAuth,

@@ -122,7 +122,7 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptio
   })
 
   await app.register(async (api) => {
-    api.addHook('preHandler', opts.opsAuth)
+    api.addHook('onRequest', opts.opsAuth)
 
     api.get('/v1/fleet/:gateId/history', async (req) => {
       const { gateId } = req.params as { gateId: string }

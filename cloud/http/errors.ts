@@ -19,14 +19,19 @@ const STATUS: Record<string, number> = {
   E_AUTH: 401,
   E_FORBIDDEN: 403,
   E_NOT_FOUND: 404,
+  E_RATE_LIMITED: 429,
   E_DB_UNAVAILABLE: 503,
 }
 
 /** One place maps every error to HTTP: coded errors keep their message, 5xx internals are hidden. */
 export function errorHandler(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): void {
+  // refused before its body was read (a bad key, a limit): the connection is closed after the
+  // answer rather than kept alive, which would mean reading the whole body (a slow one for minutes)
+  if (!req.raw.complete) reply.header('Connection', 'close')
   if (err instanceof GateError) {
     const status = STATUS[err.code] ?? 500
     if (status === 503) reply.header('Retry-After', '5')
+    if (status === 429) reply.header('Retry-After', String(err.context['retryAfterS'] ?? 60))
     const body: { error: { code: string; message: string; details?: unknown } } = {
       error: { code: err.code, message: err.message },
     }

@@ -22,7 +22,7 @@ export async function fleetRoutes(
     commandSecret: string | undefined
   },
 ): Promise<void> {
-  app.addHook('preHandler', opts.opsAuth)
+  app.addHook('onRequest', opts.opsAuth)
   const need = () => {
     if (!opts.fleet)
       throw new GateError('E_NOT_FOUND', 'the fleet monitor is off: set MQTT_URL on the service')

@@ -13,7 +13,7 @@ export async function perfRoutes(
     extra?: () => Record<string, unknown>
   },
 ): Promise<void> {
-  app.addHook('preHandler', opts.opsAuth)
+  app.addHook('onRequest', opts.opsAuth)
   app.get('/v1/perf', async () => ({ ...opts.perf.snapshot(), ...(opts.extra?.() ?? {}) }))
   app.get('/v1/alerts', async () => {
     const x = opts.extra?.() ?? {}

@@ -153,7 +153,7 @@ export async function queryRoutes(
       ),
   }
   // the hook is encapsulated in this plugin: it guards exactly the routes below
-  app.addHook('preHandler', opts.opsAuth)
+  app.addHook('onRequest', opts.opsAuth)
 
   // 1. a participant's check-ins, newest first, paged by keyset (before = the last ts of the previous page)
   app.get('/v1/query/participants/:id/checkins', async (req) => {

@@ -18,6 +18,8 @@ export interface RouterOptions {
   balancer?: Partial<BalancerOptions>
   /** request body limit, bytes (the backends apply their own) */
   bodyLimit?: number
+  /** a request not received in full within this time is cut with 408, ms (the nodes' default, 60 s) */
+  requestTimeoutMs?: number
 }
 
 /**
@@ -37,9 +39,17 @@ export async function buildRouter(o: RouterOptions): Promise<{ app: FastifyInsta
     balancer.add(base, base)
     names.set(base, base)
   }
+  const requestTimeoutMs = o.requestTimeoutMs ?? 60_000
   const app = Fastify({
     ...requestLogging(o.log), // query strings redacted from the request lines
     bodyLimit: o.bodyLimit ?? 16 * 1024 * 1024,
+    // as on the nodes: a body trickled a byte at a time does not hold a connection for minutes
+    requestTimeout: requestTimeoutMs,
+    connectionTimeout: 120_000,
+    http: {
+      headersTimeout: Math.min(60_000, requestTimeoutMs),
+      connectionsCheckingInterval: Math.min(5_000, Math.max(250, requestTimeoutMs / 4)),
+    },
   })
   // the router streams bodies as they are: no parsing, any content type
   app.removeAllContentTypeParsers()
