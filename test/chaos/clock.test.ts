@@ -261,7 +261,7 @@ describe('chaos: the gate wall clock jumps by hours', () => {
           `clock_skew raised when 3 h back ${raisedBack ? 'yes' : 'NO'}, brought up to date when 2 h ahead (every record refused) ${raisedAhead ? 'yes' : 'NO'}, ` +
           `cleared once right ${cleared ? 'yes' : 'NO'}, a new one when wrong again ${raisedAgain ? 'yes' : 'NO'} (largest ${(largest / HOUR).toFixed(1)} h); ` +
           `${refused.length} decisions stamped 2 h ahead refused by the cloud and kept on the gate, the rest synced`,
-        lost: a.lostFromFile + a.lostFromCloud,
+        lost: a.lost,
       },
     ])
 

@@ -144,6 +144,8 @@ export interface Account {
   lostFromFile: number
   /** emitted decisions missing from Postgres */
   lostFromCloud: number
+  /** emitted decisions missing from the file or from Postgres (the table's "records lost") */
+  lost: number
   /** records stored twice in Postgres */
   doubled: number
   /** rows of the file not in Postgres (still pending, or lost on the way) and not refused */
@@ -191,6 +193,7 @@ export async function account(
     inFile: inFile.size,
     lostFromFile: seen.filter((id) => !inFile.has(id)).length,
     lostFromCloud: seen.filter((id) => !inPg.has(id)).length,
+    lost: seen.filter((id) => !inFile.has(id) || !inPg.has(id)).length,
     doubled: rows.filter((r) => Number(r.n) > 1).length,
     notSynced: file.filter((r) => !r.refused && !inPg.has(r.id)).length,
     foreign: [...inPg].filter((id) => !inFile.has(id)).length,
