@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { Logger } from 'pino'
 import { v4 as uuidv4 } from 'uuid'
@@ -26,7 +26,8 @@ import { Proximity } from './pipeline/proximity.js'
 import { Validator } from './pipeline/validator.js'
 import { EventWatch, GateMetricsSampler } from './report/gate-metrics.js'
 import type { MqttReporter } from './report/mqtt-reporter.js'
-import { type Db, openDatabase } from './store/db.js'
+import { type Db, isSqliteError, mapSqliteError } from './store/db.js'
+import { openAgentDatabase } from './store/open-agent-db.js'
 import { CLAIM_QUERIES, Outbox } from './store/outbox.js'
 import { recentDecisions, recordRun } from './store/recent-decisions.js'
 import { lookupToken } from './store/roster-lookup.js'
@@ -98,10 +99,10 @@ export class GateAgent {
   /** Start everything; on failure, whatever was started is stopped again and the error rethrown. */
   async start(): Promise<void> {
     const { config, clock, log } = this.deps
+    const dbFile = path.join(config.dataDir, DB_NAME)
     try {
-      mkdirSync(config.dataDir, { recursive: true, mode: 0o750 })
-      const dbFile = path.join(config.dataDir, DB_NAME)
-      const db = openDatabase(dbFile)
+      // checked before anything is written to it: a damaged file is refused and left as it was
+      const db = await openAgentDatabase(dbFile, log.child({ component: 'store' }))
       this.db = db
       // a validated integer (config schema), not free text
       db.pragma(`cache_size = -${config.outbox.cacheKiB}`)
@@ -248,7 +249,8 @@ export class GateAgent {
       )
     } catch (err) {
       await this.stop()
-      throw err
+      // a damaged page met after the check (its late verdict, a page in the WAL): still a clear exit 4
+      throw isSqliteError(err) ? mapSqliteError(err, dbFile) : err
     }
   }
 

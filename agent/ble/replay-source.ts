@@ -187,8 +187,18 @@ async function checkHeader(file: string): Promise<void> {
     )
   }
   try {
+    // a directory opens, and only its read fails (EISDIR): said as what it is
+    if ((await fh.stat()).isDirectory())
+      throw new GateError(
+        'E_REPLAY_FILE',
+        `${file} is a directory, not a capture file (make one with gatectl capture -o FILE)`,
+      )
     const buf = Buffer.alloc(4096)
-    const { bytesRead } = await fh.read(buf, 0, buf.length, 0)
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0).catch((err: NodeJS.ErrnoException) => {
+      throw new GateError('E_REPLAY_FILE', `cannot read capture ${file}: ${err.code ?? errorMessage(err)}`, {
+        cause: err,
+      })
+    })
     const first = buf.toString('utf8', 0, bytesRead).split('\n', 1)[0] ?? ''
     if (parseCaptureHeader(first) === null) {
       throw new GateError(

@@ -6,7 +6,7 @@ import { loadAgentConfig } from '../config/load.js'
 import type { AgentConfig } from '../config/schema.js'
 import { ControlClient, SOCKET_NAME } from '../control/client.js'
 import { EXIT, exitCodeFor } from '../exit-codes.js'
-import { type Db, openDatabase } from '../store/db.js'
+import { type Db, isSqliteError, mapSqliteError, openDatabase } from '../store/db.js'
 
 /** Options every gatectl command takes. */
 export interface GlobalOptions {
@@ -45,9 +45,9 @@ export class CliContext {
     return openDatabase(this.dbPath, { readonly: true })
   }
 
-  /** The database, writable (created and migrated if needed). */
+  /** The database, writable (created and migrated if needed); an existing file is checked first, and refused when damaged. */
   openWritable(): Db {
-    return openDatabase(this.dbPath)
+    return openDatabase(this.dbPath, { verify: true })
   }
 
   /** Print a result: JSON with --json, else the human rendering. */
@@ -76,10 +76,13 @@ export function action<A extends unknown[]>(
   return async (...args: unknown[]): Promise<void> => {
     const cmd = args[args.length - 1] as Command
     const json = cmd.optsWithGlobals<GlobalOptions>().json === true
+    let ctx: CliContext | null = null
     try {
-      const ctx = contextFrom(cmd)
+      ctx = contextFrom(cmd)
       process.exitCode = (await fn(ctx, ...(args.slice(0, -1) as A))) ?? EXIT.ok
-    } catch (err) {
+    } catch (thrown) {
+      // SQLite's own errors (a damaged page met while reading) become the database's clear errors
+      const err = ctx && isSqliteError(thrown) ? mapSqliteError(thrown, ctx.dbPath) : thrown
       const code = err instanceof GateError ? err.code : 'E_INTERNAL'
       if (json) process.stdout.write(`${JSON.stringify({ error: { code, message: errorMessage(err) } })}\n`)
       else console.error(`gatectl: ${errorMessage(err)}`)

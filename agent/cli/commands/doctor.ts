@@ -54,7 +54,8 @@ export function agentChecks(ctx: CliContext): CheckResult[] {
               name: 'database integrity',
               status: 'fail',
               detail: problems.slice(0, 5).join('; '),
-              fix: 'stop the agent, move agent.db aside, recover unsynced rows with `sqlite3 agent.db .recover`',
+              // not `.recover`: Debian 12's sqlite3 (3.40.1) fails on it with "SQL logic error"
+              fix: 'stop the agent, move agent.db and its -wal and -shm files aside together, start it afresh; `sqlite3 damaged/agent.db .dump` keeps every readable row',
             },
       )
     } finally {
