@@ -1,7 +1,14 @@
 import net from 'node:net'
 import path from 'node:path'
+import { pino } from 'pino'
 import { afterAll, describe, expect, it } from 'vitest'
+import { GateAgent } from '../agent/agent.js'
+import { PushSource } from '../agent/ble/push-source.js'
+import { systemClock } from '../agent/clock.js'
+import { agentConfigSchema } from '../agent/config/schema.js'
+import { ControlClient, SOCKET_NAME } from '../agent/control/client.js'
 import { ControlServer } from '../agent/control/server.js'
+import { GateError } from '../shared/errors.js'
 import { silentLog, tempDir } from './helpers.js'
 import { eventually } from './process-helpers.js'
 
@@ -52,6 +59,48 @@ describe('control socket against a misbehaving client', () => {
       expect(handled).toBeLessThan(20_000)
     } finally {
       await server.stop()
+    }
+  })
+})
+
+describe('control socket against bad parameters', () => {
+  it('a 65-character token, an unknown log level, an unknown stream: E_INPUT saying which, no error logged, the agent goes on', async () => {
+    const t = tempDir()
+    const lines: Array<{ level: number; msg: string }> = []
+    const log = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l)) })
+    const dataDir = path.join(t.dir, 'gate')
+    const agent = new GateAgent({
+      config: agentConfigSchema.parse({ gateId: 'g1', dataDir, source: { kind: 'sim' } }),
+      clock: systemClock,
+      log,
+      makeSource: () => new PushSource(),
+    })
+    await agent.start()
+    const client = await ControlClient.connect(path.join(dataDir, SOCKET_NAME))
+    try {
+      const refused = async (p: Promise<unknown>) => {
+        const err = await p.then(
+          () => null,
+          (e: unknown) => e,
+        )
+        expect(err).toBeInstanceOf(GateError)
+        return err as GateError
+      }
+      const token = await refused(client.request('roster.lookup', { token: 'a'.repeat(65) }))
+      expect(token.code).toBe('E_INPUT')
+      expect(token.message).toMatch(/^roster\.lookup: token: .*64/)
+      const level = await refused(client.request('log.level', { level: 'shout' }))
+      expect(level.code).toBe('E_INPUT')
+      expect(level.message).toMatch(/^log\.level: level: /)
+      const stream = await refused(client.subscribe(['weather' as 'adverts'], () => {}))
+      expect(stream.code).toBe('E_INPUT')
+      // nothing for the operator to look into: no error in the agent's log
+      expect(lines.filter((l) => l.level >= 50)).toEqual([])
+      expect(((await client.request('status')) as { daemon: string }).daemon).toBe('running')
+    } finally {
+      client.close()
+      await agent.stop()
+      t.cleanup()
     }
   })
 })

@@ -1,6 +1,7 @@
 import { chmodSync, existsSync, unlinkSync } from 'node:fs'
 import net from 'node:net'
 import type { Logger } from 'pino'
+import { ZodError } from 'zod'
 import {
   type ControlMethod,
   controlRequestSchema,
@@ -151,10 +152,13 @@ export class ControlServer {
       if (!handler) throw new GateError('E_CONTROL_PROTOCOL', `method ${method} is not available`)
       const result = await handler(params)
       this.reply(sock, { id, ok: true, result: result ?? null })
-    } catch (err) {
+    } catch (thrown) {
+      // params that fail a method's schema are the client's mistake (a 65-character token), not ours
+      const err = thrown instanceof ZodError ? inputError(method, thrown) : thrown
       const code = err instanceof GateError ? err.code : 'E_INTERNAL'
       const message = err instanceof GateError ? err.message : 'internal error (see the agent log)'
       if (!(err instanceof GateError)) this.log.error({ err, method }, 'control handler failed')
+      else if (code === 'E_INPUT') this.log.debug({ method, message }, 'control request refused')
       this.reply(sock, { id, ok: false, error: { code, message } })
     }
   }
@@ -181,6 +185,12 @@ export class ControlServer {
     }
     sock.write(`${JSON.stringify(msg)}\n`)
   }
+}
+
+/** E_INPUT naming the method and each bad parameter. */
+function inputError(method: string, err: ZodError): GateError {
+  const issues = err.issues.map((i) => `${i.path.join('.') || 'params'}: ${i.message}`).join('; ')
+  return new GateError('E_INPUT', `${method}: ${issues}`, { cause: err })
 }
 
 /** Whether something answers on a Unix socket. */
