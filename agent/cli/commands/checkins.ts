@@ -29,10 +29,25 @@ function parseFilter(o: ListOptions) {
       'E_INPUT',
       `--state must be one of pending, inflight, synced, refused, all (got "${o.state}")`,
     )
-  const limit = o.limit === 'all' ? -1 : Number(o.limit)
-  if (!Number.isSafeInteger(limit) || limit === 0 || limit < -1)
-    throw new GateError('E_INPUT', '--limit must be a positive integer or "all"')
-  return { state, limit, token: o.token?.toLowerCase() }
+  return { state, limit: parseLimit(o.limit), token: o.token?.toLowerCase() }
+}
+
+/** Most rows --limit takes: a bigger number is a typo, and "all" says every row. */
+const MAX_LIMIT = 1_000_000
+
+/**
+ * --limit: digits from 1 to MAX_LIMIT, or "all" (-1 for the store). "-1" was taken as "all" and
+ * "1e9" as a billion: a typo should be an error, not every row.
+ */
+function parseLimit(v: string): number {
+  if (v === 'all') return -1
+  const n = /^[0-9]{1,7}$/.test(v) ? Number(v) : Number.NaN
+  if (!(n >= 1 && n <= MAX_LIMIT))
+    throw new GateError(
+      'E_INPUT',
+      `--limit must be a whole number from 1 to ${MAX_LIMIT.toLocaleString('en-US')}, or "all" (got "${v}")`,
+    )
+  return n
 }
 
 const CSV_FIELDS: Array<keyof Checkin | 'state' | 'syncError'> = [
