@@ -189,8 +189,6 @@ const CLOUD_EXTRA_ENV: Record<string, string> = {
   ROUTER_BACKENDS: '`gate-cloud router`: the comma-separated node URLs, when `--backends` is not given',
   ROUTER_HOST: '`gate-cloud router`: the listen address, when `--host` is not given (default `127.0.0.1`)',
   ROUTER_PORT: '`gate-cloud router`: the listen port, when `--port` is not given (default `8000`)',
-  PGLITE_PORT:
-    '`gate-cloud up`: the embedded Postgres port (default `54320`; a free port when it is taken); unused with `DATABASE_URL`',
   MQTT_PORT:
     '`gate-cloud up`: the embedded MQTT broker port (default `1883`; a free port when it is taken); unused with `MQTT_URL`',
   KUBERNETES_SERVICE_HOST:

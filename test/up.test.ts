@@ -1,12 +1,12 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import mqtt from 'mqtt'
 import { afterAll, describe, expect, it } from 'vitest'
 import { portOpen } from './chaos/harness.js'
 import { freePort, tempDir } from './helpers.js'
 import { connect, tempDatabase } from './pg-helpers.js'
-import { cleanEnv, eventually } from './process-helpers.js'
+import { cleanEnv, cloudCli, eventually } from './process-helpers.js'
 
 const CLOUD_BIN = path.resolve(import.meta.dirname, '..', 'bin', 'gate-cloud.js')
 
@@ -19,10 +19,10 @@ interface Up {
 /** `gate-cloud up` with no DATABASE_URL, MQTT_URL or REDIS_URL: everything embedded. */
 function startUp(
   dataDir: string,
-  ports: { http: number; pg: number; mqtt: number },
+  ports: { http: number; mqtt: number },
   servers: Record<string, string> = {},
 ): Up {
-  const env = cleanEnv({ PGLITE_PORT: String(ports.pg), MQTT_PORT: String(ports.mqtt) })
+  const env = cleanEnv({ MQTT_PORT: String(ports.mqtt) })
   for (const k of ['DATABASE_URL', 'REDIS_URL', 'MQTT_URL', 'OPS_TOKEN', 'PORT']) delete env[k]
   Object.assign(env, servers)
   const child = spawn(
@@ -52,13 +52,47 @@ const processesOn = (dataDir: string): string[] => {
 }
 
 /**
+ * Log in to the Postgres at `url` as user `uid` of this machine (a raw startup message, as any
+ * client sends): 'ok' when the server lets it in, else the error (EACCES: the socket is not its).
+ */
+function loginAs(uid: number, url: string): Promise<string> {
+  const script = `
+    const net = require('node:net')
+    const url = process.argv[1]
+    const m = /[?&]host=([^&]+)/.exec(url)
+    const s = m
+      ? net.connect(decodeURIComponent(m[1]) + '/.s.PGSQL.5432')
+      : net.connect(Number(new URL(url).port || 5432), new URL(url).hostname)
+    s.on('error', (e) => { console.log(e.code); process.exit(0) })
+    s.on('connect', () => {
+      const params = Buffer.from('user\\0postgres\\0database\\0postgres\\0\\0')
+      const head = Buffer.alloc(8)
+      head.writeInt32BE(8 + params.length, 0)
+      head.writeInt32BE(196608, 4)
+      s.write(Buffer.concat([head, params]))
+    })
+    s.on('data', (d) => {
+      console.log(d[0] === 0x52 && d.readInt32BE(5) === 0 ? 'ok' : 'refused')
+      process.exit(0)
+    })`
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['-e', script, url],
+      { uid, gid: uid, cwd: '/', timeout: 10_000 },
+      (err, stdout) => resolve(err ? `failed: ${err.message}` : stdout.trim()),
+    )
+  })
+}
+
+/**
  * `npm start` (gate-cloud up) on embedded defaults: PGlite over pglite-socket, aedes, no Redis, three
  * simulated gates syncing and reporting; Ctrl-C stops everything; a second start keeps the data.
  */
 describe('gate-cloud up: the whole system on embedded defaults', () => {
   const tmp = tempDir()
   const dataDir = path.join(tmp.dir, 'data')
-  let ports = { http: 0, pg: 0, mqtt: 0 }
+  let ports = { http: 0, mqtt: 0 }
   let current: Up | null = null
   let storedAfterFirst = 0
   afterAll(async () => {
@@ -86,13 +120,22 @@ describe('gate-cloud up: the whole system on embedded defaults', () => {
     ).gates.reduce((n, g) => n + Number(g.count), 0)
 
   it('starts the cloud, the broker, Postgres and three gates that sync and report, and stops on Ctrl-C', async () => {
-    ports = { http: await freePort(), pg: await freePort(), mqtt: await freePort() }
+    ports = { http: await freePort(), mqtt: await freePort() }
     const up = startUp(dataDir, ports)
     current = up
     await eventually(() => up.out().includes('The whole system is up'), 120_000, 250)
     expect(up.out()).toContain(`http://127.0.0.1:${ports.http}/dashboard#token=`)
     expect(up.out()).toContain('embedded PGlite')
     expect(up.out()).toContain('no REDIS_URL') // the cloud says it runs on L1 alone
+    // the embedded Postgres asks no password: it is on a socket only this user can reach, and the
+    // DATABASE_URL the banner prints is what the CLI needs to reach it
+    const dbUrl = /DATABASE_URL='([^']+)'/.exec(up.out())?.[1] ?? ''
+    if (process.getuid?.() === 0) expect(await loginAs(65534, dbUrl), 'another local user').toBe('EACCES')
+    expect(dbUrl).toBe(`postgres://postgres@/postgres?host=${path.join(dataDir, 'run')}`)
+    expect(statSync(path.join(dataDir, 'run')).mode & 0o777).toBe(0o700)
+    const listed = await cloudCli(['gates', 'list'], { DATABASE_URL: dbUrl })
+    expect(listed.stderr).toBe('')
+    expect(listed.stdout).toMatch(/gate-1[\s\S]*gate-2[\s\S]*gate-3/)
     // every gate online over MQTT, and check-ins from every gate stored in Postgres
     await eventually(
       async () => (await api<{ counts: { online: number } }>('/v1/fleet')).counts.online === 3,
@@ -180,7 +223,7 @@ describe('gate-cloud up: the whole system on embedded defaults', () => {
   it('with DATABASE_URL, MQTT_URL and REDIS_URL the same command uses the real servers', async () => {
     const db = await tempDatabase({ migrate: false })
     const realDir = path.join(tmp.dir, 'real')
-    const real = { http: await freePort(), pg: 0, mqtt: 0 }
+    const real = { http: await freePort(), mqtt: 0 }
     const mqttUrl = process.env['MQTT_URL'] ?? 'mqtt://127.0.0.1:1883'
     const up = startUp(realDir, real, {
       DATABASE_URL: db.url,

@@ -1,10 +1,11 @@
 import { timingSafeEqual } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
+import { chmodSync, mkdirSync } from 'node:fs'
 import net from 'node:net'
 import type { Logger } from 'pino'
 import { GateError } from '../../shared/errors.js'
 import { FLEET_MAX_PAYLOAD_BYTES, MQTT_MAX_PACKET_BYTES, packetSizeWatch } from '../../shared/mqtt-limits.js'
 import { ThrottledLog } from '../../shared/throttled-log.js'
+import { pgSocket } from './pg-socket.js'
 
 /** A TCP port free on the loopback now (the OS picks it). */
 export function freePort(): Promise<number> {
@@ -51,14 +52,16 @@ export interface EmbeddedPostgres {
 
 /**
  * Postgres embedded in this process: PGlite (Postgres compiled to WebAssembly) with its data in
- * `dir`, served on the loopback by pglite-socket so that the cloud reaches it with `pg` exactly as
- * it reaches a real server. PGlite is one backend: the socket server multiplexes connections
+ * `dir`, served by pglite-socket so that the cloud reaches it with `pg` exactly as it reaches a
+ * real server. PGlite is one backend: the socket server multiplexes connections
  * query by query (a transaction keeps it to its connection), so session state (LISTEN, session
  * advisory locks) is shared; enough for one node on one machine, not for production.
+ * pglite-socket asks no password (every client is the superuser), so it listens on a Unix socket
+ * in `socketDir`, which only this user can enter (pg-socket.ts), never on a TCP port.
  */
 export async function startEmbeddedPostgres(
   dir: string,
-  port: number,
+  socketDir: string,
   log: Logger,
 ): Promise<EmbeddedPostgres> {
   const { PGlite } = await devImport<typeof import('@electric-sql/pglite')>('@electric-sql/pglite')
@@ -68,14 +71,17 @@ export async function startEmbeddedPostgres(
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const t0 = Date.now()
   const db = await PGlite.create(dir)
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port, maxConnections: 32 })
+  const socket = await pgSocket(socketDir)
+  const server = new PGLiteSocketServer({ db, path: socket.path, maxConnections: 32 })
   await server.start()
-  log.info({ dir, port, ms: Date.now() - t0 }, 'embedded Postgres (PGlite) up')
+  chmodSync(socket.path, 0o600)
+  log.info({ dir, socket: socket.path, ms: Date.now() - t0 }, 'embedded Postgres (PGlite) up')
   return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    url: socket.url,
     stop: async () => {
       await server.stop()
       await db.close()
+      socket.cleanup()
     },
   }
 }

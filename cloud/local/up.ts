@@ -172,11 +172,8 @@ export async function up(o: UpOptions): Promise<number> {
     // Postgres
     let databaseUrl = env['DATABASE_URL']
     if (!databaseUrl) {
-      pgServer = await startEmbeddedPostgres(
-        path.join(dataDir, 'pglite'),
-        await portOr(Number(env['PGLITE_PORT'] ?? 54320)),
-        log,
-      )
+      // on a Unix socket in the data directory: no other local user reaches it (it asks no password)
+      pgServer = await startEmbeddedPostgres(path.join(dataDir, 'pglite'), path.join(dataDir, 'run'), log)
       databaseUrl = pgServer.url
     }
     const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 })
@@ -302,7 +299,7 @@ export async function up(o: UpOptions): Promise<number> {
         'The whole system is up:',
         `  dashboard   ${dashboard}`,
         `  cloud API   ${cloudUrl}  (ops token in ${secretsFile})`,
-        `  Postgres    ${pgServer ? `embedded PGlite at ${pgServer.url}, data in ${path.join(dataDir, 'pglite')}` : 'DATABASE_URL'}`,
+        `  Postgres    ${pgServer ? `embedded PGlite, data in ${path.join(dataDir, 'pglite')}, for this user only: DATABASE_URL='${pgServer.url}'` : 'DATABASE_URL'}`,
         `  MQTT        ${broker ? `embedded aedes at ${broker.url} (a password per gate)` : 'MQTT_URL'}`,
         `  Redis       ${env['REDIS_URL'] ? 'REDIS_URL' : 'none: the cloud caches in process (L1) only'}`,
         `  gates       ${gateIds.join(', ')} on the simulated source (${o.participants} participants), data in ${path.join(dataDir, 'gates')}`,
