@@ -30,7 +30,7 @@ export class CliContext {
     return path.join(this.config.dataDir, SOCKET_NAME)
   }
 
-  /** The running daemon, or null when it is down. */
+  /** The running daemon, or null when it is down (a socket this user may not use is E_FORBIDDEN, not "down"). */
   async daemon(): Promise<ControlClient | null> {
     try {
       return await ControlClient.connect(this.socketPath, 1000)

@@ -1,4 +1,6 @@
+import { readFileSync, statSync } from 'node:fs'
 import net from 'node:net'
+import path from 'node:path'
 import {
   type ControlMessage,
   type ControlMethod,
@@ -46,12 +48,11 @@ export class ControlClient {
       })
       sock.once('error', (err) => {
         clearTimeout(timer)
-        reject(
-          new GateError(
-            'E_CONTROL_UNAVAILABLE',
-            `the agent is not running (${socketPath}: ${(err as NodeJS.ErrnoException).code})`,
-          ),
-        )
+        const code = (err as NodeJS.ErrnoException).code
+        // the agent may well be running: it is this user who may not talk to it
+        if (code === 'EACCES' || code === 'EPERM') reject(permissionError(socketPath, code))
+        else
+          reject(new GateError('E_CONTROL_UNAVAILABLE', `the agent is not running (${socketPath}: ${code})`))
       })
     })
   }
@@ -113,4 +114,40 @@ export class ControlClient {
       }
     }
   }
+}
+
+/**
+ * E_FORBIDDEN for a control socket this user may not use, naming the group to join and the user to
+ * run as: those of the socket, or of the nearest directory above it this user can see.
+ */
+export function permissionError(socketPath: string, code: string): GateError {
+  let owner: { uid: number; gid: number } | null = null
+  for (let p = socketPath; owner === null; p = path.dirname(p)) {
+    try {
+      owner = statSync(p)
+    } catch {
+      if (p === path.dirname(p)) break
+    }
+  }
+  const group = owner ? nameOf('/etc/group', owner.gid) : 'gate'
+  const user = owner ? nameOf('/etc/passwd', owner.uid) : 'gate'
+  return new GateError(
+    'E_FORBIDDEN',
+    `no permission to use the control socket ${socketPath} (${code}); add yourself to the ${group} group ` +
+      `(sudo usermod -aG ${group} "$USER", then log in again) or run as the ${user} user (sudo -u ${user} gatectl ...)`,
+    { context: { socketPath, code } },
+  )
+}
+
+/** The name of a user or group id from /etc/passwd or /etc/group (name:x:id:...), or the id itself. */
+function nameOf(file: string, id: number): string {
+  try {
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const [name, , n] = line.split(':')
+      if (name && Number(n) === id) return name
+    }
+  } catch {
+    // no such file (a container): the number says it
+  }
+  return String(id)
 }

@@ -75,9 +75,11 @@ describe('chaos: the gate wall clock jumps by hours', () => {
   let db: Awaited<ReturnType<typeof tempDatabase>> | null = null
   let cloud: Cloud | null = null
   let gate: TailedGate | null = null
+  let sql: pg.Client | null = null
 
   afterAll(async () => {
     if (gate) await stopGate(gate).catch(() => {})
+    await sql?.end().catch(() => {})
     await cloud?.stop('SIGKILL')
     await db?.drop().catch(() => {})
     tmp.cleanup()
@@ -142,8 +144,16 @@ describe('chaos: the gate wall clock jumps by hours', () => {
       decisions.filter(
         (d) => d.run === r && groupOf(d.token) === g && d.decision === decision && d.reason === reason,
       ).length
+    /** `n` such decisions of group `g` in run `r` within 30 s; else an error saying what was decided */
     const seen = (r: number, g: Group, decision: string, reason: string | null, n: number) =>
-      eventually(() => count(r, g, decision, reason) >= n, 30_000, 50)
+      eventually(() => count(r, g, decision, reason) >= n, 30_000, 50).catch(() => {
+        const got = decisions
+          .filter((d) => d.run === r && groupOf(d.token) === g)
+          .map((d) => `${d.decision}${d.reason ? ` ${d.reason}` : ''}`)
+        throw new Error(
+          `run ${r}: waited for ${n} '${decision}${reason ? ` ${reason}` : ''}' of group ${g}, got [${got.join(', ')}]`,
+        )
+      })
     /** the capture has been played to its end (and its last arrivals decided) */
     const played = async () => {
       await eventually(
@@ -154,12 +164,14 @@ describe('chaos: the gate wall clock jumps by hours', () => {
       await sleep(500)
     }
 
-    const sql = new pg.Client({ connectionString: db.url })
-    await sql.connect()
+    const client = new pg.Client({ connectionString: db.url })
+    client.on('error', () => {}) // dropped with the database in afterAll if the test fails first
+    sql = client
+    await client.connect()
     type Incident = { open: boolean; detail: { skewMs: number; max_skewMs: number; resolvedSkewMs?: number } }
     const skew = async () =>
       (
-        await sql.query<Incident>(
+        await client.query<Incident>(
           `SELECT resolved_at IS NULL AS open, detail FROM incidents
             WHERE kind = 'clock_skew' AND gate_id = 'clock-a' ORDER BY created_at, id`,
         )
@@ -221,7 +233,8 @@ describe('chaos: the gate wall clock jumps by hours', () => {
     const raisedAgain = await cloudSays((r) => r.length === 2 && r[0]?.open === false && r[1]?.open === true)
     await drained(dataDir)
     const incidents = await skew()
-    await sql.end()
+    await client.end()
+    sql = null
     await stopGate(g)
     gate = null
 

@@ -94,17 +94,23 @@ async function doctor(cmd: Command): Promise<number> {
   }
   if (ctx) {
     results.push(...agentChecks(ctx))
-    const daemon = await ctx.daemon()
-    results.push(
-      daemon
-        ? { name: 'agent daemon', status: 'pass', detail: 'running (control socket answers)' }
-        : {
-            name: 'agent daemon',
-            status: 'warn',
-            detail: 'not running',
-            fix: 'sudo systemctl start gate-agent; journalctl -u gate-agent for why it stopped',
-          },
-    )
+    let daemon: Awaited<ReturnType<CliContext['daemon']>> = null
+    try {
+      daemon = await ctx.daemon()
+      results.push(
+        daemon
+          ? { name: 'agent daemon', status: 'pass', detail: 'running (control socket answers)' }
+          : {
+              name: 'agent daemon',
+              status: 'warn',
+              detail: 'not running',
+              fix: 'sudo systemctl start gate-agent; journalctl -u gate-agent for why it stopped',
+            },
+      )
+    } catch (err) {
+      // E_FORBIDDEN: whether it runs is unknown to this user, and the message says what to do
+      results.push({ name: 'agent daemon', status: 'fail', detail: errorMessage(err) })
+    }
     if (daemon) {
       try {
         const s = (await daemon.request('status')) as AgentStatus
