@@ -279,7 +279,7 @@ export const agentConfigSchema = z
           .min(0)
           .default(300_000)
           .describe(
-            'one check-in per token per window, ms; a new presence inside it is denied `already_checked_in`, a presence after it is a re-entry. Rebuilt at start from the decisions in the database (the prune never deletes inside the window); a decision dated in the future, after the wall clock went back, is not believed',
+            'one check-in per token per window, ms; a new presence inside it is denied `already_checked_in`, a presence after it is a re-entry. Rebuilt at start from the decisions in the database (the prune never deletes inside the window): those of earlier runs in the same boot of the machine dated by its monotonic clock, so a wall-clock jump changes nothing; those of an earlier boot by the wall clock, where a decision dated in the future is not believed',
           ),
       })
       .strict()
