@@ -7,6 +7,7 @@ import type { AgentConfig } from '../config/schema.js'
 import { ControlClient, SOCKET_NAME } from '../control/client.js'
 import { EXIT, exitCodeFor } from '../exit-codes.js'
 import { type Db, isSqliteError, mapSqliteError, openDatabase } from '../store/db.js'
+import { safeJson, terminalSafe } from './safe-text.js'
 
 /** Options every gatectl command takes. */
 export interface GlobalOptions {
@@ -52,8 +53,8 @@ export class CliContext {
 
   /** Print a result: JSON with --json, else the human rendering. */
   print(value: unknown, human: () => string): void {
-    if (this.json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
-    else process.stdout.write(`${human()}\n`)
+    if (this.json) process.stdout.write(`${safeJson(value, 2)}\n`)
+    else process.stdout.write(`${terminalSafe(human())}\n`)
   }
 }
 
@@ -84,8 +85,8 @@ export function action<A extends unknown[]>(
       // SQLite's own errors (a damaged page met while reading) become the database's clear errors
       const err = ctx && isSqliteError(thrown) ? mapSqliteError(thrown, ctx.dbPath) : thrown
       const code = err instanceof GateError ? err.code : 'E_INTERNAL'
-      if (json) process.stdout.write(`${JSON.stringify({ error: { code, message: errorMessage(err) } })}\n`)
-      else console.error(`gatectl: ${errorMessage(err)}`)
+      if (json) process.stdout.write(`${safeJson({ error: { code, message: errorMessage(err) } })}\n`)
+      else console.error(`gatectl: ${terminalSafe(errorMessage(err))}`)
       process.exitCode = exitCodeFor(code)
     }
   }

@@ -4,6 +4,7 @@ import { captureLineSchema, lineToAdvert } from '../../../shared/replay.js'
 import { CaptureWriter } from '../../ble/capture.js'
 import { EXIT } from '../../exit-codes.js'
 import { action, type CliContext, MAX_DURATION_S, positiveOption } from '../context.js'
+import { safeJson, terminalSafe } from '../safe-text.js'
 
 interface CaptureOptions {
   output: string
@@ -50,8 +51,8 @@ async function capture(ctx: CliContext, opts: CaptureOptions): Promise<number> {
       writer.close()
       const msg = `${writer.count} adverts written to ${opts.output}${skipped > 0 ? ` (${skipped} malformed skipped)` : ''}`
       if (ctx.json)
-        process.stdout.write(`${JSON.stringify({ file: opts.output, adverts: writer.count, skipped })}\n`)
-      else process.stderr.write(`${msg}\n`)
+        process.stdout.write(`${safeJson({ file: opts.output, adverts: writer.count, skipped })}\n`)
+      else process.stderr.write(`${terminalSafe(msg)}\n`)
       resolve(code)
     }
     client.onClose = () => finish(EXIT.daemon)

@@ -6,6 +6,7 @@ import { EXIT } from '../../exit-codes.js'
 import type { ListState } from '../../store/outbox.js'
 import { listCheckins, outboxCounts } from '../../store/outbox.js'
 import { action, type CliContext } from '../context.js'
+import { printable, safeJson, terminalSafe } from '../safe-text.js'
 
 interface ListOptions {
   state: string
@@ -68,8 +69,9 @@ const CSV_FIELDS: Array<keyof Checkin | 'state' | 'syncError'> = [
   'syncError',
 ]
 
+/** A CSV cell: quoted when needed; control characters escaped (CSV is read by people; JSONL keeps exact values). */
 function csvCell(v: unknown): string {
-  const s = v === null || v === undefined ? '' : String(v)
+  const s = v === null || v === undefined ? '' : printable(String(v))
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
 }
 
@@ -83,7 +85,7 @@ async function list(ctx: CliContext, o: ListOptions): Promise<number> {
         : rows
             .map(
               (r) =>
-                `${new Date(r.ts).toISOString()}  ${r.state.padEnd(8)} ${r.decision.padEnd(5)} ${(r.reason ?? '').padEnd(18)} ${r.token}  ${r.participantId ?? '-'}  ${r.id}`,
+                `${new Date(r.ts).toISOString()}  ${r.state.padEnd(8)} ${r.decision.padEnd(5)} ${(r.reason ?? '').padEnd(18)} ${printable(r.token)}  ${printable(r.participantId ?? '-')}  ${r.id}`,
             )
             .join('\n'),
     )
@@ -117,7 +119,7 @@ async function exportRows(
     if (o.format === 'csv') out.write(`${CSV_FIELDS.join(',')}\n`)
     for (const r of rows) {
       out.write(
-        o.format === 'csv' ? `${CSV_FIELDS.map((f) => csvCell(r[f])).join(',')}\n` : `${JSON.stringify(r)}\n`,
+        o.format === 'csv' ? `${CSV_FIELDS.map((f) => csvCell(r[f])).join(',')}\n` : `${safeJson(r)}\n`,
       )
     }
     if (o.out) {
@@ -126,7 +128,7 @@ async function exportRows(
           err ? reject(err) : resolve(),
         ),
       )
-      console.error(`${rows.length} check-ins written to ${o.out}`)
+      console.error(terminalSafe(`${rows.length} check-ins written to ${o.out}`))
     }
     return EXIT.ok
   } finally {

@@ -7,6 +7,7 @@ import { type CheckResult, checkScheduling, runSystemChecks } from '../../doctor
 import { EXIT } from '../../exit-codes.js'
 import { openDatabase, quickCheck } from '../../store/db.js'
 import { type CliContext, CliContext as Ctx, type GlobalOptions } from '../context.js'
+import { safeJson, terminalSafe } from '../safe-text.js'
 
 const MARK = { pass: 'ok  ', warn: 'WARN', fail: 'FAIL' } as const
 
@@ -141,11 +142,11 @@ async function doctor(cmd: Command): Promise<number> {
   )
   const failed = results.filter((r) => r.status === 'fail').length
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ ok: failed === 0, checks: results }, null, 2)}\n`)
+    process.stdout.write(`${safeJson({ ok: failed === 0, checks: results }, 2)}\n`)
   } else {
     for (const r of results) {
-      process.stdout.write(`[${MARK[r.status]}] ${r.name}: ${r.detail}\n`)
-      if (r.fix && r.status !== 'pass') process.stdout.write(`       fix: ${r.fix}\n`)
+      process.stdout.write(terminalSafe(`[${MARK[r.status]}] ${r.name}: ${r.detail}\n`))
+      if (r.fix && r.status !== 'pass') process.stdout.write(terminalSafe(`       fix: ${r.fix}\n`))
     }
     process.stdout.write(failed === 0 ? 'all checks passed\n' : `${failed} check(s) failed\n`)
   }

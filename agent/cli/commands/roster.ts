@@ -6,12 +6,13 @@ import { EXIT } from '../../exit-codes.js'
 import { lookupToken, type TokenReport } from '../../store/roster-lookup.js'
 import { RosterStore } from '../../store/roster-store.js'
 import { action, type CliContext } from '../context.js'
+import { printable } from '../safe-text.js'
 
 function renderReport(r: TokenReport): string {
-  const lines = [`token ${r.token}`]
+  const lines = [`token ${printable(r.token)}`]
   lines.push(
     r.roster
-      ? `  roster:   ${r.roster.participantId}${r.roster.name ? ` (${r.roster.name})` : ''}, ${r.roster.status}, updated ${r.roster.updatedAt} (roster version ${r.roster.version} of ${r.rosterVersion})`
+      ? `  roster:   ${printable(r.roster.participantId)}${r.roster.name ? ` (${printable(r.roster.name)})` : ''}, ${r.roster.status}, updated ${r.roster.updatedAt} (roster version ${r.roster.version} of ${r.rosterVersion})`
       : `  roster:   NOT IN ROSTER (roster version ${r.rosterVersion})`,
   )
   lines.push(

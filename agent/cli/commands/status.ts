@@ -4,6 +4,7 @@ import { EXIT } from '../../exit-codes.js'
 import { describeScheduling } from '../../lifecycle/scheduling.js'
 import { offlineStatus } from '../../store/offline-status.js'
 import { action, type CliContext } from '../context.js'
+import { printable } from '../safe-text.js'
 
 function age(s: number | null): string {
   if (s === null) return '-'
@@ -80,7 +81,7 @@ export function renderStatus(s: AgentStatus): string {
   if (s.lastDecision)
     row(
       'last decision',
-      `${s.lastDecision.decision}${s.lastDecision.reason ? ` (${s.lastDecision.reason})` : ''} ${s.lastDecision.token} at ${new Date(s.lastDecision.ts).toISOString()}`,
+      `${s.lastDecision.decision}${s.lastDecision.reason ? ` (${s.lastDecision.reason})` : ''} ${printable(s.lastDecision.token)} at ${new Date(s.lastDecision.ts).toISOString()}`,
     )
   return lines.join('\n')
 }

@@ -3,6 +3,7 @@ import type { DecisionEvent, SightingEvent } from '../../../shared/control.js'
 import { GateError } from '../../../shared/errors.js'
 import { EXIT } from '../../exit-codes.js'
 import { action, type CliContext, MAX_DURATION_S, positiveOption } from '../context.js'
+import { printable, safeJson, terminalSafe } from '../safe-text.js'
 
 interface TailOptions {
   sightings?: boolean
@@ -15,10 +16,10 @@ function line(stream: string, data: unknown): string {
     const d = data as DecisionEvent
     const t = new Date(d.ts).toISOString().slice(11, 23)
     const verdict = d.decision === 'admit' ? 'ADMIT' : `DENY ${d.reason}`
-    return `${t}  ${verdict.padEnd(24)} token ${d.token}  ${d.participantId ?? '-'}  rssi ${d.rssi}  ${d.latencyMs.toFixed(2)} ms`
+    return `${t}  ${verdict.padEnd(24)} token ${printable(d.token)}  ${printable(d.participantId ?? '-')}  rssi ${d.rssi}  ${d.latencyMs.toFixed(2)} ms`
   }
   const s = data as SightingEvent
-  return `           sighting ${s.token} rssi ${s.rssi} smoothed ${s.smoothed?.toFixed(1) ?? '-'} ${s.present ? 'AT GATE' : ''} (${s.decoder} ${s.address})`
+  return `           sighting ${printable(s.token)} rssi ${s.rssi} smoothed ${s.smoothed?.toFixed(1) ?? '-'} ${s.present ? 'AT GATE' : ''} (${s.decoder} ${s.address})`
 }
 
 async function tail(ctx: CliContext, opts: TailOptions): Promise<number> {
@@ -45,7 +46,9 @@ async function tail(ctx: CliContext, opts: TailOptions): Promise<number> {
     void client
       .subscribe(streams, (stream, data) => {
         process.stdout.write(
-          ctx.json ? `${JSON.stringify({ stream, ...(data as object) })}\n` : `${line(stream, data)}\n`,
+          ctx.json
+            ? `${safeJson({ stream, ...(data as object) })}\n`
+            : `${terminalSafe(line(stream, data))}\n`,
         )
         if (stream === 'decisions' && ++seen >= max) finish(EXIT.ok)
       })
