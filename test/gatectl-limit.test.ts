@@ -1,8 +1,9 @@
+import { spawn } from 'node:child_process'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openDatabase } from '../agent/store/db.js'
 import { tempDir } from './helpers.js'
-import { gatectl } from './process-helpers.js'
+import { cleanEnv, GATECTL_BIN, gatectl } from './process-helpers.js'
 
 describe('gatectl checkins --limit', () => {
   const tmp = tempDir()
@@ -42,4 +43,22 @@ describe('gatectl checkins --limit', () => {
     const most = await gatectl(['--data-dir', tmp.dir, '--json', 'checkins', '--limit', '1000000'])
     expect(JSON.parse(most.stdout)).toHaveLength(5)
   }, 120_000)
+
+  it('stops quietly when its reader closes the pipe (gatectl doctor | head -1)', async () => {
+    // the reader takes one line and goes, as `head -1` does: the lines doctor writes after that are
+    // dropped without a stack trace, and the exit code is doctor's own
+    const alone = await gatectl(['--data-dir', tmp.dir, 'doctor'])
+    const child = spawn(process.execPath, [GATECTL_BIN, '--data-dir', tmp.dir, 'doctor'], {
+      env: cleanEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stderr = ''
+    child.stderr.on('data', (d) => {
+      stderr += String(d)
+    })
+    child.stdout.once('data', () => child.stdout.destroy())
+    const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)))
+    expect(stderr).not.toMatch(/EPIPE|Unhandled|at /)
+    expect(code).toBe(alone.code)
+  }, 60_000)
 })

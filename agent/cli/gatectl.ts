@@ -26,4 +26,16 @@ export function buildGatectl(): Command {
   return program
 }
 
+/**
+ * A reader that stops reading (`gatectl doctor | head`) closes the pipe: the rest of the output is
+ * dropped and the command ends with its own exit code, as Unix tools do, instead of a stack trace.
+ */
+function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err
+    stream.write = (() => true) as typeof stream.write
+  })
+}
+
+quietOnClosedPipe(process.stdout)
 await buildGatectl().parseAsync(process.argv)
