@@ -15,7 +15,7 @@ import type { Advert, BleSource } from './ble/source.js'
 import type { Clock } from './clock.js'
 import type { AgentConfig } from './config/schema.js'
 import { SOCKET_NAME } from './control/client.js'
-import { ControlServer } from './control/server.js'
+import { ControlServer, refuseIfAnotherDaemon } from './control/server.js'
 import { createTokenDecoder } from './decode/token-decoder.js'
 import { startHeapCompaction } from './lifecycle/heap.js'
 import { readScheduling } from './lifecycle/scheduling.js'
@@ -101,6 +101,7 @@ export class GateAgent {
     const { config, clock, log } = this.deps
     const dbFile = path.join(config.dataDir, DB_NAME)
     try {
+      await refuseIfAnotherDaemon(path.join(config.dataDir, SOCKET_NAME))
       // checked before anything is written to it: a damaged file is refused and left as it was
       const db = await openAgentDatabase(dbFile, log.child({ component: 'store' }))
       this.db = db

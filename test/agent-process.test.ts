@@ -195,10 +195,20 @@ describe('gate-agent run on the simulated source, driven through gatectl', () =>
     }
   })
 
-  it('refuses a second daemon on the same data directory', async () => {
+  it('refuses a second daemon on the same data directory, before writing to its database', async () => {
+    const boots = () => {
+      const f = new Database(path.join(dataDir, 'agent.db'), { readonly: true })
+      try {
+        return (f.prepare('SELECT count(*) AS n FROM boots').get() as { n: number }).n
+      } finally {
+        f.close()
+      }
+    }
+    const before = boots()
     const r = await runAgentToExit(['run', '--data-dir', dataDir, '--source', 'sim'])
     expect(r.code).toBe(5)
     expect(r.stderr).toMatch(/already running/i)
+    expect(boots()).toBe(before)
   })
 
   it('stops cleanly on SIGTERM, and status then answers from the database', async () => {

@@ -42,12 +42,7 @@ export class ControlServer {
 
   async start(): Promise<void> {
     if (existsSync(this.socketPath)) {
-      if (await isAlive(this.socketPath)) {
-        throw new GateError(
-          'E_DAEMON_RUNNING',
-          `another gate-agent is already running on this data directory (${this.socketPath} answers)`,
-        )
-      }
+      await refuseIfAnotherDaemon(this.socketPath)
       unlinkSync(this.socketPath) // stale socket from a killed agent
     }
     const server = net.createServer((sock) => this.accept(sock))
@@ -191,6 +186,20 @@ export class ControlServer {
 function inputError(method: string, err: ZodError): GateError {
   const issues = err.issues.map((i) => `${i.path.join('.') || 'params'}: ${i.message}`).join('; ')
   return new GateError('E_INPUT', `${method}: ${issues}`, { cause: err })
+}
+
+/**
+ * Throws E_DAEMON_RUNNING when another agent answers on this control socket. The agent asks before
+ * it opens its database (a second daemon must not write a boots row into the first one's file, nor
+ * run an integrity check on it) and again when it binds the socket.
+ */
+export async function refuseIfAnotherDaemon(socketPath: string): Promise<void> {
+  if (existsSync(socketPath) && (await isAlive(socketPath))) {
+    throw new GateError(
+      'E_DAEMON_RUNNING',
+      `another gate-agent is already running on this data directory (${socketPath} answers)`,
+    )
+  }
 }
 
 /** Whether something answers on a Unix socket. */
