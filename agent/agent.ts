@@ -128,6 +128,7 @@ export class GateAgent {
         gateId: config.gateId,
         bootId: this.bootId,
         groupCommitDelayMs: config.outbox.groupCommitDelayMs,
+        maxWaitMs: config.outbox.maxWaitMs,
         ...(config.cloud.drainYieldCommitMs > 0 ? { slowCommitMs: config.cloud.drainYieldCommitMs } : {}),
         thread: this.storeThread,
       })

@@ -461,7 +461,7 @@ async function withAgent(
     log?: pino.Logger
     beforeStart?: ConstructorParameters<typeof GateAgent>[0]['beforeStart']
   },
-  body: (agent: GateAgent, source: PushSource) => Promise<void>,
+  body: (agent: GateAgent, source: PushSource, dataDir: string) => Promise<void>,
 ): Promise<void> {
   const t = tempDir()
   try {
@@ -492,7 +492,7 @@ async function withAgent(
     })
     await agent.start()
     try {
-      await body(agent, source)
+      await body(agent, source, dataDir)
     } finally {
       await agent.stop()
     }
@@ -542,6 +542,42 @@ describe('a decision withheld for a failing disk', () => {
       await eventually(() => decisions.length > 0, 3_000, 10)
       expect(decisions).toEqual(['admit:'])
     })
+  })
+})
+
+describe('a decision that waits too long for a failing disk', () => {
+  it('is dropped, not emitted when the disk comes back; the participant is admitted on the next arrival', async () => {
+    const beforeStart = ({ roster }: { roster: RosterStore }) =>
+      roster.importEntries([{ token: '00000000000000ab', participantId: 'P-B', status: 'active' }])
+    // the file refuses new check-ins while the table `full` has a row (a full disk, as SQLite sees it)
+    const sql = `CREATE TABLE full (x INTEGER);
+      CREATE TRIGGER disk_full BEFORE INSERT ON checkins WHEN (SELECT count(*) FROM full) > 0
+      BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;
+      INSERT INTO full VALUES (1);`
+    await withAgent(
+      { beforeStart, config: { outbox: { maxWaitMs: 300 } }, synced: { count: 0, ageMs: 0, sql } },
+      async (agent, source, dataDir) => {
+        const decisions: string[] = []
+        agent.pipelineForTests?.on('decision', (d) => decisions.push(`${d.decision}:${d.reason ?? ''}`))
+        const mfg = Buffer.concat([Buffer.from('ffffca11', 'hex'), Buffer.from('00000000000000ab', 'hex')])
+        const heard = (rssi: number, n: number) => {
+          for (let i = 0; i < n; i++)
+            source.push({ address: 'c0:00:00:00:00:0a', rssi, manufacturerData: mfg, ts: systemClock.mono() })
+        }
+        heard(-50, 3) // arrives: decided, but the commit fails and the decision waits
+        await eventually(() => (agent.status().counters?.withheld === 1 ? true : null), 5_000, 20)
+        // the disk accepts writes again: the dropped decision must not open the turnstile now
+        const file = new Database(path.join(dataDir, 'agent.db'))
+        file.exec('DELETE FROM full')
+        file.close()
+        await new Promise((r) => setTimeout(r, 1_000)) // the outbox's retries (every 500 ms) have run
+        expect(decisions).toEqual([])
+        heard(-110, 20) // walks away
+        heard(-50, 6) // and comes back: admitted, not "already checked in"
+        await eventually(() => decisions.length > 0, 3_000, 10)
+        expect(decisions).toEqual(['admit:'])
+      },
+    )
   })
 })
 

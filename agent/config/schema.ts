@@ -323,6 +323,15 @@ export const agentConfigSchema = z
           .describe(
             'wait at most this long for more decisions before a commit, ms (0 = the next event-loop turn)',
           ),
+        maxWaitMs: z
+          .number()
+          .int()
+          .min(100)
+          .max(60_000)
+          .default(2_000)
+          .describe(
+            'a decision still waiting for a failing disk (full, broken) after this long is dropped and never emitted, ms: the turnstile must not open minutes later for someone who has left',
+          ),
         checkpoint: z
           .enum(['inline', 'worker'])
           .default('inline')
@@ -340,7 +349,13 @@ export const agentConfigSchema = z
           ),
       })
       .strict()
-      .default({ retentionDays: 14, groupCommitDelayMs: 0, checkpoint: 'inline', cacheKiB: 2_048 })
+      .default({
+        retentionDays: 14,
+        groupCommitDelayMs: 0,
+        maxWaitMs: 2_000,
+        checkpoint: 'inline',
+        cacheKiB: 2_048,
+      })
       .describe('the durable buffer of check-ins (SQLite)'),
     memory: z
       .object({

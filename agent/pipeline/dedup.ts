@@ -99,6 +99,11 @@ export class Dedup {
     return this.mem.size
   }
 
+  /** Forget the decision remembered for `token` at monotonic time `at` (one that was never made). */
+  forget(token: string, at: number): void {
+    if (this.mem.get(token)?.at === at) this.mem.delete(token)
+  }
+
   /** Forget decisions older than the window. */
   dropExpired(now: number): void {
     for (const [token, r] of this.mem) {

@@ -112,6 +112,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
           monoMs: adv,
         },
         (c) => this.emitDecision(c, adv),
+        () => this.withheld(s),
       )
       return true
     } catch (err) {
@@ -119,6 +120,12 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
       this.deps.log.error({ err, token: s.token }, 'decision could not be buffered; withheld')
       return false
     }
+  }
+
+  /** A decision that waited too long for a failing disk: never made, so not remembered either. */
+  private withheld(s: Sighting): void {
+    this.deps.counters.withheld++
+    this.deps.dedup.forget(s.token, s.ts)
   }
 
   private emitDecision(c: Checkin, advertTs: number): void {

@@ -20,11 +20,16 @@ export type CheckinDraft = Pick<
 /** Called once the check-in is durable (committed with synchronous=FULL), never before. */
 export type OnDurable = (checkin: Checkin) => void
 
+/** Called instead of OnDurable when a decision waited too long for a failing disk and was dropped. */
+export type OnWithheld = (checkin: Checkin) => void
+
 /** Write counters: SD cards wear out, so every commit is counted. */
 export interface OutboxWriteStats {
   commits: number
   rowsWritten: number
   commitErrors: number
+  /** decisions dropped after waiting longer than maxWaitMs for a failing disk */
+  expired: number
 }
 
 /** Buffer counts for status and metrics. */
@@ -39,6 +44,9 @@ export interface OutboxCounts {
 interface Queued {
   row: Checkin
   onDurable: OnDurable
+  onWithheld: OnWithheld | undefined
+  /** performance.now() when it was queued */
+  at: number
 }
 
 /** The same fields, as json_object() arguments: the wire format of a check-in (shared/checkin.ts). */
@@ -87,6 +95,8 @@ export const RECORD_SLICE = 250
 const PRUNE_LIMIT = 5_000
 /** decisions waiting for a commit that keeps failing: more are refused (fail closed), not queued */
 const MAX_QUEUED = 10_000
+/** default of `maxWaitMs`, ms */
+const DEFAULT_MAX_WAIT_MS = 2_000
 
 type ClaimRows = { first: number | null; last: number | null; n: number; json: string | Uint8Array }
 
@@ -100,7 +110,7 @@ const COLUMNS =
  * Rows move pending -> in flight (claimed by the syncer, in memory) -> synced.
  */
 export class Outbox {
-  readonly stats: OutboxWriteStats = { commits: 0, rowsWritten: 0, commitErrors: 0 }
+  readonly stats: OutboxWriteStats = { commits: 0, rowsWritten: 0, commitErrors: 0, expired: 0 }
   /** how long each group commit took (its fsync included), microseconds; bounded (HDR histogram) */
   readonly commitLatencyUs = createHistogram()
   private queue: Queued[] = []
@@ -143,6 +153,11 @@ export class Outbox {
       /** a commit taking longer is remembered as slow (see msSinceSlowCommit), ms */
       slowCommitMs?: number
       /**
+       * a decision still waiting for a failing disk this long is dropped, never emitted, ms (default
+       * 2000): the person is at the turnstile now, and one that opens minutes later opens for nobody
+       */
+      maxWaitMs?: number
+      /**
        * renders claims off the event loop while it runs (started with CLAIM_QUERIES); if it is not
        * running, the outbox starts it for a backlog and stops it when the backlog is gone
        */
@@ -176,10 +191,11 @@ export class Outbox {
 
   /**
    * Queue a decision; `onDurable` runs after the commit that makes it durable. While commits fail
-   * (a full or broken disk) decisions wait here, withheld; past `MAX_QUEUED` of them a new one is
-   * refused (E_DB_WRITE: the gate fails closed) rather than growing memory without end.
+   * (a full or broken disk) decisions wait here, withheld; one that has waited longer than
+   * `maxWaitMs` is dropped (`onWithheld`), and past `MAX_QUEUED` of them a new one is refused
+   * (E_DB_WRITE: the gate fails closed) rather than growing memory without end.
    */
-  append(draft: CheckinDraft, onDurable: OnDurable): Checkin {
+  append(draft: CheckinDraft, onDurable: OnDurable, onWithheld?: OnWithheld): Checkin {
     if (this.queue.length >= MAX_QUEUED)
       throw new GateError(
         'E_DB_WRITE',
@@ -200,7 +216,7 @@ export class Outbox {
       bootSeq: ++this.bootSeq,
       rosterVersion: draft.rosterVersion,
     }
-    this.queue.push({ row, onDurable })
+    this.queue.push({ row, onDurable, onWithheld, at: performance.now() })
     if (this.scheduled === null)
       this.scheduled = schedule(() => this.flushQuietly(), this.deps.groupCommitDelayMs)
     return row
@@ -239,6 +255,7 @@ export class Outbox {
     } catch (err) {
       this.stats.commitErrors++
       this.deps.log.error({ err, queued: batch.length }, 'outbox commit failed; decisions withheld')
+      this.expireWaiting()
       if (this.scheduled === null) this.scheduled = schedule(() => this.flushQuietly(), 500, { unref: true })
       throw new GateError('E_DB_WRITE', `outbox commit failed: ${(err as Error).message}`, { cause: err })
     }
@@ -251,6 +268,24 @@ export class Outbox {
         q.onDurable(q.row)
       } catch (err) {
         this.deps.log.error({ err }, 'decision listener failed')
+      }
+    }
+  }
+
+  /** Drop the decisions that have waited past maxWaitMs for the failing disk (oldest are first). */
+  private expireWaiting(): void {
+    const limit = performance.now() - (this.deps.maxWaitMs ?? DEFAULT_MAX_WAIT_MS)
+    let n = 0
+    while (n < this.queue.length && (this.queue[n] as Queued).at <= limit) n++
+    if (n === 0) return
+    const expired = this.queue.splice(0, n)
+    this.stats.expired += n
+    this.deps.log.warn({ expired: n }, 'decisions waited too long for the disk; dropped, never emitted')
+    for (const q of expired) {
+      try {
+        q.onWithheld?.(q.row)
+      } catch (err) {
+        this.deps.log.error({ err }, 'withheld listener failed')
       }
     }
   }
