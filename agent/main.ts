@@ -107,6 +107,11 @@ export function buildProgram(): Command {
   const program = new Command('gate-agent')
     .description('BLE check-in gate agent: scans badges, admits or denies, keeps every check-in durably')
     .version(productVersion())
+    .showHelpAfterError()
+    .exitOverride((err) => {
+      // a bad command line is a usage error (exit 2, as for a bad configuration); help/version exit 0
+      process.exit(err.exitCode === 0 ? 0 : EXIT.usage)
+    })
   program
     .command('run')
     .description('run the agent (the daemon systemd starts)')

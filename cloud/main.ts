@@ -337,6 +337,11 @@ const program = new Command('gate-cloud')
     'cloud service for BLE gates: batch sync, roster, query API (settings from the environment: DATABASE_URL, PORT, ...)',
   )
   .version(productVersion())
+  .showHelpAfterError()
+  .exitOverride((err) => {
+    // a bad command line is a usage error (exit 2, as bad input is); help/version exit 0
+    process.exit(err.exitCode === 0 ? 0 : EXIT.usage)
+  })
 
 program
   .command('serve')

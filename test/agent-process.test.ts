@@ -11,6 +11,7 @@ import type { AgentStatus } from '../shared/status.js'
 import { tempDir } from './helpers.js'
 import {
   type AgentProcess,
+  cloudCli,
   eventually,
   gatectl,
   runAgentToExit,
@@ -294,6 +295,19 @@ describe('start-up failures are clear and leave data alone', () => {
       expect(r.stderr).toMatch(/EAFNOSUPPORT|adapter/i)
     } finally {
       tmp.cleanup()
+    }
+  })
+
+  it('a bad command line: exit 2 with the usage, for gate-agent and gate-cloud as for gatectl', async () => {
+    for (const args of [['run', '--bogus'], ['run', '--source', 'radio'], ['runn']]) {
+      const r = await runAgentToExit(args)
+      expect(r.code, `gate-agent ${args.join(' ')}`).toBe(2)
+      expect(r.stderr).toMatch(/error: .*(unknown|invalid)/)
+    }
+    for (const args of [['serve', '--bogus'], ['gates', 'add'], ['servee']]) {
+      const r = await cloudCli(args, {})
+      expect(r.code, `gate-cloud ${args.join(' ')}`).toBe(2)
+      expect(r.stderr).toMatch(/error: .*(unknown|missing)/)
     }
   })
 
