@@ -184,6 +184,7 @@ describe('security of the cloud API', () => {
     }
     expect(limited?.statusCode).toBe(429)
     expect(Number(limited?.headers['retry-after'])).toBeGreaterThan(0)
+    expect(limited?.json().error.code).toBe('E_RATE_LIMITED')
     expect((await roster(keys['b1'] as string)).statusCode).toBe(200)
     // unauthenticated requests do not spend a gate's budget
     const bad = await app.inject({

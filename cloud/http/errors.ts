@@ -79,7 +79,9 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
         ? 'E_PAYLOAD_TOO_LARGE'
         : fe.statusCode === 415
           ? 'E_UNSUPPORTED_MEDIA'
-          : 'E_INPUT'
+          : fe.statusCode === 429
+            ? 'E_RATE_LIMITED'
+            : 'E_INPUT'
     reply.status(fe.statusCode).send({ error: { code, message: fe.message } })
     return
   }
