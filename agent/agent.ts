@@ -342,7 +342,9 @@ export class GateAgent {
             ? null
             : Math.max(0, Math.round((clock.now() - counts.oldestUnsyncedMs) / 1000)),
       },
-      writes: this.outbox ? { ...this.outbox.stats, ioWriteBytes: readIoWriteBytes() } : null,
+      writes: this.outbox
+        ? { ...this.outbox.stats, waiting: this.outbox.queued(), ioWriteBytes: readIoWriteBytes() }
+        : null,
       roster: roster
         ? { version: roster.version(), ...roster.counts() }
         : { version: 0, active: 0, revoked: 0, inactive: 0 },

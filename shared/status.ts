@@ -35,7 +35,19 @@ export interface AgentStatus {
     synced: number
     oldestPendingAgeS: number | null
   }
-  writes: { commits: number; rowsWritten: number; commitErrors: number; ioWriteBytes: number | null } | null
+  writes: {
+    commits: number
+    rowsWritten: number
+    /** commits that failed since the agent started */
+    commitErrors: number
+    /** decisions dropped after waiting too long for a failing disk, since start */
+    expired?: number
+    /** the last commit failed: decisions are withheld now */
+    failing?: boolean
+    /** decisions waiting in memory for their commit now */
+    waiting?: number
+    ioWriteBytes: number | null
+  } | null
   roster: { version: number; active: number; revoked: number; inactive: number }
   lastDecision: Checkin | null
   /** the last sync attempt: when, and whether it worked */

@@ -566,6 +566,7 @@ describe('a decision that waits too long for a failing disk', () => {
         }
         heard(-50, 3) // arrives: decided, but the commit fails and the decision waits
         await eventually(() => (agent.status().counters?.withheld === 1 ? true : null), 5_000, 20)
+        expect(agent.status().writes).toMatchObject({ failing: true, expired: 1, waiting: 0 })
         // the disk accepts writes again: the dropped decision must not open the turnstile now
         const file = new Database(path.join(dataDir, 'agent.db'))
         file.exec('DELETE FROM full')
@@ -576,6 +577,7 @@ describe('a decision that waits too long for a failing disk', () => {
         heard(-50, 6) // and comes back: admitted, not "already checked in"
         await eventually(() => decisions.length > 0, 3_000, 10)
         expect(decisions).toEqual(['admit:'])
+        expect(agent.status().writes?.failing).toBe(false)
       },
     )
   })

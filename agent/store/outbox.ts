@@ -30,6 +30,8 @@ export interface OutboxWriteStats {
   commitErrors: number
   /** decisions dropped after waiting longer than maxWaitMs for a failing disk */
   expired: number
+  /** whether the last commit failed: decisions are being withheld now */
+  failing: boolean
 }
 
 /** Buffer counts for status and metrics. */
@@ -110,7 +112,13 @@ const COLUMNS =
  * Rows move pending -> in flight (claimed by the syncer, in memory) -> synced.
  */
 export class Outbox {
-  readonly stats: OutboxWriteStats = { commits: 0, rowsWritten: 0, commitErrors: 0, expired: 0 }
+  readonly stats: OutboxWriteStats = {
+    commits: 0,
+    rowsWritten: 0,
+    commitErrors: 0,
+    expired: 0,
+    failing: false,
+  }
   /** how long each group commit took (its fsync included), microseconds; bounded (HDR histogram) */
   readonly commitLatencyUs = createHistogram()
   private queue: Queued[] = []
@@ -254,6 +262,7 @@ export class Outbox {
       if (this.deps.slowCommitMs !== undefined && t1 - t0 > this.deps.slowCommitMs) this.lastSlowCommit = t1
     } catch (err) {
       this.stats.commitErrors++
+      this.stats.failing = true
       this.deps.log.error({ err, queued: batch.length }, 'outbox commit failed; decisions withheld')
       this.expireWaiting()
       if (this.scheduled === null) this.scheduled = schedule(() => this.flushQuietly(), 500, { unref: true })
@@ -262,6 +271,7 @@ export class Outbox {
     this.queue = []
     this.n.pending += batch.length
     this.stats.commits++
+    this.stats.failing = false
     this.stats.rowsWritten += batch.length
     for (const q of batch) {
       try {

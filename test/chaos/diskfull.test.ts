@@ -186,6 +186,9 @@ describe('chaos: the gate data disk full', () => {
     expect(during?.daemon, 'the daemon answers while the disk is full').toBe('running')
     expect(shown.code).toBe(0)
     expect(shown.stdout).toMatch(/COMMIT ERRORS/)
+    // and says the disk is failing now, with the decisions dropped for waiting too long
+    expect(shown.stdout).toMatch(/DISK FAILING/)
+    expect(during?.writes?.expired ?? 0, 'decisions dropped after waiting past 2 s').toBeGreaterThan(0)
     expect(alive, 'the process kept running').toBe(true)
     expect(decided(later)).toBeGreaterThan(decided(afterFree))
     expect(later?.writes?.commitErrors, 'no commit error once space is back').toBe(

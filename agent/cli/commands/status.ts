@@ -61,6 +61,11 @@ export function renderStatus(s: AgentStatus): string {
     'buffer',
     `pending ${s.buffer.pending}, in flight ${s.buffer.inFlight}, synced ${s.buffer.synced}, oldest pending ${age(s.buffer.oldestPendingAgeS)}`,
   )
+  if (s.writes?.failing)
+    row(
+      'DISK FAILING',
+      `the last commit failed: ${s.writes.waiting ?? 0} decisions waiting, none emitted until the disk writes again (${s.writes.expired ?? 0} dropped after waiting too long)`,
+    )
   if (s.writes)
     row(
       'disk writes',
