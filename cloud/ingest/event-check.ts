@@ -8,31 +8,36 @@ import type { RecordIssue } from './record-incidents.js'
  * badge) can only come from a misbehaving or compromised gate, and stored it would count in the
  * other event, show in its participant's history and raise double entries against its gates.
  *
- * One query per batch. The common case, the participant of the gate's event holding the record's
- * token, is one primary-key probe per record and returns nothing; only the rest (almost always
- * none) are looked at further: was the participant removed from this event (moved or deleted after
- * the gate pulled its roster: the gate may well have decided before it heard), and is the token held
- * now by a participant of another event. Denials of unknown badges carry no participant: a badge
- * of another event at this event's door is exactly that, and they are not checked.
+ * The common case, a participant of the gate's event holding the record's token, is one primary-key
+ * probe per record and returns nothing: a named statement (planned once per connection), since it
+ * runs for every batch. Denials of unknown badges carry no participant: a badge of another event
+ * at this event's door is exactly that, and they are not sent.
  */
-const EVENT_CHECK_SQL = `
-WITH g AS (SELECT event_id FROM gates WHERE id = $1),
-suspect AS MATERIALIZED (
-  SELECT r.i, r.pid, r.token, p.id IS NOT NULL AS known, p.event_id AS pevent, g.event_id AS gevent
-    FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS r(pid, token, i)
-   CROSS JOIN g
-    LEFT JOIN participants p ON p.id = r.pid
-   WHERE p.id IS NULL OR p.event_id IS DISTINCT FROM g.event_id OR p.token <> r.token
-)
-SELECT s.i::int - 1 AS i, s.known, s.pevent AS "participantEvent", s.gevent AS "gateEvent",
-       (s.known AND s.pevent IS NOT DISTINCT FROM s.gevent) AS "inEvent",
+const CHECK_SQL = `
+SELECT r.i::int - 1 AS i
+  FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS r(pid, token, i)
+  LEFT JOIN participants p ON p.id = r.pid
+ WHERE p.id IS NULL OR p.token <> r.token OR p.event_id IS DISTINCT FROM (SELECT event_id FROM gates WHERE id = $1)`
+
+/**
+ * What the probe found (almost always nothing), looked at further: is the participant of the
+ * event, was it removed from the event (moved or deleted after the gate pulled its roster: the gate
+ * may well have decided before it heard), and is the token held now by a participant of another
+ * event.
+ */
+const SUSPECTS_SQL = `
+WITH g AS (SELECT event_id FROM gates WHERE id = $1)
+SELECT s.i::int - 1 AS i, p.id IS NOT NULL AS known, p.event_id AS "participantEvent", g.event_id AS "gateEvent",
+       (p.id IS NOT NULL AND p.event_id IS NOT DISTINCT FROM g.event_id) AS "inEvent",
        EXISTS (SELECT 1 FROM roster_removals rr
-                WHERE rr.participant_id = s.pid AND rr.event_id IS NOT DISTINCT FROM s.gevent) AS "leftEvent",
+                WHERE rr.participant_id = s.pid AND rr.event_id IS NOT DISTINCT FROM g.event_id) AS "leftEvent",
        t.held IS NOT NULL AS "tokenElsewhere", t.event_id AS "tokenEvent"
-  FROM suspect s
+  FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS s(pid, token, i)
+ CROSS JOIN g
+  LEFT JOIN participants p ON p.id = s.pid
   LEFT JOIN LATERAL (
     SELECT true AS held, q.event_id FROM participants q
-     WHERE q.token = s.token AND q.status = 'active' AND q.event_id IS DISTINCT FROM s.gevent
+     WHERE q.token = s.token AND q.status = 'active' AND q.event_id IS DISTINCT FROM g.event_id
   ) t ON true
  ORDER BY s.i`
 
@@ -72,13 +77,24 @@ export async function checkEvent(
     if (r.participantId !== null || r.decision === 'admit') sent.push(k)
   }
   if (sent.length === 0) return out
-  const rows = await pool.query<SuspectRow>(EVENT_CHECK_SQL, [
+  const probe = await pool.query<{ i: number }>({
+    name: 'ingest-event-check',
+    text: CHECK_SQL,
+    values: [
+      gateId,
+      sent.map((k) => (records[k] as Checkin).participantId),
+      sent.map((k) => (records[k] as Checkin).token),
+    ],
+  })
+  if (probe.rows.length === 0) return out
+  const suspects = probe.rows.map((row) => sent[row.i] as number).sort((a, b) => a - b)
+  const rows = await pool.query<SuspectRow>(SUSPECTS_SQL, [
     gateId,
-    sent.map((k) => (records[k] as Checkin).participantId),
-    sent.map((k) => (records[k] as Checkin).token),
+    suspects.map((k) => (records[k] as Checkin).participantId),
+    suspects.map((k) => (records[k] as Checkin).token),
   ])
   for (const row of rows.rows) {
-    const k = sent[row.i] as number
+    const k = suspects[row.i] as number
     const record = records[k] as Checkin
     const issue = (field: 'participantId' | 'token', message: string): RecordIssue => ({
       index: indexes[k] as number,
