@@ -48,6 +48,8 @@ export interface ReporterDeps {
 }
 
 const SESSION_KEY = 'mqtt_session'
+/** MQTT DISCONNECT with no properties (3.1.1, and 5 with reason 0: normal disconnection) */
+const DISCONNECT_PACKET = Buffer.from([0xe0, 0x00])
 
 /**
  * The gate's fleet reporter (mqtt.js), with the conventions ops tools trust: a retained status
@@ -134,8 +136,18 @@ export class MqttReporter {
         2_000,
       )
     }
-    await within(c.endAsync(), 1_000)
-    c.end(true)
+    const ended = await within(
+      c.endAsync().then(() => true),
+      1_000,
+    )
+    if (ended !== true) {
+      // mqtt.js disconnects only once every message in flight is acknowledged, and ignores a forced
+      // end while that one waits: a broker holding an event's PUBACK kept the connection, and with it
+      // the stopping process, alive for ever. Say DISCONNECT (a clean stop: the broker drops the
+      // will) and close; an unacknowledged event stays in SQLite and is sent at the next start.
+      const s = c.stream
+      s.end(DISCONNECT_PACKET, () => s.destroy())
+    }
     this.client = null
   }
 
