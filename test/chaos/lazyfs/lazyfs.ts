@@ -76,6 +76,11 @@ export interface LazyFs {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+/** LAZYFS_DEBUG=1: the daemon's stderr and each step of a cut on the test's stderr */
+const DEBUG = process.env['LAZYFS_DEBUG'] === '1'
+const debug = (msg: string) => {
+  if (DEBUG) process.stderr.write(`lazyfs: ${msg}\n`)
+}
 
 /** One command line to the filesystem's control socket, and its answer. */
 function control(socketPath: string, command: string, timeoutMs = 10_000): Promise<string> {
@@ -176,6 +181,7 @@ export async function mountLazyFs(base: string): Promise<LazyFs> {
     const d = spawn(PYTHON, [SCRIPT, state, mountpoint], { stdio: ['ignore', 'ignore', 'pipe'] })
     d.stderr?.on('data', (b: Buffer) => {
       log = (log + b.toString()).slice(-20_000)
+      debug(b.toString().trimEnd())
     })
     daemon = d
     daemonExited = new Promise((r) => d.once('exit', r))
@@ -206,8 +212,10 @@ export async function mountLazyFs(base: string): Promise<LazyFs> {
         // already gone
       }
     }
+    debug(`killed ${victims.join(' ')}`)
     const until = Date.now() + 10_000
     while (victims.some(alive) && Date.now() < until) await sleep(20)
+    debug(`dead: ${victims.filter((p) => !alive(p)).join(' ')}; unmounting`)
     for (let i = 0; isMounted(mountpoint); i++) {
       const u = spawnSync('fusermount', ['-u', mountpoint], { encoding: 'utf8' })
       if (u.status === 0) break
@@ -219,6 +227,7 @@ export async function mountLazyFs(base: string): Promise<LazyFs> {
       }
       await sleep(100)
     }
+    debug('unmounted; waiting for the daemon')
     await Promise.race([daemonExited, sleep(10_000)])
     if (daemon && daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGKILL')
     await daemonExited
@@ -234,11 +243,13 @@ export async function mountLazyFs(base: string): Promise<LazyFs> {
   return {
     mountpoint,
     async cut(opts = {}) {
+      debug(`cut${opts.torn ? ' torn' : ''}`)
       await control(ctl, opts.torn ? 'cut torn' : 'cut')
       const s = await readStats()
       addStats(s)
       const killed = await takeDown(opts.pids ?? [])
       await start()
+      debug('mounted again')
       return { killed, droppedBytes: s.droppedBytes }
     },
     async setFsyncDelay(loMs, hiMs) {
