@@ -486,7 +486,8 @@ describe.skipIf(why !== null)('chaos: power cuts under a gate at venue load (laz
       const final = await startGate(dataDir, calm, env, keep(emitted))
       await drained(dataDir, 120_000)
       progress('drained; waiting for the fleet events')
-      await eventually(() => [...b.seen].every((id) => b.acked.has(id)), 60_000, 250)
+      // (not met in time: the expectation below names the events never delivered)
+      await eventually(() => [...b.seen].every((id) => b.acked.has(id)), 60_000, 250).catch(() => {})
       await stopGate(final)
 
       const acc = await account((db as NonNullable<typeof db>).url, gateId, dataDir, emitted.keys())

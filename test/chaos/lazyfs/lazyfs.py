@@ -280,7 +280,8 @@ class LazyFs(Operations):
         try:
             for node_id, fd in fds.items():
                 node = nodes[node_id]
-                pages = sorted({p for a, b in merge(node.dirty) for p in range(a // PAGE, (b + PAGE - 1) // PAGE)})
+                pages = sorted({p for a, b in merge(node.dirty)
+                                for p in range(a // PAGE, (b + PAGE - 1) // PAGE)})
                 kept = [p for p in pages if random.random() < 0.5]
                 self.stats['tornPages'] += len(kept)
                 if not kept:
@@ -307,7 +308,8 @@ class LazyFs(Operations):
     def getattr(self, path, fh=None):
         self.check()
         st = os.fstat(fh) if fh is not None and fh in self.fh_node else os.lstat(self.live_path(path))
-        attrs = {k: getattr(st, k) for k in ('st_mode', 'st_nlink', 'st_uid', 'st_gid', 'st_size', 'st_blocks')}
+        names = ('st_mode', 'st_nlink', 'st_uid', 'st_gid', 'st_size', 'st_blocks')
+        attrs = {k: getattr(st, k) for k in names}
         return attrs | {'st_atime': st.st_atime_ns, 'st_mtime': st.st_mtime_ns, 'st_ctime': st.st_ctime_ns}
 
     def access(self, path, amode):
@@ -375,7 +377,9 @@ class LazyFs(Operations):
         with self.mu:
             gone = os.lstat(dst) if os.path.lexists(dst) else None
             os.rename(src, dst)
-            if gone is not None and gone.st_ino != os.lstat(dst).st_ino and (gone.st_nlink <= 1 or stat.S_ISDIR(gone.st_mode)):
+            # the file it replaced lost its last name: its inode number may be reused
+            replaced = gone is not None and gone.st_ino != os.lstat(dst).st_ino
+            if replaced and (gone.st_nlink <= 1 or stat.S_ISDIR(gone.st_mode)):
                 self.by_ino.pop(gone.st_ino, None)
 
     def chmod(self, path, mode):
