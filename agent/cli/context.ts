@@ -1,12 +1,12 @@
 import path from 'node:path'
 import type { Command } from 'commander'
 import { errorMessage, GateError, isGateError } from '../../shared/errors.js'
-import { DB_NAME } from '../agent.js'
 import { loadAgentConfig } from '../config/load.js'
 import type { AgentConfig } from '../config/schema.js'
 import { ControlClient, SOCKET_NAME } from '../control/client.js'
 import { EXIT, exitCodeFor } from '../exit-codes.js'
 import { type Db, isSqliteError, mapSqliteError, openDatabase } from '../store/db.js'
+import { DB_NAME } from '../store/open-agent-db.js'
 import { safeJson, terminalSafe } from './safe-text.js'
 
 /** Options every gatectl command takes. */

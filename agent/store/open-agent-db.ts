@@ -6,6 +6,9 @@ import type { Logger } from 'pino'
 import { errorMessage, GateError } from '../../shared/errors.js'
 import { corruptError, type Db, databaseFileState, isHealthy, mapSqliteError, openDatabase } from './db.js'
 
+/** The database file inside the data directory. */
+export const DB_NAME = 'agent.db'
+
 /**
  * How long the agent waits, at most, for the integrity check of its database before it starts
  * without the verdict, ms. quick_check reads every page: for 1,000,000 check-ins (238 MB) it took

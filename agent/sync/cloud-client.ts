@@ -9,6 +9,7 @@ import {
   type Upstream,
 } from '../../shared/load-balancer.js'
 import { type RosterDelta, rosterDeltaSchema, type SyncResult, syncResultSchema } from '../../shared/sync.js'
+import type { AgentConfig } from '../config/schema.js'
 
 /** How a call to the cloud ended, in the terms the syncer acts on. */
 export type CloudOutcome<T> =
@@ -248,4 +249,14 @@ export class MultiCloudClient implements CloudClient {
     }
     return this.balancer.upstreams.find((u) => !tried.has(u.name)) ?? null
   }
+}
+
+/** The HTTP cloud client, when the gate has a cloud URL and a key (several URLs: the least loaded). */
+export function cloudClientFor(config: AgentConfig): CloudClient | null {
+  const { url, gateKey, timeoutMs } = config.cloud
+  if (!url || !gateKey) return null
+  const urls = url.split(',').map((u) => u.trim())
+  return urls.length > 1
+    ? new MultiCloudClient(urls, gateKey, timeoutMs)
+    : new HttpCloudClient(url, gateKey, timeoutMs)
 }
