@@ -6,7 +6,7 @@ import type { ThrottledLog } from '../../shared/throttled-log.js'
 import { GATE_ID_RE } from '../gates/store.js'
 import { AlertLimiter, type AlertRate, alertRateDefaults } from './alert-limit.js'
 import { believableSession, MAX_SESSION_AHEAD_S } from './bounds.js'
-import type { GateFleetState } from './monitor.js'
+import type { GateFleetState } from './view.js'
 
 /** The ids of the gates the cloud knows: its `gates` table (`gate-cloud gates add`). */
 export function postgresGateIds(pool: pg.Pool): () => Promise<string[]> {

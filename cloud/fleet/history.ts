@@ -1,6 +1,15 @@
 import { Counter, type Registry } from 'prom-client'
+import type { GateMetrics } from '../../shared/fleet.js'
 import type { ThrottledLog } from '../../shared/throttled-log.js'
-import type { MetricsRow } from './monitor.js'
+
+/** One metrics message for the history table. */
+export interface MetricsRow {
+  gateId: string
+  ts: number
+  session: number
+  seq: number
+  metrics: GateMetrics
+}
 
 /** Rows kept while the database is away; beyond this the oldest are dropped (counted). */
 export const MAX_PENDING_HISTORY_ROWS = 50_000

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import type pg from 'pg'
-import { type FleetStateStore, type GateFleetState, type MetricsRow, newer } from './monitor.js'
+import type { MetricsRow } from './history.js'
+import { type FleetStateStore, type GateFleetState, newer } from './view.js'
 
 /** a node's view of a gate this much older than the newest view of it is dropped */
 const STALE_VIEW_MS = 86_400_000
