@@ -6,8 +6,9 @@ import { pino } from 'pino'
 import { v4 as uuidv4 } from 'uuid'
 import { systemClock } from '../agent/clock.js'
 import type { ReporterDeps } from '../agent/report/mqtt-reporter.js'
+import type { Claim } from '../agent/store/claims.js'
 import type { Db } from '../agent/store/db.js'
-import type { Claim, Outbox } from '../agent/store/outbox.js'
+import type { Outbox } from '../agent/store/outbox.js'
 import type { GateMetrics } from '../shared/fleet.js'
 
 /** A temporary directory removed by the returned cleanup. */

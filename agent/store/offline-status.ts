@@ -2,7 +2,7 @@ import type { Checkin } from '../../shared/checkin.js'
 import type { AgentStatus } from '../../shared/status.js'
 import { productVersion } from '../../shared/version.js'
 import type { Db } from './db.js'
-import { outboxCounts } from './outbox.js'
+import { outboxCounts } from './outbox-queries.js'
 
 /** Status from the SQLite file alone, for when the daemon is down. */
 export function offlineStatus(db: Db, gateId: string, now: number): AgentStatus {

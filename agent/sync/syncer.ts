@@ -1,8 +1,9 @@
 import type { Logger } from 'pino'
 import type { SyncResult } from '../../shared/sync.js'
 import { type Clock, cancel, type Scheduled, schedule } from '../clock.js'
+import type { Claim } from '../store/claims.js'
 import { type Db, getMeta } from '../store/db.js'
-import type { Claim, Outbox } from '../store/outbox.js'
+import type { Outbox } from '../store/outbox.js'
 import { backoffMs } from './backoff.js'
 import type { CloudClient, CloudOutcome } from './cloud-client.js'
 

@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import type { AgentStatus, SyncStatus } from '../../../shared/status.js'
 import { EXIT } from '../../exit-codes.js'
 import { offlineStatus } from '../../store/offline-status.js'
-import { markRefusedPending } from '../../store/outbox.js'
+import { markRefusedPending } from '../../store/outbox-maintenance.js'
 import { action, type CliContext } from '../context.js'
 
 function render(s: SyncStatus, pending: number, inFlight: number): string {

@@ -1,0 +1,218 @@
+import { createHistogram, performance } from 'node:perf_hooks'
+import type { Logger } from 'pino'
+import { v7 as uuidv7 } from 'uuid'
+import type { Checkin } from '../../shared/checkin.js'
+import { GateError } from '../../shared/errors.js'
+import { type Clock, cancel, type Scheduled, schedule } from '../clock.js'
+import type { Db } from './db.js'
+import type { RowCounts } from './row-counts.js'
+
+/** What the pipeline hands to the outbox; the outbox adds id, gate, boot, sequence and times. */
+export type CheckinDraft = Pick<
+  Checkin,
+  'token' | 'participantId' | 'decision' | 'reason' | 'rssi' | 'rosterVersion'
+> & {
+  /** monotonic ms of the advert that led to the decision */
+  monoMs: number
+}
+
+/** Called once the check-in is durable (committed with synchronous=FULL), never before. */
+export type OnDurable = (checkin: Checkin) => void
+
+/** Called instead of OnDurable when a decision waited too long for a failing disk and was dropped. */
+export type OnWithheld = (checkin: Checkin) => void
+
+/** Write counters: SD cards wear out, so every commit is counted. */
+export interface OutboxWriteStats {
+  commits: number
+  rowsWritten: number
+  commitErrors: number
+  /** decisions dropped after waiting longer than maxWaitMs for a failing disk */
+  expired: number
+  /** whether the last commit failed: decisions are being withheld now */
+  failing: boolean
+}
+
+/** What group commit is given: the world, who this gate and run are, and how long to wait. */
+export interface GroupCommitDeps {
+  clock: Clock
+  log: Logger
+  gateId: string
+  bootId: string
+  /** wait this long for more decisions before committing, ms (0 = next tick) */
+  groupCommitDelayMs: number
+  /** a commit taking longer is remembered as slow (see msSinceSlowCommit), ms */
+  slowCommitMs?: number
+  /**
+   * a decision still waiting for a failing disk this long is dropped, never emitted, ms (default
+   * 2000): the person is at the turnstile now, and one that opens minutes later opens for nobody
+   */
+  maxWaitMs?: number
+}
+
+/** A decision waiting for its commit. */
+interface Queued {
+  row: Checkin
+  onDurable: OnDurable
+  onWithheld: OnWithheld | undefined
+  /** performance.now() when it was queued */
+  at: number
+}
+
+/** decisions waiting for a commit that keeps failing: more are refused (fail closed), not queued */
+const MAX_QUEUED = 10_000
+/** default of `maxWaitMs`, ms */
+const DEFAULT_MAX_WAIT_MS = 2_000
+/** a failed commit is tried again after this, ms */
+const RETRY_FAILED_COMMIT_MS = 500
+
+/**
+ * The write side of the outbox: decisions are queued and committed together (every decision made in
+ * the same tick shares one fsync), and a decision's callback runs only after its commit.
+ */
+export class GroupCommit {
+  readonly stats: OutboxWriteStats = {
+    commits: 0,
+    rowsWritten: 0,
+    commitErrors: 0,
+    expired: 0,
+    failing: false,
+  }
+  /** how long each group commit took (its fsync included), microseconds; bounded (HDR histogram) */
+  readonly commitLatencyUs = createHistogram()
+  private queue: Queued[] = []
+  /** performance.now() of the last commit slower than `slowCommitMs` */
+  private lastSlowCommit = Number.NEGATIVE_INFINITY
+  private scheduled: Scheduled | null = null
+  private bootSeq = 0
+  private readonly commitQueue: (rows: Queued[]) => void
+
+  constructor(
+    db: Db,
+    private readonly counts: RowCounts,
+    private readonly deps: GroupCommitDeps,
+  ) {
+    const insert = db.prepare(
+      `INSERT INTO checkins (id, gate_id, token, participant_id, method, decision, reason, rssi, wall_ms, mono_ms,
+         boot_id, boot_seq, roster_version) VALUES (@id, @gateId, @token, @participantId, @method, @decision, @reason,
+         @rssi, @ts, @monoMs, @bootId, @bootSeq, @rosterVersion)`,
+    )
+    this.commitQueue = db.transaction((rows: Queued[]) => {
+      for (const queued of rows) insert.run(queued.row)
+    })
+  }
+
+  /**
+   * Queue a decision; `onDurable` runs after the commit that makes it durable. While commits fail
+   * (a full or broken disk) decisions wait here, withheld; one that has waited longer than
+   * `maxWaitMs` is dropped (`onWithheld`), and past `MAX_QUEUED` of them a new one is refused
+   * (E_DB_WRITE: the gate fails closed) rather than growing memory without end.
+   */
+  append(draft: CheckinDraft, onDurable: OnDurable, onWithheld?: OnWithheld): Checkin {
+    if (this.queue.length >= MAX_QUEUED)
+      throw new GateError(
+        'E_DB_WRITE',
+        `${this.queue.length} decisions are already waiting for the database to accept a commit; this one is refused`,
+      )
+    const row: Checkin = {
+      id: uuidv7(),
+      gateId: this.deps.gateId,
+      token: draft.token,
+      participantId: draft.participantId,
+      method: 'ble',
+      decision: draft.decision,
+      reason: draft.reason,
+      rssi: Math.round(draft.rssi),
+      ts: Math.round(this.deps.clock.now()),
+      monoMs: draft.monoMs,
+      bootId: this.deps.bootId,
+      bootSeq: ++this.bootSeq,
+      rosterVersion: draft.rosterVersion,
+    }
+    this.queue.push({ row, onDurable, onWithheld, at: performance.now() })
+    if (this.scheduled === null)
+      this.scheduled = schedule(() => this.flushQuietly(), this.deps.groupCommitDelayMs)
+    return row
+  }
+
+  /** How long ago a decision's commit last took longer than `slowCommitMs`, ms (Infinity: never). */
+  msSinceSlowCommit(): number {
+    return performance.now() - this.lastSlowCommit
+  }
+
+  /** Decisions queued but not yet committed. */
+  queued(): number {
+    return this.queue.length
+  }
+
+  /**
+   * Commit everything queued now, then run the callbacks. On a write error nothing is emitted
+   * (the gate fails closed), the rows stay queued for the next attempt, and the error is thrown.
+   */
+  flush(): void {
+    cancel(this.scheduled)
+    this.scheduled = null
+    if (this.queue.length === 0) return
+    const batch = this.queue
+    try {
+      const t0 = performance.now()
+      this.commitQueue(batch)
+      const t1 = performance.now()
+      this.commitLatencyUs.record(Math.max(1, Math.round((t1 - t0) * 1000)))
+      if (this.deps.slowCommitMs !== undefined && t1 - t0 > this.deps.slowCommitMs) this.lastSlowCommit = t1
+    } catch (err) {
+      this.stats.commitErrors++
+      this.stats.failing = true
+      this.deps.log.error({ err, queued: batch.length }, 'outbox commit failed; decisions withheld')
+      this.expireWaiting()
+      if (this.scheduled === null)
+        this.scheduled = schedule(() => this.flushQuietly(), RETRY_FAILED_COMMIT_MS, { unref: true })
+      throw new GateError('E_DB_WRITE', `outbox commit failed: ${(err as Error).message}`, { cause: err })
+    }
+    this.queue = []
+    this.counts.pending += batch.length
+    this.stats.commits++
+    this.stats.failing = false
+    this.stats.rowsWritten += batch.length
+    for (const queued of batch) {
+      try {
+        queued.onDurable(queued.row)
+      } catch (err) {
+        this.deps.log.error({ err }, 'decision listener failed')
+      }
+    }
+  }
+
+  /** Stop retrying a failed commit (the agent is stopping; what is still queued was never emitted). */
+  close(): void {
+    cancel(this.scheduled)
+    this.scheduled = null
+  }
+
+  /** Drop the decisions that have waited past maxWaitMs for the failing disk (oldest are first). */
+  private expireWaiting(): void {
+    const limit = performance.now() - (this.deps.maxWaitMs ?? DEFAULT_MAX_WAIT_MS)
+    let count = 0
+    while (count < this.queue.length && (this.queue[count] as Queued).at <= limit) count++
+    if (count === 0) return
+    const expired = this.queue.splice(0, count)
+    this.stats.expired += count
+    this.deps.log.warn({ expired: count }, 'decisions waited too long for the disk; dropped, never emitted')
+    for (const queued of expired) {
+      try {
+        queued.onWithheld?.(queued.row)
+      } catch (err) {
+        this.deps.log.error({ err }, 'withheld listener failed')
+      }
+    }
+  }
+
+  /** flush(), for the timer: a failure is already logged and counted there, and retried. */
+  private flushQuietly(): void {
+    try {
+      this.flush()
+    } catch {
+      // logged and counted in flush(); retried on the next append or timer
+    }
+  }
+}
