@@ -3,7 +3,8 @@ import type { Checkin } from '../../shared/checkin.js'
 import type { Clock } from '../clock.js'
 import { type Db, setMeta } from './db.js'
 import type { RowCounts } from './row-counts.js'
-import type { StoreThread, ThreadRows } from './store-thread.js'
+import type { StoreThread } from './store-thread.js'
+import type { ThreadRows } from './store-thread-messages.js'
 
 /** The same fields, as json_object() arguments: the wire format of a check-in (shared/checkin.ts). */
 const JSON_FIELDS =

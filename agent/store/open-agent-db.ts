@@ -117,7 +117,9 @@ function dataDirError(dir: string, why: string, cause: unknown): GateError {
  * the main thread can stop waiting for it. Resolves with quick_check's rows ('ok', or the problems).
  */
 export function quickCheckInWorker(file: string): Promise<string[]> {
-  // plain JavaScript evaluated in place, as the store thread: the same from the sources and from dist/
+  // plain JavaScript evaluated in place: the same from the sources and from dist/, and quick to start
+  // at every start of the agent (a worker module run from the sources loads tsx first, see
+  // lifecycle/module-worker.ts)
   const sqlite = createRequire(import.meta.url).resolve('better-sqlite3')
   return new Promise((resolve, reject) => {
     const worker = new Worker(CHECK_SOURCE, { eval: true, workerData: { sqlite, file } })

@@ -1,24 +1,14 @@
-import { createRequire } from 'node:module'
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
+import { startModuleWorker } from '../lifecycle/module-worker.js'
 import type { Db } from './db.js'
+import type { ReadRequest, StoreWorkerData, ThreadRows, WorkerMessage } from './store-thread-messages.js'
 
-/** One read the thread answers: a claim's seq_no range, row count, and records as UTF-8 JSON. */
-export interface ThreadRows {
-  first: number | null
-  last: number | null
-  n: number
-  json: Uint8Array
-}
-
+/** A read sent to the worker, waiting for its answer. */
 interface Waiting {
   resolve: (rows: ThreadRows) => void
   reject: (err: Error) => void
 }
-
-type WorkerMessage =
-  | { kind: 'checkpoint'; ok: boolean; log?: number; checkpointed?: number; error?: string }
-  | ({ kind: 'rows'; id: number; error?: string } & Partial<ThreadRows>)
 
 /**
  * A worker thread with its own connection to the agent database, for the work that would otherwise
@@ -67,18 +57,13 @@ export class StoreThread {
   start(): void {
     if (this.worker) return
     this.stopping = false
-    // the worker is plain JavaScript evaluated in place: it runs the same from the TypeScript sources
-    // (tsx, vitest) and from dist/, and it loads this build's better-sqlite3 by absolute path
-    const sqlite = createRequire(import.meta.url).resolve('better-sqlite3')
-    const worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: {
-        sqlite,
-        file: this.file,
-        intervalMs: this.opts.checkpointMs ?? 250,
-        queries: this.opts.queries ?? {},
-      },
-    })
+    // the worker is store-worker.ts (compiled: store-worker.js), next to this file
+    const workerData: StoreWorkerData = {
+      file: this.file,
+      intervalMs: this.opts.checkpointMs ?? 250,
+      queries: this.opts.queries ?? {},
+    }
+    const worker = startModuleWorker(import.meta.url, 'store-worker', { workerData })
     worker.unref()
     worker.on('message', (m: WorkerMessage) => this.onMessage(m))
     worker.on('error', (err) => this.fallBack(worker, err))
@@ -97,7 +82,8 @@ export class StoreThread {
     const id = this.nextId++
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject })
-      w.postMessage({ id, query, args })
+      const request: ReadRequest = { id, query, args }
+      w.postMessage(request)
     })
   }
 
@@ -147,31 +133,3 @@ export class StoreThread {
     if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000')
   }
 }
-
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads')
-const Database = require(workerData.sqlite)
-const db = new Database(workerData.file, { fileMustExist: true })
-db.pragma('busy_timeout = 1000')
-const queries = {}
-for (const [name, sql] of Object.entries(workerData.queries)) queries[name] = db.prepare(sql)
-const encoder = new TextEncoder()
-parentPort.on('message', (m) => {
-  try {
-    const r = queries[m.query].get(...m.args)
-    // a fresh ArrayBuffer (never a pooled one), moved to the main thread without a copy
-    const json = encoder.encode(r.json)
-    parentPort.postMessage({ kind: 'rows', id: m.id, first: r.first, last: r.last, n: r.n, json }, [json.buffer])
-  } catch (err) {
-    parentPort.postMessage({ kind: 'rows', id: m.id, error: String((err && err.message) || err) })
-  }
-})
-setInterval(() => {
-  try {
-    const r = db.pragma('wal_checkpoint(PASSIVE)')[0]
-    if (r) parentPort.postMessage({ kind: 'checkpoint', ok: true, log: r.log, checkpointed: r.checkpointed })
-  } catch (err) {
-    parentPort.postMessage({ kind: 'checkpoint', ok: false, error: String((err && err.message) || err) })
-  }
-}, workerData.intervalMs)
-`
