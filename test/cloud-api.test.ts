@@ -13,6 +13,7 @@ import { loadCloudConfig } from '../cloud/config.js'
 import { createPool } from '../cloud/db/pool.js'
 import { addGate, revokeGate, rotateKey } from '../cloud/gates/store.js'
 import { buildApp } from '../cloud/http/app.js'
+import { RosterIndex } from '../cloud/ingest/roster-index.js'
 import { importParticipants } from '../cloud/participants/import.js'
 import { maintainPartitions } from '../cloud/partitions/manager.js'
 import type { Checkin } from '../shared/checkin.js'
@@ -879,5 +880,40 @@ describe('gate-cloud HTTP API on real Postgres', () => {
     expect(await cache.getOrLoad('roster::0:5000', never, { tags: ['participants'] })).toHaveProperty(
       'changes',
     )
+  })
+
+  // last: it moves a participant to another event
+  it("the roster index (the event check's fast path) knows each (event, participant, badge) once read, and keeps it", async () => {
+    const index = new RosterIndex(pool)
+    expect(index.has(null, 'P-1', '0001aaaa')).toBe(false)
+    await index.refresh()
+    expect(index.has(null, 'P-1', '0001aaaa')).toBe(true)
+    expect(index.has(null, 'P-1', '0002bbbb')).toBe(false) // another participant's badge
+    expect(index.has('fest-x', 'P-1', '0001aaaa')).toBe(false) // another event
+    expect(index.has(null, 'P-1\u0000', '0001aaaa')).toBe(false)
+    const idx = { token: '00ee0001', participantId: 'P-idx', status: 'active' as const }
+    await importParticipants(pool, [idx])
+    // not read yet: the database decides such a record
+    expect(index.has(null, 'P-idx', '00ee0001')).toBe(false)
+    await index.refresh()
+    expect(index.has(null, 'P-idx', '00ee0001')).toBe(true)
+    // moved to another event: both (the gate may have decided before it heard)
+    await importParticipants(pool, [idx], { eventId: 'idx-event' })
+    await index.refresh()
+    expect(index.has(null, 'P-idx', '00ee0001')).toBe(true)
+    expect(index.has('idx-event', 'P-idx', '00ee0001')).toBe(true)
+    // a roster of 30,000, read in pages, each one found
+    await sql.query(
+      `INSERT INTO participants (id, token, status, event_id)
+       SELECT 'Q-' || n, lpad(to_hex(n), 10, '0'), 'active', 'idx-event' FROM generate_series(1, 30000) n`,
+    )
+    const before = index.size
+    await Promise.all([index.refresh(), index.refresh()])
+    expect(index.size - before).toBe(30_000)
+    let found = 0
+    for (let n = 1; n <= 30_000; n++)
+      if (index.has('idx-event', `Q-${n}`, n.toString(16).padStart(10, '0'))) found++
+    expect(found).toBe(30_000)
+    expect(index.has('idx-event', 'Q-1', '0000000002')).toBe(false)
   })
 })

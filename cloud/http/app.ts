@@ -20,6 +20,7 @@ import { postgresHistoryReader } from '../fleet/stores.js'
 import { GateAuthenticator, type GateIdentity } from '../gates/store.js'
 import { createIngestCounters } from '../ingest/counters.js'
 import { ingestBatch } from '../ingest/ingest.js'
+import { RosterIndex } from '../ingest/roster-index.js'
 import { createPerfMonitor, type PerfMonitor } from '../monitor/perf.js'
 import { PlanAdvisor } from '../monitor/suggestions.js'
 import { AuthFailureLimiter } from './auth-failures.js'
@@ -160,16 +161,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const ownCache = !deps.cache
   const cache = deps.cache ?? createCache(config, { redis: null, log: deps.log, registry, perf })
   if (ownCache) await cache.start()
-  // any change to participants (import, API, plain SQL) drops the cached roster and token look-ups
+  // any change to participants (import, API, plain SQL) drops the cached roster and token look-ups,
+  // and is read into the roster index (the ingest's event check)
+  const rosterIndex = new RosterIndex(pool, deps.log)
   const listener = new ChangeListener(
     config.databaseUrl,
     'participants_changed',
     () => {
       cache.invalidateTags(ROSTER_TAG).catch((err) => deps.log.warn({ err }, 'roster invalidation failed'))
+      void rosterIndex.refresh()
     },
     deps.log,
   )
   await listener.start()
+  await rosterIndex.refresh()
   app.addHook('onClose', async () => {
     await listener.stop()
     if (ownCache) await cache.stop()
@@ -234,11 +239,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   }
   await app.register(rateLimit, { global: false, hook: 'onRequest' })
 
-  const ingestCounters = createIngestCounters(registry)
+  const ingestCounters = createIngestCounters(registry, () => rosterIndex.size)
   app.post('/v1/sync/checkins', gateRoute, async (req, reply) => {
-    const { gateId } = req.gate as GateIdentity
+    const { gateId, eventId } = req.gate as GateIdentity
     const result = await perf.time('ingest.batch', () =>
-      ingestBatch(pool, gateId, req.body, now(), config, ingestCounters),
+      ingestBatch(pool, gateId, req.body, now(), config, {
+        eventId,
+        roster: rosterIndex,
+        counters: ingestCounters,
+      }),
     )
     deps.reads?.noteWrite(gateId)
     if (result.stored.length === 0 && result.rejected.length > 0) return reply.status(422).send(result)

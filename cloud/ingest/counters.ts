@@ -1,4 +1,4 @@
-import { Counter, type Registry } from 'prom-client'
+import { Counter, Gauge, type Registry } from 'prom-client'
 
 /** The ingest's counts for ops (GET /metrics): records refused, and records stored but flagged. */
 export interface IngestCounters {
@@ -8,8 +8,17 @@ export interface IngestCounters {
   flagged: Counter<'reason'>
 }
 
-/** The ingest's counters, registered on `registry`. */
-export function createIngestCounters(registry: Registry): IngestCounters {
+/** The ingest's counters, registered on `registry`; `rosterSize`: the node's roster index, for a gauge. */
+export function createIngestCounters(registry: Registry, rosterSize?: () => number): IngestCounters {
+  if (rosterSize)
+    new Gauge({
+      name: 'ingest_roster_index_entries',
+      help: "(event, participant, badge) triples in this node's roster index (the event check's fast path)",
+      registers: [registry],
+      collect() {
+        this.set(rosterSize())
+      },
+    })
   return {
     refused: new Counter({
       name: 'ingest_records_refused_total',

@@ -1,6 +1,7 @@
 import type pg from 'pg'
 import type { Checkin } from '../../shared/checkin.js'
 import type { RecordIssue } from './record-incidents.js'
+import type { RosterIndex } from './roster-index.js'
 
 /**
  * Is each record of the gate's event? A gate decides offline from the roster it pulls, which holds
@@ -58,23 +59,37 @@ export interface EventCheck {
   unknownParticipant: RecordIssue[]
 }
 
+/** The gate's event (from its key) and this node's roster index: the check's fast path. */
+export interface KnownRoster {
+  eventId: string | null
+  index: RosterIndex
+}
+
 /**
  * Check `records` (indexes: their places in the batch as sent) against the gate's event. Refused:
  * a participant of another event, or a token held by a participant of another event. Flagged, and
  * stored: a participant the cloud has never had (a roster given to the gate by other means, or a
- * made-up one: neither touches another event).
+ * made-up one: neither touches another event). Records the node's roster index knows are not
+ * sent to Postgres at all.
  */
 export async function checkEvent(
   pool: pg.Pool,
   gateId: string,
   records: readonly Checkin[],
   indexes: readonly number[],
+  roster?: KnownRoster,
 ): Promise<EventCheck> {
   const out: EventCheck = { wrongEvent: [], unknownParticipant: [] }
   const sent: number[] = []
   for (let k = 0; k < records.length; k++) {
     const r = records[k] as Checkin
-    if (r.participantId !== null || r.decision === 'admit') sent.push(k)
+    if (
+      r.participantId === null
+        ? r.decision !== 'admit'
+        : roster?.index.has(roster.eventId, r.participantId, r.token)
+    )
+      continue
+    sent.push(k)
   }
   if (sent.length === 0) return out
   const probe = await pool.query<{ i: number }>({

@@ -8,8 +8,16 @@ import type { SyncResult } from '../../shared/sync.js'
 import type { IngestCounters } from './counters.js'
 import { checkEvent } from './event-check.js'
 import { type RecordIssue, reportRecords } from './record-incidents.js'
+import type { RosterIndex } from './roster-index.js'
 import { splitRepeats, storeResent } from './unique-ids.js'
 import { readBatch } from './validate.js'
+
+/** What the HTTP app knows besides the batch: the gate's event (from its key), the node's roster index, the counters. */
+export interface IngestContext {
+  eventId: string | null
+  roster?: RosterIndex
+  counters?: IngestCounters
+}
 
 /** The limits a batch is checked against (from the cloud config). */
 export interface IngestLimits {
@@ -265,8 +273,9 @@ export async function ingestBatch(
   body: unknown,
   now: number,
   limits: IngestLimits,
-  counters?: IngestCounters,
+  ctx?: IngestContext,
 ): Promise<SyncResult> {
+  const counters = ctx?.counters
   const batch = readBatch(body)
   if (batch.gateId !== gateId) {
     throw new GateError('E_FORBIDDEN', `this key belongs to gate ${gateId}, not ${batch.gateId}`)
@@ -313,7 +322,13 @@ export async function ingestBatch(
   // with the reason, and sends the rest again at once (agent/sync/syncer.ts), as for a malformed
   // record. A 200 listing them as rejected would need a reason the gates in the field do not know.
   const unique = splitRepeats(valid, indexes)
-  const event = await checkEvent(pool, gateId, unique.records, unique.indexes)
+  const event = await checkEvent(
+    pool,
+    gateId,
+    unique.records,
+    unique.indexes,
+    ctx?.roster ? { eventId: ctx.eventId, index: ctx.roster } : undefined,
+  )
   await reportRecords(pool, gateId, 'wrong_event', event.wrongEvent, counters?.refused)
   await reportRecords(pool, gateId, 'id_conflict', unique.conflicts, counters?.refused)
   refuse([...event.wrongEvent, ...unique.conflicts])
