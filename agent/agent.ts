@@ -226,7 +226,7 @@ export class GateAgent {
       proximity,
       dedup,
       validator,
-      outbox,
+      decisions: outbox,
       clock,
       counters: this.counters,
       log: log.child({ component: 'pipeline' }),

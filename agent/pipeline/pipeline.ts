@@ -6,7 +6,7 @@ import type { Advert } from '../ble/source.js'
 import type { Clock } from '../clock.js'
 import type { PipelineCounters } from '../metrics.js'
 import { RateMeter } from '../metrics.js'
-import type { Outbox } from '../store/outbox.js'
+import type { DecisionSink } from '../store/group-commit.js'
 import type { Dedup } from './dedup.js'
 import type { Proximity } from './proximity.js'
 import type { Sighting } from './types.js'
@@ -30,7 +30,8 @@ export interface PipelineDeps {
   proximity: Proximity
   dedup: Dedup
   validator: Validator
-  outbox: Outbox
+  /** where decisions are made durable before they are emitted (the outbox) */
+  decisions: DecisionSink
   clock: Clock
   counters: PipelineCounters
   log: Logger
@@ -101,7 +102,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
   private record(s: Sighting, v: Verdict): boolean {
     const adv = s.ts
     try {
-      this.deps.outbox.append(
+      this.deps.decisions.append(
         {
           token: s.token,
           participantId: v.participantId,

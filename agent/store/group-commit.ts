@@ -22,6 +22,12 @@ export type OnDurable = (checkin: Checkin) => void
 /** Called instead of OnDurable when a decision waited too long for a failing disk and was dropped. */
 export type OnWithheld = (checkin: Checkin) => void
 
+/** Where the pipeline records a decision: its callback runs once it is durable, or it is withheld. */
+export interface DecisionSink {
+  /** Queue a decision for its durable commit; throws (E_DB_WRITE) when it is refused at once. */
+  append(draft: CheckinDraft, onDurable: OnDurable, onWithheld?: OnWithheld): Checkin
+}
+
 /** Write counters: SD cards wear out, so every commit is counted. */
 export interface OutboxWriteStats {
   commits: number
@@ -70,7 +76,7 @@ const RETRY_FAILED_COMMIT_MS = 500
  * The write side of the outbox: decisions are queued and committed together (every decision made in
  * the same tick shares one fsync), and a decision's callback runs only after its commit.
  */
-export class GroupCommit {
+export class GroupCommit implements DecisionSink {
   readonly stats: OutboxWriteStats = {
     commits: 0,
     rowsWritten: 0,

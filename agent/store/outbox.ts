@@ -4,6 +4,7 @@ import { Claims, type ClaimsDeps } from './claims.js'
 import type { Db } from './db.js'
 import {
   type CheckinDraft,
+  type DecisionSink,
   GroupCommit,
   type GroupCommitDeps,
   type OnDurable,
@@ -23,7 +24,7 @@ import { RowCounts } from './row-counts.js'
  * syncer's claims and the recording of the cloud's answers (claims.ts), and upkeep
  * (outbox-maintenance.ts). Read-only queries for gatectl are in outbox-queries.ts.
  */
-export class Outbox {
+export class Outbox implements DecisionSink {
   /** write counters (commits, rows, failures) */
   readonly stats: OutboxWriteStats
   /** how long each group commit took (its fsync included), microseconds; bounded (HDR histogram) */
