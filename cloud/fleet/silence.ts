@@ -30,11 +30,11 @@ export class LocalSilenceClock implements SilenceClock {
   }
 
   async claim(now: number, max: number): Promise<Array<[string, number]>> {
-    const out: Array<[string, number]> = []
-    for (const [g, d] of this.due) {
-      if (out.length >= max) break
-      if (d <= now) out.push([g, d])
-    }
+    const passed: Array<[string, number]> = []
+    for (const [g, d] of this.due) if (d <= now) passed.push([g, d])
+    // the most overdue first, as the sorted set in Redis gives them: when more than `max` passed
+    // at once, the gates silent the longest are declared first
+    const out = passed.sort((x, y) => x[1] - y[1]).slice(0, Math.max(0, max))
     for (const [g] of out) this.due.delete(g)
     return out
   }
