@@ -212,7 +212,8 @@ describe.skipIf(why !== null)('chaos: power cuts under a gate at venue load (laz
     rosterPullIntervalMs: 500,
   }
 
-  const agentArgs = (config: string) => ['--config', config, '--demo', '--log-level', 'error']
+  // warnings too: what a gate says when something goes wrong (decisions are logged at info)
+  const agentArgs = (config: string) => ['--config', config, '--demo', '--log-level', 'warn']
   const startGate = async (
     dataDir: string,
     config: string,
@@ -234,7 +235,9 @@ describe.skipIf(why !== null)('chaos: power cuts under a gate at venue load (laz
     const ended = await Promise.race([g.agent.exited.then(() => true), sleep(15_000).then(() => false)])
     if (!ended) {
       g.agent.child.kill('SIGKILL')
-      throw new Error(`the gate did not exit within 15 s of SIGTERM:\n${g.agent.stderr()}`)
+      throw new Error(
+        `the gate did not exit within 15 s of SIGTERM:\n${g.agent.stderr()}\n${g.agent.stdout().slice(-4_000)}`,
+      )
     }
   }
 
