@@ -49,15 +49,27 @@ function recordProblems(text: string): RecordProblem[] {
   }
 }
 
-/** The port the syncer and roster puller talk to; tests may pass their own. */
+/**
+ * The port the syncer and roster puller talk to; tests may pass their own. A call never throws:
+ * every failure is an outcome that says what to do next.
+ */
 export interface CloudClient {
-  /** `recordsJson`: a JSON array of check-ins, text or UTF-8 (the outbox renders it; nothing is parsed to send it) */
+  /**
+   * Upload check-ins of `gateId`, sent at `sentAt` (the gate's wall clock, ms since the epoch).
+   * `recordsJson`: a JSON array of check-ins, text or UTF-8 (the outbox renders it; nothing is
+   * parsed to send it). The result names every id the cloud holds (stored now or before) and the
+   * records it refuses for good; a 422 (all refused) is a result too.
+   */
   sendBatch(
     gateId: string,
     sentAt: number,
     recordsJson: string | Uint8Array,
   ): Promise<CloudOutcome<SyncResult>>
-  /** roster changes after `since`; `notModified` when the cloud answered 304 */
+  /**
+   * The roster changes after `since` (the cursor of the last change applied; 0 for all), with the
+   * ETag of the answer. `etag`: the one last received, or null; `delta` is null when the cloud
+   * answered 304 (nothing after `since`), the ETag then the one passed.
+   */
   fetchRoster(
     since: number,
     etag: string | null,

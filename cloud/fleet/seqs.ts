@@ -4,13 +4,15 @@ import { believableSession, maxBelievedSession } from './bounds.js'
 /** Messages of one session of one gate heard by this node since its last sweep. */
 export interface HeardSeqs {
   session: number
+  /** their sequence numbers (0 to 2^31 - 1, as the payload schema bounds them), in any order */
   seqs: number[]
 }
 
-/** Sequence numbers found missing: `lost` of the seqs from..to of a gate's session. */
+/** Sequence numbers found missing: `lost` of the seqs from..to (both included) of a gate's session. */
 export interface SeqGap {
   gateId: string
   session: number
+  /** how many of from..to no node heard */
   lost: number
   from: number
   to: number
@@ -23,6 +25,16 @@ export interface SeqGap {
  * `graceMs` after a higher one was heard (messages still in flight at another node are not lost).
  */
 export interface SeqLedger {
+  /**
+   * Record what this node heard since its last sweep (`heard`: by gate id) at `now` (ms since the
+   * epoch), and return the gaps this call judged. A gate's seqs are judged when a message of it is
+   * recorded at least `graceMs` after the highest seq then heard of it was first recorded, up to
+   * that seq; each gap is returned once, to one caller. A session is followed from the first seq
+   * heard of it, and a newer session starts over; an older one is ignored, and so are a session
+   * too far ahead of `now` to be believed (bounds.ts) and a seq more than MAX_SEQ_JUMP beyond the
+   * highest heard. Rejects when the ledger cannot be reached: the caller records the same seqs
+   * again later, and a seq recorded twice counts once.
+   */
   record(heard: ReadonlyMap<string, HeardSeqs>, now: number): Promise<SeqGap[]>
 }
 

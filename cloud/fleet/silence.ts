@@ -9,11 +9,18 @@ import type { Cluster, Redis } from 'ioredis'
  * declares it silent once for the whole fleet.
  */
 export interface SilenceClock {
-  /** gate -> the time (ms) by which it must be heard from again; a later deadline wins */
+  /**
+   * Set each gate's deadline: gate id -> the time by which it must be heard from again (ms since
+   * the epoch). A gate keeps the later of its deadline and the one pushed, whichever node pushed it.
+   */
   push(deadlines: ReadonlyMap<string, number>): Promise<void>
-  /** no deadline for these gates any more (they said offline, by a will or a stop) */
+  /** No deadline for these gates any more (they said offline, by a will or a stop). */
   forget(gateIds: readonly string[]): Promise<void>
-  /** the gates whose deadline is at or before `now`, with it; each to one caller only */
+  /**
+   * Take the gates whose deadline is at or before `now` (ms since the epoch), with their deadline:
+   * at most `max` of them, the earliest deadlines first. Each is given to one caller only and its
+   * deadline is gone (until a new one is pushed).
+   */
   claim(now: number, max: number): Promise<Array<[gateId: string, deadline: number]>>
 }
 
