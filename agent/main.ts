@@ -27,20 +27,20 @@ interface RunFlags {
 }
 
 /** Flags become config overrides (validated with everything else). */
-export function flagsToOverrides(f: RunFlags): Record<string, unknown> {
-  const o: Record<string, unknown> = {}
+export function flagsToOverrides(flags: RunFlags): Record<string, unknown> {
+  const overrides: Record<string, unknown> = {}
   const source: Record<string, unknown> = {}
-  if (f.gateId) o['gateId'] = f.gateId
-  if (f.dataDir) o['dataDir'] = f.dataDir
-  if (f.source) source['kind'] = f.source
-  if (f.replay) source['replay'] = { file: f.replay }
+  if (flags.gateId) overrides['gateId'] = flags.gateId
+  if (flags.dataDir) overrides['dataDir'] = flags.dataDir
+  if (flags.source) source['kind'] = flags.source
+  if (flags.replay) source['replay'] = { file: flags.replay }
   const sim: Record<string, unknown> = {}
-  if (f.participants !== undefined) sim['participants'] = Number(f.participants)
-  if (f.seed !== undefined) sim['seed'] = Number(f.seed)
+  if (flags.participants !== undefined) sim['participants'] = Number(flags.participants)
+  if (flags.seed !== undefined) sim['seed'] = Number(flags.seed)
   if (Object.keys(sim).length > 0) source['sim'] = sim
-  if (Object.keys(source).length > 0) o['source'] = source
-  if (f.logLevel) o['log'] = { level: f.logLevel }
-  return o
+  if (Object.keys(source).length > 0) overrides['source'] = source
+  if (flags.logLevel) overrides['log'] = { level: flags.logLevel }
+  return overrides
 }
 
 async function run(flags: RunFlags): Promise<number> {
@@ -61,8 +61,8 @@ async function run(flags: RunFlags): Promise<number> {
     beforeStart: flags.demo
       ? ({ roster }) => {
           if (roster.version() > 0) return
-          const r = roster.importEntries(demoRosterFor(config))
-          log.info({ imported: r.inserted, version: r.version }, 'demo roster imported')
+          const imported = roster.importEntries(demoRosterFor(config))
+          log.info({ imported: imported.inserted, version: imported.version }, 'demo roster imported')
         }
       : undefined,
   })
@@ -86,7 +86,9 @@ async function run(flags: RunFlags): Promise<number> {
       const deadline = setTimeout(() => {
         log.error({ deadlineMs: STOP_DEADLINE_MS }, 'stop deadline passed; exiting anyway')
         log.flush()
-        resolve(EXIT.failure)
+        // whatever still holds the event loop open (a socket, a hook) must not outlive the deadline:
+        // systemd would wait for TimeoutStopSec and then SIGKILL
+        process.exit(EXIT.failure)
       }, STOP_DEADLINE_MS)
       deadline.unref()
       agent.stop().then(() => {
