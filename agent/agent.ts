@@ -234,10 +234,10 @@ export class GateAgent {
     parts.pipeline = pipeline
     const actuators = new Actuators(config.actuator, log)
     this.actuators = actuators
-    pipeline.on('decision', (d) => {
-      const { latencyMs: _latency, ...checkin } = d
+    pipeline.on('decision', (decision) => {
+      const { latencyMs: _latency, ...checkin } = decision
       this.run.lastDecision = checkin
-      actuators.fire(d)
+      actuators.fire(decision)
     })
     return { pipeline, restored }
   }

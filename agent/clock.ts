@@ -86,8 +86,8 @@ export function schedule(fn: () => void, ms: number, opts: { unref?: boolean } =
 }
 
 /** Cancel what `schedule` set up (null: nothing). */
-export function cancel(s: Scheduled | null): void {
-  if (s === null) return
-  if ('immediate' in s) clearImmediate(s.immediate)
-  else clearTimeout(s.timeout)
+export function cancel(scheduled: Scheduled | null): void {
+  if (scheduled === null) return
+  if ('immediate' in scheduled) clearImmediate(scheduled.immediate)
+  else clearTimeout(scheduled.timeout)
 }

@@ -12,23 +12,23 @@ export class RateMeter {
     this.stamps = new Float64Array(windowS).fill(-1)
   }
   /** count `n` events at monotonic ms `now` */
-  mark(now: number, n = 1): void {
+  mark(now: number, count = 1): void {
     const sec = Math.floor(now / 1000)
     const i = sec % this.windowS
     if (this.stamps[i] !== sec) {
       this.stamps[i] = sec
       this.buckets[i] = 0
     }
-    this.buckets[i]! += n
+    this.buckets[i]! += count
   }
   /** events/s over the last full window ending at `now` (the current second excluded) */
   rate(now: number): number {
     const sec = Math.floor(now / 1000)
     let sum = 0
     for (let k = 1; k <= this.windowS; k++) {
-      const s = sec - k
-      const i = ((s % this.windowS) + this.windowS) % this.windowS
-      if (this.stamps[i] === s) sum += this.buckets[i]!
+      const second = sec - k
+      const i = ((second % this.windowS) + this.windowS) % this.windowS
+      if (this.stamps[i] === second) sum += this.buckets[i]!
     }
     return sum / this.windowS
   }

@@ -6,7 +6,7 @@ import type { DecisionEvent } from '../../shared/control.js'
  */
 export interface Actuator {
   readonly name: string
-  fire(d: DecisionEvent): void
+  fire(decision: DecisionEvent): void
   /** Wait for running work (bounded by the actuator's own timeout) and release resources. */
   stop(): Promise<void>
   /** counters for status */

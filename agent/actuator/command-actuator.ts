@@ -34,8 +34,8 @@ export class CommandActuator implements Actuator {
     private readonly log: Logger,
   ) {}
 
-  fire(d: DecisionEvent): void {
-    const argv = d.decision === 'admit' ? this.opts.onAdmit : this.opts.onDeny
+  fire(decision: DecisionEvent): void {
+    const argv = decision.decision === 'admit' ? this.opts.onAdmit : this.opts.onDeny
     if (!argv || this.stopped) return
     if (this.queue.length >= this.opts.maxQueue) {
       this.counts.dropped++
@@ -43,10 +43,10 @@ export class CommandActuator implements Actuator {
       return
     }
     const values: Record<string, string> = {
-      decision: d.decision,
-      token: d.token,
-      participant: d.participantId ?? '',
-      reason: d.reason ?? '',
+      decision: decision.decision,
+      token: decision.token,
+      participant: decision.participantId ?? '',
+      reason: decision.reason ?? '',
     }
     this.queue.push(
       argv.map((arg) => arg.replace(/\{(decision|token|participant|reason)\}/g, (_, k) => values[k]!)),
@@ -69,8 +69,8 @@ export class CommandActuator implements Actuator {
     const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: hookEnv() })
     this.running = child
     let stderr = ''
-    child.stderr?.on('data', (b: Buffer) => {
-      if (stderr.length < 2048) stderr += b.toString()
+    child.stderr?.on('data', (chunk: Buffer) => {
+      if (stderr.length < 2048) stderr += chunk.toString()
     })
     const timer = setTimeout(() => {
       timedOut = true

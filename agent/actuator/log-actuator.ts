@@ -7,17 +7,17 @@ export class LogActuator implements Actuator {
   readonly name = 'log'
   private fired = 0
   constructor(private readonly log: Logger) {}
-  fire(d: DecisionEvent): void {
+  fire(decision: DecisionEvent): void {
     this.fired++
     const fields = {
-      id: d.id,
-      token: d.token,
-      participantId: d.participantId,
-      reason: d.reason,
-      rssi: d.rssi,
-      latencyMs: Number(d.latencyMs.toFixed(2)),
+      id: decision.id,
+      token: decision.token,
+      participantId: decision.participantId,
+      reason: decision.reason,
+      rssi: decision.rssi,
+      latencyMs: Number(decision.latencyMs.toFixed(2)),
     }
-    if (d.decision === 'admit') this.log.info(fields, 'admit')
+    if (decision.decision === 'admit') this.log.info(fields, 'admit')
     else this.log.info(fields, 'deny')
   }
   async stop(): Promise<void> {}

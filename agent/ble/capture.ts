@@ -32,19 +32,19 @@ export class CaptureWriter {
         { cause: err },
       )
     }
-    const h = {
+    const firstLine = {
       capture: CAPTURE_FORMAT_VERSION,
       startedAt: (header.startedAt ?? new Date()).toISOString(),
       ...(header.gateId ? { gateId: header.gateId } : {}),
       ...(header.source ? { source: header.source } : {}),
     }
-    writeSync(this.fd, `${JSON.stringify(h)}\n`)
+    writeSync(this.fd, `${JSON.stringify(firstLine)}\n`)
   }
 
   /** Append one advert heard at monotonic time `ts` (ms). */
-  write(a: CapturableAdvert, ts: number): void {
+  write(advert: CapturableAdvert, ts: number): void {
     if (this.first === null) this.first = ts
-    this.buf.push(JSON.stringify(advertToLine(a, ts - this.first)))
+    this.buf.push(JSON.stringify(advertToLine(advert, ts - this.first)))
     this.count++
     if (this.buf.length >= 256) this.flush()
   }

@@ -106,8 +106,8 @@ interface NobleCaches {
  * Returns how many peripherals were forgotten.
  */
 export function sweepNobleCaches(noble: unknown): number {
-  const n = noble as NobleCaches
-  const forgotten = n._peripherals ? Object.keys(n._peripherals).length : 0
+  const caches = noble as NobleCaches
+  const forgotten = caches._peripherals ? Object.keys(caches._peripherals).length : 0
   for (const k of [
     '_peripherals',
     '_services',
@@ -115,14 +115,15 @@ export function sweepNobleCaches(noble: unknown): number {
     '_descriptors',
     '_discoveredPeripheralUUids',
   ] as const) {
-    if (n[k] && typeof n[k] === 'object') n[k] = {}
+    if (caches[k] && typeof caches[k] === 'object') caches[k] = {}
   }
-  const b = n._bindings
-  if (b && typeof b === 'object') {
+  const bindings = caches._bindings
+  if (bindings && typeof bindings === 'object') {
     for (const k of ['_addresses', '_addresseTypes', '_connectable'] as const) {
-      if (b[k] && typeof b[k] === 'object') b[k] = {}
+      if (bindings[k] && typeof bindings[k] === 'object') bindings[k] = {}
     }
-    if (b._gap && typeof b._gap === 'object' && b._gap._discoveries) b._gap._discoveries = {}
+    if (bindings._gap && typeof bindings._gap === 'object' && bindings._gap._discoveries)
+      bindings._gap._discoveries = {}
   }
   return forgotten
 }
@@ -180,7 +181,7 @@ export class NobleSource implements BleSource {
     this.handlers = handlers
     this.stopping = false
     const first = new Promise<AdapterState>((resolve, reject) => {
-      const t = setTimeout(
+      const timer = setTimeout(
         () =>
           reject(
             new GateError(
@@ -190,9 +191,9 @@ export class NobleSource implements BleSource {
           ),
         FIRST_STATE_TIMEOUT_MS,
       )
-      this.once('stateChange', (s: string) => {
-        clearTimeout(t)
-        resolve(s as AdapterState)
+      this.once('stateChange', (state: string) => {
+        clearTimeout(timer)
+        resolve(state as AdapterState)
       })
     })
     this.on('stateChange', (s: string) => this.onState(s as AdapterState))
@@ -203,21 +204,21 @@ export class NobleSource implements BleSource {
     const initial = noble.state ?? noble._state
     if (initial && initial !== 'unknown') setImmediate(() => noble.emit('stateChange', initial))
 
-    let s: AdapterState
+    let state: AdapterState
     try {
-      s = await first
+      state = await first
     } catch (err) {
       await this.stop()
       throw err
     }
-    if (s === 'unsupported') {
+    if (state === 'unsupported') {
       await this.stop()
       throw new GateError(
         'E_BLE_UNSUPPORTED',
         'the Bluetooth adapter does not support Bluetooth Low Energy scanning (noble state "unsupported"); use a BLE 4.0+ adapter, or --source sim',
       )
     }
-    if (s === 'unauthorized') {
+    if (state === 'unauthorized') {
       await this.stop()
       throw new GateError(
         'E_BLE_PERMISSION',
@@ -286,13 +287,13 @@ export class NobleSource implements BleSource {
     this.on(event, wrapped as (...args: never[]) => void)
   }
 
-  private onState(s: AdapterState): void {
+  private onState(state: AdapterState): void {
     const log = this.deps.log
     const prev = this.state
-    this.state = s
-    this.handlers?.state?.(s)
-    if (s === prev) return
-    switch (s) {
+    this.state = state
+    this.handlers?.state?.(state)
+    if (state === prev) return
+    switch (state) {
       case 'poweredOn':
         log.info({ from: prev }, 'Bluetooth adapter powered on; starting scan')
         void this.startScan()
@@ -315,7 +316,7 @@ export class NobleSource implements BleSource {
         log.error('Bluetooth adapter unsupported: it cannot scan for BLE adverts')
         break
       default:
-        log.warn({ state: s }, 'Bluetooth adapter state changed')
+        log.warn({ state: state }, 'Bluetooth adapter state changed')
     }
   }
 
@@ -329,11 +330,11 @@ export class NobleSource implements BleSource {
       if (this.radio === 'off') this.radio = 'quiet'
       this.lastError = undefined
     } catch (err) {
-      const e = classifyNobleError(err)
-      this.lastError = e.message
+      const classified = classifyNobleError(err)
+      this.lastError = classified.message
       this.radio = 'unresponsive'
-      this.deps.log.error({ err: errorMessage(err), code: e.code }, 'could not start scanning')
-      this.handlers?.warn?.(e)
+      this.deps.log.error({ err: errorMessage(err), code: classified.code }, 'could not start scanning')
+      this.handlers?.warn?.(classified)
     }
   }
 
@@ -350,9 +351,9 @@ export class NobleSource implements BleSource {
     void this.restart('scanStop')
   }
 
-  private onDiscover(p: NoblePeripheral): void {
-    const h = this.handlers
-    if (!h) return
+  private onDiscover(peripheral: NoblePeripheral): void {
+    const handlers = this.handlers
+    if (!handlers) return
     const ts = this.deps.clock.mono()
     this.adverts++
     this.lastAdvertAt = ts
@@ -364,17 +365,17 @@ export class NobleSource implements BleSource {
       this.backoffMs = this.cfg.stallTimeoutMs
     }
     try {
-      const adv = p.advertisement ?? {}
+      const adv = peripheral.advertisement ?? {}
       const advert: Advert = {
-        address: normalizeAddress(p.address, p.id),
-        rssi: p.rssi,
+        address: normalizeAddress(peripheral.address, peripheral.id),
+        rssi: peripheral.rssi,
         manufacturerData: adv.manufacturerData,
         serviceData: adv.serviceData,
         localName: adv.localName,
         txPower: adv.txPowerLevel,
         ts,
       }
-      h.advert(advert)
+      handlers.advert(advert)
     } catch (err) {
       this.deps.log.debug({ err: errorMessage(err) }, 'advert dropped: handler or peripheral threw')
     }
@@ -458,17 +459,17 @@ function normalizeAddress(address: string | undefined, id: string): string {
   return hex.match(/../g)?.join(':') ?? '00:00:00:00:00:00'
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+function withTimeout<T>(pending: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
-    p.then(
-      (v) => {
-        clearTimeout(t)
-        resolve(v)
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
+    pending.then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
       },
-      (e) => {
-        clearTimeout(t)
-        reject(e)
+      (err) => {
+        clearTimeout(timer)
+        reject(err)
       },
     )
   })

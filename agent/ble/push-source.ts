@@ -27,12 +27,12 @@ export class PushSource implements BleSource {
   }
 
   /** Deliver one advert now (dropped when the source is not started). */
-  push(a: Advert): void {
-    const h = this.handlers
-    if (!h) return
+  push(advert: Advert): void {
+    const handlers = this.handlers
+    if (!handlers) return
     this.adverts++
-    this.lastAdvertAt = a.ts
-    h.advert(a)
+    this.lastAdvertAt = advert.ts
+    handlers.advert(advert)
   }
 
   status(): SourceStatus {

@@ -24,7 +24,7 @@ export class ReplaySource implements BleSource {
   readonly kind = 'replay' as const
   private handlers: SourceHandlers | null = null
   private stream: ReadStream | null = null
-  private rl: Interface | null = null
+  private lineReader: Interface | null = null
   private playing: Promise<void> | null = null
   private restarts = 0
   private adverts = 0
@@ -61,11 +61,11 @@ export class ReplaySource implements BleSource {
 
   async stop(): Promise<void> {
     this.handlers = null
-    this.rl?.close()
+    this.lineReader?.close()
     this.stream?.destroy()
-    const p = this.playing
+    const playing = this.playing
     this.playing = null
-    await p
+    await playing
   }
 
   async restartScan(): Promise<void> {
@@ -98,29 +98,29 @@ export class ReplaySource implements BleSource {
     return this.badLines
   }
 
-  private async play(file: string, h: SourceHandlers): Promise<void> {
+  private async play(file: string, handlers: SourceHandlers): Promise<void> {
     const clock = this.deps.clock
     const speed = this.cfg.speed
     do {
-      if (this.handlers !== h) return
+      if (this.handlers !== handlers) return
       const stream = createReadStream(file, { encoding: 'utf8' })
       let streamError: Error | null = null
       stream.on('error', (err) => {
         streamError = err
       })
-      const rl = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY })
+      const lineReader = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY })
       this.stream = stream
-      this.rl = rl
+      this.lineReader = lineReader
       const passStart = clock.mono()
       let lineNo = 0
       let sinceYield = 0
-      for await (const text of rl) {
-        if (this.handlers !== h) return
+      for await (const text of lineReader) {
+        if (this.handlers !== handlers) return
         lineNo++
         if (lineNo === 1 || text.trim() === '') continue // header (checked at start) and blank lines
         const parsed = parseCaptureLine(text)
         if (!parsed.ok) {
-          this.bad(h, file, lineNo, parsed.why)
+          this.bad(handlers, file, lineNo, parsed.why)
           continue
         }
         const line = parsed.line
@@ -132,30 +132,30 @@ export class ReplaySource implements BleSource {
           sinceYield = 0
           await new Promise<void>((r) => setImmediate(r))
         }
-        if (this.handlers !== h) return
+        if (this.handlers !== handlers) return
         const ts = clock.mono()
         this.adverts++
         this.lastAdvertAt = ts
         try {
-          h.advert({ ...lineToAdvert(line), ts })
+          handlers.advert({ ...lineToAdvert(line), ts })
         } catch (err) {
           this.warn(
-            h,
+            handlers,
             new GateError('E_INTERNAL', `advert handler threw: ${errorMessage(err)}`, { cause: err }),
           )
         }
       }
-      if (this.handlers !== h) return
+      if (this.handlers !== handlers) return
       if (streamError) throw streamError
     } while (this.cfg.loop)
     this.finished = true
-    h.end?.()
+    handlers.end?.()
   }
 
-  private bad(h: SourceHandlers, file: string, lineNo: number, why: string): void {
+  private bad(handlers: SourceHandlers, file: string, lineNo: number, why: string): void {
     this.badLines++
     this.warn(
-      h,
+      handlers,
       new GateError(
         'E_REPLAY_FILE',
         `${file}:${lineNo}: skipped (${why}); ${this.badLines} bad lines so far`,
@@ -163,19 +163,19 @@ export class ReplaySource implements BleSource {
     )
   }
 
-  private warn(h: SourceHandlers, err: GateError): void {
+  private warn(handlers: SourceHandlers, err: GateError): void {
     const now = this.deps.clock.mono()
     if (now - this.lastWarnAt < WARN_EVERY_MS) return
     this.lastWarnAt = now
-    h.warn?.(err)
+    handlers.warn?.(err)
   }
 }
 
 /** The file exists and starts with a capture header, or E_REPLAY_FILE says what is wrong. */
 async function checkHeader(file: string): Promise<void> {
-  let fh: Awaited<ReturnType<typeof open>>
+  let handle: Awaited<ReturnType<typeof open>>
   try {
-    fh = await open(file, 'r')
+    handle = await open(file, 'r')
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     throw new GateError(
@@ -188,13 +188,13 @@ async function checkHeader(file: string): Promise<void> {
   }
   try {
     // a directory opens, and only its read fails (EISDIR): said as what it is
-    if ((await fh.stat()).isDirectory())
+    if ((await handle.stat()).isDirectory())
       throw new GateError(
         'E_REPLAY_FILE',
         `${file} is a directory, not a capture file (make one with gatectl capture -o FILE)`,
       )
     const buf = Buffer.alloc(4096)
-    const { bytesRead } = await fh.read(buf, 0, buf.length, 0).catch((err: NodeJS.ErrnoException) => {
+    const { bytesRead } = await handle.read(buf, 0, buf.length, 0).catch((err: NodeJS.ErrnoException) => {
       throw new GateError('E_REPLAY_FILE', `cannot read capture ${file}: ${err.code ?? errorMessage(err)}`, {
         cause: err,
       })
@@ -207,6 +207,6 @@ async function checkHeader(file: string): Promise<void> {
       )
     }
   } finally {
-    await fh.close()
+    await handle.close()
   }
 }

@@ -48,7 +48,7 @@ export interface SourceStatus {
 
 /** Callbacks a source delivers to. `advert` is hot: it must not throw and must not be slow. */
 export interface SourceHandlers {
-  advert(a: Advert): void
+  advert(advert: Advert): void
   /** adapter state transitions (also delivered for the initial state) */
   state?(state: AdapterState): void
   /** a finite source (replay without loop) has delivered everything */

@@ -101,16 +101,16 @@ export const MAX_DURATION_S = 2_147_483
  */
 export function positiveOption(
   name: string,
-  v: string | undefined,
+  text: string | undefined,
   opts: { max?: number; integer?: boolean } = {},
 ): number | undefined {
-  if (v === undefined) return undefined
-  const n = Number(v)
+  if (text === undefined) return undefined
+  const value = Number(text)
   const max = opts.max ?? Number.MAX_SAFE_INTEGER
-  if (!Number.isFinite(n) || n <= 0 || n > max || (opts.integer && !Number.isInteger(n)))
+  if (!Number.isFinite(value) || value <= 0 || value > max || (opts.integer && !Number.isInteger(value)))
     throw new GateError(
       'E_INPUT',
-      `${name} must be a positive ${opts.integer ? 'integer' : 'number'}${opts.max ? ` up to ${opts.max}` : ''}, got "${v}"`,
+      `${name} must be a positive ${opts.integer ? 'integer' : 'number'}${opts.max ? ` up to ${opts.max}` : ''}, got "${text}"`,
     )
-  return n
+  return value
 }

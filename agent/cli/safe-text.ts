@@ -15,13 +15,13 @@ const RAW_IN_JSON = /[\u007f-\u009f]/g
 
 const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' }
 
-function visible(c: string): string {
-  return NAMED[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`
+function visible(char: string): string {
+  return NAMED[char] ?? `\\x${char.charCodeAt(0).toString(16).padStart(2, '0')}`
 }
 
 /** One value from the roster, the database or the cloud, safe to print: every control character escaped, line breaks too. */
-export function printable(s: string | null | undefined): string {
-  return s == null ? '' : s.replace(CONTROL, visible)
+export function printable(text: string | null | undefined): string {
+  return text == null ? '' : text.replace(CONTROL, visible)
 }
 
 /** A rendering for the terminal: every control character escaped except its own line breaks. */

@@ -40,12 +40,19 @@ type Obj = Record<string, unknown>
 
 function merge(base: Obj, over: Obj): Obj {
   const out: Obj = { ...base }
-  for (const [k, v] of Object.entries(over)) {
-    const b = out[k]
-    if (v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)) {
-      out[k] = merge(b as Obj, v as Obj)
-    } else if (v !== undefined) {
-      out[k] = v
+  for (const [key, value] of Object.entries(over)) {
+    const current = out[key]
+    if (
+      value &&
+      typeof value === 'object' &&
+      !Array.isArray(value) &&
+      current &&
+      typeof current === 'object' &&
+      !Array.isArray(current)
+    ) {
+      out[key] = merge(current as Obj, value as Obj)
+    } else if (value !== undefined) {
+      out[key] = value
     }
   }
   return out
@@ -115,7 +122,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    for (const v of Object.values(value)) deepFreeze(v)
+    for (const child of Object.values(value)) deepFreeze(child)
     Object.freeze(value)
   }
   return value

@@ -409,10 +409,10 @@ export const agentConfigSchema = z
         url: z
           .string()
           .refine(
-            (v) =>
-              v.split(',').every((u) => {
+            (value) =>
+              value.split(',').every((one) => {
                 try {
-                  return /^https?:$/.test(new URL(u.trim()).protocol)
+                  return /^https?:$/.test(new URL(one.trim()).protocol)
                 } catch {
                   return false
                 }

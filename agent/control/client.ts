@@ -16,15 +16,18 @@ export const SOCKET_NAME = 'gate-agent.sock'
 export class ControlClient {
   private nextId = 1
   private buf = ''
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
+  private readonly pending = new Map<
+    number,
+    { resolve: (value: unknown) => void; reject: (err: Error) => void }
+  >()
   private readonly streamHandlers = new Map<StreamName, (data: unknown) => void>()
 
   private constructor(private readonly sock: net.Socket) {
     sock.setEncoding('utf8')
     sock.on('data', (chunk: string) => this.onData(chunk))
     sock.on('close', () => {
-      for (const p of this.pending.values())
-        p.reject(new GateError('E_CONTROL_UNAVAILABLE', 'agent closed the connection'))
+      for (const waiting of this.pending.values())
+        waiting.reject(new GateError('E_CONTROL_UNAVAILABLE', 'agent closed the connection'))
       this.pending.clear()
       this.onClose?.()
     })
@@ -66,13 +69,13 @@ export class ControlClient {
         reject(new GateError('E_TIMEOUT', `the agent did not answer ${method} within ${timeoutMs} ms`))
       }, timeoutMs)
       this.pending.set(id, {
-        resolve: (v) => {
+        resolve: (value) => {
           clearTimeout(timer)
-          resolve(v)
+          resolve(value)
         },
-        reject: (e) => {
+        reject: (err) => {
           clearTimeout(timer)
-          reject(e)
+          reject(err)
         },
       })
       this.sock.write(`${JSON.stringify({ id, method, params })}\n`)
@@ -81,7 +84,7 @@ export class ControlClient {
 
   /** Subscribe to live streams; `onData` gets each message's data. */
   async subscribe(streams: StreamName[], onData: (stream: StreamName, data: unknown) => void): Promise<void> {
-    for (const s of streams) this.streamHandlers.set(s, (d) => onData(s, d))
+    for (const stream of streams) this.streamHandlers.set(stream, (data) => onData(stream, data))
     await this.request('subscribe', { streams })
   }
 
@@ -92,11 +95,11 @@ export class ControlClient {
 
   private onData(chunk: string): void {
     this.buf += chunk
-    let nl = this.buf.indexOf('\n')
-    while (nl >= 0) {
-      const line = this.buf.slice(0, nl)
-      this.buf = this.buf.slice(nl + 1)
-      nl = this.buf.indexOf('\n')
+    let newline = this.buf.indexOf('\n')
+    while (newline >= 0) {
+      const line = this.buf.slice(0, newline)
+      this.buf = this.buf.slice(newline + 1)
+      newline = this.buf.indexOf('\n')
       let msg: ControlMessage
       try {
         msg = controlMessageSchema.parse(JSON.parse(line))
@@ -106,11 +109,11 @@ export class ControlClient {
       if ('stream' in msg) {
         this.streamHandlers.get(msg.stream)?.(msg.data)
       } else {
-        const p = this.pending.get(msg.id)
-        if (!p) continue
+        const waiting = this.pending.get(msg.id)
+        if (!waiting) continue
         this.pending.delete(msg.id)
-        if (msg.ok) p.resolve(msg.result)
-        else p.reject(new GateError(msg.error.code as 'E_INPUT', msg.error.message))
+        if (msg.ok) waiting.resolve(msg.result)
+        else waiting.reject(new GateError(msg.error.code as 'E_INPUT', msg.error.message))
       }
     }
   }
@@ -122,11 +125,11 @@ export class ControlClient {
  */
 export function permissionError(socketPath: string, code: string): GateError {
   let owner: { uid: number; gid: number } | null = null
-  for (let p = socketPath; owner === null; p = path.dirname(p)) {
+  for (let dir = socketPath; owner === null; dir = path.dirname(dir)) {
     try {
-      owner = statSync(p)
+      owner = statSync(dir)
     } catch {
-      if (p === path.dirname(p)) break
+      if (dir === path.dirname(dir)) break
     }
   }
   const group = owner ? nameOf('/etc/group', owner.gid) : 'gate'
@@ -143,8 +146,8 @@ export function permissionError(socketPath: string, code: string): GateError {
 function nameOf(file: string, id: number): string {
   try {
     for (const line of readFileSync(file, 'utf8').split('\n')) {
-      const [name, , n] = line.split(':')
-      if (name && Number(n) === id) return name
+      const [name, , idField] = line.split(':')
+      if (name && Number(idField) === id) return name
     }
   } catch {
     // no such file (a container): the number says it

@@ -69,9 +69,9 @@ export function subscribeStream(
     event === 'advert'
       ? (advert: unknown) => {
           // the capture format's fields (shared/replay.ts), stamped with the monotonic time
-          const ad = advert as Advert
-          const { t: _t, ...fields } = advertToLine(ad, 0)
-          send({ ...fields, ts: ad.ts })
+          const received = advert as Advert
+          const { t: _t, ...fields } = advertToLine(received, 0)
+          send({ ...fields, ts: received.ts })
         }
       : send
   pipeline.on(event, listener as never)

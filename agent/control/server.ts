@@ -62,7 +62,7 @@ export class ControlServer {
     const server = this.server
     if (!server) return
     this.server = null
-    for (const c of this.clients) c.destroy()
+    for (const client of this.clients) client.destroy()
     await new Promise<void>((resolve) => server.close(() => resolve()))
   }
 
@@ -96,12 +96,12 @@ export class ControlServer {
         sock.destroy()
         return
       }
-      let nl = buf.indexOf('\n')
-      while (nl >= 0) {
-        const line = buf.slice(0, nl).trim()
-        buf = buf.slice(nl + 1)
+      let newline = buf.indexOf('\n')
+      while (newline >= 0) {
+        const line = buf.slice(0, newline).trim()
+        buf = buf.slice(newline + 1)
         if (line) lines.push(line)
-        nl = buf.indexOf('\n')
+        newline = buf.indexOf('\n')
       }
       if (lines.length >= QUEUED_LINES) sock.pause()
       void handleQueued()
@@ -132,15 +132,15 @@ export class ControlServer {
     const { id, method, params = {} } = req.data
     try {
       if (method === 'subscribe') {
-        const p = subscribeParamsSchema.parse(params)
+        const subscription = subscribeParamsSchema.parse(params)
         // once per stream and connection, however often it is asked for
-        for (const stream of p.streams)
+        for (const stream of subscription.streams)
           if (!subs.has(stream))
             subs.set(
               stream,
               this.streams(stream, (data) => this.push(sock, { stream, data })),
             )
-        this.reply(sock, { id, ok: true, result: { subscribed: p.streams } })
+        this.reply(sock, { id, ok: true, result: { subscribed: subscription.streams } })
         return
       }
       const handler = this.handlers[method]

@@ -63,25 +63,25 @@ export function advertFromStructures(
     ts: base.ts ?? 0,
   }
   const serviceData: Array<{ uuid: string; data: Buffer }> = []
-  for (const s of structures) {
-    switch (s.type) {
+  for (const structure of structures) {
+    switch (structure.type) {
       case AD_TYPE.manufacturer:
-        advert.manufacturerData = s.data
+        advert.manufacturerData = structure.data
         break
       case AD_TYPE.serviceData16:
-        if (s.data.length >= 2) {
+        if (structure.data.length >= 2) {
           serviceData.push({
-            uuid: s.data.readUInt16LE(0).toString(16).padStart(4, '0'),
-            data: s.data.subarray(2),
+            uuid: structure.data.readUInt16LE(0).toString(16).padStart(4, '0'),
+            data: structure.data.subarray(2),
           })
         }
         break
       case AD_TYPE.shortName:
       case AD_TYPE.completeName:
-        advert.localName = s.data.toString('utf8')
+        advert.localName = structure.data.toString('utf8')
         break
       case AD_TYPE.txPower:
-        if (s.data.length >= 1) advert.txPower = s.data.readInt8(0)
+        if (structure.data.length >= 1) advert.txPower = structure.data.readInt8(0)
         break
       default:
         break

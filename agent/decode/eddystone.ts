@@ -20,9 +20,9 @@ export const EDDYSTONE_UID_MIN = 18
 export const EDDYSTONE_UID_MAX = 20
 
 /** Decode Eddystone service data (the bytes after the 0xFEAA UUID). Never throws. */
-export function parseEddystone(d: Buffer): EddystoneResult {
-  if (d.length === 0) return { kind: 'malformed', why: 'empty Eddystone service data' }
-  const type = d[0] ?? -1
+export function parseEddystone(data: Buffer): EddystoneResult {
+  if (data.length === 0) return { kind: 'malformed', why: 'empty Eddystone service data' }
+  const type = data[0] ?? -1
   if (type !== EDDYSTONE_FRAME.uid) {
     const frame =
       type === EDDYSTONE_FRAME.url
@@ -34,18 +34,18 @@ export function parseEddystone(d: Buffer): EddystoneResult {
             : 'unknown'
     return { kind: 'other-frame', frame, type }
   }
-  if (d.length < EDDYSTONE_UID_MIN || d.length > EDDYSTONE_UID_MAX) {
+  if (data.length < EDDYSTONE_UID_MIN || data.length > EDDYSTONE_UID_MAX) {
     return {
       kind: 'malformed',
-      why: `Eddystone-UID frame is ${d.length} bytes, expected ${EDDYSTONE_UID_MIN}..${EDDYSTONE_UID_MAX}`,
+      why: `Eddystone-UID frame is ${data.length} bytes, expected ${EDDYSTONE_UID_MIN}..${EDDYSTONE_UID_MAX}`,
     }
   }
   return {
     kind: 'uid',
     frame: {
-      txPower: d.readInt8(1),
-      namespace: d.toString('hex', 2, 12),
-      instance: d.toString('hex', 12, 18),
+      txPower: data.readInt8(1),
+      namespace: data.toString('hex', 2, 12),
+      instance: data.toString('hex', 12, 18),
     },
   }
 }

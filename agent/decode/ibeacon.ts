@@ -17,23 +17,32 @@ export type IBeaconResult =
   | { kind: 'malformed'; why: string }
 
 /** True when manufacturer data starts like an iBeacon: 4C 00 02 15. Cheap; no allocation. */
-export function looksLikeIBeacon(m: Buffer): boolean {
-  return m.length >= 4 && m[0] === 0x4c && m[1] === 0x00 && m[2] === 0x02 && m[3] === 0x15
+export function looksLikeIBeacon(manufacturerData: Buffer): boolean {
+  return (
+    manufacturerData.length >= 4 &&
+    manufacturerData[0] === 0x4c &&
+    manufacturerData[1] === 0x00 &&
+    manufacturerData[2] === 0x02 &&
+    manufacturerData[3] === 0x15
+  )
 }
 
 /** Decode manufacturer data as an iBeacon frame. Never throws. */
-export function parseIBeacon(m: Buffer): IBeaconResult {
-  if (!looksLikeIBeacon(m)) return { kind: 'not-ibeacon' }
-  if (m.length !== IBEACON_LENGTH) {
-    return { kind: 'malformed', why: `iBeacon frame is ${m.length} bytes, expected ${IBEACON_LENGTH}` }
+export function parseIBeacon(manufacturerData: Buffer): IBeaconResult {
+  if (!looksLikeIBeacon(manufacturerData)) return { kind: 'not-ibeacon' }
+  if (manufacturerData.length !== IBEACON_LENGTH) {
+    return {
+      kind: 'malformed',
+      why: `iBeacon frame is ${manufacturerData.length} bytes, expected ${IBEACON_LENGTH}`,
+    }
   }
   return {
     kind: 'ibeacon',
     frame: {
-      uuid: formatUuid(m.toString('hex', 4, 20)),
-      major: m.readUInt16BE(20),
-      minor: m.readUInt16BE(22),
-      txPower: m.readInt8(24),
+      uuid: formatUuid(manufacturerData.toString('hex', 4, 20)),
+      major: manufacturerData.readUInt16BE(20),
+      minor: manufacturerData.readUInt16BE(22),
+      txPower: manufacturerData.readInt8(24),
     },
   }
 }

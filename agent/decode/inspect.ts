@@ -30,23 +30,23 @@ export interface Inspection {
 
 /** Inspect an advert with the configured decoders, explaining every decoder's outcome. */
 export function inspectAdvert(
-  a: Advert,
+  advert: Advert,
   cfg: DecodersConfig,
 ): Omit<Inspection, 'input' | 'structures' | 'problems'> {
   const reports: DecoderReport[] = [
-    ibeaconReport(a, cfg),
-    manufacturerReport(a, cfg),
-    eddystoneReport(a, cfg),
+    ibeaconReport(advert, cfg),
+    manufacturerReport(advert, cfg),
+    eddystoneReport(advert, cfg),
   ]
   const pipeline = createTokenDecoder(cfg)
-  const s = pipeline.decode(a)
-  const c = pipeline.counters
-  const verdict = s
-    ? `admissible badge: token ${s.token} (decoder ${s.decoder}); the roster decides admit or deny`
-    : c.malformed > 0
+  const sighting = pipeline.decode(advert)
+  const counters = pipeline.counters
+  const verdict = sighting
+    ? `admissible badge: token ${sighting.token} (decoder ${sighting.decoder}); the roster decides admit or deny`
+    : counters.malformed > 0
       ? 'dropped as malformed: the bytes claim one of our formats but are broken'
       : 'dropped as foreign: nothing in it belongs to this event'
-  return { decoders: reports, token: s?.token ?? null, verdict }
+  return { decoders: reports, token: sighting?.token ?? null, verdict }
 }
 
 /**
@@ -68,101 +68,105 @@ export function inspectHex(
         ? 'ad'
         : 'manufacturer'
   if (kind === 'manufacturer') {
-    const a: Advert = { address: '00:00:00:00:00:00', rssi: -60, ts: 0, manufacturerData: bytes }
-    return { input: 'manufacturer', structures: [], problems: [], ...inspectAdvert(a, cfg) }
+    const advert: Advert = { address: '00:00:00:00:00:00', rssi: -60, ts: 0, manufacturerData: bytes }
+    return { input: 'manufacturer', structures: [], problems: [], ...inspectAdvert(advert, cfg) }
   }
-  const a = advertFromStructures(parsed.structures)
+  const advert = advertFromStructures(parsed.structures)
   return {
     input: 'ad',
     structures: parsed.structures.map((s) => ({ type: adTypeName(s.type), hex: s.data.toString('hex') })),
     problems: parsed.problems,
-    ...inspectAdvert(a, cfg),
+    ...inspectAdvert(advert, cfg),
   }
 }
 
-function ibeaconReport(a: Advert, cfg: DecodersConfig): DecoderReport {
+function ibeaconReport(advert: Advert, cfg: DecodersConfig): DecoderReport {
   const base = { decoder: 'ibeacon' as const }
   if (!cfg.ibeacon.enabled)
     return { ...base, outcome: 'disabled', fields: {}, note: 'iBeacon decoder is disabled' }
-  const m = a.manufacturerData
-  if (!m) return { ...base, outcome: 'absent', fields: {}, note: 'no manufacturer data' }
-  const r = parseIBeacon(m)
-  if (r.kind === 'not-ibeacon') {
-    const company = companyIdOf(m)
+  const manufacturerData = advert.manufacturerData
+  if (!manufacturerData) return { ...base, outcome: 'absent', fields: {}, note: 'no manufacturer data' }
+  const parsed = parseIBeacon(manufacturerData)
+  if (parsed.kind === 'not-ibeacon') {
+    const company = companyIdOf(manufacturerData)
     const who =
       company === null ? 'too short' : `company 0x${hex4(company)} ${KNOWN_COMPANIES[company] ?? ''}`.trim()
     return { ...base, outcome: 'absent', fields: {}, note: `not an iBeacon frame (${who})` }
   }
-  if (r.kind === 'malformed') return { ...base, outcome: 'malformed', fields: {}, note: r.why }
-  const f = r.frame
-  const fields = { uuid: f.uuid, major: f.major, minor: f.minor, txPower: f.txPower }
+  if (parsed.kind === 'malformed') return { ...base, outcome: 'malformed', fields: {}, note: parsed.why }
+  const frame = parsed.frame
+  const fields = { uuid: frame.uuid, major: frame.major, minor: frame.minor, txPower: frame.txPower }
   const expected = formatUuid(cfg.ibeacon.uuid)
-  if (f.uuid !== expected) {
+  if (frame.uuid !== expected) {
     return { ...base, outcome: 'foreign', fields, note: `UUID is not this event's (${expected})` }
   }
-  const token = cfg.ibeacon.token === 'minor' ? hex4(f.minor) : `${hex4(f.major)}${hex4(f.minor)}`
+  const token = cfg.ibeacon.token === 'minor' ? hex4(frame.minor) : `${hex4(frame.major)}${hex4(frame.minor)}`
   return { ...base, outcome: 'token', token, fields, note: `token is ${cfg.ibeacon.token}` }
 }
 
-function manufacturerReport(a: Advert, cfg: DecodersConfig): DecoderReport {
+function manufacturerReport(advert: Advert, cfg: DecodersConfig): DecoderReport {
   const base = { decoder: 'manufacturer' as const }
-  const mc = cfg.manufacturer
-  if (!mc.enabled)
+  const manufacturer = cfg.manufacturer
+  if (!manufacturer.enabled)
     return { ...base, outcome: 'disabled', fields: {}, note: 'manufacturer-data decoder is disabled' }
-  const m = a.manufacturerData
-  if (!m) return { ...base, outcome: 'absent', fields: {}, note: 'no manufacturer data' }
-  const r = parseManufacturerToken(m, {
-    companyId: mc.companyId,
-    prefix: Buffer.from(mc.prefix, 'hex'),
-    tokenBytes: mc.tokenBytes,
+  const manufacturerData = advert.manufacturerData
+  if (!manufacturerData) return { ...base, outcome: 'absent', fields: {}, note: 'no manufacturer data' }
+  const parsed = parseManufacturerToken(manufacturerData, {
+    companyId: manufacturer.companyId,
+    prefix: Buffer.from(manufacturer.prefix, 'hex'),
+    tokenBytes: manufacturer.tokenBytes,
   })
-  const want = `company 0x${hex4(mc.companyId)} prefix ${mc.prefix || '(none)'}`
-  switch (r.kind) {
+  const want = `company 0x${hex4(manufacturer.companyId)} prefix ${manufacturer.prefix || '(none)'}`
+  switch (parsed.kind) {
     case 'token':
       return {
         ...base,
         outcome: 'token',
-        token: r.token,
-        fields: { companyId: `0x${hex4(mc.companyId)}`, token: r.token },
+        token: parsed.token,
+        fields: { companyId: `0x${hex4(manufacturer.companyId)}`, token: parsed.token },
         note: want,
       }
     case 'other-company':
       return {
         ...base,
         outcome: 'absent',
-        fields: { companyId: `0x${hex4(r.companyId)}` },
-        note: `company ${KNOWN_COMPANIES[r.companyId] ?? `0x${hex4(r.companyId)}`} is not the configured ${want}`,
+        fields: { companyId: `0x${hex4(parsed.companyId)}` },
+        note: `company ${KNOWN_COMPANIES[parsed.companyId] ?? `0x${hex4(parsed.companyId)}`} is not the configured ${want}`,
       }
     case 'prefix-mismatch':
       return {
         ...base,
         outcome: 'foreign',
-        fields: { prefix: r.got },
-        note: `prefix ${r.got} is not the configured ${mc.prefix}`,
+        fields: { prefix: parsed.got },
+        note: `prefix ${parsed.got} is not the configured ${manufacturer.prefix}`,
       }
     case 'malformed':
-      return { ...base, outcome: 'malformed', fields: {}, note: r.why }
+      return { ...base, outcome: 'malformed', fields: {}, note: parsed.why }
   }
 }
 
-function eddystoneReport(a: Advert, cfg: DecodersConfig): DecoderReport {
+function eddystoneReport(advert: Advert, cfg: DecodersConfig): DecoderReport {
   const base = { decoder: 'eddystone' as const }
   if (!cfg.eddystone.enabled)
     return { ...base, outcome: 'disabled', fields: {}, note: 'Eddystone decoder is disabled' }
-  const sd = a.serviceData?.find((s) => s.uuid === EDDYSTONE_SERVICE)
-  if (!sd) return { ...base, outcome: 'absent', fields: {}, note: 'no 0xFEAA service data' }
-  const r = parseEddystone(sd.data)
-  if (r.kind === 'malformed') return { ...base, outcome: 'malformed', fields: {}, note: r.why }
-  if (r.kind === 'other-frame') {
+  const eddystone = advert.serviceData?.find((s) => s.uuid === EDDYSTONE_SERVICE)
+  if (!eddystone) return { ...base, outcome: 'absent', fields: {}, note: 'no 0xFEAA service data' }
+  const parsed = parseEddystone(eddystone.data)
+  if (parsed.kind === 'malformed') return { ...base, outcome: 'malformed', fields: {}, note: parsed.why }
+  if (parsed.kind === 'other-frame') {
     return {
       ...base,
       outcome: 'foreign',
-      fields: { frame: r.frame },
-      note: `Eddystone ${r.frame.toUpperCase()} frame carries no identity`,
+      fields: { frame: parsed.frame },
+      note: `Eddystone ${parsed.frame.toUpperCase()} frame carries no identity`,
     }
   }
-  const fields = { namespace: r.frame.namespace, instance: r.frame.instance, txPower: r.frame.txPower }
-  if (r.frame.namespace !== cfg.eddystone.namespace) {
+  const fields = {
+    namespace: parsed.frame.namespace,
+    instance: parsed.frame.instance,
+    txPower: parsed.frame.txPower,
+  }
+  if (parsed.frame.namespace !== cfg.eddystone.namespace) {
     return {
       ...base,
       outcome: 'foreign',
@@ -170,7 +174,7 @@ function eddystoneReport(a: Advert, cfg: DecodersConfig): DecoderReport {
       note: `namespace is not this event's (${cfg.eddystone.namespace})`,
     }
   }
-  return { ...base, outcome: 'token', token: r.frame.instance, fields, note: 'token is the instance' }
+  return { ...base, outcome: 'token', token: parsed.frame.instance, fields, note: 'token is the instance' }
 }
 
 const hex4 = (n: number) => n.toString(16).padStart(4, '0')

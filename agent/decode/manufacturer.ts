@@ -13,26 +13,38 @@ export type ManufacturerResult =
   | { kind: 'malformed'; why: string }
 
 /** The company id of manufacturer data (first two bytes, little-endian), or null when too short. */
-export function companyIdOf(m: Buffer): number | null {
-  return m.length >= 2 ? m.readUInt16LE(0) : null
+export function companyIdOf(manufacturerData: Buffer): number | null {
+  return manufacturerData.length >= 2 ? manufacturerData.readUInt16LE(0) : null
 }
 
 /** Decode a token under the configured company id and prefix. Never throws. */
-export function parseManufacturerToken(m: Buffer, spec: ManufacturerTokenSpec): ManufacturerResult {
-  const company = companyIdOf(m)
+export function parseManufacturerToken(
+  manufacturerData: Buffer,
+  spec: ManufacturerTokenSpec,
+): ManufacturerResult {
+  const company = companyIdOf(manufacturerData)
   if (company === null)
-    return { kind: 'malformed', why: `manufacturer data of ${m.length} byte(s) has no company id` }
+    return {
+      kind: 'malformed',
+      why: `manufacturer data of ${manufacturerData.length} byte(s) has no company id`,
+    }
   if (company !== spec.companyId) return { kind: 'other-company', companyId: company }
-  const p = spec.prefix.length
-  for (let i = 0; i < p; i++) {
-    if (m[2 + i] !== spec.prefix[i]) {
-      return { kind: 'prefix-mismatch', got: m.toString('hex', 2, Math.min(m.length, 2 + p)) }
+  const prefixLength = spec.prefix.length
+  for (let i = 0; i < prefixLength; i++) {
+    if (manufacturerData[2 + i] !== spec.prefix[i]) {
+      return {
+        kind: 'prefix-mismatch',
+        got: manufacturerData.toString('hex', 2, Math.min(manufacturerData.length, 2 + prefixLength)),
+      }
     }
   }
-  const need = 2 + p + spec.tokenBytes
-  if (m.length < need)
-    return { kind: 'malformed', why: `token frame is ${m.length} bytes, expected at least ${need}` }
-  return { kind: 'token', token: m.toString('hex', 2 + p, need) }
+  const need = 2 + prefixLength + spec.tokenBytes
+  if (manufacturerData.length < need)
+    return {
+      kind: 'malformed',
+      why: `token frame is ${manufacturerData.length} bytes, expected at least ${need}`,
+    }
+  return { kind: 'token', token: manufacturerData.toString('hex', 2 + prefixLength, need) }
 }
 
 /** Bluetooth SIG company identifiers a technician is likely to see at a venue. */

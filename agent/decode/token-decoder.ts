@@ -17,7 +17,7 @@ export interface DecoderCounters {
 
 export interface TokenDecoder {
   /** Turn an advert into a sighting of a participant token, or null (counted). Never throws. */
-  decode(a: Advert): Sighting | null
+  decode(advert: Advert): Sighting | null
   readonly counters: DecoderCounters
 }
 
@@ -34,93 +34,101 @@ enum Outcome {
  */
 export function createTokenDecoder(cfg: DecodersConfig): TokenDecoder {
   const counters: DecoderCounters = { ibeacon: 0, eddystone: 0, manufacturer: 0, foreign: 0, malformed: 0 }
-  const ib = cfg.ibeacon
-  const uuid = Buffer.from(ib.uuid, 'hex')
-  const ibMinorOnly = ib.token === 'minor'
-  const ed = cfg.eddystone
-  const namespace = Buffer.from(ed.namespace, 'hex')
-  const mf = cfg.manufacturer
-  const prefix = Buffer.from(mf.prefix, 'hex')
-  const mfCompanyLo = mf.companyId & 0xff
-  const mfCompanyHi = mf.companyId >> 8
-  const mfNeed = 2 + prefix.length + mf.tokenBytes
+  const ibeacon = cfg.ibeacon
+  const uuid = Buffer.from(ibeacon.uuid, 'hex')
+  const ibMinorOnly = ibeacon.token === 'minor'
+  const eddystone = cfg.eddystone
+  const namespace = Buffer.from(eddystone.namespace, 'hex')
+  const manufacturer = cfg.manufacturer
+  const prefix = Buffer.from(manufacturer.prefix, 'hex')
+  const mfCompanyLo = manufacturer.companyId & 0xff
+  const mfCompanyHi = manufacturer.companyId >> 8
+  const mfNeed = 2 + prefix.length + manufacturer.tokenBytes
 
-  const sighting = (a: Advert, token: string, decoder: Sighting['decoder']): Sighting => ({
+  const sighting = (advert: Advert, token: string, decoder: Sighting['decoder']): Sighting => ({
     token,
-    rssi: a.rssi,
-    ts: a.ts,
-    address: a.address,
+    rssi: advert.rssi,
+    ts: advert.ts,
+    address: advert.address,
     decoder,
   })
 
-  function decodeManufacturer(a: Advert, m: Buffer): Sighting | Outcome {
-    if (m.length < 2) return Outcome.Malformed
-    if (looksLikeIBeacon(m)) {
-      if (!ib.enabled) return Outcome.Foreign
-      if (m.length !== IBEACON_LENGTH) return Outcome.Malformed
-      if (m.compare(uuid, 0, 16, 4, 20) !== 0) return Outcome.Foreign
+  function decodeManufacturer(advert: Advert, manufacturerData: Buffer): Sighting | Outcome {
+    if (manufacturerData.length < 2) return Outcome.Malformed
+    if (looksLikeIBeacon(manufacturerData)) {
+      if (!ibeacon.enabled) return Outcome.Foreign
+      if (manufacturerData.length !== IBEACON_LENGTH) return Outcome.Malformed
+      if (manufacturerData.compare(uuid, 0, 16, 4, 20) !== 0) return Outcome.Foreign
       counters.ibeacon++
-      return sighting(a, ibMinorOnly ? m.toString('hex', 22, 24) : m.toString('hex', 20, 24), 'ibeacon')
+      return sighting(
+        advert,
+        ibMinorOnly ? manufacturerData.toString('hex', 22, 24) : manufacturerData.toString('hex', 20, 24),
+        'ibeacon',
+      )
     }
-    if (mf.enabled && m[0] === mfCompanyLo && m[1] === mfCompanyHi) {
+    if (manufacturer.enabled && manufacturerData[0] === mfCompanyLo && manufacturerData[1] === mfCompanyHi) {
       for (let i = 0; i < prefix.length; i++) {
-        if (m[2 + i] !== prefix[i]) return m.length < 2 + i + 1 ? Outcome.Malformed : Outcome.Foreign
+        if (manufacturerData[2 + i] !== prefix[i])
+          return manufacturerData.length < 2 + i + 1 ? Outcome.Malformed : Outcome.Foreign
       }
-      if (m.length < mfNeed) return Outcome.Malformed
+      if (manufacturerData.length < mfNeed) return Outcome.Malformed
       counters.manufacturer++
-      return sighting(a, m.toString('hex', 2 + prefix.length, mfNeed), 'manufacturer')
+      return sighting(advert, manufacturerData.toString('hex', 2 + prefix.length, mfNeed), 'manufacturer')
     }
     return Outcome.Foreign
   }
 
-  function decodeService(a: Advert, list: ReadonlyArray<{ uuid: string; data: Buffer }>): Sighting | Outcome {
+  function decodeService(
+    advert: Advert,
+    list: ReadonlyArray<{ uuid: string; data: Buffer }>,
+  ): Sighting | Outcome {
     let outcome = Outcome.None
-    for (const sd of list) {
-      if (sd.uuid !== EDDYSTONE_SERVICE || !ed.enabled) {
+    for (const entry of list) {
+      if (entry.uuid !== EDDYSTONE_SERVICE || !eddystone.enabled) {
         outcome = Math.max(outcome, Outcome.Foreign)
         continue
       }
-      const d = sd.data
-      if (!Buffer.isBuffer(d) || d.length === 0) {
+      const data = entry.data
+      if (!Buffer.isBuffer(data) || data.length === 0) {
         outcome = Outcome.Malformed
         continue
       }
-      if (d[0] !== EDDYSTONE_FRAME.uid) {
+      if (data[0] !== EDDYSTONE_FRAME.uid) {
         outcome = Math.max(outcome, Outcome.Foreign)
         continue
       }
-      if (d.length < EDDYSTONE_UID_MIN || d.length > EDDYSTONE_UID_MAX) {
+      if (data.length < EDDYSTONE_UID_MIN || data.length > EDDYSTONE_UID_MAX) {
         outcome = Outcome.Malformed
         continue
       }
-      if (d.compare(namespace, 0, 10, 2, 12) !== 0) {
+      if (data.compare(namespace, 0, 10, 2, 12) !== 0) {
         outcome = Math.max(outcome, Outcome.Foreign)
         continue
       }
       counters.eddystone++
-      return sighting(a, d.toString('hex', 12, 18), 'eddystone')
+      return sighting(advert, data.toString('hex', 12, 18), 'eddystone')
     }
     return outcome
   }
 
-  function decode(a: Advert): Sighting | null {
+  function decode(advert: Advert): Sighting | null {
     try {
       let outcome = Outcome.None
-      const m = a.manufacturerData
-      if (m !== undefined) {
-        if (!Buffer.isBuffer(m)) {
+      const manufacturerData = advert.manufacturerData
+      if (manufacturerData !== undefined) {
+        if (!Buffer.isBuffer(manufacturerData)) {
           outcome = Outcome.Malformed
         } else {
-          const r = decodeManufacturer(a, m)
-          if (typeof r === 'object') return r
-          outcome = r
+          const result = decodeManufacturer(advert, manufacturerData)
+          if (typeof result === 'object') return result
+          outcome = result
         }
       }
-      const sd = a.serviceData
-      if (sd !== undefined && sd.length > 0) {
-        const r = decodeService(a, sd)
-        if (typeof r === 'object') return r
-        outcome = Math.max(outcome, r)
+      const serviceData = advert.serviceData
+      if (serviceData !== undefined && serviceData.length > 0) {
+        const result = decodeService(advert, serviceData)
+        if (typeof result === 'object') return result
+        outcome = Math.max(outcome, result)
       }
       if (outcome === Outcome.Malformed) counters.malformed++
       else counters.foreign++

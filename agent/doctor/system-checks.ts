@@ -19,7 +19,7 @@ export interface SystemProbes {
   readFile(file: string): string
   statfs(dir: string): { bsize: number; blocks: number; bavail: number }
   uid(): number
-  realpath(p: string): string
+  realpath(file: string): string
   /** run a program; null when it is not installed */
   run(cmd: string, args: string[]): Promise<{ code: number; stdout: string } | null>
   now(): number
@@ -29,9 +29,9 @@ export interface SystemProbes {
 export const realProbes: SystemProbes = {
   readdir: (d) => readdirSync(d),
   readFile: (f) => readFileSync(f, 'utf8'),
-  statfs: (d) => {
-    const s = statfsSync(d)
-    return { bsize: s.bsize, blocks: s.blocks, bavail: s.bavail }
+  statfs: (dir) => {
+    const stats = statfsSync(dir)
+    return { bsize: stats.bsize, blocks: stats.blocks, bavail: stats.bavail }
   },
   uid: () => process.getuid?.() ?? -1,
   realpath: (p) => realpathSync(p),
@@ -59,22 +59,24 @@ const SETCAP_FIX =
  * commit has returned can wait for a CPU behind other processes for a scheduler tick or more
  * (measured: docs/benchmarks.md). The systemd unit sets it; a warning, not a failure, as the gate works.
  */
-export function checkScheduling(s: Scheduling | null | undefined): CheckResult {
+export function checkScheduling(scheduling: Scheduling | null | undefined): CheckResult {
   const name = 'event-loop scheduling'
-  if (!s) return { name, status: 'warn', detail: 'unknown (no /proc/thread-self/stat on this system)' }
-  if (s.policy === 'rr' || s.policy === 'fifo') return { name, status: 'pass', detail: describeScheduling(s) }
+  if (!scheduling)
+    return { name, status: 'warn', detail: 'unknown (no /proc/thread-self/stat on this system)' }
+  if (scheduling.policy === 'rr' || scheduling.policy === 'fifo')
+    return { name, status: 'pass', detail: describeScheduling(scheduling) }
   return {
     name,
     status: 'warn',
-    detail: `${describeScheduling(s)}: under CPU load a decision can wait for the CPU after its commit`,
+    detail: `${describeScheduling(scheduling)}: under CPU load a decision can wait for the CPU after its commit`,
     fix: 'run the agent from deploy/systemd/gate-agent.service (its ExecStartPost makes the event loop SCHED_RR 5), or: sudo chrt --rr --reset-on-fork --pid 5 "$(systemctl show -p MainPID --value gate-agent)"',
   }
 }
 
-export function checkAdapter(p: SystemProbes): CheckResult {
+export function checkAdapter(probes: SystemProbes): CheckResult {
   let hcis: string[]
   try {
-    hcis = p.readdir('/sys/class/bluetooth').filter((d) => /^hci\d+$/.test(d))
+    hcis = probes.readdir('/sys/class/bluetooth').filter((d) => /^hci\d+$/.test(d))
   } catch {
     hcis = []
   }
@@ -89,10 +91,10 @@ export function checkAdapter(p: SystemProbes): CheckResult {
   return { name: 'bluetooth adapter', status: 'pass', detail: `found ${hcis.join(', ')}` }
 }
 
-export function checkRfkill(p: SystemProbes): CheckResult {
+export function checkRfkill(probes: SystemProbes): CheckResult {
   let entries: string[]
   try {
-    entries = p.readdir('/sys/class/rfkill')
+    entries = probes.readdir('/sys/class/rfkill')
   } catch {
     return {
       name: 'radio not blocked (rfkill)',
@@ -101,26 +103,26 @@ export function checkRfkill(p: SystemProbes): CheckResult {
     }
   }
   const blocked: string[] = []
-  let bt = 0
-  for (const e of entries) {
-    const dir = path.join('/sys/class/rfkill', e)
+  let bluetooth = 0
+  for (const entry of entries) {
+    const dir = path.join('/sys/class/rfkill', entry)
     let type: string
     try {
-      type = p.readFile(path.join(dir, 'type')).trim()
+      type = probes.readFile(path.join(dir, 'type')).trim()
     } catch {
       continue
     }
     if (type !== 'bluetooth') continue
-    bt++
-    const read = (f: string) => {
+    bluetooth++
+    const read = (file: string) => {
       try {
-        return p.readFile(path.join(dir, f)).trim()
+        return probes.readFile(path.join(dir, file)).trim()
       } catch {
         return '0'
       }
     }
-    if (read('hard') === '1') blocked.push(`${e} (hard: a hardware switch)`)
-    else if (read('soft') === '1') blocked.push(`${e} (soft)`)
+    if (read('hard') === '1') blocked.push(`${entry} (hard: a hardware switch)`)
+    else if (read('soft') === '1') blocked.push(`${entry} (soft)`)
   }
   if (blocked.length > 0) {
     return {
@@ -133,22 +135,22 @@ export function checkRfkill(p: SystemProbes): CheckResult {
   return {
     name: 'radio not blocked (rfkill)',
     status: 'pass',
-    detail: bt === 0 ? 'no Bluetooth rfkill switch' : 'Bluetooth not blocked',
+    detail: bluetooth === 0 ? 'no Bluetooth rfkill switch' : 'Bluetooth not blocked',
   }
 }
 
 /** Capability bits from /proc/self/status (CapEff is hex). */
 export function parseCapEff(status: string): bigint | null {
-  const m = /^CapEff:\s*([0-9a-fA-F]+)$/m.exec(status)
-  return m?.[1] ? BigInt(`0x${m[1]}`) : null
+  const match = /^CapEff:\s*([0-9a-fA-F]+)$/m.exec(status)
+  return match?.[1] ? BigInt(`0x${match[1]}`) : null
 }
 
-export async function checkRadioPermission(p: SystemProbes): Promise<CheckResult> {
+export async function checkRadioPermission(probes: SystemProbes): Promise<CheckResult> {
   const name = 'radio permissions (CAP_NET_RAW, CAP_NET_ADMIN)'
-  if (p.uid() === 0) return { name, status: 'pass', detail: 'running as root' }
+  if (probes.uid() === 0) return { name, status: 'pass', detail: 'running as root' }
   const eff = (() => {
     try {
-      return parseCapEff(p.readFile('/proc/self/status'))
+      return parseCapEff(probes.readFile('/proc/self/status'))
     } catch {
       return null
     }
@@ -158,13 +160,13 @@ export async function checkRadioPermission(p: SystemProbes): Promise<CheckResult
     (bits & (1n << BigInt(CAP_NET_RAW))) !== 0n &&
     (bits & (1n << BigInt(CAP_NET_ADMIN))) !== 0n
   if (has(eff)) return { name, status: 'pass', detail: 'this process holds both capabilities' }
-  let node = p.nodePath
+  let node = probes.nodePath
   try {
-    node = p.realpath(p.nodePath)
+    node = probes.realpath(probes.nodePath)
   } catch {
     // keep the path as given
   }
-  const getcap = await p.run('getcap', [node])
+  const getcap = await probes.run('getcap', [node])
   if (getcap && /cap_net_admin/.test(getcap.stdout) && /cap_net_raw/.test(getcap.stdout)) {
     return {
       name,
@@ -181,25 +183,25 @@ export async function checkRadioPermission(p: SystemProbes): Promise<CheckResult
 }
 
 /** The nearest existing directory at or above `dir` (the data directory may not exist yet). */
-function existingAncestor(p: SystemProbes, dir: string): string {
-  let d = path.resolve(dir)
+function existingAncestor(probes: SystemProbes, dir: string): string {
+  let candidate = path.resolve(dir)
   for (;;) {
     try {
-      p.statfs(d)
-      return d
+      probes.statfs(candidate)
+      return candidate
     } catch {
-      const up = path.dirname(d)
-      if (up === d) return d
-      d = up
+      const up = path.dirname(candidate)
+      if (up === candidate) return candidate
+      candidate = up
     }
   }
 }
 
-export function checkDisk(p: SystemProbes, dataDir: string): CheckResult {
-  const dir = existingAncestor(p, dataDir)
-  const s = p.statfs(dir)
-  const free = s.bavail * s.bsize
-  const total = s.blocks * s.bsize
+export function checkDisk(probes: SystemProbes, dataDir: string): CheckResult {
+  const dir = existingAncestor(probes, dataDir)
+  const space = probes.statfs(dir)
+  const free = space.bavail * space.bsize
+  const total = space.blocks * space.bsize
   const pct = total > 0 ? (100 * free) / total : 0
   const detail = `${Math.round(free / MB)} MB free of ${Math.round(total / MB)} MB (${pct.toFixed(1)}%) at ${dir}`
   const fix =
@@ -209,8 +211,8 @@ export function checkDisk(p: SystemProbes, dataDir: string): CheckResult {
   return { name: 'disk space', status: 'pass', detail }
 }
 
-export async function checkClock(p: SystemProbes): Promise<CheckResult> {
-  const now = new Date(p.now())
+export async function checkClock(probes: SystemProbes): Promise<CheckResult> {
+  const now = new Date(probes.now())
   if (now.getUTCFullYear() < 2025) {
     return {
       name: 'clock',
@@ -219,8 +221,8 @@ export async function checkClock(p: SystemProbes): Promise<CheckResult> {
       fix: 'connect the gate to a network with NTP (timedatectl set-ntp true), or add an RTC module; the cloud flags skewed check-ins',
     }
   }
-  const r = await p.run('timedatectl', ['show', '-p', 'NTPSynchronized', '--value'])
-  const synced = r?.code === 0 ? r.stdout.trim() : ''
+  const result = await probes.run('timedatectl', ['show', '-p', 'NTPSynchronized', '--value'])
+  const synced = result?.code === 0 ? result.stdout.trim() : ''
   if (synced === 'yes')
     return { name: 'clock', status: 'pass', detail: `${now.toISOString()}, NTP synchronized` }
   if (synced === 'no') {
@@ -238,13 +240,13 @@ export async function checkClock(p: SystemProbes): Promise<CheckResult> {
   }
 }
 
-export function checkBluetoothd(p: SystemProbes): CheckResult {
+export function checkBluetoothd(probes: SystemProbes): CheckResult {
   let running = false
   try {
-    for (const pid of p.readdir('/proc')) {
+    for (const pid of probes.readdir('/proc')) {
       if (!/^\d+$/.test(pid)) continue
       try {
-        if (p.readFile(`/proc/${pid}/comm`).trim() === 'bluetoothd') {
+        if (probes.readFile(`/proc/${pid}/comm`).trim() === 'bluetoothd') {
           running = true
           break
         }
@@ -270,14 +272,14 @@ export async function runSystemChecks(opts: {
   dataDir: string
   probes?: SystemProbes
 }): Promise<CheckResult[]> {
-  const p = opts.probes ?? realProbes
+  const probes = opts.probes ?? realProbes
   const checks: Array<[string, () => CheckResult | Promise<CheckResult>]> = [
-    ['bluetooth adapter', () => checkAdapter(p)],
-    ['radio not blocked (rfkill)', () => checkRfkill(p)],
-    ['radio permissions (CAP_NET_RAW, CAP_NET_ADMIN)', () => checkRadioPermission(p)],
-    ['bluetoothd', () => checkBluetoothd(p)],
-    ['disk space', () => checkDisk(p, opts.dataDir)],
-    ['clock', () => checkClock(p)],
+    ['bluetooth adapter', () => checkAdapter(probes)],
+    ['radio not blocked (rfkill)', () => checkRfkill(probes)],
+    ['radio permissions (CAP_NET_RAW, CAP_NET_ADMIN)', () => checkRadioPermission(probes)],
+    ['bluetoothd', () => checkBluetoothd(probes)],
+    ['disk space', () => checkDisk(probes, opts.dataDir)],
+    ['clock', () => checkClock(probes)],
   ]
   const out: CheckResult[] = []
   for (const [name, fn] of checks) {

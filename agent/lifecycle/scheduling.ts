@@ -46,8 +46,8 @@ export function readScheduling(): Scheduling | null {
 }
 
 /** "realtime (SCHED_RR 5)" or "normal, nice -10" */
-export function describeScheduling(s: Scheduling): string {
-  return s.policy === 'rr' || s.policy === 'fifo'
-    ? `realtime (SCHED_${s.policy.toUpperCase()} ${s.rtPriority})`
-    : `${s.policy}, nice ${s.nice}`
+export function describeScheduling(scheduling: Scheduling): string {
+  return scheduling.policy === 'rr' || scheduling.policy === 'fifo'
+    ? `realtime (SCHED_${scheduling.policy.toUpperCase()} ${scheduling.rtPriority})`
+    : `${scheduling.policy}, nice ${scheduling.nice}`
 }

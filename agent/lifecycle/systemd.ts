@@ -3,9 +3,9 @@ import { createRequire } from 'node:module'
 import type { Logger } from 'pino'
 
 interface DgramSocket {
-  send(buf: Buffer, offset: number, length: number, path: string, cb?: (err?: Error) => void): void
+  send(buf: Buffer, offset: number, length: number, path: string, callback?: (err?: Error) => void): void
   close(): void
-  on(event: 'error', cb: (err: Error) => void): void
+  on(event: 'error', listener: (err: Error) => void): void
 }
 
 /**

@@ -38,29 +38,34 @@ export class Dedup {
 
   /** Decide what an arrival at monotonic time `now` means, given the current roster version. */
   check(token: string, now: number, rosterVersion: number): DedupVerdict {
-    const r = this.mem.get(token)
-    if (r === undefined) return { kind: 'validate' }
-    if (now - r.at >= this.windowMs) {
+    const remembered = this.mem.get(token)
+    if (remembered === undefined) return { kind: 'validate' }
+    if (now - remembered.at >= this.windowMs) {
       this.mem.delete(token)
       return { kind: 'validate' }
     }
-    if (r.decision === 'admit') {
-      if (!r.repeatRecorded) {
-        r.repeatRecorded = true
-        return { kind: 'already_checked_in', participantId: r.participantId }
+    if (remembered.decision === 'admit') {
+      if (!remembered.repeatRecorded) {
+        remembered.repeatRecorded = true
+        return { kind: 'already_checked_in', participantId: remembered.participantId }
       }
-    } else if (r.rosterVersion !== rosterVersion) {
+    } else if (remembered.rosterVersion !== rosterVersion) {
       this.mem.delete(token)
       return { kind: 'validate' }
     }
     this.suppressed++
-    return { kind: 'suppress', decision: r.decision, reason: r.reason }
+    return { kind: 'suppress', decision: remembered.decision, reason: remembered.reason }
   }
 
   /** Remember a fresh roster decision (not the "already checked in" repeat, which keeps the window). */
   remember(
     token: string,
-    d: { decision: Decision; reason: DenyReason | null; participantId: string | null; rosterVersion: number },
+    decided: {
+      decision: Decision
+      reason: DenyReason | null
+      participantId: string | null
+      rosterVersion: number
+    },
     now: number,
   ): void {
     if (this.windowMs === 0) return
@@ -70,7 +75,7 @@ export class Dedup {
       const oldest = this.mem.keys().next()
       if (!oldest.done) this.mem.delete(oldest.value)
     }
-    this.mem.set(token, { ...d, at: now, repeatRecorded: false })
+    this.mem.set(token, { ...decided, at: now, repeatRecorded: false })
   }
 
   /**
@@ -85,16 +90,16 @@ export class Dedup {
     wallNow: number,
     monoNow: number,
   ): number {
-    for (const c of rows) {
-      const age = c.ageMs ?? (c.ts > wallNow ? null : wallNow - c.ts)
+    for (const decision of rows) {
+      const age = decision.ageMs ?? (decision.ts > wallNow ? null : wallNow - decision.ts)
       if (age === null || age >= this.windowMs) continue
       const at = monoNow - age
-      if (c.reason === 'already_checked_in') {
-        const r = this.mem.get(c.token)
-        if (r) r.repeatRecorded = true
+      if (decision.reason === 'already_checked_in') {
+        const remembered = this.mem.get(decision.token)
+        if (remembered) remembered.repeatRecorded = true
         continue
       }
-      this.remember(c.token, c, at)
+      this.remember(decision.token, decision, at)
     }
     return this.mem.size
   }
@@ -106,8 +111,8 @@ export class Dedup {
 
   /** Forget decisions older than the window. */
   dropExpired(now: number): void {
-    for (const [token, r] of this.mem) {
-      if (now - r.at >= this.windowMs) this.mem.delete(token)
+    for (const [token, remembered] of this.mem) {
+      if (now - remembered.at >= this.windowMs) this.mem.delete(token)
     }
   }
 

@@ -14,7 +14,7 @@ import type { Validator, Verdict } from './validator.js'
 
 /** The decoder as the pipeline sees it (see agent/decode/token-decoder.ts). */
 export interface AdvertDecoder {
-  decode(a: Advert): Sighting | null
+  decode(advert: Advert): Sighting | null
 }
 
 /** Events of the pipeline: 'decision' after a check-in is durable; 'sighting' and 'advert' only when listened to. */
@@ -50,102 +50,102 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
   }
 
   /** Feed one advert from a source. */
-  handleAdvert = (a: Advert): void => {
+  handleAdvert = (advert: Advert): void => {
     const { counters } = this.deps
     counters.adverts++
-    this.advertRate.mark(a.ts)
-    if (this.listenerCount('advert') > 0) this.emit('advert', a)
+    this.advertRate.mark(advert.ts)
+    if (this.listenerCount('advert') > 0) this.emit('advert', advert)
     // no usable RSSI (HCI reports 127 for "not available"): nothing says the badge is at the gate,
     // and a check-in's RSSI must be a real reading (-127..20 dBm, as the cloud checks it)
-    if (!(a.rssi >= -127 && a.rssi <= 20)) return
-    let s: Sighting | null
+    if (!(advert.rssi >= -127 && advert.rssi <= 20)) return
+    let sighting: Sighting | null
     try {
-      s = this.deps.decoder.decode(a)
+      sighting = this.deps.decoder.decode(advert)
     } catch (err) {
       this.deps.log.debug({ err }, 'decoder threw; advert dropped')
       return
     }
-    if (s === null) return
+    if (sighting === null) return
     counters.sightings++
-    const arrived = this.deps.proximity.observe(s)
-    if (this.listenerCount('sighting') > 0) this.emitSighting(s)
+    const arrived = this.deps.proximity.observe(sighting)
+    if (this.listenerCount('sighting') > 0) this.emitSighting(sighting)
     if (!arrived) return
     counters.arrivals++
-    this.decide(s)
+    this.decide(sighting)
   }
 
-  private decide(s: Sighting): void {
+  private decide(sighting: Sighting): void {
     const { dedup, validator, counters } = this.deps
-    const verdict = dedup.check(s.token, s.ts, validator.version())
-    let v: Verdict
-    if (verdict.kind === 'suppress') {
+    const dedupVerdict = dedup.check(sighting.token, sighting.ts, validator.version())
+    let verdict: Verdict
+    if (dedupVerdict.kind === 'suppress') {
       counters.suppressed++
       return
     }
-    if (verdict.kind === 'already_checked_in') {
-      v = {
+    if (dedupVerdict.kind === 'already_checked_in') {
+      verdict = {
         decision: 'deny',
         reason: 'already_checked_in',
-        participantId: verdict.participantId,
+        participantId: dedupVerdict.participantId,
         rosterVersion: validator.version(),
       }
     } else {
-      v = validator.validate(s.token)
+      verdict = validator.validate(sighting.token)
       // remembered only once it is recorded: a withheld decision (the disk failing) was never made
-      if (this.record(s, v)) dedup.remember(s.token, v, s.ts)
+      if (this.record(sighting, verdict)) dedup.remember(sighting.token, verdict, sighting.ts)
       return
     }
-    this.record(s, v)
+    this.record(sighting, verdict)
   }
 
   /** Buffer the decision for its durable commit; false when it is withheld. */
-  private record(s: Sighting, v: Verdict): boolean {
-    const adv = s.ts
+  private record(sighting: Sighting, verdict: Verdict): boolean {
+    const advertTs = sighting.ts
     try {
       this.deps.decisions.append(
         {
-          token: s.token,
-          participantId: v.participantId,
-          decision: v.decision,
-          reason: v.reason,
-          rssi: s.rssi,
-          rosterVersion: v.rosterVersion,
-          monoMs: adv,
+          token: sighting.token,
+          participantId: verdict.participantId,
+          decision: verdict.decision,
+          reason: verdict.reason,
+          rssi: sighting.rssi,
+          rosterVersion: verdict.rosterVersion,
+          monoMs: advertTs,
         },
-        (c) => this.emitDecision(c, adv),
-        () => this.withheld(s),
+        (checkin) => this.emitDecision(checkin, advertTs),
+        () => this.withheld(sighting),
       )
       return true
     } catch (err) {
       this.deps.counters.withheld++
-      this.deps.log.error({ err, token: s.token }, 'decision could not be buffered; withheld')
+      this.deps.log.error({ err, token: sighting.token }, 'decision could not be buffered; withheld')
       return false
     }
   }
 
   /** A decision that waited too long for a failing disk: never made, so not remembered either. */
-  private withheld(s: Sighting): void {
+  private withheld(sighting: Sighting): void {
     this.deps.counters.withheld++
-    this.deps.dedup.forget(s.token, s.ts)
+    this.deps.dedup.forget(sighting.token, sighting.ts)
   }
 
-  private emitDecision(c: Checkin, advertTs: number): void {
+  private emitDecision(checkin: Checkin, advertTs: number): void {
     const counters = this.deps.counters
-    if (c.decision === 'admit') counters.admit++
-    else if (c.reason) counters.deny[c.reason]++
+    if (checkin.decision === 'admit') counters.admit++
+    else if (checkin.reason) counters.deny[checkin.reason]++
     const latencyMs = Math.max(0, this.deps.clock.mono() - advertTs)
-    this.emit('decision', { ...c, latencyMs })
+    this.emit('decision', { ...checkin, latencyMs })
   }
 
-  private emitSighting(s: Sighting): void {
-    const p = this.deps.proximity
+  private emitSighting(sighting: Sighting): void {
+    const proximity = this.deps.proximity
     this.emit('sighting', {
-      token: s.token,
-      rssi: s.rssi,
-      smoothed: p.smoothed(s.token) ?? null,
-      decoder: s.decoder,
-      address: s.address,
-      present: p.isPresent(s.token),
+      token: sighting.token,
+      rssi: sighting.rssi,
+      smoothed: proximity.smoothed(sighting.token) ?? null,
+      decoder: sighting.decoder,
+      address: sighting.address,
+      present: proximity.isPresent(sighting.token),
     })
   }
 }

@@ -29,24 +29,24 @@ export class Proximity {
   }
 
   /** Feed one sighting. Returns true when this sighting makes the badge present (an arrival). */
-  observe(s: Sighting): boolean {
-    if (s.ts - this.lastSweep > this.cfg.absenceMs) this.sweep(s.ts)
-    let t = this.tracks.get(s.token)
-    if (t === undefined || s.ts - t.lastTs > this.cfg.absenceMs) {
-      if (t === undefined && this.tracks.size >= this.cfg.maxTracked) this.evictOldest()
-      t = { ema: s.rssi, samples: 1, present: false, lastTs: s.ts }
-      this.tracks.set(s.token, t)
+  observe(sighting: Sighting): boolean {
+    if (sighting.ts - this.lastSweep > this.cfg.absenceMs) this.sweep(sighting.ts)
+    let track = this.tracks.get(sighting.token)
+    if (track === undefined || sighting.ts - track.lastTs > this.cfg.absenceMs) {
+      if (track === undefined && this.tracks.size >= this.cfg.maxTracked) this.evictOldest()
+      track = { ema: sighting.rssi, samples: 1, present: false, lastTs: sighting.ts }
+      this.tracks.set(sighting.token, track)
     } else {
-      t.ema += this.cfg.alpha * (s.rssi - t.ema)
-      t.samples++
-      t.lastTs = s.ts
+      track.ema += this.cfg.alpha * (sighting.rssi - track.ema)
+      track.samples++
+      track.lastTs = sighting.ts
     }
-    if (t.present) {
-      if (t.ema < this.exitDbm) t.present = false
+    if (track.present) {
+      if (track.ema < this.exitDbm) track.present = false
       return false
     }
-    if (t.samples >= this.cfg.minSamples && t.ema >= this.cfg.enterDbm) {
-      t.present = true
+    if (track.samples >= this.cfg.minSamples && track.ema >= this.cfg.enterDbm) {
+      track.present = true
       this.entered++
       return true
     }
@@ -71,8 +71,8 @@ export class Proximity {
   /** Forget badges not heard for absenceMs (called as time passes). */
   sweep(now: number): void {
     this.lastSweep = now
-    for (const [token, t] of this.tracks) {
-      if (now - t.lastTs > this.cfg.absenceMs) this.tracks.delete(token)
+    for (const [token, track] of this.tracks) {
+      if (now - track.lastTs > this.cfg.absenceMs) this.tracks.delete(token)
     }
   }
 
@@ -81,18 +81,18 @@ export class Proximity {
     // gate go last: a flood of made-up tokens must not push out the people standing there (they would
     // arrive again and be denied as already checked in).
     const drop = Math.max(1, Math.floor(this.cfg.maxTracked / 10))
-    let n = 0
-    for (const [token, t] of this.tracks) {
-      if (n >= drop) break
-      if (t.present) continue
+    let dropped = 0
+    for (const [token, track] of this.tracks) {
+      if (dropped >= drop) break
+      if (track.present) continue
       this.tracks.delete(token)
-      n++
+      dropped++
     }
     for (const token of this.tracks.keys()) {
-      if (n >= drop) break
+      if (dropped >= drop) break
       this.tracks.delete(token)
-      n++
+      dropped++
     }
-    this.evicted += n
+    this.evicted += dropped
   }
 }

@@ -54,42 +54,52 @@ export class Validator {
 
   /** Admit or deny a token by the roster. */
   validate(token: string): Verdict {
-    let c = this.l1.get(token)
-    if (c !== undefined) {
+    let cached = this.l1.get(token)
+    if (cached !== undefined) {
       this.hits++
     } else {
       this.misses++
       const row = this.roster.lookup(token)
       if (row) {
-        c = { participantId: row.participantId, status: row.status }
-        this.l1.set(token, c)
+        cached = { participantId: row.participantId, status: row.status }
+        this.l1.set(token, cached)
       } else {
-        c = UNKNOWN
+        cached = UNKNOWN
         if (this.negativeTtlMs > 0) this.l1.set(token, UNKNOWN, { ttl: this.negativeTtlMs })
       }
     }
-    const v = this.rosterVersion
-    switch (c.status) {
+    const version = this.rosterVersion
+    switch (cached.status) {
       case 'active':
-        return { decision: 'admit', reason: null, participantId: c.participantId, rosterVersion: v }
+        return {
+          decision: 'admit',
+          reason: null,
+          participantId: cached.participantId,
+          rosterVersion: version,
+        }
       case 'unknown':
-        return { decision: 'deny', reason: 'unknown', participantId: null, rosterVersion: v }
+        return { decision: 'deny', reason: 'unknown', participantId: null, rosterVersion: version }
       default:
-        return { decision: 'deny', reason: c.status, participantId: c.participantId, rosterVersion: v }
+        return {
+          decision: 'deny',
+          reason: cached.status,
+          participantId: cached.participantId,
+          rosterVersion: version,
+        }
     }
   }
 
   /** Drop cached entries for these tokens (null: all of them) and re-read the roster version. */
   invalidate(tokens: readonly string[] | null): void {
     if (tokens === null) this.l1.clear()
-    else for (const t of tokens) this.l1.delete(t)
+    else for (const token of tokens) this.l1.delete(token)
     this.rosterVersion = this.roster.version()
   }
 
   /** L1 hit rate since start (0..1), or null before the first look-up. */
   hitRate(): number | null {
-    const n = this.hits + this.misses
-    return n === 0 ? null : this.hits / n
+    const lookups = this.hits + this.misses
+    return lookups === 0 ? null : this.hits / lookups
   }
 
   size(): number {

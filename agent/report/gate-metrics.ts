@@ -16,8 +16,8 @@ export function readTemperatureC(file = '/sys/class/thermal/thermal_zone0/temp')
 
 export function diskFreeBytes(dir: string): number | null {
   try {
-    const s = realProbes.statfs(dir)
-    return s.bavail * s.bsize
+    const stats = realProbes.statfs(dir)
+    return stats.bavail * stats.bsize
   } catch {
     return null
   }
@@ -30,13 +30,13 @@ export class GateMetricsSampler {
 
   constructor(private readonly dataDir: string) {}
 
-  sample(s: AgentStatus, now: number): GateMetrics {
-    const t = performance.now()
+  sample(status: AgentStatus, now: number): GateMetrics {
+    const started = performance.now()
     const cpu = process.cpuUsage(this.lastCpu)
-    const wallUs = Math.max(1, (t - this.lastAt) * 1000)
+    const wallUs = Math.max(1, (started - this.lastAt) * 1000)
     this.lastCpu = process.cpuUsage()
-    this.lastAt = t
-    const lastSyncAt = s.sync?.lastSuccessAt ? Date.parse(s.sync.lastSuccessAt) : null
+    this.lastAt = started
+    const lastSyncAt = status.sync?.lastSuccessAt ? Date.parse(status.sync.lastSuccessAt) : null
     return {
       cpu_percent: Math.round(((cpu.user + cpu.system) / wallUs) * 1000) / 10,
       load1: os.loadavg()[0] ?? 0,
@@ -45,20 +45,22 @@ export class GateMetricsSampler {
       rss_bytes: process.memoryUsage.rss(),
       temperature_c: readTemperatureC(),
       disk_free_bytes: diskFreeBytes(this.dataDir),
-      uptime_s: s.uptimeS ?? 0,
-      adverts_per_s: s.advertsPerS ?? 0,
-      decisions_admit_total: s.counters?.admit ?? 0,
-      decisions_deny_total: s.counters ? Object.values(s.counters.deny).reduce((a, b) => a + b, 0) : 0,
-      l1_hit_ratio: s.l1 ? Math.min(1, Math.max(0, s.l1.hitRate ?? 0)) : null,
-      buffer_pending: s.buffer.pending + s.buffer.inFlight,
-      buffer_oldest_pending_age_s: s.buffer.oldestPendingAgeS,
+      uptime_s: status.uptimeS ?? 0,
+      adverts_per_s: status.advertsPerS ?? 0,
+      decisions_admit_total: status.counters?.admit ?? 0,
+      decisions_deny_total: status.counters
+        ? Object.values(status.counters.deny).reduce((a, b) => a + b, 0)
+        : 0,
+      l1_hit_ratio: status.l1 ? Math.min(1, Math.max(0, status.l1.hitRate ?? 0)) : null,
+      buffer_pending: status.buffer.pending + status.buffer.inFlight,
+      buffer_oldest_pending_age_s: status.buffer.oldestPendingAgeS,
       last_sync_age_s:
         lastSyncAt === null || Number.isNaN(lastSyncAt) ? null : Math.max(0, (now - lastSyncAt) / 1000),
-      clock_offset_ms: s.sync?.clockOffsetMs ?? null,
-      adapter_state: s.source?.adapterState ?? 'none',
-      scan_restarts_total: s.source?.scanRestarts ?? 0,
-      disk_write_bytes_total: s.writes?.ioWriteBytes ?? null,
-      roster_version: s.roster.version,
+      clock_offset_ms: status.sync?.clockOffsetMs ?? null,
+      adapter_state: status.source?.adapterState ?? 'none',
+      scan_restarts_total: status.source?.scanRestarts ?? 0,
+      disk_write_bytes_total: status.writes?.ioWriteBytes ?? null,
+      roster_version: status.roster.version,
     }
   }
 }
@@ -89,33 +91,38 @@ export class EventWatch {
   constructor(private readonly limits: EventWatchLimits) {}
 
   check(
-    m: GateMetrics,
+    metrics: GateMetrics,
     lastRosterPullAgeS: number | null,
   ): Array<{ kind: GateEventKind; detail: Record<string, unknown> }> {
     const out: Array<{ kind: GateEventKind; detail: Record<string, unknown> }> = []
-    const up = m.adapter_state === 'poweredOn' || m.adapter_state === 'n/a'
-    if (this.adapterUp === true && !up) out.push({ kind: 'adapter_lost', detail: { state: m.adapter_state } })
-    if (this.adapterUp === false && up) out.push({ kind: 'adapter_back', detail: { state: m.adapter_state } })
+    const up = metrics.adapter_state === 'poweredOn' || metrics.adapter_state === 'n/a'
+    if (this.adapterUp === true && !up)
+      out.push({ kind: 'adapter_lost', detail: { state: metrics.adapter_state } })
+    if (this.adapterUp === false && up)
+      out.push({ kind: 'adapter_back', detail: { state: metrics.adapter_state } })
     this.adapterUp = up
-    const low = m.disk_free_bytes !== null && m.disk_free_bytes < this.limits.diskLowBytes
-    if (low && !this.diskLow) out.push({ kind: 'disk_low', detail: { freeBytes: m.disk_free_bytes } })
+    const low = metrics.disk_free_bytes !== null && metrics.disk_free_bytes < this.limits.diskLowBytes
+    if (low && !this.diskLow) out.push({ kind: 'disk_low', detail: { freeBytes: metrics.disk_free_bytes } })
     this.diskLow = low
     const growing =
-      m.buffer_pending > this.lastPending && (m.buffer_oldest_pending_age_s ?? 0) > this.limits.backlogAgeS
+      metrics.buffer_pending > this.lastPending &&
+      (metrics.buffer_oldest_pending_age_s ?? 0) > this.limits.backlogAgeS
     if (growing && !this.backlog)
       out.push({
         kind: 'backlog_growing',
-        detail: { pending: m.buffer_pending, oldestAgeS: m.buffer_oldest_pending_age_s },
+        detail: { pending: metrics.buffer_pending, oldestAgeS: metrics.buffer_oldest_pending_age_s },
       })
-    this.backlog = growing || (this.backlog && (m.buffer_oldest_pending_age_s ?? 0) > this.limits.backlogAgeS)
-    this.lastPending = m.buffer_pending
+    this.backlog =
+      growing || (this.backlog && (metrics.buffer_oldest_pending_age_s ?? 0) > this.limits.backlogAgeS)
+    this.lastPending = metrics.buffer_pending
     const stale = lastRosterPullAgeS !== null && lastRosterPullAgeS > this.limits.rosterStaleS
     if (stale && !this.rosterStale)
       out.push({ kind: 'roster_stale', detail: { lastPullAgeS: lastRosterPullAgeS } })
     this.rosterStale = stale
-    const off = m.clock_offset_ms !== null && Math.abs(m.clock_offset_ms) > this.limits.maxClockOffsetMs
+    const off =
+      metrics.clock_offset_ms !== null && Math.abs(metrics.clock_offset_ms) > this.limits.maxClockOffsetMs
     if (off && !this.clockOff)
-      out.push({ kind: 'clock_unsynchronised', detail: { offsetMs: m.clock_offset_ms } })
+      out.push({ kind: 'clock_unsynchronised', detail: { offsetMs: metrics.clock_offset_ms } })
     this.clockOff = off
     return out
   }

@@ -70,9 +70,9 @@ export class MqttReporter {
   private stopping = false
   readonly stats = { published: 0, eventsQueued: 0, eventsSent: 0, commands: 0, refused: 0, garbage: 0 }
 
-  constructor(private readonly d: ReporterDeps) {
-    this.clientId = `gate-${d.gateId}-${randomBytes(6).toString('hex')}`
-    this.topics = fleetTopics(d.gateId)
+  constructor(private readonly deps: ReporterDeps) {
+    this.clientId = `gate-${deps.gateId}-${randomBytes(6).toString('hex')}`
+    this.topics = fleetTopics(deps.gateId)
   }
 
   get state(): string {
@@ -83,13 +83,13 @@ export class MqttReporter {
 
   start(): void {
     this.session = this.nextSession()
-    const client = mqtt.connect(this.d.url, {
+    const client = mqtt.connect(this.deps.url, {
       // unguessable: the broker drops a connection when another client connects with its client id,
       // so a guessable one would let any account knock this gate offline (its will published).
       // Fixed for the process, so a reconnection still takes over a half-open connection of its own.
       clientId: this.clientId,
-      username: this.d.username,
-      password: this.d.password,
+      username: this.deps.username,
+      password: this.deps.password,
       clean: true,
       keepalive: this.keepaliveS,
       reconnectPeriod: 2_000,
@@ -108,12 +108,12 @@ export class MqttReporter {
       this.session = this.nextSession()
       client.options.will = this.will()
     })
-    client.on('error', (err) => this.d.log.warn({ err: err.message }, 'MQTT error'))
-    client.on('offline', () => this.d.log.warn('MQTT broker unreachable; admitting and syncing go on'))
+    client.on('error', (err) => this.deps.log.warn({ err: err.message }, 'MQTT error'))
+    client.on('offline', () => this.deps.log.warn('MQTT broker unreachable; admitting and syncing go on'))
     client.on('message', (topic, payload) => {
       if (topic === this.topics.cmd) void this.onCommand(payload)
     })
-    this.timer = setInterval(() => this.publishMetrics(), this.d.intervalMs)
+    this.timer = setInterval(() => this.publishMetrics(), this.deps.intervalMs)
     this.timer.unref()
   }
 
@@ -122,14 +122,14 @@ export class MqttReporter {
     this.stopping = true
     if (this.timer) clearInterval(this.timer)
     this.timer = null
-    const c = this.client
-    if (!c) return
+    const client = this.client
+    if (!client) return
     // bounded: a broker that died a moment ago must not hold up the agent's stop
-    const within = (p: Promise<unknown>, ms: number) =>
-      Promise.race([p.catch(() => {}), new Promise((r) => setTimeout(r, ms).unref())])
-    if (c.connected) {
+    const within = (pending: Promise<unknown>, ms: number) =>
+      Promise.race([pending.catch(() => {}), new Promise((r) => setTimeout(r, ms).unref())])
+    if (client.connected) {
       await within(
-        c.publishAsync(this.topics.status, JSON.stringify(this.status('offline', 'stopped')), {
+        client.publishAsync(this.topics.status, JSON.stringify(this.status('offline', 'stopped')), {
           qos: 1,
           retain: true,
         }),
@@ -137,7 +137,7 @@ export class MqttReporter {
       )
     }
     const ended = await within(
-      c.endAsync().then(() => true),
+      client.endAsync().then(() => true),
       1_000,
     )
     if (ended !== true) {
@@ -145,54 +145,57 @@ export class MqttReporter {
       // end while that one waits: a broker holding an event's PUBACK kept the connection, and with it
       // the stopping process, alive for ever. Say DISCONNECT (a clean stop: the broker drops the
       // will) and close; an unacknowledged event stays in SQLite and is sent at the next start.
-      const s = c.stream
-      s.end(DISCONNECT_PACKET, () => s.destroy())
+      const stream = client.stream
+      stream.end(DISCONNECT_PACKET, () => stream.destroy())
     }
     this.client = null
   }
 
   /** Record an event: kept in SQLite until the broker has it. */
   event(kind: GateEventKind, detail: Record<string, unknown> = {}): void {
-    this.d.db
+    this.deps.db
       .prepare('INSERT INTO fleet_events (id, at, kind, detail) VALUES (?, ?, ?, ?)')
-      .run(uuidv4(), Math.round(this.d.clock.now()), kind, JSON.stringify(detail))
+      .run(uuidv4(), Math.round(this.deps.clock.now()), kind, JSON.stringify(detail))
     this.stats.eventsQueued++
     void this.flushEvents()
   }
 
   /** Publish status and metrics again (the rebirth command, and every connection). */
   async rebirth(): Promise<void> {
-    const c = this.client
-    if (!c?.connected) return
-    await c.publishAsync(this.topics.status, JSON.stringify(this.status('online')), { qos: 1, retain: true })
+    const client = this.client
+    if (!client?.connected) return
+    await client.publishAsync(this.topics.status, JSON.stringify(this.status('online')), {
+      qos: 1,
+      retain: true,
+    })
     this.publishMetrics()
   }
 
   private async onConnect(): Promise<void> {
-    const c = this.client
-    if (!c) return
+    const client = this.client
+    if (!client) return
     this.seq = 0
-    this.d.log.info({ session: this.session }, 'MQTT connected')
+    this.deps.log.info({ session: this.session }, 'MQTT connected')
     try {
-      await c.subscribeAsync(this.topics.cmd, { qos: 1 })
+      await client.subscribeAsync(this.topics.cmd, { qos: 1 })
       await this.rebirth()
       await this.flushEvents()
     } catch (err) {
-      this.d.log.warn({ err: (err as Error).message }, 'MQTT start of session failed')
+      this.deps.log.warn({ err: (err as Error).message }, 'MQTT start of session failed')
     }
   }
 
   private publishMetrics(): void {
-    const c = this.client
-    if (!c?.connected) return // telemetry is not queued while the broker is away
+    const client = this.client
+    if (!client?.connected) return // telemetry is not queued while the broker is away
     let metrics: GateMetrics
     try {
-      metrics = this.d.metrics()
+      metrics = this.deps.metrics()
     } catch (err) {
-      this.d.log.warn({ err }, 'metrics snapshot failed')
+      this.deps.log.warn({ err }, 'metrics snapshot failed')
       return
     }
-    c.publish(this.topics.metrics, JSON.stringify({ ...this.header(), ...this.timing(), metrics }), {
+    client.publish(this.topics.metrics, JSON.stringify({ ...this.header(), ...this.timing(), metrics }), {
       qos: 0,
     })
     this.stats.published++
@@ -202,8 +205,8 @@ export class MqttReporter {
   /** an event was queued while a flush ran: that flush goes round again before it ends */
   private flushAgain = false
   private async flushEvents(): Promise<void> {
-    const c = this.client
-    if (!c?.connected) return
+    const client = this.client
+    if (!client?.connected) return
     if (this.flushing) {
       this.flushAgain = true
       return
@@ -213,19 +216,19 @@ export class MqttReporter {
       // 500 at a time, until none is left (and again for any queued meanwhile)
       for (;;) {
         this.flushAgain = false
-        const sent = await this.flushSome(c)
+        const sent = await this.flushSome(client)
         if (sent < 500 && !this.flushAgain) break
       }
     } catch (err) {
-      this.d.log.warn({ err: (err as Error).message }, 'events not sent yet; kept for the next connection')
+      this.deps.log.warn({ err: (err as Error).message }, 'events not sent yet; kept for the next connection')
     } finally {
       this.flushing = false
     }
   }
 
   /** Send up to 500 queued events, oldest first; how many were sent. */
-  private async flushSome(c: mqtt.MqttClient): Promise<number> {
-    const rows = this.d.db
+  private async flushSome(client: mqtt.MqttClient): Promise<number> {
+    const rows = this.deps.db
       .prepare('SELECT id, at, kind, detail FROM fleet_events ORDER BY at LIMIT 500')
       .all() as Array<{
       id: string
@@ -233,17 +236,17 @@ export class MqttReporter {
       kind: GateEventKind
       detail: string
     }>
-    for (const r of rows) {
-      const p: EventPayload = {
+    for (const row of rows) {
+      const payload: EventPayload = {
         ...this.header(),
-        id: r.id,
-        at: r.at,
-        kind: r.kind,
-        detail: JSON.parse(r.detail),
+        id: row.id,
+        at: row.at,
+        kind: row.kind,
+        detail: JSON.parse(row.detail),
       }
-      await c.publishAsync(this.topics.events, JSON.stringify(p), { qos: 1 })
+      await client.publishAsync(this.topics.events, JSON.stringify(payload), { qos: 1 })
       // the broker has it (PUBACK): only now is it removed from the gate
-      this.d.db.prepare('DELETE FROM fleet_events WHERE id = ?').run(r.id)
+      this.deps.db.prepare('DELETE FROM fleet_events WHERE id = ?').run(row.id)
       this.stats.eventsSent++
     }
     return rows.length
@@ -255,24 +258,26 @@ export class MqttReporter {
       parsed = JSON.parse(raw.toString('utf8'))
     } catch {
       this.stats.garbage++
-      this.d.log.warn('unreadable command ignored')
+      this.deps.log.warn('unreadable command ignored')
       return
     }
     const id = typeof (parsed as { id?: unknown })?.id === 'string' ? (parsed as { id: string }).id : null
     const refuse = (error: string) => {
       this.stats.refused++
-      this.d.log.warn({ id, error }, 'command refused')
+      this.deps.log.warn({ id, error }, 'command refused')
       if (id) void this.respond({ id, ok: false, error })
     }
-    const r = commandSchema.safeParse(parsed)
-    if (!r.success)
-      return refuse(`malformed: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
-    const cmd: Command = r.data
-    if (cmd.gateId !== this.d.gateId) return refuse(`for gate ${cmd.gateId}, not this one`)
-    if (!this.d.commandSecret) return refuse('this gate has no command secret: commands are disabled')
-    if (!verifyCommand(cmd, this.d.commandSecret)) return refuse('bad signature')
-    const maxAge = this.d.commandMaxAgeMs ?? 60_000
-    if (Math.abs(this.d.clock.now() - cmd.ts) > maxAge) return refuse('stale or future command (replay?)')
+    const checked = commandSchema.safeParse(parsed)
+    if (!checked.success)
+      return refuse(
+        `malformed: ${checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      )
+    const cmd: Command = checked.data
+    if (cmd.gateId !== this.deps.gateId) return refuse(`for gate ${cmd.gateId}, not this one`)
+    if (!this.deps.commandSecret) return refuse('this gate has no command secret: commands are disabled')
+    if (!verifyCommand(cmd, this.deps.commandSecret)) return refuse('bad signature')
+    const maxAge = this.deps.commandMaxAgeMs ?? 60_000
+    if (Math.abs(this.deps.clock.now() - cmd.ts) > maxAge) return refuse('stale or future command (replay?)')
     if (this.seen.has(cmd.id)) return refuse('already executed (replay)')
     this.seen.set(cmd.id, cmd.ts)
     if (this.seen.size > 1000) for (const k of [...this.seen.keys()].slice(0, 500)) this.seen.delete(k)
@@ -282,21 +287,26 @@ export class MqttReporter {
         cmd.cmd === 'rebirth'
           ? await this.rebirth().then(() => ({ rebirth: true }))
           : cmd.cmd === 'set_log_level'
-            ? await this.d.commands.set_log_level(cmd.params)
-            : await this.d.commands[cmd.cmd]()
-      this.d.log.info({ id: cmd.id, cmd: cmd.cmd }, 'command executed')
+            ? await this.deps.commands.set_log_level(cmd.params)
+            : await this.deps.commands[cmd.cmd]()
+      this.deps.log.info({ id: cmd.id, cmd: cmd.cmd }, 'command executed')
       await this.respond({ id: cmd.id, ok: true, result })
     } catch (err) {
       await this.respond({ id: cmd.id, ok: false, error: (err as Error).message })
     }
   }
 
-  private async respond(r: { id: string; ok: boolean; result?: unknown; error?: string }): Promise<void> {
+  private async respond(response: {
+    id: string
+    ok: boolean
+    result?: unknown
+    error?: string
+  }): Promise<void> {
     const body: CommandResponse = {
       v: FLEET_SCHEMA_VERSION,
-      ts: Math.round(this.d.clock.now()),
-      gateId: this.d.gateId,
-      ...r,
+      ts: Math.round(this.deps.clock.now()),
+      gateId: this.deps.gateId,
+      ...response,
     }
     await this.client?.publishAsync(this.topics.cmdResponse, JSON.stringify(body), { qos: 1 }).catch(() => {})
   }
@@ -304,9 +314,9 @@ export class MqttReporter {
   private header() {
     return {
       v: FLEET_SCHEMA_VERSION,
-      ts: Math.round(this.d.clock.now()),
-      gateId: this.d.gateId,
-      bootId: this.d.bootId,
+      ts: Math.round(this.deps.clock.now()),
+      gateId: this.deps.gateId,
+      bootId: this.deps.bootId,
       session: this.session,
       seq: this.seq++,
     } as const
@@ -316,8 +326,8 @@ export class MqttReporter {
     return {
       ...this.header(),
       state,
-      version: this.d.version,
-      startedAt: this.d.startedAt,
+      version: this.deps.version,
+      startedAt: this.deps.startedAt,
       ...(reason ? { reason } : {}),
       // the birth says how often this gate is heard from, so the cloud can hold it to 1.5 keep-alives
       ...(state === 'online' ? this.timing() : {}),
@@ -326,27 +336,27 @@ export class MqttReporter {
 
   /** how often this gate is heard from: in its birth and in every metrics message */
   private timing() {
-    return { keepaliveS: this.keepaliveS, metricsIntervalS: this.d.intervalMs / 1000 }
+    return { keepaliveS: this.keepaliveS, metricsIntervalS: this.deps.intervalMs / 1000 }
   }
 
   private get keepaliveS(): number {
-    return this.d.keepaliveS ?? 30
+    return this.deps.keepaliveS ?? 30
   }
 
   private will(): mqtt.IClientOptions['will'] {
-    const p: StatusPayload = {
+    const payload: StatusPayload = {
       v: FLEET_SCHEMA_VERSION,
-      ts: Math.round(this.d.clock.now()),
-      gateId: this.d.gateId,
-      bootId: this.d.bootId,
+      ts: Math.round(this.deps.clock.now()),
+      gateId: this.deps.gateId,
+      bootId: this.deps.bootId,
       session: this.session,
       seq: 0,
       state: 'offline',
-      version: this.d.version,
-      startedAt: this.d.startedAt,
+      version: this.deps.version,
+      startedAt: this.deps.startedAt,
       reason: 'will',
     }
-    return { topic: this.topics.status, payload: Buffer.from(JSON.stringify(p)), qos: 1, retain: true }
+    return { topic: this.topics.status, payload: Buffer.from(JSON.stringify(payload)), qos: 1, retain: true }
   }
 
   /**
@@ -355,11 +365,11 @@ export class MqttReporter {
    * last saw it, instead of starting at 1 below a session the cloud takes as newer.
    */
   private nextSession(): number {
-    const n = Math.max(
-      Number(getMeta(this.d.db, SESSION_KEY) ?? 0) + 1,
-      Math.floor(this.d.clock.now() / 1000),
+    const session = Math.max(
+      Number(getMeta(this.deps.db, SESSION_KEY) ?? 0) + 1,
+      Math.floor(this.deps.clock.now() / 1000),
     )
-    setMeta(this.d.db, SESSION_KEY, String(n))
-    return n
+    setMeta(this.deps.db, SESSION_KEY, String(session))
+    return session
   }
 }

@@ -45,7 +45,7 @@ export async function startMqttReporter(url: string, sources: ReporterSources): 
       const puller = parts.puller
       const pulledAt = puller?.status().lastPullAt ?? null
       const rosterAgeS = puller ? (now - (pulledAt ?? run.startedAt ?? now)) / 1000 : null
-      for (const e of watch.check(metrics, rosterAgeS)) reporter.event(e.kind, e.detail)
+      for (const event of watch.check(metrics, rosterAgeS)) reporter.event(event.kind, event.detail)
       return metrics
     },
     commands: {

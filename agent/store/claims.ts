@@ -34,7 +34,7 @@ const emptyClaim = () => new Claim(0, -1, 0, '[]')
 
 /** The claim query over the pending rows `where` selects, oldest first, `LIMIT ?` rows. */
 const claimSql = (where: string) =>
-  `SELECT min(seq_no) AS first, max(seq_no) AS last, count(*) AS n, json_group_array(json_object(${JSON_FIELDS})) AS json
+  `SELECT min(seq_no) AS first, max(seq_no) AS last, count(*) AS count, json_group_array(json_object(${JSON_FIELDS})) AS json
      FROM (SELECT * FROM checkins WHERE state = 0 AND ${where} ORDER BY seq_no LIMIT ?)`
 
 /** The claim queries, by name, for the main connection and the store thread alike. */
@@ -52,7 +52,7 @@ const THREAD_BACKLOG_BATCHES = 10
 export const RECORD_SLICE = 250
 
 /** A claim query's one row, from the main connection (JSON text) or the store thread (bytes). */
-type ClaimRows = { first: number | null; last: number | null; n: number; json: string | Uint8Array }
+type ClaimRows = { first: number | null; last: number | null; count: number; json: string | Uint8Array }
 
 /** A range of seq_no, both ends included. */
 export interface SeqRange {
@@ -200,7 +200,7 @@ export class Claims {
       return this.claimBatch(limit)
     }
     if (!this.db.open) return emptyClaim()
-    if (!retry && rows.n < limit && this.threadForBacklog) {
+    if (!retry && rows.count < limit && this.threadForBacklog) {
       this.threadForBacklog = false
       void thread.stop()
     }
@@ -209,16 +209,16 @@ export class Claims {
 
   /** The claim of the rows a claim query returned, held until the cloud answers or it is released. */
   private take(rows: ClaimRows, retry: SeqRange | undefined): Claim {
-    if (rows.n === 0 || rows.first === null || rows.last === null) return emptyClaim()
+    if (rows.count === 0 || rows.first === null || rows.last === null) return emptyClaim()
     if (retry) {
       // a claim halved after a 413: the rest of the released range waits for the next claim
       if (rows.last < retry.last) this.retry.unshift({ first: rows.last + 1, last: retry.last })
     } else {
       this.cursor = rows.last
     }
-    const claim = new Claim(rows.first, rows.last, rows.n, rows.json)
+    const claim = new Claim(rows.first, rows.last, rows.count, rows.json)
     this.held.add(claim)
-    this.counts.move('pending', 'inFlight', rows.n)
+    this.counts.move('pending', 'inFlight', rows.count)
     return claim
   }
 
@@ -250,8 +250,14 @@ export class Claims {
                   : this.syncIdsStmt.run(now, from, to, ids).changes
               let refusedHere = 0
               if (to < claim.last) return { syncedHere, refusedHere }
-              for (const r of refused)
-                refusedHere += this.refuseStmt.run(now, r.reason, r.id, claim.first, claim.last).changes
+              for (const refusal of refused)
+                refusedHere += this.refuseStmt.run(
+                  now,
+                  refusal.reason,
+                  refusal.id,
+                  claim.first,
+                  claim.last,
+                ).changes
               setMeta(this.db, 'last_sync_at', String(now))
               return { syncedHere, refusedHere }
             })

@@ -63,9 +63,9 @@ export function openDatabase(file: string, opts: OpenOptions = {}): Db {
  * agent creates is never empty: see createDatabase).
  */
 export function databaseFileState(file: string): 'missing' | 'present' {
-  let st: ReturnType<typeof statSync>
+  let stats: ReturnType<typeof statSync>
   try {
-    st = statSync(file)
+    stats = statSync(file)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOENT') {
@@ -85,18 +85,18 @@ export function databaseFileState(file: string): 'missing' | 'present' {
       context: { file, code },
     })
   }
-  if (st.isDirectory())
+  if (stats.isDirectory())
     throw new GateError(
       'E_DB_OPEN',
       `${file} is a directory, not the agent's database file; it was left untouched. ` +
         'Move it away, or point --data-dir (GATE_DATA_DIR) at the agent data directory.',
       { context: { file } },
     )
-  if (!st.isFile())
+  if (!stats.isFile())
     throw new GateError('E_DB_OPEN', `${file} is not a regular file; it was left untouched.`, {
       context: { file },
     })
-  if (st.size === 0)
+  if (stats.size === 0)
     throw new GateError(
       'E_DB_CORRUPT',
       `${file} is empty (0 bytes): a database was there and its content is lost (a disk or file system ` +
@@ -122,7 +122,8 @@ function fileSize(file: string): number {
  */
 function createDatabase(file: string): void {
   const tmp = `${file}.new`
-  for (const f of [tmp, `${tmp}-wal`, `${tmp}-shm`, `${tmp}-journal`]) rmSync(f, { force: true })
+  for (const leftover of [tmp, `${tmp}-wal`, `${tmp}-shm`, `${tmp}-journal`])
+    rmSync(leftover, { force: true })
   let db: Db
   try {
     db = new Database(tmp)
@@ -154,7 +155,8 @@ function createDatabase(file: string): void {
     if (db.open) db.close()
     throw mapSqliteError(err, file)
   } finally {
-    for (const f of [tmp, `${tmp}-wal`, `${tmp}-shm`, `${tmp}-journal`]) rmSync(f, { force: true })
+    for (const leftover of [tmp, `${tmp}-wal`, `${tmp}-shm`, `${tmp}-journal`])
+      rmSync(leftover, { force: true })
   }
 }
 
@@ -226,8 +228,8 @@ function checkIdentity(db: Db, file: string): void {
   const appId = db.pragma('application_id', { simple: true }) as number
   const version = db.pragma('user_version', { simple: true }) as number
   const tables = (
-    db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }
-  ).n
+    db.prepare("SELECT count(*) AS count FROM sqlite_master WHERE type = 'table'").get() as { count: number }
+  ).count
   if (appId !== APPLICATION_ID && !(appId === 0 && tables === 0)) {
     throw new GateError(
       'E_DB_FOREIGN',
@@ -248,11 +250,11 @@ function checkIdentity(db: Db, file: string): void {
 
 function migrate(db: Db): void {
   const current = db.pragma('user_version', { simple: true }) as number
-  for (let v = current; v < SCHEMA_VERSION; v++) {
+  for (let version = current; version < SCHEMA_VERSION; version++) {
     db.transaction(() => {
-      db.exec(MIGRATIONS[v]!)
+      db.exec(MIGRATIONS[version]!)
       db.pragma(`application_id = ${APPLICATION_ID}`)
-      db.pragma(`user_version = ${v + 1}`)
+      db.pragma(`user_version = ${version + 1}`)
     }).immediate()
   }
 }

@@ -161,11 +161,12 @@ export class GroupCommit implements DecisionSink {
     if (this.queue.length === 0) return
     const batch = this.queue
     try {
-      const t0 = performance.now()
+      const started = performance.now()
       this.commitQueue(batch)
-      const t1 = performance.now()
-      this.commitLatencyUs.record(Math.max(1, Math.round((t1 - t0) * 1000)))
-      if (this.deps.slowCommitMs !== undefined && t1 - t0 > this.deps.slowCommitMs) this.lastSlowCommit = t1
+      const ended = performance.now()
+      this.commitLatencyUs.record(Math.max(1, Math.round((ended - started) * 1000)))
+      if (this.deps.slowCommitMs !== undefined && ended - started > this.deps.slowCommitMs)
+        this.lastSlowCommit = ended
     } catch (err) {
       this.stats.commitErrors++
       this.stats.failing = true

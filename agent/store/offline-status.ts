@@ -11,15 +11,17 @@ export function offlineStatus(db: Db, gateId: string, now: number): AgentStatus 
     .get() as { boot_id: string; started_ms: number; version: string } | undefined
   const counts = outboxCounts(db)
   const roster = { version: 0, active: 0, revoked: 0, inactive: 0 }
-  const v = db.prepare("SELECT value FROM meta WHERE key = 'roster_version'").get() as
+  const stored = db.prepare("SELECT value FROM meta WHERE key = 'roster_version'").get() as
     | { value: string }
     | undefined
-  roster.version = Number(v?.value ?? 0)
-  for (const r of db.prepare('SELECT status, count(*) AS n FROM roster GROUP BY status').all() as Array<{
+  roster.version = Number(stored?.value ?? 0)
+  for (const row of db
+    .prepare('SELECT status, count(*) AS count FROM roster GROUP BY status')
+    .all() as Array<{
     status: 'active' | 'revoked' | 'inactive'
-    n: number
+    count: number
   }>) {
-    roster[r.status] = r.n
+    roster[row.status] = row.count
   }
   const last = db
     .prepare(

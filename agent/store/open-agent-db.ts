@@ -95,9 +95,9 @@ export function makeDataDir(dir: string): void {
   }
 }
 
-function isDirectory(p: string): boolean {
+function isDirectory(file: string): boolean {
   try {
-    return statSync(p).isDirectory()
+    return statSync(file).isDirectory()
   } catch {
     return false
   }
@@ -124,9 +124,15 @@ export function quickCheckInWorker(file: string): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(CHECK_SOURCE, { eval: true, workerData: { sqlite, file } })
     worker.unref()
-    worker.once('message', (m: { problems?: string[]; error?: { message: string; code?: string } }) => {
-      if (m.problems) resolve(m.problems)
-      else reject(mapSqliteError(Object.assign(new Error(m.error?.message), { code: m.error?.code }), file))
+    worker.once('message', (message: { problems?: string[]; error?: { message: string; code?: string } }) => {
+      if (message.problems) resolve(message.problems)
+      else
+        reject(
+          mapSqliteError(
+            Object.assign(new Error(message.error?.message), { code: message.error?.code }),
+            file,
+          ),
+        )
     })
     worker.once('error', (err) => reject(mapSqliteError(err, file)))
     worker.once('exit', (code) => reject(new GateError('E_INTERNAL', `integrity check exited (${code})`)))

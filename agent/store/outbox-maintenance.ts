@@ -42,13 +42,13 @@ export class OutboxMaintenance {
     const cutoff = this.clock.now() - days * 86_400_000
     const from = opts.from ?? 0
     const limit = opts.limit ?? PRUNE_LIMIT
-    const window = this.db
+    const slice = this.db
       .prepare(
-        `SELECT max(seq_no) AS last, count(*) AS n, coalesce(sum(wall_ms >= ?), 0) AS young
+        `SELECT max(seq_no) AS last, count(*) AS looked, coalesce(sum(wall_ms >= ?), 0) AS young
            FROM (SELECT seq_no, wall_ms FROM checkins WHERE seq_no > ? ORDER BY seq_no LIMIT ?)`,
       )
-      .get(cutoff, from, limit) as { last: number | null; n: number; young: number }
-    if (window.last === null) return { deleted: 0, next: null }
+      .get(cutoff, from, limit) as { last: number | null; looked: number; young: number }
+    if (slice.last === null) return { deleted: 0, next: null }
     // the newest row always stays: SQLite gives a new row max(seq_no) + 1, and a seq_no must never
     // be reused at or below the syncer's claim cursor
     const deleted = this.db
@@ -56,9 +56,9 @@ export class OutboxMaintenance {
         `DELETE FROM checkins WHERE seq_no > ? AND seq_no <= ? AND state = 2 AND sync_error IS NULL AND wall_ms < ?
             AND seq_no < (SELECT max(seq_no) FROM checkins)`,
       )
-      .run(from, window.last, cutoff).changes
+      .run(from, slice.last, cutoff).changes
     this.counts.synced -= deleted
-    return { deleted, next: window.n < limit || window.young > 0 ? null : window.last }
+    return { deleted, next: slice.looked < limit || slice.young > 0 ? null : slice.last }
   }
 
   /**

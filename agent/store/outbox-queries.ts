@@ -24,7 +24,7 @@ export function outboxCounts(db: Db): OutboxCounts {
               min(wall_ms) AS oldest FROM checkins WHERE state < 2`,
     )
     .get() as { pending: number; inFlight: number; oldest: number | null }
-  const all = (db.prepare('SELECT count(*) AS n FROM checkins').get() as { n: number }).n
+  const all = (db.prepare('SELECT count(*) AS count FROM checkins').get() as { count: number }).count
   const synced = all - unsynced.pending - unsynced.inFlight
   return { pending: unsynced.pending, inFlight: unsynced.inFlight, synced, oldestUnsyncedMs: unsynced.oldest }
 }

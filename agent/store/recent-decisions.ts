@@ -50,13 +50,13 @@ export function recentDecisions(
       key: string
       value: string
     }>
-    for (const r of rows) {
-      const m = JSON.parse(r.value) as MachineMono
-      if (m.boot === opts.machine.boot) origins.set(r.key.slice(KEY.length), m.originMs)
+    for (const entry of rows) {
+      const run = JSON.parse(entry.value) as MachineMono
+      if (run.boot === opts.machine.boot) origins.set(entry.key.slice(KEY.length), run.originMs)
     }
   }
   type Row = Checkin & { seq: number }
-  const found: Array<{ seq: number; d: RecentDecision }> = []
+  const found: Array<{ seq: number; decision: RecentDecision }> = []
   if (opts.machine && origins.size > 0) {
     // the newest rows first (seq_no order is the order they were made, whatever the wall clock
     // said): stop at the first made before the window, or of a run this boot has no place for
@@ -68,8 +68,8 @@ export function recentDecisions(
       if (origin === undefined) break
       const ageMs = Math.max(0, machineNow - (origin + row.monoMs))
       if (ageMs >= opts.windowMs) break
-      const { seq, ...d } = row
-      found.push({ seq, d: { ...d, ageMs } })
+      const { seq, ...checkin } = row
+      found.push({ seq, decision: { ...checkin, ageMs } })
     }
   }
   // decisions of runs this boot has no place for: the wall clock's word, as before
@@ -78,8 +78,8 @@ export function recentDecisions(
     .all(opts.wallNow - opts.windowMs) as Row[]
   for (const row of byWall) {
     if (origins.has(row.bootId)) continue
-    const { seq, ...d } = row
-    found.push({ seq, d: { ...d, ageMs: null } })
+    const { seq, ...checkin } = row
+    found.push({ seq, decision: { ...checkin, ageMs: null } })
   }
-  return found.sort((a, b) => a.seq - b.seq).map((x) => x.d)
+  return found.sort((a, b) => a.seq - b.seq).map((x) => x.decision)
 }

@@ -86,12 +86,12 @@ export function lookupToken(
         }
       : null,
     rosterVersion: Number(versionRow?.value ?? 0),
-    lastDecisions: decisions.map((d) => ({
-      id: d.id,
-      decision: d.decision,
-      reason: d.reason,
-      rssi: d.rssi,
-      at: new Date(d.wall_ms).toISOString(),
+    lastDecisions: decisions.map((decision) => ({
+      id: decision.id,
+      decision: decision.decision,
+      reason: decision.reason,
+      rssi: decision.rssi,
+      at: new Date(decision.wall_ms).toISOString(),
     })),
     wouldBe,
     present: opts.present ?? null,

@@ -48,13 +48,13 @@ export class RosterStore {
   /** Counts by status. */
   counts(): Record<ParticipantStatus, number> {
     const out: Record<ParticipantStatus, number> = { active: 0, revoked: 0, inactive: 0 }
-    for (const r of this.db
-      .prepare('SELECT status, count(*) AS n FROM roster GROUP BY status')
+    for (const row of this.db
+      .prepare('SELECT status, count(*) AS count FROM roster GROUP BY status')
       .all() as Array<{
       status: ParticipantStatus
-      n: number
+      count: number
     }>) {
-      out[r.status] = r.n
+      out[row.status] = row.count
     }
     return out
   }
@@ -78,17 +78,22 @@ export class RosterStore {
         let inserted = 0
         let updated = 0
         let unchanged = 0
-        for (const e of entries) {
-          const cur = get.get(e.token) as
+        for (const entry of entries) {
+          const cur = get.get(entry.token) as
             | { participant_id: string; status: string; name: string | null }
             | undefined
-          const name = e.name ?? null
-          if (cur && cur.participant_id === e.participantId && cur.status === e.status && cur.name === name) {
+          const name = entry.name ?? null
+          if (
+            cur &&
+            cur.participant_id === entry.participantId &&
+            cur.status === entry.status &&
+            cur.name === name
+          ) {
             unchanged++
             continue
           }
-          upsert.run(e.token, e.participantId, e.status, name, now, version)
-          changed.push(e.token)
+          upsert.run(entry.token, entry.participantId, entry.status, name, now, version)
+          changed.push(entry.token)
           if (cur) updated++
           else inserted++
         }
@@ -97,7 +102,7 @@ export class RosterStore {
           this.db.exec('CREATE TEMP TABLE IF NOT EXISTS keep_tokens (token TEXT PRIMARY KEY)')
           this.db.exec('DELETE FROM keep_tokens')
           const keep = this.db.prepare('INSERT OR IGNORE INTO keep_tokens (token) VALUES (?)')
-          for (const e of entries) keep.run(e.token)
+          for (const entry of entries) keep.run(entry.token)
           const gone = this.db
             .prepare('SELECT token FROM roster WHERE token NOT IN (SELECT token FROM keep_tokens)')
             .pluck()
@@ -133,7 +138,7 @@ export class RosterStore {
     const changed: string[] = []
     const version = this.db
       .transaction(() => {
-        const v = this.version() + 1
+        const version = this.version() + 1
         const others = this.db
           .prepare('SELECT token FROM roster WHERE participant_id = ? AND token <> ?')
           .pluck()
@@ -144,28 +149,28 @@ export class RosterStore {
            ON CONFLICT (token) DO UPDATE SET participant_id = excluded.participant_id, status = excluded.status,
              updated_at = excluded.updated_at, version = excluded.version`,
         )
-        for (const c of changes) {
-          for (const old of others.all(c.participantId, c.token) as string[]) {
+        for (const change of changes) {
+          for (const old of others.all(change.participantId, change.token) as string[]) {
             del.run(old)
             changed.push(old)
           }
-          const cur = get.get(c.token) as { participant_id: string; status: string } | undefined
-          if (cur && cur.participant_id === c.participantId && cur.status === c.status) continue
+          const cur = get.get(change.token) as { participant_id: string; status: string } | undefined
+          if (cur && cur.participant_id === change.participantId && cur.status === change.status) continue
           // a badge reissued: the cloud lets a revoked or inactive participant keep the token an
           // active one now holds; a change to the former must not take the token from the latter
           if (
             cur &&
-            cur.participant_id !== c.participantId &&
+            cur.participant_id !== change.participantId &&
             cur.status === 'active' &&
-            c.status !== 'active'
+            change.status !== 'active'
           )
             continue
-          upsert.run(c.token, c.participantId, c.status, now, v)
-          changed.push(c.token)
+          upsert.run(change.token, change.participantId, change.status, now, version)
+          changed.push(change.token)
         }
         setMeta(this.db, 'roster_cursor', String(cursor))
-        if (changed.length > 0) setMeta(this.db, 'roster_version', String(v))
-        return changed.length > 0 ? v : v - 1
+        if (changed.length > 0) setMeta(this.db, 'roster_version', String(version))
+        return changed.length > 0 ? version : version - 1
       })
       .immediate()
     if (changed.length > 0) this.notify(changed)

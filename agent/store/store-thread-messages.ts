@@ -7,7 +7,7 @@ export interface StoreWorkerData {
   file: string
   /** PASSIVE checkpoint every this, ms */
   intervalMs: number
-  /** SQL by name for reads; each returns one row: first, last, n, json */
+  /** SQL by name for reads; each returns one row: first, last, count, json */
   queries: Record<string, string>
 }
 
@@ -22,7 +22,7 @@ export interface ReadRequest {
 export interface ThreadRows {
   first: number | null
   last: number | null
-  n: number
+  count: number
   json: Uint8Array
 }
 

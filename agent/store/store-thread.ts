@@ -39,7 +39,7 @@ export class StoreThread {
     private readonly opts: {
       /** PASSIVE checkpoint every this, ms */
       checkpointMs?: number
-      /** SQL by name for `read`; each returns one row: first, last, n, json */
+      /** SQL by name for `read`; each returns one row: first, last, count, json */
       queries?: Record<string, string>
     } = {},
   ) {}
@@ -77,50 +77,55 @@ export class StoreThread {
 
   /** Run a named query on the thread's connection (a fresh read snapshot). Rejects if the thread stops or dies first. */
   read(query: string, args: readonly number[]): Promise<ThreadRows> {
-    const w = this.worker
-    if (!w) return Promise.reject(new Error('store thread not running'))
+    const worker = this.worker
+    if (!worker) return Promise.reject(new Error('store thread not running'))
     const id = this.nextId++
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject })
       const request: ReadRequest = { id, query, args }
-      w.postMessage(request)
+      worker.postMessage(request)
     })
   }
 
   async stop(): Promise<void> {
     this.stopping = true
-    const w = this.worker
+    const worker = this.worker
     this.worker = null
     this.rejectWaiting(new Error('store thread stopped'))
     if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000')
-    if (w) await w.terminate()
+    if (worker) await worker.terminate()
   }
 
-  private onMessage(m: WorkerMessage): void {
-    if (m.kind === 'checkpoint') {
-      if (m.ok) {
+  private onMessage(message: WorkerMessage): void {
+    if (message.kind === 'checkpoint') {
+      if (message.ok) {
         this.stats.runs++
-        this.stats.walFrames = m.log ?? 0
-        this.stats.backfilled = m.checkpointed ?? 0
+        this.stats.walFrames = message.log ?? 0
+        this.stats.backfilled = message.checkpointed ?? 0
       } else {
         this.stats.errors++
-        this.log.warn({ err: m.error }, 'WAL checkpoint failed; retried at the next interval')
+        this.log.warn({ err: message.error }, 'WAL checkpoint failed; retried at the next interval')
       }
       return
     }
-    const w = this.waiting.get(m.id)
-    if (!w) return
-    this.waiting.delete(m.id)
-    if (m.error !== undefined) {
-      w.reject(new Error(m.error))
+    const waiting = this.waiting.get(message.id)
+    if (!waiting) return
+    this.waiting.delete(message.id)
+    if (message.error !== undefined) {
+      waiting.reject(new Error(message.error))
       return
     }
     this.stats.reads++
-    w.resolve({ first: m.first ?? null, last: m.last ?? null, n: m.n ?? 0, json: m.json ?? new Uint8Array() })
+    waiting.resolve({
+      first: message.first ?? null,
+      last: message.last ?? null,
+      count: message.count ?? 0,
+      json: message.json ?? new Uint8Array(),
+    })
   }
 
   private rejectWaiting(err: Error): void {
-    for (const w of this.waiting.values()) w.reject(err)
+    for (const waiting of this.waiting.values()) waiting.reject(err)
     this.waiting.clear()
   }
 

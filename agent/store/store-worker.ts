@@ -8,7 +8,7 @@ import type { ReadRequest, StoreWorkerData, WorkerMessage } from './store-thread
 interface RenderedRows {
   first: number | null
   last: number | null
-  n: number
+  count: number
   json: string
 }
 
@@ -36,7 +36,7 @@ port.on('message', (request: ReadRequest) => {
     const rows = query.get(...request.args) as RenderedRows
     // a fresh ArrayBuffer (never a pooled one), moved to the main thread without a copy
     const json = encoder.encode(rows.json)
-    post({ kind: 'rows', id: request.id, first: rows.first, last: rows.last, n: rows.n, json }, [
+    post({ kind: 'rows', id: request.id, first: rows.first, last: rows.last, count: rows.count, json }, [
       json.buffer as ArrayBuffer,
     ])
   } catch (err) {

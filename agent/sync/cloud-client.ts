@@ -38,10 +38,13 @@ function recordProblems(text: string): RecordProblem[] {
     const details = (JSON.parse(text) as { error?: { details?: unknown } }).error?.details
     if (!Array.isArray(details)) return []
     const out: RecordProblem[] = []
-    for (const d of details as Array<{ index?: unknown; path?: unknown; message?: unknown }>) {
-      if (typeof d?.index !== 'number' || !Number.isInteger(d.index) || d.index < 0) continue
-      const where = typeof d.path === 'string' && d.path !== '' ? `${d.path}: ` : ''
-      out.push({ index: d.index, message: `${where}${String(d.message ?? 'invalid')}`.slice(0, 200) })
+    for (const detail of details as Array<{ index?: unknown; path?: unknown; message?: unknown }>) {
+      if (typeof detail?.index !== 'number' || !Number.isInteger(detail.index) || detail.index < 0) continue
+      const where = typeof detail.path === 'string' && detail.path !== '' ? `${detail.path}: ` : ''
+      out.push({
+        index: detail.index,
+        message: `${where}${String(detail.message ?? 'invalid')}`.slice(0, 200),
+      })
     }
     return out
   } catch {
@@ -79,12 +82,12 @@ export interface CloudClient {
 /** Compression runs on libuv's thread pool, not on the event loop that makes decisions. */
 const gzip = promisify(gzipCb)
 
-function retryAfterMs(h: string | null): number | undefined {
-  if (!h) return undefined
-  const s = Number(h)
-  if (Number.isFinite(s)) return Math.max(0, s * 1000)
-  const t = Date.parse(h)
-  return Number.isFinite(t) ? Math.max(0, t - Date.now()) : undefined
+function retryAfterMs(header: string | null): number | undefined {
+  if (!header) return undefined
+  const seconds = Number(header)
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000)
+  const date = Date.parse(header)
+  return Number.isFinite(date) ? Math.max(0, date - Date.now()) : undefined
 }
 
 /** gate-cloud over HTTP (Node's fetch), gzip bodies, a timeout on every call. The key is never logged. */
@@ -237,16 +240,16 @@ export class MultiCloudClient implements CloudClient {
 
   private async withFailover<T>(
     cls: RequestClass,
-    fn: (c: HttpCloudClient) => Promise<CloudOutcome<T>>,
+    fn: (client: HttpCloudClient) => Promise<CloudOutcome<T>>,
   ): Promise<CloudOutcome<T>> {
     const tried = new Set<string>()
     let last: CloudOutcome<T> | null = null
     for (let i = 0; i < this.clients.size; i++) {
-      const u = this.pickUntried(cls, tried)
-      if (!u) break
-      tried.add(u.name)
-      const done = this.balancer.begin(u)
-      const out = await fn(this.clients.get(u.name) as HttpCloudClient)
+      const upstream = this.pickUntried(cls, tried)
+      if (!upstream) break
+      tried.add(upstream.name)
+      const done = this.balancer.begin(upstream)
+      const out = await fn(this.clients.get(upstream.name) as HttpCloudClient)
       done(out.ok || out.kind !== 'retry')
       if (out.ok || out.kind !== 'retry') return out
       last = out
@@ -256,8 +259,8 @@ export class MultiCloudClient implements CloudClient {
 
   private pickUntried(cls: RequestClass, tried: Set<string>): Upstream | null {
     for (let k = 0; k < 8; k++) {
-      const u = this.balancer.pick(cls)
-      if (u && !tried.has(u.name)) return u
+      const upstream = this.balancer.pick(cls)
+      if (upstream && !tried.has(upstream.name)) return upstream
     }
     return this.balancer.upstreams.find((u) => !tried.has(u.name)) ?? null
   }

@@ -25,7 +25,7 @@ export class RosterPuller {
   private stopped = true
   private etag: string | null = null
   private failures = 0
-  private readonly st: Omit<RosterPullerState, 'cursor'>
+  private readonly progress: Omit<RosterPullerState, 'cursor'>
 
   constructor(
     private readonly deps: {
@@ -37,7 +37,7 @@ export class RosterPuller {
       maxBackoffMs: number
     },
   ) {
-    this.st = { lastPullAt: null, lastError: null, applied: 0 }
+    this.progress = { lastPullAt: null, lastError: null, applied: 0 }
   }
 
   start(): void {
@@ -53,7 +53,7 @@ export class RosterPuller {
   }
 
   status(): RosterPullerState {
-    return { ...this.st, cursor: this.deps.roster.cloudCursor() }
+    return { ...this.progress, cursor: this.deps.roster.cloudCursor() }
   }
 
   /** Pull now, until the cloud has nothing more. */
@@ -78,7 +78,7 @@ export class RosterPuller {
     this.running = this.pullAll()
       .then((delay) => this.schedule(delay))
       .catch((err) => {
-        this.st.lastError = String(err)
+        this.progress.lastError = String(err)
         this.deps.log.error({ err }, 'roster pull failed')
         this.schedule(this.deps.maxBackoffMs)
       })
@@ -96,7 +96,7 @@ export class RosterPuller {
       if (this.stopped) return intervalMs
       if (!res.ok) {
         this.failures++
-        this.st.lastError = res.message
+        this.progress.lastError = res.message
         const backoff = backoffMs(this.failures, Math.min(intervalMs, 1_000), maxBackoffMs)
         // a 429 or 503 says when to come back: not before (the cloud is shedding load), nor much later
         const retryAfter = res.kind === 'retry' ? res.retryAfterMs : undefined
@@ -109,17 +109,17 @@ export class RosterPuller {
         return delay
       }
       this.failures = 0
-      this.st.lastError = null
-      this.st.lastPullAt = clock.now()
+      this.progress.lastError = null
+      this.progress.lastPullAt = clock.now()
       this.etag = res.value.etag
       const delta = res.value.delta
       if (!delta) break
       if (delta.changes.length > 0 || delta.cursor !== cursor) {
-        const r = roster.applyDelta(delta.changes, delta.cursor)
-        this.st.applied += r.changed
-        if (r.changed > 0)
+        const result = roster.applyDelta(delta.changes, delta.cursor)
+        this.progress.applied += result.changed
+        if (result.changed > 0)
           log.info(
-            { changed: r.changed, cursor: delta.cursor, rosterVersion: r.version },
+            { changed: result.changed, cursor: delta.cursor, rosterVersion: result.version },
             'roster changes applied',
           )
       }

@@ -54,8 +54,8 @@ export class Syncer {
   private timer: Scheduled | null = null
   private running: Promise<void> | null = null
   private stopped = true
-  /** the state but `yielding`, which is derived from the lanes held back */
-  private readonly st: Omit<SyncerState, 'yielding'>
+  /** what status() reports but `yielding`, which is derived from the lanes held back */
+  private readonly progress: Omit<SyncerState, 'yielding'>
   /** lanes of the current pass held back because decisions commit slowly */
   private heldBack = 0
 
@@ -77,7 +77,7 @@ export class Syncer {
     },
   ) {
     const last = getMeta(deps.db, 'last_sync_at')
-    this.st = {
+    this.progress = {
       state: 'idle',
       lastAttemptAt: null,
       lastSuccessAt: last ? Number(last) : null,
@@ -106,7 +106,7 @@ export class Syncer {
   }
 
   status(): SyncerState {
-    return { ...this.st, yielding: this.heldBack > 0 }
+    return { ...this.progress, yielding: this.heldBack > 0 }
   }
 
   /** Try now (a technician's `gatectl sync now`), forgetting any back-off. Resolves after one pass. */
@@ -114,7 +114,7 @@ export class Syncer {
     if (this.stopped) return this.status()
     await this.running
     this.clearTimer()
-    this.st.consecutiveFailures = 0
+    this.progress.consecutiveFailures = 0
     await this.pass()
     return this.status()
   }
@@ -127,7 +127,7 @@ export class Syncer {
   private schedule(delayMs: number): void {
     if (this.stopped) return
     this.clearTimer()
-    this.st.nextAttemptAt = this.deps.clock.now() + delayMs
+    this.progress.nextAttemptAt = this.deps.clock.now() + delayMs
     const run = () => {
       this.timer = null
       void this.pass()
@@ -140,7 +140,7 @@ export class Syncer {
     if (this.running) return this.running
     // one batch when the buffer is small; several in flight while a backlog drains
     const lanes =
-      this.deps.outbox.pending() > this.st.batchSize ? Math.max(1, this.deps.config.concurrency) : 1
+      this.deps.outbox.pending() > this.progress.batchSize ? Math.max(1, this.deps.config.concurrency) : 1
     // each lane goes on with its next batch as soon as its own answer is in (a lane waiting for the
     // slowest of the others would leave the cloud idle); each batch starts on a fresh turn of the
     // event loop, so decisions and adverts go first
@@ -173,10 +173,10 @@ export class Syncer {
   private async heldBackUntilFast(): Promise<boolean> {
     const slow = this.deps.yieldNow
     if (!slow?.()) return false
-    if (this.heldBack++ === 0) this.st.yields++
+    if (this.heldBack++ === 0) this.progress.yields++
     try {
       while (!this.stopped && slow()) {
-        if (this.deps.outbox.pending() <= this.st.batchSize) return true
+        if (this.deps.outbox.pending() <= this.progress.batchSize) return true
         await new Promise((r) => setTimeout(r, YIELD_RECHECK_MS))
       }
       return false
@@ -187,20 +187,25 @@ export class Syncer {
 
   private failureDelay(retryAfterMs?: number): number {
     const { baseBackoffMs, maxBackoffMs } = this.deps.config
-    const b = backoffMs(this.st.consecutiveFailures, baseBackoffMs, maxBackoffMs, this.deps.random)
-    return retryAfterMs === undefined ? b : Math.min(maxBackoffMs, Math.max(retryAfterMs, b))
+    const backoff = backoffMs(
+      this.progress.consecutiveFailures,
+      baseBackoffMs,
+      maxBackoffMs,
+      this.deps.random,
+    )
+    return retryAfterMs === undefined ? backoff : Math.min(maxBackoffMs, Math.max(retryAfterMs, backoff))
   }
 
   /** One batch. Returns the delay before the next pass, ms. */
   private async sendOne(): Promise<number> {
     const { outbox, client, clock, log, gateId, config } = this.deps
-    const claim = await outbox.claim(this.st.batchSize)
+    const claim = await outbox.claim(this.progress.batchSize)
     if (claim.count === 0) {
-      this.st.state = this.st.state === 'auth-failed' ? 'auth-failed' : 'idle'
+      this.progress.state = this.progress.state === 'auth-failed' ? 'auth-failed' : 'idle'
       return config.intervalMs
     }
-    this.st.state = 'syncing'
-    this.st.lastAttemptAt = clock.now()
+    this.progress.state = 'syncing'
+    this.progress.lastAttemptAt = clock.now()
     const sentAt = clock.now()
     let res: CloudOutcome<SyncResult>
     try {
@@ -215,7 +220,7 @@ export class Syncer {
     if (this.stopped) return config.intervalMs
     if (!res.ok && res.kind === 'refused') return this.refused(claim, res)
     if (res.ok) {
-      this.st.clockOffsetMs = Math.round(res.value.serverTime - (sentAt + clock.now()) / 2)
+      this.progress.clockOffsetMs = Math.round(res.value.serverTime - (sentAt + clock.now()) / 2)
       // only this claim's rows are marked, whatever ids the answer names; rows it does not mention
       // are claimed again
       const { refused } = await outbox.recordSync(claim, res.value.stored, res.value.rejected)
@@ -225,42 +230,45 @@ export class Syncer {
           'the cloud refused check-ins; kept on the gate',
         )
       }
-      this.st.accepted += res.value.accepted
-      this.st.duplicates += res.value.duplicates
-      this.st.rejected += refused
-      this.st.state = 'idle'
-      this.st.lastSuccessAt = clock.now()
-      this.st.lastError = null
-      this.st.consecutiveFailures = 0
-      this.st.batchSize = Math.min(config.batchSize, this.st.batchSize * 2)
-      return claim.count >= this.st.batchSize ? 0 : config.intervalMs
+      this.progress.accepted += res.value.accepted
+      this.progress.duplicates += res.value.duplicates
+      this.progress.rejected += refused
+      this.progress.state = 'idle'
+      this.progress.lastSuccessAt = clock.now()
+      this.progress.lastError = null
+      this.progress.consecutiveFailures = 0
+      this.progress.batchSize = Math.min(config.batchSize, this.progress.batchSize * 2)
+      return claim.count >= this.progress.batchSize ? 0 : config.intervalMs
     }
     outbox.release(claim)
-    this.st.lastError = res.message
-    this.st.consecutiveFailures++
+    this.progress.lastError = res.message
+    this.progress.consecutiveFailures++
     switch (res.kind) {
       case 'too-large':
         if (claim.count > 1) {
-          this.st.batchSize = Math.max(1, Math.min(this.st.batchSize, Math.floor(claim.count / 2)))
-          log.warn({ batchSize: this.st.batchSize }, 'batch too large for the cloud; halving it')
+          this.progress.batchSize = Math.max(
+            1,
+            Math.min(this.progress.batchSize, Math.floor(claim.count / 2)),
+          )
+          log.warn({ batchSize: this.progress.batchSize }, 'batch too large for the cloud; halving it')
           return 0
         }
         // one record is too large: the limit in front of the cloud is wrong, not the record
-        this.st.state = 'backoff'
+        this.progress.state = 'backoff'
         log.error({ err: res.message }, 'the cloud refuses even one record as too large; will retry')
         return this.failureDelay()
       case 'auth':
-        this.st.state = 'auth-failed'
+        this.progress.state = 'auth-failed'
         log.error(
           { err: res.message },
           'the cloud refused this gate key (check GATE_KEY; `gate-cloud gates rotate`)',
         )
         return config.maxBackoffMs
       default: {
-        this.st.state = 'backoff'
+        this.progress.state = 'backoff'
         const delay = this.failureDelay(res.kind === 'retry' ? res.retryAfterMs : undefined)
         log.warn(
-          { err: res.message, retryInMs: delay, failures: this.st.consecutiveFailures },
+          { err: res.message, retryInMs: delay, failures: this.progress.consecutiveFailures },
           'sync failed; will retry',
         )
         return delay
@@ -279,21 +287,21 @@ export class Syncer {
     res: { status: number; message: string; problems: ReadonlyArray<{ index: number; message: string }> },
   ): Promise<number> {
     const { outbox, log } = this.deps
-    this.st.lastError = res.message
+    this.progress.lastError = res.message
     if (res.status !== 400) {
       // another 4xx (a proxy's 404, ...) says nothing about the records: kept and retried later
       outbox.release(claim)
-      this.st.consecutiveFailures++
-      this.st.state = 'backoff'
+      this.progress.consecutiveFailures++
+      this.progress.state = 'backoff'
       const delay = this.failureDelay()
       log.warn({ err: res.message, retryInMs: delay }, 'the cloud refused the upload; will retry')
       return delay
     }
     const records = claim.records
     const atFault = new Map<string, string>()
-    for (const p of res.problems) {
-      const r = records[p.index]
-      if (r && !atFault.has(r.id)) atFault.set(r.id, `malformed: ${p.message}`)
+    for (const problem of res.problems) {
+      const record = records[problem.index]
+      if (record && !atFault.has(record.id)) atFault.set(record.id, `malformed: ${problem.message}`)
     }
     const only = records[0]
     if (atFault.size === 0 && claim.count === 1 && only)
@@ -302,7 +310,7 @@ export class Syncer {
       const reasons = [...atFault].map(([id, reason]) => ({ id, reason }))
       const { refused } = await outbox.recordSync(claim, [], reasons)
       if (refused > 0) {
-        this.st.rejected += refused
+        this.progress.rejected += refused
         log.warn(
           { refused, reason: reasons[0]?.reason },
           'the cloud refused check-ins as malformed; kept on the gate (gatectl sync resend-refused)',
@@ -312,16 +320,16 @@ export class Syncer {
     } else {
       outbox.release(claim)
       if (claim.count > 1) {
-        this.st.batchSize = Math.max(1, Math.min(this.st.batchSize, Math.floor(claim.count / 2)))
+        this.progress.batchSize = Math.max(1, Math.min(this.progress.batchSize, Math.floor(claim.count / 2)))
         log.warn(
-          { err: res.message, batchSize: this.st.batchSize },
+          { err: res.message, batchSize: this.progress.batchSize },
           'the cloud refused a batch without naming a record; halving it to find the record',
         )
         return 0
       }
     }
-    this.st.consecutiveFailures++
-    this.st.state = 'backoff'
+    this.progress.consecutiveFailures++
+    this.progress.state = 'backoff'
     return this.failureDelay()
   }
 }

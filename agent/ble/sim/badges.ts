@@ -17,57 +17,57 @@ export interface Payload {
 export const BADGE_TX_AT_1M = -59
 
 /** The badge kinds the configuration can decode, in a fixed order. */
-export function enabledBadgeKinds(d: DecodersConfig): BadgeKind[] {
+export function enabledBadgeKinds(decoders: DecodersConfig): BadgeKind[] {
   const kinds: BadgeKind[] = []
-  if (d.ibeacon.enabled) kinds.push('ibeacon')
-  if (d.eddystone.enabled) kinds.push('eddystone')
-  if (d.manufacturer.enabled) kinds.push('manufacturer')
+  if (decoders.ibeacon.enabled) kinds.push('ibeacon')
+  if (decoders.eddystone.enabled) kinds.push('eddystone')
+  if (decoders.manufacturer.enabled) kinds.push('manufacturer')
   return kinds
 }
 
 /** Token length in hex characters for a badge kind under this configuration. */
-export function tokenHexLength(kind: BadgeKind, d: DecodersConfig): number {
+export function tokenHexLength(kind: BadgeKind, decoders: DecodersConfig): number {
   switch (kind) {
     case 'ibeacon':
-      return d.ibeacon.token === 'minor' ? 4 : 8
+      return decoders.ibeacon.token === 'minor' ? 4 : 8
     case 'eddystone':
       return 12
     case 'manufacturer':
-      return d.manufacturer.tokenBytes * 2
+      return decoders.manufacturer.tokenBytes * 2
   }
 }
 
 /** The frame a badge of `kind` broadcasts for `token` (lower-case hex of tokenHexLength). */
-export function badgePayload(kind: BadgeKind, token: string, d: DecodersConfig): Payload {
+export function badgePayload(kind: BadgeKind, token: string, decoders: DecodersConfig): Payload {
   switch (kind) {
     case 'ibeacon': {
-      const b = Buffer.alloc(25)
-      b.write('4c000215', 0, 'hex')
-      b.write(d.ibeacon.uuid, 4, 'hex')
-      if (d.ibeacon.token === 'minor') {
-        b.writeUInt16BE(1, 20)
-        b.write(token, 22, 'hex')
+      const bytes = Buffer.alloc(25)
+      bytes.write('4c000215', 0, 'hex')
+      bytes.write(decoders.ibeacon.uuid, 4, 'hex')
+      if (decoders.ibeacon.token === 'minor') {
+        bytes.writeUInt16BE(1, 20)
+        bytes.write(token, 22, 'hex')
       } else {
-        b.write(token, 20, 'hex')
+        bytes.write(token, 20, 'hex')
       }
-      b.writeInt8(BADGE_TX_AT_1M, 24)
-      return { manufacturerData: b }
+      bytes.writeInt8(BADGE_TX_AT_1M, 24)
+      return { manufacturerData: bytes }
     }
     case 'eddystone': {
       const data = Buffer.alloc(20)
       data[0] = 0x00
       data.writeInt8(-18, 1) // Eddystone calibrates at 0 m: about 41 dB above the 1 m figure
-      data.write(d.eddystone.namespace, 2, 'hex')
+      data.write(decoders.eddystone.namespace, 2, 'hex')
       data.write(token, 12, 'hex')
       return { serviceData: [{ uuid: EDDYSTONE_SERVICE, data }] }
     }
     case 'manufacturer': {
-      const prefix = Buffer.from(d.manufacturer.prefix, 'hex')
-      const b = Buffer.alloc(2 + prefix.length + d.manufacturer.tokenBytes)
-      b.writeUInt16LE(d.manufacturer.companyId, 0)
-      prefix.copy(b, 2)
-      b.write(token, 2 + prefix.length, 'hex')
-      return { manufacturerData: b, localName: 'GATE-BADGE' }
+      const prefix = Buffer.from(decoders.manufacturer.prefix, 'hex')
+      const bytes = Buffer.alloc(2 + prefix.length + decoders.manufacturer.tokenBytes)
+      bytes.writeUInt16LE(decoders.manufacturer.companyId, 0)
+      prefix.copy(bytes, 2)
+      bytes.write(token, 2 + prefix.length, 'hex')
+      return { manufacturerData: bytes, localName: 'GATE-BADGE' }
     }
   }
 }
@@ -97,22 +97,22 @@ const FOREIGN_KINDS: ForeignKind[] = [
 ]
 
 /** A foreign device's payload: phones, sensors, other beacons, and a few broken frames. */
-export function foreignPayload(rng: Prng, d: DecodersConfig): { kind: ForeignKind; payload: Payload } {
+export function foreignPayload(rng: Prng, decoders: DecodersConfig): { kind: ForeignKind; payload: Payload } {
   const kind = rng.pick(FOREIGN_KINDS)
   switch (kind) {
     case 'apple-continuity': {
       // Nearby Info (type 0x10, length 5), what an iPhone in a pocket broadcasts
-      const b = Buffer.concat([Buffer.from('4c001005', 'hex'), rng.bytes(5)])
-      return { kind, payload: { manufacturerData: b } }
+      const bytes = Buffer.concat([Buffer.from('4c001005', 'hex'), rng.bytes(5)])
+      return { kind, payload: { manufacturerData: bytes } }
     }
     case 'other-ibeacon': {
-      const b = Buffer.alloc(25)
-      b.write('4c000215', 0, 'hex')
-      rng.bytes(16).copy(b, 4) // another venue's UUID
-      b.writeUInt16BE(rng.int(0, 0xffff), 20)
-      b.writeUInt16BE(rng.int(0, 0xffff), 22)
-      b.writeInt8(-59, 24)
-      return { kind, payload: { manufacturerData: b } }
+      const bytes = Buffer.alloc(25)
+      bytes.write('4c000215', 0, 'hex')
+      rng.bytes(16).copy(bytes, 4) // another venue's UUID
+      bytes.writeUInt16BE(rng.int(0, 0xffff), 20)
+      bytes.writeUInt16BE(rng.int(0, 0xffff), 22)
+      bytes.writeInt8(-59, 24)
+      return { kind, payload: { manufacturerData: bytes } }
     }
     case 'eddystone-url': {
       const data = Buffer.concat([
@@ -128,19 +128,19 @@ export function foreignPayload(rng: Prng, d: DecodersConfig): { kind: ForeignKin
     }
     case 'ruuvi': {
       // RuuviTag data format 5 under Ruuvi Innovations' company id 0x0499
-      const b = Buffer.concat([Buffer.from('990405', 'hex'), rng.bytes(23)])
-      return { kind, payload: { manufacturerData: b, localName: 'Ruuvi 1a2b' } }
+      const bytes = Buffer.concat([Buffer.from('990405', 'hex'), rng.bytes(23)])
+      return { kind, payload: { manufacturerData: bytes, localName: 'Ruuvi 1a2b' } }
     }
     case 'microsoft': {
-      const b = Buffer.concat([Buffer.from('0600010920', 'hex'), rng.bytes(23)])
-      return { kind, payload: { manufacturerData: b } }
+      const bytes = Buffer.concat([Buffer.from('0600010920', 'hex'), rng.bytes(23)])
+      return { kind, payload: { manufacturerData: bytes } }
     }
     case 'malformed-ibeacon': {
       // our UUID but truncated before major/minor: must be counted as malformed, not admitted
-      const b = Buffer.alloc(20)
-      b.write('4c000215', 0, 'hex')
-      b.write(d.ibeacon.uuid, 4, 'hex')
-      return { kind, payload: { manufacturerData: b } }
+      const bytes = Buffer.alloc(20)
+      bytes.write('4c000215', 0, 'hex')
+      bytes.write(decoders.ibeacon.uuid, 4, 'hex')
+      return { kind, payload: { manufacturerData: bytes } }
     }
     case 'malformed-eddystone': {
       const data = Buffer.from([0x00, 0xee, 0x01, 0x02, 0x03])

@@ -14,9 +14,9 @@ export const SENSITIVITY_DBM = -100
 const APPROACH_FROM_M = 8
 const PASS_FROM_M = 10
 
-/** RSSI a receiver sees from a transmitter at `d` metres with measured power `p1m` at 1 m, before noise. */
-export function meanRssi(d: number, p1m = BADGE_TX_AT_1M): number {
-  return p1m - 10 * PATH_LOSS_EXPONENT * Math.log10(Math.max(d, 0.1))
+/** RSSI a receiver sees from a transmitter `metres` away with measured power `p1m` at 1 m, before noise. */
+export function meanRssi(metres: number, p1m = BADGE_TX_AT_1M): number {
+  return p1m - 10 * PATH_LOSS_EXPONENT * Math.log10(Math.max(metres, 0.1))
 }
 
 enum Role {
@@ -38,11 +38,13 @@ export class Crowd {
   /** length of one pass of the whole crowd, virtual ms; with `loop` the crowd comes again after it */
   readonly cycleMs: number
   private readonly rng: Prng
-  private readonly n: number
+  /** devices in this door's share of the crowd: badges, then foreign devices */
+  private readonly deviceCount: number
   private readonly role: Uint8Array
   private readonly next: Float64Array
   private readonly interval: Float64Array
-  private readonly t0: Float64Array
+  /** when each device first comes, virtual ms into a cycle */
+  private readonly arrival: Float64Array
   private readonly approach: Float64Array
   private readonly dwell: Float64Array
   private readonly leave: Float64Array
@@ -73,21 +75,21 @@ export class Crowd {
     this.rng = new Prng((sim.seed ^ 0x5bd1e995) >>> 0)
     const rng = this.rng
     const walkers = plan.badges.length
-    const n = walkers + plan.foreign.length
-    this.n = n
-    this.role = new Uint8Array(n)
-    this.next = new Float64Array(n)
-    this.interval = new Float64Array(n)
-    this.t0 = new Float64Array(n)
-    this.approach = new Float64Array(n)
-    this.dwell = new Float64Array(n)
-    this.leave = new Float64Array(n)
-    this.dFar = new Float64Array(n)
-    this.dNear = new Float64Array(n)
-    this.base = new Float64Array(n)
-    this.payloads = new Array<Payload>(n)
-    this.addresses = new Array<string>(n)
-    this.heap = new Int32Array(n)
+    const devices = walkers + plan.foreign.length
+    this.deviceCount = devices
+    this.role = new Uint8Array(devices)
+    this.next = new Float64Array(devices)
+    this.interval = new Float64Array(devices)
+    this.arrival = new Float64Array(devices)
+    this.approach = new Float64Array(devices)
+    this.dwell = new Float64Array(devices)
+    this.leave = new Float64Array(devices)
+    this.dFar = new Float64Array(devices)
+    this.dNear = new Float64Array(devices)
+    this.base = new Float64Array(devices)
+    this.payloads = new Array<Payload>(devices)
+    this.addresses = new Array<string>(devices)
+    this.heap = new Int32Array(devices)
 
     let longestWalk = 0
     plan.badges.forEach((b, i) => {
@@ -95,7 +97,7 @@ export class Crowd {
       this.payloads[i] = b.payload
       this.addresses[i] = b.address
       this.interval[i] = rng.range(100, 300)
-      this.t0[i] = sim.arrivalSpreadMs > 0 ? rng.range(0, sim.arrivalSpreadMs) : 0
+      this.arrival[i] = sim.arrivalSpreadMs > 0 ? rng.range(0, sim.arrivalSpreadMs) : 0
       const speed = rng.range(0.8, 1.4) / 1000 // metres per ms
       if (b.passerBy) {
         this.dFar[i] = PASS_FROM_M
@@ -115,17 +117,17 @@ export class Crowd {
       )
     })
     this.cycleMs = Math.ceil(sim.arrivalSpreadMs + longestWalk + 1_000)
-    plan.foreign.forEach((f, j) => {
+    plan.foreign.forEach((device, j) => {
       const i = walkers + j
       this.role[i] = Role.Foreign
-      this.payloads[i] = f.payload
-      this.addresses[i] = f.address
-      this.interval[i] = f.kind === 'ruuvi' ? 1_000 : rng.range(150, 1_000)
+      this.payloads[i] = device.payload
+      this.addresses[i] = device.address
+      this.interval[i] = device.kind === 'ruuvi' ? 1_000 : rng.range(150, 1_000)
       this.dNear[i] = rng.range(1.5, 12)
-      this.t0[i] = 0
+      this.arrival[i] = 0
     })
-    for (let i = 0; i < n; i++) {
-      this.next[i] = (this.t0[i] as number) + rng.range(0, this.interval[i] as number)
+    for (let i = 0; i < devices; i++) {
+      this.next[i] = (this.arrival[i] as number) + rng.range(0, this.interval[i] as number)
       this.push(i)
     }
   }
@@ -141,7 +143,7 @@ export class Crowd {
 
   /** how many devices there are */
   get devices(): number {
-    return this.n
+    return this.deviceCount
   }
 
   /**
@@ -155,70 +157,70 @@ export class Crowd {
   ): number {
     let count = 0
     while (this.size > 0 && count < max) {
-      const i = this.heap[0] as number
-      const t = this.next[i] as number
-      if (t > untilVt) break
-      const d = this.distance(i, t)
-      if (d < 0) {
-        this.reschedule(i, t, true)
+      const device = this.heap[0] as number
+      const at = this.next[device] as number
+      if (at > untilVt) break
+      const metres = this.distance(device, at)
+      if (metres < 0) {
+        this.reschedule(device, at, true)
         continue
       }
-      const rssi = Math.round(meanRssi(d) + RSSI_SIGMA_DB * this.rng.gauss())
-      this.reschedule(i, t, false)
+      const rssi = Math.round(meanRssi(metres) + RSSI_SIGMA_DB * this.rng.gauss())
+      this.reschedule(device, at, false)
       if (rssi < SENSITIVITY_DBM) {
         this.unheard++
         continue
       }
       this.emitted++
       count++
-      emit(i, Math.min(rssi, -20), t)
+      emit(device, Math.min(rssi, -20), at)
     }
     return count
   }
 
   /** An Advert for device `i` stamped with `ts` (the receiver's monotonic time). Payload Buffers are shared. */
   advert(i: number, rssi: number, ts: number): Advert {
-    const p = this.payloads[i] as Payload
+    const payload = this.payloads[i] as Payload
     return {
       address: this.addresses[i] as string,
       rssi,
-      manufacturerData: p.manufacturerData,
-      serviceData: p.serviceData,
-      localName: p.localName,
-      txPower: p.txPower,
+      manufacturerData: payload.manufacturerData,
+      serviceData: payload.serviceData,
+      localName: payload.localName,
+      txPower: payload.txPower,
       ts,
     }
   }
 
   /** Distance from the gate at virtual time t, or -1 when the device has left (this cycle). */
-  private distance(i: number, t: number): number {
+  private distance(i: number, at: number): number {
     if (this.role[i] === Role.Foreign) return this.dNear[i] as number
-    const rel = t - (this.base[i] as number) - (this.t0[i] as number)
-    const a = this.approach[i] as number
-    const w = this.dwell[i] as number
-    const l = this.leave[i] as number
+    const rel = at - (this.base[i] as number) - (this.arrival[i] as number)
+    const approach = this.approach[i] as number
+    const dwell = this.dwell[i] as number
+    const leave = this.leave[i] as number
     const far = this.dFar[i] as number
     const near = this.dNear[i] as number
     if (rel < 0) return far
-    if (rel < a) return far - ((far - near) * rel) / a
-    if (rel < a + w) return near
-    if (rel < a + w + l) return near + ((far - near) * (rel - a - w)) / l
+    if (rel < approach) return far - ((far - near) * rel) / approach
+    if (rel < approach + dwell) return near
+    if (rel < approach + dwell + leave) return near + ((far - near) * (rel - approach - dwell)) / leave
     return -1
   }
 
-  private reschedule(i: number, t: number, left: boolean): void {
+  private reschedule(i: number, at: number, left: boolean): void {
     this.pop()
     if (left) {
       if (!this.loop) return
       this.base[i] = (this.base[i] as number) + this.cycleMs
-      this.next[i] = (this.base[i] as number) + (this.t0[i] as number)
+      this.next[i] = (this.base[i] as number) + (this.arrival[i] as number)
       this.push(i)
       return
     }
-    if (!this.loop && this.role[i] === Role.Foreign && t >= this.cycleMs) return
-    const iv = this.interval[i] as number
+    if (!this.loop && this.role[i] === Role.Foreign && at >= this.cycleMs) return
+    const interval = this.interval[i] as number
     // BLE adds a random 0..10 ms advDelay to every advertising event
-    this.next[i] = t + iv + this.rng.next() * 10
+    this.next[i] = at + interval + this.rng.next() * 10
     this.push(i)
   }
 
@@ -226,36 +228,38 @@ export class Crowd {
     return (this.next[a] as number) < (this.next[b] as number)
   }
 
+  /** Put device `i` in the heap by its next advert (sift up). */
   private push(i: number): void {
-    const h = this.heap
-    let k = this.size++
-    h[k] = i
-    while (k > 0) {
-      const p = (k - 1) >> 1
-      const hp = h[p] as number
-      if (!this.less(i, hp)) break
-      h[k] = hp
-      k = p
+    const heap = this.heap
+    let slot = this.size++
+    heap[slot] = i
+    while (slot > 0) {
+      const parent = (slot - 1) >> 1
+      const parentDevice = heap[parent] as number
+      if (!this.less(i, parentDevice)) break
+      heap[slot] = parentDevice
+      slot = parent
     }
-    h[k] = i
+    heap[slot] = i
   }
 
+  /** Take the device with the earliest next advert off the heap (sift down). */
   private pop(): void {
-    const h = this.heap
-    const last = h[--this.size] as number
+    const heap = this.heap
+    const last = heap[--this.size] as number
     if (this.size === 0) return
-    let k = 0
-    const n = this.size
+    let slot = 0
+    const size = this.size
     for (;;) {
-      const l = 2 * k + 1
-      if (l >= n) break
-      const r = l + 1
-      let c = l
-      if (r < n && this.less(h[r] as number, h[l] as number)) c = r
-      if (!this.less(h[c] as number, last)) break
-      h[k] = h[c] as number
-      k = c
+      const left = 2 * slot + 1
+      if (left >= size) break
+      const right = left + 1
+      let child = left
+      if (right < size && this.less(heap[right] as number, heap[left] as number)) child = right
+      if (!this.less(heap[child] as number, last)) break
+      heap[slot] = heap[child] as number
+      slot = child
     }
-    h[k] = last
+    heap[slot] = last
   }
 }

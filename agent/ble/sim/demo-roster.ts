@@ -41,13 +41,13 @@ export interface CrowdPlan {
 
 function uniqueToken(rng: Prng, hexLen: number, used: Set<string>): string {
   for (let attempt = 0; attempt < 1000; attempt++) {
-    const t = rng
+    const token = rng
       .bytes(Math.ceil(hexLen / 2))
       .toString('hex')
       .slice(0, hexLen)
-    if (!used.has(t)) {
-      used.add(t)
-      return t
+    if (!used.has(token)) {
+      used.add(token)
+      return token
     }
   }
   throw new RangeError(
@@ -82,8 +82,8 @@ export function planCrowd(sim: SimConfig, decoders: DecodersConfig): CrowdPlan {
   }
   const foreign: PlannedForeign[] = []
   for (let i = 0; i < sim.foreign; i++) {
-    const f = foreignPayload(rng, decoders)
-    foreign.push({ ...f, address: rng.address() })
+    const device = foreignPayload(rng, decoders)
+    foreign.push({ ...device, address: rng.address() })
   }
   return { badges, foreign }
 }
@@ -92,15 +92,15 @@ export function planCrowd(sim: SimConfig, decoders: DecodersConfig): CrowdPlan {
 export function demoRosterFor(config: AgentConfig): RosterEntry[] {
   const plan = planCrowd(config.source.sim, config.decoders)
   const out: RosterEntry[] = []
-  for (const b of plan.badges) {
-    if (b.participantId === null) continue
-    const n = Number(b.participantId.slice(2))
+  for (const badge of plan.badges) {
+    if (badge.participantId === null) continue
+    const ordinal = Number(badge.participantId.slice(2))
     out.push({
-      token: b.token,
-      participantId: b.participantId,
-      status: b.role === 'revoked' ? 'revoked' : 'active',
-      name: `${b.role === 'revoked' ? 'Revoked' : 'Demo'} Participant ${n}`,
-      email: `${b.participantId.toLowerCase()}@demo.invalid`,
+      token: badge.token,
+      participantId: badge.participantId,
+      status: badge.role === 'revoked' ? 'revoked' : 'active',
+      name: `${badge.role === 'revoked' ? 'Revoked' : 'Demo'} Participant ${ordinal}`,
+      email: `${badge.participantId.toLowerCase()}@demo.invalid`,
     })
   }
   return out

@@ -32,9 +32,9 @@ export class Prng {
   /** standard normal (Box-Muller, the spare value kept for the next call) */
   gauss(): number {
     if (this.spare !== null) {
-      const s = this.spare
+      const kept = this.spare
       this.spare = null
-      return s
+      return kept
     }
     let u = 0
     while (u === 0) u = this.next()
@@ -45,23 +45,23 @@ export class Prng {
   }
 
   /** `n` random bytes */
-  bytes(n: number): Buffer {
-    const b = Buffer.allocUnsafe(n)
-    for (let i = 0; i < n; i++) b[i] = Math.floor(this.next() * 256)
-    return b
+  bytes(count: number): Buffer {
+    const bytes = Buffer.allocUnsafe(count)
+    for (let i = 0; i < count; i++) bytes[i] = Math.floor(this.next() * 256)
+    return bytes
   }
 
   /** a random BLE address; `random` sets the two top bits of a static random address */
   address(random = true): string {
-    const b = this.bytes(6)
-    if (random) b[0] = ((b[0] ?? 0) | 0xc0) & 0xff
-    return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':')
+    const bytes = this.bytes(6)
+    if (random) bytes[0] = ((bytes[0] ?? 0) | 0xc0) & 0xff
+    return Array.from(bytes, (x) => x.toString(16).padStart(2, '0')).join(':')
   }
 
   /** one element of a non-empty list */
   pick<T>(list: readonly T[]): T {
-    const v = list[Math.floor(this.next() * list.length)]
-    if (v === undefined) throw new RangeError('pick from an empty list')
-    return v
+    const picked = list[Math.floor(this.next() * list.length)]
+    if (picked === undefined) throw new RangeError('pick from an empty list')
+    return picked
   }
 }

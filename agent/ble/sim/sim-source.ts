@@ -76,24 +76,24 @@ export class SimSource implements BleSource {
 
   private tick(): void {
     const crowd = this.crowd
-    const h = this.handlers
-    if (!crowd || !h) return
+    const handlers = this.handlers
+    if (!crowd || !handlers) return
     const clock = this.deps.clock
     const vt = clock.mono() - this.startMono
     crowd.advance(
       vt,
       (device, rssi) => {
-        if (this.handlers !== h) return // stopped by a handler
+        if (this.handlers !== handlers) return // stopped by a handler
         const ts = clock.mono()
         this.adverts++
         this.lastAdvertAt = ts
         try {
-          h.advert(crowd.advert(device, rssi, ts))
+          handlers.advert(crowd.advert(device, rssi, ts))
         } catch (err) {
           this.handlerErrors++
           if (ts - this.lastWarnAt >= WARN_EVERY_MS) {
             this.lastWarnAt = ts
-            h.warn?.(
+            handlers.warn?.(
               new GateError('E_INTERNAL', `advert handler threw (${this.handlerErrors} so far)`, {
                 cause: err,
               }),
@@ -105,7 +105,7 @@ export class SimSource implements BleSource {
     )
     if (crowd.done && !this.ended) {
       this.ended = true
-      h.end?.()
+      handlers.end?.()
     }
   }
 }

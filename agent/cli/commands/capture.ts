@@ -25,8 +25,8 @@ async function capture(ctx: CliContext, opts: CaptureOptions): Promise<number> {
     )
   let source: string | undefined
   try {
-    const st = (await client.request('status', {})) as { source?: { kind?: string } | null }
-    source = st.source?.kind
+    const status = (await client.request('status', {})) as { source?: { kind?: string } | null }
+    source = status.source?.kind
   } catch {
     // the header's source is informative only
   }

@@ -22,14 +22,14 @@ const STATES: Record<string, ListState | 'all'> = {
   all: 'all',
 }
 
-function parseFilter(o: ListOptions) {
-  const state = STATES[o.state.toLowerCase()]
+function parseFilter(options: ListOptions) {
+  const state = STATES[options.state.toLowerCase()]
   if (!state)
     throw new GateError(
       'E_INPUT',
-      `--state must be one of pending, inflight, synced, refused, all (got "${o.state}")`,
+      `--state must be one of pending, inflight, synced, refused, all (got "${options.state}")`,
     )
-  return { state, limit: parseLimit(o.limit), token: o.token?.toLowerCase() }
+  return { state, limit: parseLimit(options.limit), token: options.token?.toLowerCase() }
 }
 
 /** Most rows --limit takes: a bigger number is a typo, and "all" says every row. */
@@ -39,15 +39,15 @@ const MAX_LIMIT = 1_000_000
  * --limit: digits from 1 to MAX_LIMIT, or "all" (-1 for the store). "-1" was taken as "all" and
  * "1e9" as a billion: a typo should be an error, not every row.
  */
-function parseLimit(v: string): number {
-  if (v === 'all') return -1
-  const n = /^[0-9]{1,7}$/.test(v) ? Number(v) : Number.NaN
-  if (!(n >= 1 && n <= MAX_LIMIT))
+function parseLimit(text: string): number {
+  if (text === 'all') return -1
+  const limit = /^[0-9]{1,7}$/.test(text) ? Number(text) : Number.NaN
+  if (!(limit >= 1 && limit <= MAX_LIMIT))
     throw new GateError(
       'E_INPUT',
-      `--limit must be a whole number from 1 to ${MAX_LIMIT.toLocaleString('en-US')}, or "all" (got "${v}")`,
+      `--limit must be a whole number from 1 to ${MAX_LIMIT.toLocaleString('en-US')}, or "all" (got "${text}")`,
     )
-  return n
+  return limit
 }
 
 const CSV_FIELDS: Array<keyof Checkin | 'state' | 'syncError'> = [
@@ -69,22 +69,22 @@ const CSV_FIELDS: Array<keyof Checkin | 'state' | 'syncError'> = [
 ]
 
 /** A CSV cell: quoted when needed; control characters escaped (CSV is read by people; JSONL keeps exact values). */
-function csvCell(v: unknown): string {
-  const s = v === null || v === undefined ? '' : printable(String(v))
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
+function csvCell(value: unknown): string {
+  const text = value === null || value === undefined ? '' : printable(String(value))
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text
 }
 
-async function list(ctx: CliContext, o: ListOptions): Promise<number> {
+async function list(ctx: CliContext, options: ListOptions): Promise<number> {
   const db = ctx.openReadOnly()
   try {
-    const rows = listCheckins(db, parseFilter(o))
+    const rows = listCheckins(db, parseFilter(options))
     ctx.print(rows, () =>
       rows.length === 0
         ? 'no check-ins'
         : rows
             .map(
-              (r) =>
-                `${new Date(r.ts).toISOString()}  ${r.state.padEnd(8)} ${r.decision.padEnd(5)} ${(r.reason ?? '').padEnd(18)} ${printable(r.token)}  ${printable(r.participantId ?? '-')}  ${r.id}`,
+              (row) =>
+                `${new Date(row.ts).toISOString()}  ${row.state.padEnd(8)} ${row.decision.padEnd(5)} ${(row.reason ?? '').padEnd(18)} ${printable(row.token)}  ${printable(row.participantId ?? '-')}  ${row.id}`,
             )
             .join('\n'),
     )
@@ -97,8 +97,11 @@ async function list(ctx: CliContext, o: ListOptions): Promise<number> {
 async function count(ctx: CliContext): Promise<number> {
   const db = ctx.openReadOnly()
   try {
-    const c = outboxCounts(db)
-    ctx.print(c, () => `pending ${c.pending}, in flight ${c.inFlight}, synced ${c.synced}`)
+    const counts = outboxCounts(db)
+    ctx.print(
+      counts,
+      () => `pending ${counts.pending}, in flight ${counts.inFlight}, synced ${counts.synced}`,
+    )
     return EXIT.ok
   } finally {
     db.close()
@@ -107,27 +110,29 @@ async function count(ctx: CliContext): Promise<number> {
 
 async function exportRows(
   ctx: CliContext,
-  o: ListOptions & { out?: string; format: string },
+  options: ListOptions & { out?: string; format: string },
 ): Promise<number> {
-  if (o.format !== 'jsonl' && o.format !== 'csv')
+  if (options.format !== 'jsonl' && options.format !== 'csv')
     throw new GateError('E_INPUT', '--format must be jsonl or csv')
   const db = ctx.openReadOnly()
   try {
-    const rows = listCheckins(db, parseFilter(o)).reverse()
-    const out = o.out ? await openForWriting(o.out) : process.stdout
-    if (o.format === 'csv') out.write(`${CSV_FIELDS.join(',')}\n`)
-    for (const r of rows) {
+    const rows = listCheckins(db, parseFilter(options)).reverse()
+    const out = options.out ? await openForWriting(options.out) : process.stdout
+    if (options.format === 'csv') out.write(`${CSV_FIELDS.join(',')}\n`)
+    for (const row of rows) {
       out.write(
-        o.format === 'csv' ? `${CSV_FIELDS.map((f) => csvCell(r[f])).join(',')}\n` : `${safeJson(r)}\n`,
+        options.format === 'csv'
+          ? `${CSV_FIELDS.map((f) => csvCell(row[f])).join(',')}\n`
+          : `${safeJson(row)}\n`,
       )
     }
-    if (o.out) {
+    if (options.out) {
       await new Promise<void>((resolve, reject) =>
         (out as ReturnType<typeof createWriteStream>).end((err?: Error | null) =>
           err ? reject(err) : resolve(),
         ),
       )
-      console.error(terminalSafe(`${rows.length} check-ins written to ${o.out}`))
+      console.error(terminalSafe(`${rows.length} check-ins written to ${options.out}`))
     }
     return EXIT.ok
   } finally {
@@ -139,8 +144,8 @@ export function register(program: Command): void {
   const cmd = program
     .command('checkins')
     .description('buffered check-ins (read from the database; safe while the agent runs)')
-  const filters = (c: Command, limit: string) =>
-    c
+  const filters = (command: Command, limit: string) =>
+    command
       .option('--state <state>', 'pending | inflight | synced | refused (by the cloud) | all', 'all')
       .option('--limit <n>', 'at most n rows, the newest ("all" for every row)', limit)
       .option('--token <token>', 'only this token')

@@ -9,26 +9,26 @@ interface DecodeOptions {
   manufacturer?: boolean
 }
 
-function render(r: Inspection): string {
+function render(inspection: Inspection): string {
   const out: string[] = []
   out.push(
-    r.input === 'ad'
+    inspection.input === 'ad'
       ? 'advertising data (AD structures):'
       : 'manufacturer-specific data (company id first, little-endian):',
   )
-  for (const s of r.structures) out.push(`  ${s.type.padEnd(32)} ${s.hex}`)
-  for (const p of r.problems) out.push(`  problem: ${p}`)
+  for (const structure of inspection.structures) out.push(`  ${structure.type.padEnd(32)} ${structure.hex}`)
+  for (const problem of inspection.problems) out.push(`  problem: ${problem}`)
   out.push('decoders:')
-  for (const d of r.decoders) {
-    const fields = Object.entries(d.fields)
+  for (const decoder of inspection.decoders) {
+    const fields = Object.entries(decoder.fields)
       .map(([k, v]) => `${k}=${v}`)
       .join(' ')
-    const token = d.token ? ` token ${d.token}` : ''
+    const token = decoder.token ? ` token ${decoder.token}` : ''
     out.push(
-      `  ${d.decoder.padEnd(13)} ${d.outcome.padEnd(9)}${token}  ${d.note}${fields ? `  [${fields}]` : ''}`,
+      `  ${decoder.decoder.padEnd(13)} ${decoder.outcome.padEnd(9)}${token}  ${decoder.note}${fields ? `  [${fields}]` : ''}`,
     )
   }
-  out.push(`=> ${r.verdict}`)
+  out.push(`=> ${inspection.verdict}`)
   return out.join('\n')
 }
 
@@ -36,9 +36,9 @@ async function decode(ctx: CliContext, hex: string[], opts: DecodeOptions): Prom
   if (opts.ad && opts.manufacturer)
     throw new GateError('E_INPUT', 'give at most one of --ad and --manufacturer')
   const kind = opts.ad ? 'ad' : opts.manufacturer ? 'manufacturer' : 'auto'
-  const r = inspectHex(hex.join(' '), ctx.config.decoders, { kind })
-  ctx.print(r, () => render(r))
-  return r.token === null ? EXIT.notFound : EXIT.ok
+  const inspection = inspectHex(hex.join(' '), ctx.config.decoders, { kind })
+  ctx.print(inspection, () => render(inspection))
+  return inspection.token === null ? EXIT.notFound : EXIT.ok
 }
 
 export function register(program: Command): void {

@@ -114,8 +114,8 @@ async function doctor(cmd: Command): Promise<number> {
     }
     if (daemon) {
       try {
-        const s = (await daemon.request('status')) as AgentStatus
-        results.push(checkScheduling(s.scheduling))
+        const status = (await daemon.request('status')) as AgentStatus
+        results.push(checkScheduling(status.scheduling))
       } catch (err) {
         results.push({
           name: 'event-loop scheduling',
@@ -130,13 +130,13 @@ async function doctor(cmd: Command): Promise<number> {
   const nobleInUse = ctx === null || ctx.config.source.kind === 'noble'
   const system = await runSystemChecks({ dataDir: ctx?.config.dataDir ?? process.cwd() })
   results.push(
-    ...system.map((r) =>
-      nobleInUse || r.status !== 'fail'
-        ? r
+    ...system.map((result) =>
+      nobleInUse || result.status !== 'fail'
+        ? result
         : {
-            ...r,
+            ...result,
             status: 'warn' as const,
-            detail: `${r.detail} (not needed: source is ${ctx?.config.source.kind})`,
+            detail: `${result.detail} (not needed: source is ${ctx?.config.source.kind})`,
           },
     ),
   )
@@ -144,9 +144,10 @@ async function doctor(cmd: Command): Promise<number> {
   if (opts.json) {
     process.stdout.write(`${safeJson({ ok: failed === 0, checks: results }, 2)}\n`)
   } else {
-    for (const r of results) {
-      process.stdout.write(terminalSafe(`[${MARK[r.status]}] ${r.name}: ${r.detail}\n`))
-      if (r.fix && r.status !== 'pass') process.stdout.write(terminalSafe(`       fix: ${r.fix}\n`))
+    for (const result of results) {
+      process.stdout.write(terminalSafe(`[${MARK[result.status]}] ${result.name}: ${result.detail}\n`))
+      if (result.fix && result.status !== 'pass')
+        process.stdout.write(terminalSafe(`       fix: ${result.fix}\n`))
     }
     process.stdout.write(failed === 0 ? 'all checks passed\n' : `${failed} check(s) failed\n`)
   }

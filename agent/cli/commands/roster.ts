@@ -8,44 +8,46 @@ import { RosterStore } from '../../store/roster-store.js'
 import { action, type CliContext } from '../context.js'
 import { printable } from '../safe-text.js'
 
-function renderReport(r: TokenReport): string {
-  const lines = [`token ${printable(r.token)}`]
+function renderReport(report: TokenReport): string {
+  const lines = [`token ${printable(report.token)}`]
   lines.push(
-    r.roster
-      ? `  roster:   ${printable(r.roster.participantId)}${r.roster.name ? ` (${printable(r.roster.name)})` : ''}, ${r.roster.status}, updated ${r.roster.updatedAt} (roster version ${r.roster.version} of ${r.rosterVersion})`
-      : `  roster:   NOT IN ROSTER (roster version ${r.rosterVersion})`,
+    report.roster
+      ? `  roster:   ${printable(report.roster.participantId)}${report.roster.name ? ` (${printable(report.roster.name)})` : ''}, ${report.roster.status}, updated ${report.roster.updatedAt} (roster version ${report.roster.version} of ${report.rosterVersion})`
+      : `  roster:   NOT IN ROSTER (roster version ${report.rosterVersion})`,
   )
   lines.push(
-    `  now:      would be ${r.wouldBe.decision.toUpperCase()}${r.wouldBe.reason ? ` (${r.wouldBe.reason})` : ''}: ${r.wouldBe.explanation}`,
+    `  now:      would be ${report.wouldBe.decision.toUpperCase()}${report.wouldBe.reason ? ` (${report.wouldBe.reason})` : ''}: ${report.wouldBe.explanation}`,
   )
-  if (r.present !== null)
+  if (report.present !== null)
     lines.push(
-      `  at gate:  ${r.present ? 'yes' : 'no'}${r.smoothedRssi !== null ? `, smoothed RSSI ${r.smoothedRssi.toFixed(1)} dBm` : ''}`,
+      `  at gate:  ${report.present ? 'yes' : 'no'}${report.smoothedRssi !== null ? `, smoothed RSSI ${report.smoothedRssi.toFixed(1)} dBm` : ''}`,
     )
-  if (r.lastDecisions.length > 0) {
+  if (report.lastDecisions.length > 0) {
     lines.push('  recent decisions:')
-    for (const d of r.lastDecisions)
-      lines.push(`    ${d.at}  ${d.decision}${d.reason ? ` (${d.reason})` : ''}  rssi ${d.rssi}`)
+    for (const decision of report.lastDecisions)
+      lines.push(
+        `    ${decision.at}  ${decision.decision}${decision.reason ? ` (${decision.reason})` : ''}  rssi ${decision.rssi}`,
+      )
   }
   return lines.join('\n')
 }
 
 async function lookup(ctx: CliContext, token: string): Promise<number> {
-  const t = token.trim().toLowerCase()
-  if (!/^[0-9a-f]{4,48}$/.test(t))
+  const wanted = token.trim().toLowerCase()
+  if (!/^[0-9a-f]{4,48}$/.test(wanted))
     throw new GateError('E_INPUT', `"${token}" is not a token (4..48 hex characters)`)
   const client = await ctx.daemon()
   let report: TokenReport
   if (client) {
     try {
-      report = (await client.request('roster.lookup', { token: t })) as TokenReport
+      report = (await client.request('roster.lookup', { token: wanted })) as TokenReport
     } finally {
       client.close()
     }
   } else {
     const db = ctx.openReadOnly()
     try {
-      report = lookupToken(db, t, { windowMs: ctx.config.dedup.windowMs, now: Date.now() })
+      report = lookupToken(db, wanted, { windowMs: ctx.config.dedup.windowMs, now: Date.now() })
     } finally {
       db.close()
     }
@@ -57,10 +59,10 @@ async function lookup(ctx: CliContext, token: string): Promise<number> {
 async function importFile(
   ctx: CliContext,
   file: string,
-  o: { replace?: boolean; skipInvalid?: boolean },
+  options: { replace?: boolean; skipInvalid?: boolean },
 ): Promise<number> {
   const { entries, problems } = readRosterFile(file)
-  if (problems.length > 0 && !o.skipInvalid) {
+  if (problems.length > 0 && !options.skipInvalid) {
     const shown = problems.slice(0, 20).map((p) => `  line ${p.line}: ${p.message}`)
     if (problems.length > 20) shown.push(`  ... and ${problems.length - 20} more`)
     throw new GateError(
@@ -71,7 +73,7 @@ async function importFile(
   const db = ctx.openWritable()
   let result: ReturnType<RosterStore['importEntries']>
   try {
-    result = new RosterStore(db, systemClock).importEntries(entries, { replace: o.replace === true })
+    result = new RosterStore(db, systemClock).importEntries(entries, { replace: options.replace === true })
   } finally {
     db.close()
   }

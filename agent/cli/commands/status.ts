@@ -6,87 +6,90 @@ import { offlineStatus } from '../../store/offline-status.js'
 import { action, type CliContext } from '../context.js'
 import { printable } from '../safe-text.js'
 
-function age(s: number | null): string {
-  if (s === null) return '-'
-  if (s < 120) return `${s} s`
-  if (s < 7200) return `${Math.round(s / 60)} min`
-  return `${(s / 3600).toFixed(1)} h`
+function age(seconds: number | null): string {
+  if (seconds === null) return '-'
+  if (seconds < 120) return `${seconds} s`
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`
+  return `${(seconds / 3600).toFixed(1)} h`
 }
 
 /** Human rendering of a status snapshot. */
-export function renderStatus(s: AgentStatus): string {
+export function renderStatus(status: AgentStatus): string {
   const lines: string[] = []
   const row = (k: string, v: string) => lines.push(`${k.padEnd(16)} ${v}`)
-  row('gate', `${s.gateId}  (agent ${s.version})`)
+  row('gate', `${status.gateId}  (agent ${status.version})`)
   row(
     'daemon',
-    s.daemon === 'running'
-      ? `running, up ${age(s.uptimeS)}`
+    status.daemon === 'running'
+      ? `running, up ${age(status.uptimeS)}`
       : 'DOWN (figures below are from the database file)',
   )
-  if (s.source) {
-    row('source', `${s.source.kind}, adapter ${s.source.adapterState}, radio ${s.source.radio}`)
+  if (status.source) {
+    row(
+      'source',
+      `${status.source.kind}, adapter ${status.source.adapterState}, radio ${status.source.radio}`,
+    )
     row(
       'scan',
-      `${s.source.scanning ? 'on' : 'off'}, restarts ${s.source.scanRestarts}, last advert ${s.source.lastAdvertAgeS ?? '-'} s ago`,
+      `${status.source.scanning ? 'on' : 'off'}, restarts ${status.source.scanRestarts}, last advert ${status.source.lastAdvertAgeS ?? '-'} s ago`,
     )
-    if (s.source.detail) row('', s.source.detail)
+    if (status.source.detail) row('', status.source.detail)
   }
-  if (s.advertsPerS !== null) row('adverts/s', s.advertsPerS.toFixed(1))
-  if (s.counters) {
-    const d = s.counters.deny
+  if (status.advertsPerS !== null) row('adverts/s', status.advertsPerS.toFixed(1))
+  if (status.counters) {
+    const denied = status.counters.deny
     row(
       'decisions',
-      `admit ${s.counters.admit}, deny ${Object.values(d).reduce((a, b) => a + b, 0)} ` +
-        `(unknown ${d['unknown']}, revoked ${d['revoked']}, inactive ${d['inactive']}, already in ${d['already_checked_in']})`,
+      `admit ${status.counters.admit}, deny ${Object.values(denied).reduce((a, b) => a + b, 0)} ` +
+        `(unknown ${denied['unknown']}, revoked ${denied['revoked']}, inactive ${denied['inactive']}, already in ${denied['already_checked_in']})`,
     )
     row(
       'pipeline',
-      `adverts ${s.counters.adverts}, sightings ${s.counters.sightings}, arrivals ${s.counters.arrivals}, suppressed ${s.counters.suppressed}${s.counters.withheld ? `, WITHHELD ${s.counters.withheld}` : ''}`,
+      `adverts ${status.counters.adverts}, sightings ${status.counters.sightings}, arrivals ${status.counters.arrivals}, suppressed ${status.counters.suppressed}${status.counters.withheld ? `, WITHHELD ${status.counters.withheld}` : ''}`,
     )
   }
-  if (s.decoders)
+  if (status.decoders)
     row(
       'decoders',
-      Object.entries(s.decoders)
+      Object.entries(status.decoders)
         .map(([k, v]) => `${k} ${v}`)
         .join(', '),
     )
-  if (s.l1)
+  if (status.l1)
     row(
       'L1 cache',
-      `hit rate ${s.l1.hitRate === null ? '-' : `${(s.l1.hitRate * 100).toFixed(1)} %`}, ${s.l1.entries} entries`,
+      `hit rate ${status.l1.hitRate === null ? '-' : `${(status.l1.hitRate * 100).toFixed(1)} %`}, ${status.l1.entries} entries`,
     )
   row(
     'buffer',
-    `pending ${s.buffer.pending}, in flight ${s.buffer.inFlight}, synced ${s.buffer.synced}, oldest pending ${age(s.buffer.oldestPendingAgeS)}`,
+    `pending ${status.buffer.pending}, in flight ${status.buffer.inFlight}, synced ${status.buffer.synced}, oldest pending ${age(status.buffer.oldestPendingAgeS)}`,
   )
-  if (s.writes?.failing)
+  if (status.writes?.failing)
     row(
       'DISK FAILING',
-      `the last commit failed: ${s.writes.waiting ?? 0} decisions waiting, none emitted until the disk writes again (${s.writes.expired ?? 0} dropped after waiting too long)`,
+      `the last commit failed: ${status.writes.waiting ?? 0} decisions waiting, none emitted until the disk writes again (${status.writes.expired ?? 0} dropped after waiting too long)`,
     )
-  if (s.writes)
+  if (status.writes)
     row(
       'disk writes',
-      `${s.writes.commits} commits, ${s.writes.rowsWritten} rows, ${s.writes.ioWriteBytes === null ? '-' : `${(s.writes.ioWriteBytes / 1e6).toFixed(1)} MB`} written${s.writes.commitErrors ? `, ${s.writes.commitErrors} COMMIT ERRORS` : ''}`,
+      `${status.writes.commits} commits, ${status.writes.rowsWritten} rows, ${status.writes.ioWriteBytes === null ? '-' : `${(status.writes.ioWriteBytes / 1e6).toFixed(1)} MB`} written${status.writes.commitErrors ? `, ${status.writes.commitErrors} COMMIT ERRORS` : ''}`,
     )
   row(
     'roster',
-    `version ${s.roster.version}: ${s.roster.active} active, ${s.roster.revoked} revoked, ${s.roster.inactive} inactive`,
+    `version ${status.roster.version}: ${status.roster.active} active, ${status.roster.revoked} revoked, ${status.roster.inactive} inactive`,
   )
   row(
     'last sync',
-    s.lastSync
-      ? `${s.lastSync.at} (${s.lastSync.ok ? 'ok' : 'failed'})`
+    status.lastSync
+      ? `${status.lastSync.at} (${status.lastSync.ok ? 'ok' : 'failed'})`
       : 'never (cloud sync not configured)',
   )
-  row('mqtt', s.mqtt.state)
-  if (s.scheduling) row('event loop', describeScheduling(s.scheduling))
-  if (s.lastDecision)
+  row('mqtt', status.mqtt.state)
+  if (status.scheduling) row('event loop', describeScheduling(status.scheduling))
+  if (status.lastDecision)
     row(
       'last decision',
-      `${s.lastDecision.decision}${s.lastDecision.reason ? ` (${s.lastDecision.reason})` : ''} ${printable(s.lastDecision.token)} at ${new Date(s.lastDecision.ts).toISOString()}`,
+      `${status.lastDecision.decision}${status.lastDecision.reason ? ` (${status.lastDecision.reason})` : ''} ${printable(status.lastDecision.token)} at ${new Date(status.lastDecision.ts).toISOString()}`,
     )
   return lines.join('\n')
 }
@@ -95,8 +98,8 @@ async function status(ctx: CliContext): Promise<number> {
   const client = await ctx.daemon()
   if (client) {
     try {
-      const s = (await client.request('status')) as AgentStatus
-      ctx.print(s, () => renderStatus(s))
+      const running = (await client.request('status')) as AgentStatus
+      ctx.print(running, () => renderStatus(running))
       return EXIT.ok
     } finally {
       client.close()
@@ -104,8 +107,8 @@ async function status(ctx: CliContext): Promise<number> {
   }
   const db = ctx.openReadOnly()
   try {
-    const s = offlineStatus(db, ctx.config.gateId, Date.now())
-    ctx.print(s, () => renderStatus(s))
+    const offline = offlineStatus(db, ctx.config.gateId, Date.now())
+    ctx.print(offline, () => renderStatus(offline))
     return EXIT.daemon
   } finally {
     db.close()

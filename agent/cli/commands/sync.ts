@@ -5,27 +5,27 @@ import { offlineStatus } from '../../store/offline-status.js'
 import { markRefusedPending } from '../../store/outbox-maintenance.js'
 import { action, type CliContext } from '../context.js'
 
-function render(s: SyncStatus, pending: number, inFlight: number): string {
+function render(status: SyncStatus, pending: number, inFlight: number): string {
   const lines = [
-    `cloud            ${s.cloudUrl ?? 'not configured (cloud.url, GATE_KEY)'}`,
-    `state            ${s.state}${s.consecutiveFailures ? ` (${s.consecutiveFailures} failures in a row)` : ''}`,
+    `cloud            ${status.cloudUrl ?? 'not configured (cloud.url, GATE_KEY)'}`,
+    `state            ${status.state}${status.consecutiveFailures ? ` (${status.consecutiveFailures} failures in a row)` : ''}`,
     `buffer           ${pending} pending, ${inFlight} in flight`,
-    `last success     ${s.lastSuccessAt ?? 'never'}`,
-    `last attempt     ${s.lastAttemptAt ?? 'never'}`,
+    `last success     ${status.lastSuccessAt ?? 'never'}`,
+    `last attempt     ${status.lastAttemptAt ?? 'never'}`,
   ]
-  if (s.lastError) lines.push(`last error       ${s.lastError}`)
-  if (s.nextAttemptInS !== null) lines.push(`next attempt in  ${s.nextAttemptInS} s`)
-  if (s.drainYielding)
+  if (status.lastError) lines.push(`last error       ${status.lastError}`)
+  if (status.nextAttemptInS !== null) lines.push(`next attempt in  ${status.nextAttemptInS} s`)
+  if (status.drainYielding)
     lines.push('drain            one batch at a time: decisions are committing slowly (a contended disk)')
-  if (s.storeThread?.state === 'running')
+  if (status.storeThread?.state === 'running')
     lines.push('store thread     running: claims and WAL checkpoints off the event loop')
-  if (s.storeThread?.state === 'failed')
+  if (status.storeThread?.state === 'failed')
     lines.push('store thread     FAILED: claims and checkpoints on the main thread (see the log)')
   lines.push(
-    `since start      ${s.accepted} accepted, ${s.duplicates} duplicates, ${s.rejected} refused by the cloud (batch ${s.batchSize})`,
+    `since start      ${status.accepted} accepted, ${status.duplicates} duplicates, ${status.rejected} refused by the cloud (batch ${status.batchSize})`,
   )
   lines.push(
-    `roster           cursor ${s.roster.cursor}, last pull ${s.roster.lastPullAt ?? 'never'}, ${s.roster.applied} changes applied${s.roster.lastError ? `, error: ${s.roster.lastError}` : ''}`,
+    `roster           cursor ${status.roster.cursor}, last pull ${status.roster.lastPullAt ?? 'never'}, ${status.roster.applied} changes applied${status.roster.lastError ? `, error: ${status.roster.lastError}` : ''}`,
   )
   return lines.join('\n')
 }
@@ -35,12 +35,12 @@ async function sync(ctx: CliContext, now: boolean): Promise<number> {
   if (!client) {
     const db = ctx.openReadOnly()
     try {
-      const st = offlineStatus(db, ctx.config.gateId, Date.now())
-      ctx.print({ daemon: 'down', lastSync: st.lastSync, buffer: st.buffer }, () =>
+      const offline = offlineStatus(db, ctx.config.gateId, Date.now())
+      ctx.print({ daemon: 'down', lastSync: offline.lastSync, buffer: offline.buffer }, () =>
         [
           'daemon           DOWN (nothing is being sent)',
-          `last success     ${st.lastSync?.at ?? 'never'}`,
-          `buffer           ${st.buffer.pending} pending, ${st.buffer.inFlight} in flight (returned to pending at the next start)`,
+          `last success     ${offline.lastSync?.at ?? 'never'}`,
+          `buffer           ${offline.buffer.pending} pending, ${offline.buffer.inFlight} in flight (returned to pending at the next start)`,
         ].join('\n'),
       )
       return EXIT.daemon
@@ -49,15 +49,17 @@ async function sync(ctx: CliContext, now: boolean): Promise<number> {
     }
   }
   try {
-    const st = now
+    const syncStatus = now
       ? ((await client.request('sync.now', {}, 60_000)) as SyncStatus)
       : ((await client.request('status')) as AgentStatus).sync
     const status = (await client.request('status')) as AgentStatus
-    if (!st) return EXIT.failure
-    ctx.print({ ...st, buffer: status.buffer }, () =>
-      render(st, status.buffer.pending, status.buffer.inFlight),
+    if (!syncStatus) return EXIT.failure
+    ctx.print({ ...syncStatus, buffer: status.buffer }, () =>
+      render(syncStatus, status.buffer.pending, status.buffer.inFlight),
     )
-    return st.state === 'disabled' || st.state === 'auth-failed' || (now && st.lastError)
+    return syncStatus.state === 'disabled' ||
+      syncStatus.state === 'auth-failed' ||
+      (now && syncStatus.lastError)
       ? EXIT.failure
       : EXIT.ok
   } finally {

@@ -13,13 +13,13 @@ interface TailOptions {
 
 function line(stream: string, data: unknown): string {
   if (stream === 'decisions') {
-    const d = data as DecisionEvent
-    const t = new Date(d.ts).toISOString().slice(11, 23)
-    const verdict = d.decision === 'admit' ? 'ADMIT' : `DENY ${d.reason}`
-    return `${t}  ${verdict.padEnd(24)} token ${printable(d.token)}  ${printable(d.participantId ?? '-')}  rssi ${d.rssi}  ${d.latencyMs.toFixed(2)} ms`
+    const decision = data as DecisionEvent
+    const time = new Date(decision.ts).toISOString().slice(11, 23)
+    const verdict = decision.decision === 'admit' ? 'ADMIT' : `DENY ${decision.reason}`
+    return `${time}  ${verdict.padEnd(24)} token ${printable(decision.token)}  ${printable(decision.participantId ?? '-')}  rssi ${decision.rssi}  ${decision.latencyMs.toFixed(2)} ms`
   }
-  const s = data as SightingEvent
-  return `           sighting ${printable(s.token)} rssi ${s.rssi} smoothed ${s.smoothed?.toFixed(1) ?? '-'} ${s.present ? 'AT GATE' : ''} (${s.decoder} ${s.address})`
+  const sighting = data as SightingEvent
+  return `           sighting ${printable(sighting.token)} rssi ${sighting.rssi} smoothed ${sighting.smoothed?.toFixed(1) ?? '-'} ${sighting.present ? 'AT GATE' : ''} (${sighting.decoder} ${sighting.address})`
 }
 
 async function tail(ctx: CliContext, opts: TailOptions): Promise<number> {
