@@ -27,38 +27,41 @@ export class ChangeListener {
   async stop(): Promise<void> {
     this.stopped = true
     if (this.retryTimer) clearTimeout(this.retryTimer)
-    const c = this.client
+    const client = this.client
     this.client = null
-    await c?.end().catch(() => {})
+    await client?.end().catch(() => {})
   }
 
   private async connect(reconnecting: boolean): Promise<void> {
     if (this.stopped) return
-    const c = new pg.Client({ connectionString: this.databaseUrl, application_name: 'gate-cloud-listen' })
-    c.on('error', (err) => {
+    const client = new pg.Client({
+      connectionString: this.databaseUrl,
+      application_name: 'gate-cloud-listen',
+    })
+    client.on('error', (err) => {
       this.log.warn({ err: err.message, channel: this.channel }, 'change listener connection lost')
     })
-    c.on('end', () => {
-      if (this.client === c) {
+    client.on('end', () => {
+      if (this.client === client) {
         this.client = null
         this.retry()
       }
     })
-    c.on('notification', (n) => {
-      if (n.channel === this.channel) this.onChange()
+    client.on('notification', (notification) => {
+      if (notification.channel === this.channel) this.onChange()
     })
     try {
-      await c.connect()
+      await client.connect()
       // the channel name is a fixed identifier checked above, never input
-      await c.query(`LISTEN ${this.channel}`)
-      this.client = c
+      await client.query(`LISTEN ${this.channel}`)
+      this.client = client
       this.failures = 0
       if (reconnecting) {
         this.log.info({ channel: this.channel }, 'change listener reconnected')
         this.onChange()
       }
     } catch (err) {
-      await c.end().catch(() => {})
+      await client.end().catch(() => {})
       this.log.warn({ err: (err as Error).message, channel: this.channel }, 'change listener cannot connect')
       this.retry()
     }

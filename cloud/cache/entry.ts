@@ -1,12 +1,17 @@
 /**
- * One entry, the same in both layers. `v` is the value; `null` is a cached "does not exist"
- * (negative caching). `exp` is when it stops being fresh (logical expiry, ms since epoch); it is
- * kept `grace` ms longer so that it can be served when the source fails (fail-safe). `tv` holds
- * the version of each of its tags when it was written: a tag invalidation bumps the version.
+ * One entry, the same in both layers. Its fields are short because they are stored, as JSON, with
+ * every entry in Redis, where nodes of two versions meet during a rollout: renamed, an older
+ * node would take every newer entry for garbage.
  */
 export interface Entry {
+  /** the value; `null` is a cached "does not exist" (negative caching) */
   v: unknown
+  /**
+   * when it stops being fresh (logical expiry), ms since the epoch; it is kept `graceMs` longer so
+   * that it can be served when the source fails (fail-safe)
+   */
   exp: number
+  /** the version of each of its tags when it was written: a tag invalidation bumps the version */
   tv?: Record<string, number>
 }
 
@@ -21,11 +26,11 @@ export interface EntryOptions {
 }
 
 /** The size L1 counts for a value against its byte bound: its JSON length, roughly. */
-export function sizeOf(v: unknown): number {
-  if (v === null || v === undefined) return 8
-  if (typeof v === 'string') return v.length + 8
+export function sizeOf(value: unknown): number {
+  if (value === null || value === undefined) return 8
+  if (typeof value === 'string') return value.length + 8
   try {
-    return Math.max(8, JSON.stringify(v)?.length ?? 8)
+    return Math.max(8, JSON.stringify(value)?.length ?? 8)
   } catch {
     return 1024
   }
@@ -34,8 +39,8 @@ export function sizeOf(v: unknown): number {
 /** An entry read from L2, or null when it is not one this code wrote. */
 export function parseEntry(raw: string): Entry | null {
   try {
-    const e = JSON.parse(raw) as Entry
-    return e && typeof e === 'object' && typeof e.exp === 'number' && 'v' in e ? e : null
+    const entry = JSON.parse(raw) as Entry
+    return entry && typeof entry === 'object' && typeof entry.exp === 'number' && 'v' in entry ? entry : null
   } catch {
     return null
   }

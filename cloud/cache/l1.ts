@@ -33,7 +33,7 @@ export class L1 {
     this.lru = new LRUCache<string, Entry>({
       max: options.maxEntries,
       maxSize: options.maxBytes,
-      sizeCalculation: (e) => sizeOf(e.v),
+      sizeCalculation: (entry) => sizeOf(entry.v),
       // physical lifetime: freshness plus grace (fail-safe); freshness itself is `exp`
       ttl: options.maxTtlMs + options.graceMs,
       ttlAutopurge: false,
@@ -56,14 +56,14 @@ export class L1 {
     return this.lru.get(key)
   }
 
-  set(key: string, e: Entry): void {
-    this.lru.set(key, e)
+  set(key: string, entry: Entry): void {
+    this.lru.set(key, entry)
   }
 
-  /** `e` with its freshness capped at L1's longest. */
-  capped(e: Entry): Entry {
+  /** `entry` with its freshness capped at L1's longest. */
+  capped(entry: Entry): Entry {
     const cap = this.options.now() + this.options.maxTtlMs
-    return e.exp > cap ? { ...e, exp: cap } : e
+    return entry.exp > cap ? { ...entry, exp: cap } : entry
   }
 
   delete(key: string): void {
@@ -77,9 +77,9 @@ export class L1 {
   /** Drop every key starting with `prefix`; how many were dropped. */
   dropPrefix(prefix: string): number {
     let dropped = 0
-    for (const k of [...this.lru.keys()]) {
-      if (k.startsWith(prefix)) {
-        this.lru.delete(k)
+    for (const key of [...this.lru.keys()]) {
+      if (key.startsWith(prefix)) {
+        this.lru.delete(key)
         dropped++
       }
     }

@@ -74,12 +74,12 @@ export function cacheMetrics(
     l1Bytes,
     invalidations,
     lookup: (layer, result) => {
-      let c = lookups.get(`${layer}:${result}`)
-      if (!c) {
-        c = requests.labels(layer, result)
-        lookups.set(`${layer}:${result}`, c)
+      let counter = lookups.get(`${layer}:${result}`)
+      if (!counter) {
+        counter = requests.labels(layer, result)
+        lookups.set(`${layer}:${result}`, counter)
       }
-      c.inc()
+      counter.inc()
     },
     l1Get: (seconds) => l1GetLatency.observe(seconds),
   }

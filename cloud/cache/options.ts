@@ -2,13 +2,17 @@ import type { Cluster, Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 
+/** How the cache is built (`cacheDefaults` holds the defaults of all but the connections). */
 export interface TieredCacheOptions {
-  /** L1 bounds: entries and bytes (JSON length of the values) */
+  /** L1's bound on entries */
   l1MaxEntries: number
+  /** L1's bound on the bytes of its values (their JSON length) */
   l1MaxBytes: number
   /** longest time an entry stays fresh in L1, ms (the seed's 5 minutes) */
   l1MaxTtlMs: number
+  /** freshness of an entry written without a TTL of its own, ms */
   defaultTtlMs: number
+  /** freshness of a cached "not found" written without a TTL of its own, ms */
   negativeTtlMs: number
   /** TTLs get +/- this fraction at random, so keys written together do not expire together */
   jitter: number
@@ -18,7 +22,7 @@ export interface TieredCacheOptions {
   failSafeThrottleMs: number
   /** an L1 entry read this many times is refreshed in the background before it expires */
   hotHits: number
-  /** ... once this fraction of its freshness has passed */
+  /** a hot entry is refreshed once this fraction of its freshness has passed */
   eagerRefreshAt: number
   /** the L1 is halved when the V8 heap passes this fraction of its limit */
   memoryPressure: number
@@ -28,7 +32,9 @@ export interface TieredCacheOptions {
   subscriber: Redis | Cluster | null
   /** prefix of every L2 key and of the bus channel */
   keyPrefix: string
+  /** consecutive Redis failures that open the circuit (L2 skipped) */
   circuitThreshold: number
+  /** how long the circuit stays open before one call tries Redis again, ms */
   circuitOpenMs: number
   log: Logger
   registry: Registry

@@ -43,23 +43,23 @@ export class RedisTier {
 
   /** The value of `key`; null when absent, or when L2 is absent, open or failing. */
   get(key: string): Promise<string | null> {
-    return this.run((r) => r.get(this.options.keyPrefix + key))
+    return this.run((client) => client.get(this.options.keyPrefix + key))
   }
 
   /** Write `value` at `key`, expiring in `px` ms. */
   async set(key: string, value: string, px: number): Promise<void> {
-    await this.run((r) => r.set(this.options.keyPrefix + key, value, 'PX', px))
+    await this.run((client) => client.set(this.options.keyPrefix + key, value, 'PX', px))
   }
 
   /** The counter at `key` plus one; null when L2 is absent, open or failing. */
   incr(key: string): Promise<number | null> {
-    return this.run((r) => r.incr(this.options.keyPrefix + key))
+    return this.run((client) => client.incr(this.options.keyPrefix + key))
   }
 
   /** Unlink `keys`, one by one, in one call through the circuit. */
   async unlink(keys: readonly string[]): Promise<void> {
-    await this.run(async (r) => {
-      for (const k of keys) await r.unlink(this.options.keyPrefix + k)
+    await this.run(async (client) => {
+      for (const key of keys) await client.unlink(this.options.keyPrefix + key)
     })
   }
 
@@ -68,10 +68,12 @@ export class RedisTier {
    * blocks Redis). How many were removed; null when L2 is absent, open or failing.
    */
   unlinkPrefix(prefix: string): Promise<number | null> {
-    return this.run(async (r) => {
+    return this.run(async (client) => {
       let removed = 0
       const masters =
-        'nodes' in r && typeof r.nodes === 'function' ? (r as Cluster).nodes('master') : [r as Redis]
+        'nodes' in client && typeof client.nodes === 'function'
+          ? (client as Cluster).nodes('master')
+          : [client as Redis]
       for (const node of masters) {
         let cursor = '0'
         do {
@@ -84,7 +86,7 @@ export class RedisTier {
           )
           cursor = next
           // one UNLINK per key: in a Cluster the keys of one batch may live in different slots
-          for (const k of keys) removed += await node.unlink(k)
+          for (const key of keys) removed += await node.unlink(key)
         } while (cursor !== '0')
       }
       return removed
@@ -93,15 +95,15 @@ export class RedisTier {
 
   /** Publish `message` on `channel` (a full channel name, not prefixed). */
   async publish(channel: string, message: string): Promise<void> {
-    await this.run((r) => r.publish(channel, message))
+    await this.run((client) => client.publish(channel, message))
   }
 
   /** Run an L2 call through the circuit; null when L2 is absent, open or failing. */
-  private async run<R>(fn: (r: Redis | Cluster) => Promise<R>): Promise<R | null> {
-    const r = this.redis
-    if (!r || !this.circuit.allow()) return null
+  private async run<R>(fn: (client: Redis | Cluster) => Promise<R>): Promise<R | null> {
+    const client = this.redis
+    if (!client || !this.circuit.allow()) return null
     try {
-      const out = await fn(r)
+      const out = await fn(client)
       this.circuit.success()
       return out
     } catch (err) {
@@ -112,6 +114,6 @@ export class RedisTier {
   }
 }
 
-function escapeGlob(s: string): string {
-  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
+function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (char) => `\\${char}`)
 }

@@ -21,19 +21,19 @@ export interface RedisPair {
  * a request never waits for a reconnect), a short command timeout, and reconnection forever with
  * backoff in the background. Errors are logged once per outage, without the URL (it may hold a password).
  */
-export function connectRedis(s: RedisSettings, log: Logger): RedisPair | null {
-  if (!s.url && (!s.clusterNodes || s.clusterNodes.length === 0)) return null
+export function connectRedis(settings: RedisSettings, log: Logger): RedisPair | null {
+  if (!settings.url && (!settings.clusterNodes || settings.clusterNodes.length === 0)) return null
   const base: RedisOptions = {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    commandTimeout: s.commandTimeoutMs,
+    commandTimeout: settings.commandTimeoutMs,
     connectTimeout: 2_000,
     retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2_000),
   }
   const make = (): Redis | Cluster => {
-    if (s.clusterNodes && s.clusterNodes.length > 0) {
-      const nodes = s.clusterNodes.map((hp) => {
-        const [host, port] = hp.split(':')
+    if (settings.clusterNodes && settings.clusterNodes.length > 0) {
+      const nodes = settings.clusterNodes.map((hostPort) => {
+        const [host, port] = hostPort.split(':')
         return { host: host || '127.0.0.1', port: Number(port) || 6379 }
       })
       return new Cluster(nodes, {
@@ -42,20 +42,20 @@ export function connectRedis(s: RedisSettings, log: Logger): RedisPair | null {
         clusterRetryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2_000),
       })
     }
-    return new Redis(s.url as string, base)
+    return new Redis(settings.url as string, base)
   }
   const client = make()
   // the subscriber queues its SUBSCRIBE until connected (it is not on a request path)
-  const subscriber = s.clusterNodes?.length
+  const subscriber = settings.clusterNodes?.length
     ? make()
-    : new Redis(s.url as string, { ...base, enableOfflineQueue: true })
+    : new Redis(settings.url as string, { ...base, enableOfflineQueue: true })
   let down = false
-  for (const c of [client, subscriber]) {
-    c.on('error', (err: Error) => {
+  for (const connection of [client, subscriber]) {
+    connection.on('error', (err: Error) => {
       if (!down) log.warn({ err: err.message }, 'Redis unreachable; the cache runs on L1 until it is back')
       down = true
     })
-    c.on('ready', () => {
+    connection.on('ready', () => {
       if (down) log.info('Redis reachable again')
       down = false
     })

@@ -15,47 +15,48 @@ export class TagVersions {
   constructor(private readonly tier: RedisTier) {}
 
   /** An entry's tags current (true), outdated (false) or not known locally yet (undefined: ask Redis). */
-  knownCurrent(e: Entry): boolean | undefined {
-    if (!e.tv) return true
-    for (const t in e.tv) {
-      const v = this.known.get(t)
-      if (v === undefined) return undefined
-      if (v !== e.tv[t]) return false
+  knownCurrent(entry: Entry): boolean | undefined {
+    if (!entry.tv) return true
+    for (const tag in entry.tv) {
+      const version = this.known.get(tag)
+      if (version === undefined) return undefined
+      if (version !== entry.tv[tag]) return false
     }
     return true
   }
 
   /** Whether an entry's tags are current, asking Redis for the versions this node does not know. */
-  async current(e: Entry): Promise<boolean> {
-    if (!e.tv) return true
-    for (const [t, v] of Object.entries(e.tv)) if ((await this.version(t)) !== v) return false
+  async current(entry: Entry): Promise<boolean> {
+    if (!entry.tv) return true
+    for (const [tag, version] of Object.entries(entry.tv))
+      if ((await this.version(tag)) !== version) return false
     return true
   }
 
   /** The current versions of `tags` (undefined when there are none). */
   async snapshot(tags: readonly string[] | undefined): Promise<Record<string, number> | undefined> {
     if (!tags || tags.length === 0) return undefined
-    const tv: Record<string, number> = {}
-    for (const t of tags) tv[t] = await this.version(t)
-    return tv
+    const versions: Record<string, number> = {}
+    for (const tag of tags) versions[tag] = await this.version(tag)
+    return versions
   }
 
   /** Bump each tag's version; the new versions, for the other nodes. */
   async bump(tags: readonly string[]): Promise<Record<string, number>> {
     const bumped: Record<string, number> = {}
-    for (const t of tags) {
-      const v = (await this.tier.incr(tagKey(t))) ?? (this.known.get(t) ?? 0) + 1
+    for (const tag of tags) {
+      const counted = (await this.tier.incr(tagKey(tag))) ?? (this.known.get(tag) ?? 0) + 1
       // without Redis the local version goes up; with it, Redis' counter is the truth
-      bumped[t] = Math.max(v, (this.known.get(t) ?? 0) + 1)
-      this.known.set(t, bumped[t])
+      bumped[tag] = Math.max(counted, (this.known.get(tag) ?? 0) + 1)
+      this.known.set(tag, bumped[tag])
     }
     return bumped
   }
 
   /** Versions another node bumped to (from the bus): a version only goes up. */
   heard(versions: Record<string, unknown>): void {
-    for (const [t, v] of Object.entries(versions))
-      if (typeof v === 'number' && v > (this.known.get(t) ?? -1)) this.known.set(t, v)
+    for (const [tag, version] of Object.entries(versions))
+      if (typeof version === 'number' && version > (this.known.get(tag) ?? -1)) this.known.set(tag, version)
   }
 
   /** Forget every known version (they are read from Redis again). */
@@ -67,8 +68,8 @@ export class TagVersions {
     const known = this.known.get(tag)
     if (known !== undefined) return known
     const raw = await this.tier.get(tagKey(tag))
-    const v = Number(raw ?? 0)
-    this.known.set(tag, v)
-    return v
+    const version = Number(raw ?? 0)
+    this.known.set(tag, version)
+    return version
   }
 }

@@ -140,15 +140,15 @@ export class TieredCache {
     const got = this.l1.get(key)
     // the tag check is synchronous when this node knows the tags' versions (the usual case)
     const known = got ? this.tags.knownCurrent(got) : false
-    const e1 =
+    const fromL1 =
       got && (known === true || (known === undefined && (await this.tags.current(got)))) ? got : undefined
     const now = this.now()
-    if (e1) {
-      if (e1.exp > now) {
+    if (fromL1) {
+      if (fromL1.exp > now) {
         this.count('l1', 'hit')
         this.metrics.l1Get((performance.now() - t0) / 1000)
-        this.maybeRefreshHot(key, e1, loader, opts)
-        return e1.v as T | null
+        this.maybeRefreshHot(key, fromL1, loader, opts)
+        return fromL1.v as T | null
       }
       this.count('l1', 'stale')
     } else {
@@ -156,9 +156,9 @@ export class TieredCache {
     }
     const running = this.inflight.get(key)
     if (running) return running as Promise<T | null>
-    const p = this.fromL2OrLoad(key, loader, opts, e1).finally(() => this.inflight.delete(key))
-    this.inflight.set(key, p)
-    return p
+    const loading = this.fromL2OrLoad(key, loader, opts, fromL1).finally(() => this.inflight.delete(key))
+    this.inflight.set(key, loading)
+    return loading
   }
 
   /** Write a value to both layers (and so drop other nodes' L1 copies of the key). */
@@ -211,11 +211,11 @@ export class TieredCache {
     let warmed = 0
     for (const item of items) {
       try {
-        const tv = await this.tags.snapshot(item.opts?.tags)
+        const versions = await this.tags.snapshot(item.opts?.tags)
         const rows = await item.loader()
-        for (const r of rows) {
+        for (const row of rows) {
           if (this.l1.size >= this.options.l1MaxEntries) return warmed // never evict to warm
-          this.l1.set(r.key, this.l1.capped(await this.entry(r.value ?? null, item.opts ?? {}, tv)))
+          this.l1.set(row.key, this.l1.capped(await this.entry(row.value ?? null, item.opts ?? {}, versions)))
           warmed++
         }
       } catch (err) {
@@ -242,13 +242,13 @@ export class TieredCache {
     const raw = await this.tier.get(key)
     this.metrics.latency.observe({ layer: 'l2', op: 'get' }, (performance.now() - t0) / 1000)
     if (raw) {
-      const e2 = parseEntry(raw)
-      if (e2 && e2.exp > this.now() && (await this.tags.current(e2))) {
+      const fromL2 = parseEntry(raw)
+      if (fromL2 && fromL2.exp > this.now() && (await this.tags.current(fromL2))) {
         this.count('l2', 'hit')
-        this.l1.set(key, this.l1.capped(e2))
-        return e2.v as T | null
+        this.l1.set(key, this.l1.capped(fromL2))
+        return fromL2.v as T | null
       }
-      if (e2 && !stale && (await this.tags.current(e2))) stale = e2
+      if (fromL2 && !stale && (await this.tags.current(fromL2))) stale = fromL2
     }
     if (this.tier.present) this.count('l2', raw ? 'stale' : 'miss')
     return this.load(key, loader, opts, stale)
@@ -263,7 +263,7 @@ export class TieredCache {
     let value: T | null
     // the tags' versions as they are before the load: a change committed while the loader runs
     // bumps them, and the entry is then already outdated instead of cached as current
-    const tv = await this.tags.snapshot(opts.tags)
+    const versions = await this.tags.snapshot(opts.tags)
     try {
       value = (await loader()) ?? null
       this.metrics.loads.inc({ result: 'ok' })
@@ -279,23 +279,28 @@ export class TieredCache {
       this.metrics.loads.inc({ result: 'error' })
       throw err
     }
-    const entry = await this.entry(value, opts, tv)
+    const entry = await this.entry(value, opts, versions)
     this.l1.set(key, this.l1.capped(entry))
     await this.l2Set(key, entry)
     return value
   }
 
-  private maybeRefreshHot(key: string, e: Entry, loader: () => Promise<unknown>, opts: EntryOptions): void {
+  private maybeRefreshHot(
+    key: string,
+    entry: Entry,
+    loader: () => Promise<unknown>,
+    opts: EntryOptions,
+  ): void {
     const hits = this.l1.read(key)
     if (hits < this.options.hotHits || this.inflight.has(key)) return
-    const ttl = this.ttl(opts, e.v === null)
-    if (e.exp - this.now() > ttl * (1 - this.options.eagerRefreshAt)) return
+    const ttl = this.ttl(opts, entry.v === null)
+    if (entry.exp - this.now() > ttl * (1 - this.options.eagerRefreshAt)) return
     // a hot key is refreshed before it expires, so its readers never wait for the database
     this.l1.refreshing(key)
-    const p = this.load(key, loader, opts, e)
+    const refresh = this.load(key, loader, opts, entry)
       .catch(() => undefined)
       .finally(() => this.inflight.delete(key))
-    this.inflight.set(key, p)
+    this.inflight.set(key, refresh)
   }
 
   private count(layer: 'l1' | 'l2', result: 'hit' | 'miss' | 'stale'): void {
@@ -310,22 +315,27 @@ export class TieredCache {
   }
 
   /**
-   * An entry for `value`. `tv`: the tags' versions read before the value was loaded (see load):
-   * read after, an invalidation that came while the loader ran would be taken as already included.
+   * An entry for `value`. `tagVersions`: the tags' versions read before the value was loaded (see
+   * load): read after, an invalidation that came while the loader ran would be taken as already
+   * included.
    */
-  private async entry(value: unknown, opts: EntryOptions, tv?: Record<string, number>): Promise<Entry> {
+  private async entry(
+    value: unknown,
+    opts: EntryOptions,
+    tagVersions?: Record<string, number>,
+  ): Promise<Entry> {
     const base = this.ttl(opts, value === null || value === undefined)
     const ttl = Math.max(1, Math.round(base * (1 + this.options.jitter * (2 * this.random() - 1))))
-    const e: Entry = { v: value ?? null, exp: this.now() + ttl }
-    const versions = tv ?? (await this.tags.snapshot(opts.tags))
-    if (versions) e.tv = versions
-    return e
+    const entry: Entry = { v: value ?? null, exp: this.now() + ttl }
+    const versions = tagVersions ?? (await this.tags.snapshot(opts.tags))
+    if (versions) entry.tv = versions
+    return entry
   }
 
-  private async l2Set(key: string, e: Entry): Promise<void> {
-    const px = Math.max(1, e.exp - this.now() + this.options.graceMs)
+  private async l2Set(key: string, entry: Entry): Promise<void> {
+    const px = Math.max(1, entry.exp - this.now() + this.options.graceMs)
     const t0 = performance.now()
-    await this.tier.set(key, JSON.stringify(e), px)
+    await this.tier.set(key, JSON.stringify(entry), px)
     this.metrics.latency.observe({ layer: 'l2', op: 'set' }, (performance.now() - t0) / 1000)
   }
 

@@ -28,7 +28,7 @@ export async function warmCache(
 ): Promise<void> {
   const t0 = Date.now()
   const midnight = new Date(new Date().toISOString().slice(0, 10))
-  const n = await cache.warm([
+  const warmed = await cache.warm([
     {
       // the first page of every event's roster (what a gate starting from scratch asks for)
       loader: async () => {
@@ -70,5 +70,5 @@ export async function warmCache(
       opts: { ttlMs: TOKEN_TTL_MS, tags: [ROSTER_TAG] },
     },
   ])
-  log.info({ keys: n, ms: Date.now() - t0 }, 'cache warmed')
+  log.info({ keys: warmed, ms: Date.now() - t0 }, 'cache warmed')
 }

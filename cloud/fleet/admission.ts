@@ -39,8 +39,8 @@ export class KnownGates {
   private readonly listeners = new Set<() => void>()
   private readonly now: () => number
 
-  constructor(private readonly o: KnownGatesOptions) {
-    this.now = o.now ?? Date.now
+  constructor(private readonly options: KnownGatesOptions) {
+    this.now = options.now ?? Date.now
   }
 
   /**
@@ -55,7 +55,7 @@ export class KnownGates {
   /** Read the table now, then every `refreshMs`. */
   async start(): Promise<void> {
     await this.refresh()
-    this.timer = setInterval(() => void this.refresh(), this.o.refreshMs ?? 60_000)
+    this.timer = setInterval(() => void this.refresh(), this.options.refreshMs ?? 60_000)
     this.timer.unref()
   }
 
@@ -71,7 +71,7 @@ export class KnownGates {
 
   /** An id not in the set was heard: it may have just been added. */
   missed(): void {
-    if (this.now() - this.triedAt >= (this.o.minReloadMs ?? 5_000)) void this.refresh()
+    if (this.now() - this.triedAt >= (this.options.minReloadMs ?? 5_000)) void this.refresh()
   }
 
   /** Read the table again (one read at a time); a failure keeps the set of the last read. */
@@ -79,9 +79,9 @@ export class KnownGates {
     this.loading ??= (async () => {
       this.triedAt = this.now()
       try {
-        this.ids = new Set(await this.o.load())
+        this.ids = new Set(await this.options.load())
       } catch (err) {
-        this.o.log.warn(
+        this.options.log.warn(
           { err: (err as Error).message, known: this.ids?.size ?? null },
           this.ids
             ? 'gates not read; the known gates of the last read are kept'
@@ -130,11 +130,11 @@ export class UnknownGates {
     this.messages++
     const id = gateId.slice(0, 128)
     const at = this.now()
-    const u = this.recent.get(id)
-    if (u) {
-      u.messages++
-      u.lastAt = at
-      u.lastTopic = topic
+    const known = this.recent.get(id)
+    if (known) {
+      known.messages++
+      known.lastAt = at
+      known.lastTopic = topic
     } else this.recent.set(id, { gateId: id, messages: 1, firstAt: at, lastAt: at, lastTopic: topic })
   }
 
@@ -176,7 +176,7 @@ export class FleetAdmission {
   private readonly now: () => number
 
   constructor(
-    private readonly o: {
+    private readonly options: {
       known?: KnownGates | undefined
       rate?: Partial<AlertRate> | undefined
       stats: AdmissionStats
@@ -185,33 +185,33 @@ export class FleetAdmission {
       now: () => number
     },
   ) {
-    this.now = o.now
-    this.unknown = new UnknownGates(1_000, o.now)
-    this.limiter = new AlertLimiter({ ...alertRateDefaults, ...o.rate }, o.now)
+    this.now = options.now
+    this.unknown = new UnknownGates(1_000, options.now)
+    this.limiter = new AlertLimiter({ ...alertRateDefaults, ...options.rate }, options.now)
     this.unknownCounter = new Counter({
       name: 'fleet_unknown_gate_messages_total',
       help: 'MQTT messages of gates the cloud does not know (not in its gates table), by topic kind; not read',
       labelNames: ['kind'],
-      registers: [o.registry],
+      registers: [options.registry],
     })
     const unknown = this.unknown
     const unknownGauge: Gauge = new Gauge({
       name: 'fleet_unknown_gates',
       help: 'Unknown gates remembered for ops (the most recent, at most 1,000)',
-      registers: [o.registry],
+      registers: [options.registry],
       collect: () => unknownGauge.set(unknown.size),
     })
     this.sessionsCounter = new Counter({
       name: 'fleet_sessions_rejected_total',
       help: 'MQTT messages ignored because their session was far ahead of the wall clock, by topic kind',
       labelNames: ['kind'],
-      registers: [o.registry],
+      registers: [options.registry],
     })
     this.suppressedCounter = new Counter({
       name: 'fleet_alerts_suppressed_total',
       help: 'Fleet alerts not raised because their gate was over its rate for that kind',
       labelNames: ['kind'],
-      registers: [o.registry],
+      registers: [options.registry],
     })
   }
 
@@ -221,13 +221,16 @@ export class FleetAdmission {
    * `tracked`. A message refused is counted as an unknown gate's, and not read.
    */
   admit(gateId: string, topic: string, tracked: (gateId: string) => boolean, size: number): boolean {
-    if (this.belongs(gateId) && (this.o.known?.has(gateId) || tracked(gateId) || size < MAX_UNCHECKED_GATES))
+    if (
+      this.belongs(gateId) &&
+      (this.options.known?.has(gateId) || tracked(gateId) || size < MAX_UNCHECKED_GATES)
+    )
       return true
-    if (GATE_ID_RE.test(gateId)) this.o.known?.missed() // it may have been added since the last read
-    this.o.stats.unknownGateMessages++
+    if (GATE_ID_RE.test(gateId)) this.options.known?.missed() // it may have been added since the last read
+    this.options.stats.unknownGateMessages++
     this.unknownCounter.inc({ kind: topic })
     this.unknown.record(gateId, topic)
-    this.o.warn.warn(
+    this.options.warn.warn(
       'unknown-gate',
       gateId,
       { gateId: gateId.slice(0, 128), kind: topic },
@@ -238,7 +241,7 @@ export class FleetAdmission {
 
   /** Whether a gate can be part of the fleet: a valid id, not missing from the gates table. */
   belongs(gateId: string): boolean {
-    return GATE_ID_RE.test(gateId) && this.o.known?.has(gateId) !== false
+    return GATE_ID_RE.test(gateId) && this.options.known?.has(gateId) !== false
   }
 
   /**
@@ -252,9 +255,9 @@ export class FleetAdmission {
   /** Whether a message's session can be believed (see bounds.ts); if not, counted and logged. */
   believed(gateId: string, topic: string, session: number): boolean {
     if (believableSession(session, this.now())) return true
-    this.o.stats.sessionsRejected++
+    this.options.stats.sessionsRejected++
     this.sessionsCounter.inc({ kind: topic })
-    this.o.warn.warn(
+    this.options.warn.warn(
       'session',
       gateId,
       { gateId, kind: topic, session, maxAheadS: MAX_SESSION_AHEAD_S },
@@ -266,9 +269,9 @@ export class FleetAdmission {
   /** Whether an alert of `kind` of `gateId` may go out; if not, counted as suppressed and logged. */
   alertAllowed(gateId: string, kind: string): boolean {
     if (this.limiter.take(gateId, kind)) return true
-    this.o.stats.alertsSuppressed++
+    this.options.stats.alertsSuppressed++
     this.suppressedCounter.inc({ kind })
-    this.o.warn.warn(
+    this.options.warn.warn(
       'alert-suppressed',
       gateId,
       { gateId, kind },

@@ -38,12 +38,15 @@ export class AlertLimiter {
   take(gateId: string, kind: string): boolean {
     const key = `${kind}\u0000${gateId}`
     const now = this.now()
-    const b = this.buckets.get(key) ?? { tokens: this.rate.burst, at: now }
-    b.tokens = Math.min(this.rate.burst, b.tokens + ((now - b.at) * this.rate.perHour) / 3_600_000)
-    b.at = now
-    const ok = b.tokens >= 1
-    if (ok) b.tokens -= 1
-    this.buckets.set(key, b)
+    const bucket = this.buckets.get(key) ?? { tokens: this.rate.burst, at: now }
+    bucket.tokens = Math.min(
+      this.rate.burst,
+      bucket.tokens + ((now - bucket.at) * this.rate.perHour) / 3_600_000,
+    )
+    bucket.at = now
+    const ok = bucket.tokens >= 1
+    if (ok) bucket.tokens -= 1
+    this.buckets.set(key, bucket)
     return ok
   }
 }

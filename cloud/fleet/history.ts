@@ -47,7 +47,7 @@ export class HistoryQueue {
 
   constructor(
     private readonly write: (rows: MetricsRow[]) => Promise<void>,
-    private readonly o: {
+    private readonly options: {
       stats: { historyRows: number; historyDropped: number; historyRejected: number }
       registry: Registry
       warn: ThrottledLog
@@ -57,7 +57,7 @@ export class HistoryQueue {
     this.rejected = new Counter({
       name: 'fleet_history_rows_rejected_total',
       help: 'Metrics history rows the database refused for their data, dropped so that the others are written',
-      registers: [o.registry],
+      registers: [options.registry],
     })
   }
 
@@ -73,13 +73,13 @@ export class HistoryQueue {
     this.pending = []
     try {
       const out = await this.writeSome(batch)
-      this.o.stats.historyRows += out.written
+      this.options.stats.historyRows += out.written
       if (out.unwritten.length > 0) {
         this.pending = out.unwritten.concat(this.pending)
-        const excess = this.pending.length - (this.o.max ?? MAX_PENDING_HISTORY_ROWS)
+        const excess = this.pending.length - (this.options.max ?? MAX_PENDING_HISTORY_ROWS)
         if (excess > 0) {
           this.pending.splice(0, excess)
-          this.o.stats.historyDropped += excess
+          this.options.stats.historyDropped += excess
         }
       }
     } finally {
@@ -93,7 +93,7 @@ export class HistoryQueue {
       return { written: rows.length, refused: 0, unwritten: [] }
     } catch (err) {
       if (!refusedForItsData(err)) {
-        this.o.warn.warn(
+        this.options.warn.warn(
           'history-unwritten',
           '',
           { err: (err as Error).message, rows: rows.length },
@@ -102,23 +102,27 @@ export class HistoryQueue {
         return { written: 0, refused: 0, unwritten: rows }
       }
       if (rows.length === 1) {
-        const r = rows[0] as MetricsRow
-        this.o.stats.historyRejected++
+        const row = rows[0] as MetricsRow
+        this.options.stats.historyRejected++
         this.rejected.inc()
-        this.o.warn.warn(
+        this.options.warn.warn(
           'history-refused',
-          r.gateId,
-          { gateId: r.gateId, session: r.session, seq: r.seq, err: (err as Error).message },
+          row.gateId,
+          { gateId: row.gateId, session: row.session, seq: row.seq, err: (err as Error).message },
           'metrics row refused by the database; dropped',
         )
         return { written: 0, refused: 1, unwritten: [] }
       }
       // halved until the refused rows stand alone: a few queries per bad row, not one per row
       const half = Math.ceil(rows.length / 2)
-      const a = await this.writeSome(rows.slice(0, half))
-      if (a.unwritten.length > 0) return { ...a, unwritten: a.unwritten.concat(rows.slice(half)) }
-      const b = await this.writeSome(rows.slice(half))
-      return { written: a.written + b.written, refused: a.refused + b.refused, unwritten: b.unwritten }
+      const first = await this.writeSome(rows.slice(0, half))
+      if (first.unwritten.length > 0) return { ...first, unwritten: first.unwritten.concat(rows.slice(half)) }
+      const second = await this.writeSome(rows.slice(half))
+      return {
+        written: first.written + second.written,
+        refused: first.refused + second.refused,
+        unwritten: second.unwritten,
+      }
     }
   }
 }

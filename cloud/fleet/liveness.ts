@@ -36,7 +36,7 @@ export interface LivenessOptions {
   seqs: SeqLedger
   /** a gate that announced no keep-alive is stale after this long, ms */
   silentAfterMs: number
-  alert: (a: FleetAlert) => void
+  alert: (alert: FleetAlert) => void
   log: Logger
   now: () => number
 }
@@ -148,34 +148,34 @@ export class Liveness {
   }
 
   private lost(gap: SeqGap): void {
-    const g = this.options.view.get(gap.gateId)
-    if (g && g.session === gap.session) {
-      g.seqGaps += gap.lost
-      this.options.view.save(g)
+    const gate = this.options.view.get(gap.gateId)
+    if (gate && gate.session === gap.session) {
+      gate.seqGaps += gap.lost
+      this.options.view.save(gate)
     }
     this.options.alert(seqGapAlert(gap))
   }
 
   /** The gate's deadline passed (this node claimed it): offline or stale, unless it said offline meanwhile. */
   private silent(gateId: string, deadline: number): void {
-    const g = this.options.view.get(gateId)
-    if (g?.state !== 'online') return
+    const gate = this.options.view.get(gateId)
+    if (gate?.state !== 'online') return
     const limit = this.limits.get(gateId) ?? { ms: this.options.silentAfterMs, offline: false }
     // when anyone in the fleet last heard it (this node may have seen only part of its messages)
-    g.lastSeenAt = Math.max(g.lastSeenAt ?? 0, deadline - limit.ms)
+    gate.lastSeenAt = Math.max(gate.lastSeenAt ?? 0, deadline - limit.ms)
     const alert = silenceAlert(gateId, {
-      lastSeenAt: g.lastSeenAt,
+      lastSeenAt: gate.lastSeenAt,
       now: this.options.now(),
       limitMs: limit.ms,
       offline: limit.offline,
     })
     if (limit.offline) {
-      g.state = 'offline'
-      g.reason = 'silent'
+      gate.state = 'offline'
+      gate.reason = 'silent'
     } else {
-      g.state = 'stale'
+      gate.state = 'stale'
     }
-    this.options.view.save(g)
+    this.options.view.save(gate)
     this.options.alert(alert)
   }
 }

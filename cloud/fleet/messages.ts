@@ -35,8 +35,8 @@ export function readPayload(
   gateId: string,
   payload: Buffer,
 ): { ok: true; payload: FleetPayload } | { ok: false; why: string } {
-  // mqtt.js has no size limit for MQTT 3.1.1: not read past the brokers' limit (a 50 MB message
-  // parsed took the node from 237 to 542 MB)
+  // mqtt.js has no size limit for MQTT 3.1.1: not read past the brokers' limit, since parsing a
+  // payload costs the node many times its size in memory (docs/benchmarks.md)
   if (payload.length > FLEET_MAX_PAYLOAD_BYTES)
     return { ok: false, why: `payload of ${payload.length} bytes, over ${FLEET_MAX_PAYLOAD_BYTES}` }
   let body: unknown
@@ -65,7 +65,7 @@ export interface FleetMessagesOptions {
   detect: FleetDetection
   /** temperature that raises an alert, °C */
   maxTemperatureC: number
-  alert: (a: FleetAlert) => void
+  alert: (alert: FleetAlert) => void
   log: Logger
   now: () => number
 }
@@ -94,26 +94,26 @@ export class FleetMessages {
 
   private status(gateId: string, status: StatusPayload, retained: boolean): void {
     const { view, liveness } = this.options
-    const g = view.viewFor(gateId)
-    if (g.session !== null && status.session < g.session) return // a will or status of an older session
-    const wasOnline = g.state !== 'offline'
-    g.session = status.session
-    g.lastSeq = status.seq
-    g.version = status.version
-    g.bootId = status.bootId
-    g.startedAt = status.startedAt
-    g.state = status.state
-    g.reason = status.reason ?? null
+    const gate = view.viewFor(gateId)
+    if (gate.session !== null && status.session < gate.session) return // a will or status of an older session
+    const wasOnline = gate.state !== 'offline'
+    gate.session = status.session
+    gate.lastSeq = status.seq
+    gate.version = status.version
+    gate.bootId = status.bootId
+    gate.startedAt = status.startedAt
+    gate.state = status.state
+    gate.reason = status.reason ?? null
     // a will's seq is fixed when the gate connects; a retained status is from before we listened
     if (status.reason !== 'will' && !retained) liveness.heardSeq(gateId, status.session, status.seq)
     if (status.state === 'online') {
-      g.lastSeenAt = this.options.now()
+      gate.lastSeenAt = this.options.now()
       liveness.learnTiming(gateId, status)
       liveness.heard(gateId)
     } else {
       liveness.forget(gateId)
     }
-    view.save(g)
+    view.save(gate)
     if (status.state === 'offline' && wasOnline && status.reason === 'will')
       this.options.alert(willAlert(gateId, status.session))
   }
@@ -121,43 +121,43 @@ export class FleetMessages {
   /** A metrics message or an event. */
   private report(gateId: string, message: MetricsPayload | EventPayload): void {
     const { view, liveness, log, now } = this.options
-    const g = view.viewFor(gateId)
-    if (g.session !== null && message.session < g.session) return
+    const gate = view.viewFor(gateId)
+    if (gate.session !== null && message.session < gate.session) return
     liveness.heardSeq(gateId, message.session, message.seq)
     if ('metrics' in message) liveness.learnTiming(gateId, message)
-    const newSession = g.session !== null && message.session > g.session
+    const newSession = gate.session !== null && message.session > gate.session
     // the highest seq this node heard (with a shared subscription others hear the rest)
-    g.lastSeq = g.session === message.session ? Math.max(message.seq, g.lastSeq ?? -1) : message.seq
-    g.session = message.session
-    g.lastSeenAt = now()
-    if (silenced(g) || (newSession && g.state === 'offline')) {
+    gate.lastSeq = gate.session === message.session ? Math.max(message.seq, gate.lastSeq ?? -1) : message.seq
+    gate.session = message.session
+    gate.lastSeenAt = now()
+    if (silenced(gate) || (newSession && gate.state === 'offline')) {
       // declared silent, yet here it is: a slow link, not a dead one; or offline (a will, a stop)
       // and now heard in a newer session, whose online status this node missed
       log.info({ gateId, session: message.session }, 'gate heard from again')
-      g.state = 'online'
-      g.reason = null
+      gate.state = 'online'
+      gate.reason = null
     }
-    if (g.state === 'online') liveness.heard(gateId)
+    if (gate.state === 'online') liveness.heard(gateId)
     if ('metrics' in message) this.metrics(gateId, message)
     else {
-      g.lastEvent = { kind: message.kind, at: message.at }
+      gate.lastEvent = { kind: message.kind, at: message.at }
       this.options.alert(eventAlert(gateId, message))
     }
-    view.save(g)
+    view.save(gate)
   }
 
   /** The gate's new metrics: into its view, through the detections, and to the history. */
   private metrics(gateId: string, message: MetricsPayload): void {
-    const g = this.options.view.viewFor(gateId)
-    const hot = temperatureAlert(gateId, g.metrics, message.metrics, this.options.maxTemperatureC)
-    g.metrics = message.metrics
+    const gate = this.options.view.viewFor(gateId)
+    const hot = temperatureAlert(gateId, gate.metrics, message.metrics, this.options.maxTemperatureC)
+    gate.metrics = message.metrics
     const detected = detectFromMetrics(
       this.detections.get(gateId),
       { gateId, gateTs: message.ts, metrics: message.metrics, now: this.options.now() },
       this.options.detect,
     )
     this.detections.set(gateId, detected.memory)
-    for (const a of detected.alerts) this.options.alert(a)
+    for (const alert of detected.alerts) this.options.alert(alert)
     this.options.history?.push({
       gateId,
       ts: message.ts,

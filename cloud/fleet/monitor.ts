@@ -44,7 +44,7 @@ export interface FleetMonitorOptions {
   alertRate?: Partial<AlertRate>
   log: Logger
   registry: Registry
-  onAlert: (a: FleetAlert) => void
+  onAlert: (alert: FleetAlert) => void
   username?: string | undefined
   password?: string | undefined
   now?: () => number
@@ -69,9 +69,13 @@ export class FleetMonitor {
   private readonly history: HistoryQueue | null
   private readonly now: () => number
   readonly stats = {
+    /** messages received, on every topic */
     messages: 0,
+    /** messages that were not valid fleet payloads (not read further) */
     garbage: 0,
+    /** metrics history rows written */
     historyRows: 0,
+    /** history rows dropped, the oldest first, while the database was away too long */
     historyDropped: 0,
     /** rows the database refused for their data (dropped, so that the others are written) */
     historyRejected: 0,
@@ -99,7 +103,7 @@ export class FleetMonitor {
       now: this.now,
     })
     this.view = new FleetView(options.store, options.log)
-    const alert = (a: FleetAlert) => this.alert(a)
+    const alert = (raised: FleetAlert) => this.alert(raised)
     this.liveness = new Liveness({
       view: this.view,
       silence: options.silence ?? new LocalSilenceClock(),
@@ -209,7 +213,7 @@ export class FleetMonitor {
 
   /** The whole fleet: every node's share from the shared store when there is one, else this node's. */
   fleet(): Promise<GateFleetState[]> {
-    return this.view.merged((v) => this.admission.keepsView(v))
+    return this.view.merged((view) => this.admission.keepsView(view))
   }
 
   /**
@@ -230,7 +234,7 @@ export class FleetMonitor {
   }
 
   /** Be told of every change to a gate this node hears about (the dashboard's live stream); returns the unwatch. */
-  watch(fn: (g: GateFleetState) => void): () => void {
+  watch(fn: (gate: GateFleetState) => void): () => void {
     return this.view.watch(fn)
   }
 
@@ -277,11 +281,12 @@ export class FleetMonitor {
     this.liveness.drop(gateId)
   }
 
-  private alert(a: FleetAlert): void {
+  /** Raise an alert, within its gate's rate for its kind. */
+  private alert(raised: FleetAlert): void {
     // a gate that floods, broken or forged, must not flood the sinks
-    if (!this.admission.alertAllowed(a.gateId, a.kind)) return
+    if (!this.admission.alertAllowed(raised.gateId, raised.kind)) return
     try {
-      this.options.onAlert(a)
+      this.options.onAlert(raised)
     } catch (err) {
       this.options.log.warn({ err }, 'fleet alert handler failed')
     }

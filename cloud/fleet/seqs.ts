@@ -38,14 +38,18 @@ export interface SeqLedger {
   record(heard: ReadonlyMap<string, HeardSeqs>, now: number): Promise<SeqGap[]>
 }
 
+/** What the ledger follows of one gate: its current session and how far it is judged. */
 interface Track {
   session: number
   /** every seq below this is judged */
   judged: number
+  /** the highest seq heard of the session */
   highest: number
   /** once graceMs have passed since markAt, the seqs up to mark are judged */
   mark: number
+  /** when `mark` was set, ms since the epoch */
   markAt: number
+  /** the seqs heard from `judged` on */
   seen: Set<number>
 }
 
@@ -64,45 +68,38 @@ export class LocalSeqLedger implements SeqLedger {
 
   async record(heard: ReadonlyMap<string, HeardSeqs>, now: number): Promise<SeqGap[]> {
     const gaps: SeqGap[] = []
-    for (const [gateId, h] of heard) {
-      if (h.seqs.length === 0 || !believableSession(h.session, now)) continue
-      let t = this.tracks.get(gateId)
+    for (const [gateId, { session, seqs }] of heard) {
+      if (seqs.length === 0 || !believableSession(session, now)) continue
+      let track = this.tracks.get(gateId)
       // a track of a session far ahead of the clock would ignore every real session: started over
-      if (t && !believableSession(t.session, now)) t = undefined
-      if (t && h.session < t.session) continue
-      if (!t || h.session > t.session) {
+      if (track && !believableSession(track.session, now)) track = undefined
+      if (track && session < track.session) continue
+      if (!track || session > track.session) {
         // a session is followed from the first message heard of it
-        const first = Math.min(...h.seqs)
-        t = {
-          session: h.session,
-          judged: first,
-          highest: first,
-          mark: first - 1,
-          markAt: now,
-          seen: new Set(),
-        }
-        this.tracks.set(gateId, t)
+        const first = Math.min(...seqs)
+        track = { session, judged: first, highest: first, mark: first - 1, markAt: now, seen: new Set() }
+        this.tracks.set(gateId, track)
       }
-      for (const s of h.seqs) {
-        if (s < t.judged || s > t.highest + MAX_SEQ_JUMP) continue
-        t.seen.add(s)
-        if (s > t.highest) t.highest = s
+      for (const seq of seqs) {
+        if (seq < track.judged || seq > track.highest + MAX_SEQ_JUMP) continue
+        track.seen.add(seq)
+        if (seq > track.highest) track.highest = seq
       }
-      if (t.mark >= t.judged && now - t.markAt >= this.graceMs) {
+      if (track.mark >= track.judged && now - track.markAt >= this.graceMs) {
         // counted over the seqs heard, not over the range: a range can be long, the set is not
         let had = 0
-        for (const s of t.seen)
-          if (s <= t.mark) {
-            t.seen.delete(s)
+        for (const seq of track.seen)
+          if (seq <= track.mark) {
+            track.seen.delete(seq)
             had++
           }
-        const lost = t.mark - t.judged + 1 - had
-        if (lost > 0) gaps.push({ gateId, session: t.session, lost, from: t.judged, to: t.mark })
-        t.judged = t.mark + 1
+        const lost = track.mark - track.judged + 1 - had
+        if (lost > 0) gaps.push({ gateId, session, lost, from: track.judged, to: track.mark })
+        track.judged = track.mark + 1
       }
-      if (t.mark < t.judged && t.highest >= t.judged) {
-        t.mark = t.highest
-        t.markAt = now
+      if (track.mark < track.judged && track.highest >= track.judged) {
+        track.mark = track.highest
+        track.markAt = now
       }
     }
     return gaps
@@ -117,49 +114,49 @@ local meta, bitsPrefix, now, grace, ttl, maxJump, maxSession = KEYS[1], ARGV[1],
 local out = {}
 local i = 7
 while i <= #ARGV do
-  local gate, session, n = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local gate, session, count = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   local bits = bitsPrefix .. gate
-  local cur = redis.call('HGET', meta, gate)
-  local t = nil
-  if cur then
-    local f = {}
-    for v in string.gmatch(cur, '%S+') do f[#f + 1] = tonumber(v) end
-    t = { session = f[1], judged = f[2], highest = f[3], mark = f[4], markAt = f[5], base = f[6] or 0 }
+  local stored = redis.call('HGET', meta, gate)
+  local track = nil
+  if stored then
+    local fields = {}
+    for value in string.gmatch(stored, '%S+') do fields[#fields + 1] = tonumber(value) end
+    track = { session = fields[1], judged = fields[2], highest = fields[3], mark = fields[4], markAt = fields[5], base = fields[6] or 0 }
     -- a session far ahead of the clock (recorded before sessions were bounded) would ignore every real one
-    if t.session > maxSession then t = nil end
+    if track.session > maxSession then track = nil end
   end
-  if n > 0 and (t == nil or session > t.session) then
+  if count > 0 and (track == nil or session > track.session) then
     local first = tonumber(ARGV[i + 3])
-    for k = 2, n do first = math.min(first, tonumber(ARGV[i + 2 + k])) end
+    for k = 2, count do first = math.min(first, tonumber(ARGV[i + 2 + k])) end
     redis.call('DEL', bits)
     -- bit k of the bitmap is seq base + k: the bitmap holds this session's seqs, whatever they start at
-    t = { session = session, judged = first, highest = first, mark = first - 1, markAt = now, base = first }
+    track = { session = session, judged = first, highest = first, mark = first - 1, markAt = now, base = first }
   end
-  if n > 0 and session == t.session then
-    for k = 1, n do
-      local s = tonumber(ARGV[i + 2 + k])
-      if s >= t.judged and s - t.highest <= maxJump then
-        redis.call('SETBIT', bits, s - t.base, 1)
-        if s > t.highest then t.highest = s end
+  if count > 0 and session == track.session then
+    for k = 1, count do
+      local seq = tonumber(ARGV[i + 2 + k])
+      if seq >= track.judged and seq - track.highest <= maxJump then
+        redis.call('SETBIT', bits, seq - track.base, 1)
+        if seq > track.highest then track.highest = seq end
       end
     end
     redis.call('EXPIRE', bits, ttl)
-    if t.mark >= t.judged and now - t.markAt >= grace then
-      local had = redis.call('BITCOUNT', bits, t.judged - t.base, t.mark - t.base, 'BIT')
-      local lost = t.mark - t.judged + 1 - had
+    if track.mark >= track.judged and now - track.markAt >= grace then
+      local had = redis.call('BITCOUNT', bits, track.judged - track.base, track.mark - track.base, 'BIT')
+      local lost = track.mark - track.judged + 1 - had
       if lost > 0 then
         out[#out + 1] = gate
-        out[#out + 1] = t.session .. ' ' .. lost .. ' ' .. t.judged .. ' ' .. t.mark
+        out[#out + 1] = track.session .. ' ' .. lost .. ' ' .. track.judged .. ' ' .. track.mark
       end
-      t.judged = t.mark + 1
+      track.judged = track.mark + 1
     end
-    if t.mark < t.judged and t.highest >= t.judged then
-      t.mark = t.highest
-      t.markAt = now
+    if track.mark < track.judged and track.highest >= track.judged then
+      track.mark = track.highest
+      track.markAt = now
     end
-    redis.call('HSET', meta, gate, t.session .. ' ' .. t.judged .. ' ' .. t.highest .. ' ' .. t.mark .. ' ' .. t.markAt .. ' ' .. t.base)
+    redis.call('HSET', meta, gate, track.session .. ' ' .. track.judged .. ' ' .. track.highest .. ' ' .. track.mark .. ' ' .. track.markAt .. ' ' .. track.base)
   end
-  i = i + 3 + n
+  i = i + 3 + count
 end
 redis.call('EXPIRE', meta, ttl)
 return out`
@@ -198,10 +195,10 @@ export class RedisSeqLedger implements SeqLedger {
       MAX_SEQ_JUMP,
       maxBelievedSession(now),
     ]
-    for (const [gateId, h] of heard) {
-      if (!believableSession(h.session, now)) continue
-      args.push(gateId, h.session, h.seqs.length)
-      for (const s of h.seqs) args.push(s) // not push(...seqs): a long list would overflow the stack
+    for (const [gateId, { session, seqs }] of heard) {
+      if (!believableSession(session, now)) continue
+      args.push(gateId, session, seqs.length)
+      for (const seq of seqs) args.push(seq) // not push(...seqs): a long list would overflow the stack
     }
     const flat = await this.redis.fleetRecordSeqs(`${this.prefix}:meta`, ...args)
     const gaps: SeqGap[] = []

@@ -29,20 +29,21 @@ export class LocalSilenceClock implements SilenceClock {
   private readonly due = new Map<string, number>()
 
   async push(deadlines: ReadonlyMap<string, number>): Promise<void> {
-    for (const [g, d] of deadlines) if (d > (this.due.get(g) ?? Number.NEGATIVE_INFINITY)) this.due.set(g, d)
+    for (const [gateId, deadline] of deadlines)
+      if (deadline > (this.due.get(gateId) ?? Number.NEGATIVE_INFINITY)) this.due.set(gateId, deadline)
   }
 
   async forget(gateIds: readonly string[]): Promise<void> {
-    for (const g of gateIds) this.due.delete(g)
+    for (const gateId of gateIds) this.due.delete(gateId)
   }
 
   async claim(now: number, max: number): Promise<Array<[string, number]>> {
     const passed: Array<[string, number]> = []
-    for (const [g, d] of this.due) if (d <= now) passed.push([g, d])
+    for (const [gateId, deadline] of this.due) if (deadline <= now) passed.push([gateId, deadline])
     // the most overdue first, as the sorted set in Redis gives them: when more than `max` passed
     // at once, the gates silent the longest are declared first
-    const out = passed.sort((x, y) => x[1] - y[1]).slice(0, Math.max(0, max))
-    for (const [g] of out) this.due.delete(g)
+    const out = passed.sort((a, b) => a[1] - b[1]).slice(0, Math.max(0, max))
+    for (const [gateId] of out) this.due.delete(gateId)
     return out
   }
 }
@@ -75,7 +76,7 @@ export class RedisSilenceClock implements SilenceClock {
   async push(deadlines: ReadonlyMap<string, number>): Promise<void> {
     if (deadlines.size === 0) return
     const args: Array<string | number> = []
-    for (const [g, d] of deadlines) args.push(d, g)
+    for (const [gateId, deadline] of deadlines) args.push(deadline, gateId)
     await this.redis.zadd(this.key, 'GT', ...args)
   }
 

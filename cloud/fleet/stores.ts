@@ -8,8 +8,8 @@ import { type FleetStateStore, type GateFleetState, newer } from './view.js'
 const STALE_VIEW_MS = 86_400_000
 
 /**
- * Fleet state in one Redis hash (field = gate id): every node writes the gates it hears from (its
- * share of the shared subscription), any node reads the whole fleet. One key: in a Cluster it lives
+ * Fleet state in one Redis hash (a field per gate and node): every node writes the gates it hears
+ * from (its share of the shared subscription), any node reads the whole fleet. One key: in a Cluster it lives
  * on one slot, which a fleet of ten thousand gates fits easily.
  */
 export class RedisFleetStore implements FleetStateStore {
@@ -21,8 +21,8 @@ export class RedisFleetStore implements FleetStateStore {
   ) {}
 
   /** One field per gate and node: a node never overwrites what another node knows better. */
-  async save(g: GateFleetState): Promise<void> {
-    await this.redis.hset(this.key, `${g.gateId}@${this.node}`, JSON.stringify(g))
+  async save(view: GateFleetState): Promise<void> {
+    await this.redis.hset(this.key, `${view.gateId}@${this.node}`, JSON.stringify(view))
   }
 
   /**
@@ -33,27 +33,27 @@ export class RedisFleetStore implements FleetStateStore {
    * over every real view of the gate, for good).
    */
   async all(keep: (g: GateFleetState) => boolean = () => true): Promise<GateFleetState[]> {
-    const h = await this.redis.hgetall(this.key)
+    const fields = await this.redis.hgetall(this.key)
     const best = new Map<string, GateFleetState>()
     const views: Array<[string, GateFleetState]> = []
     const refused: string[] = []
-    for (const [field, v] of Object.entries(h)) {
-      let g: GateFleetState
+    for (const [field, json] of Object.entries(fields)) {
+      let view: GateFleetState
       try {
-        g = JSON.parse(v) as GateFleetState
+        view = JSON.parse(json) as GateFleetState
       } catch {
         continue // a value this code did not write
       }
-      if (!keep(g)) {
+      if (!keep(view)) {
         refused.push(field)
         continue
       }
-      views.push([field, g])
-      const have = best.get(g.gateId)
-      if (!have || newer(g, have)) best.set(g.gateId, g)
+      views.push([field, view])
+      const have = best.get(view.gateId)
+      if (!have || newer(view, have)) best.set(view.gateId, view)
     }
     const old = views
-      .filter(([, g]) => (best.get(g.gateId)?.lastSeenAt ?? 0) - (g.lastSeenAt ?? 0) > STALE_VIEW_MS)
+      .filter(([, view]) => (best.get(view.gateId)?.lastSeenAt ?? 0) - (view.lastSeenAt ?? 0) > STALE_VIEW_MS)
       .map(([field]) => field)
       .concat(refused)
     if (old.length > 0) await this.redis.hdel(this.key, ...old)
@@ -96,7 +96,7 @@ export function postgresHistoryReader(
   pool: pg.Pool,
 ): (gateId: string, minutes: number) => Promise<GateHistory> {
   return async (gateId, minutes) => {
-    const r = await pool.query<{
+    const result = await pool.query<{
       ts: number
       adverts: number | null
       pending: number | null
@@ -116,7 +116,7 @@ export function postgresHistoryReader(
         LIMIT 20000`,
       [gateId, minutes],
     )
-    const h: GateHistory = {
+    const history: GateHistory = {
       gateId,
       ts: [],
       advertsPerS: [],
@@ -126,21 +126,21 @@ export function postgresHistoryReader(
       decisionsPerMin: [],
     }
     let prev: { ts: number; decisions: number | null } | null = null
-    for (const row of r.rows) {
+    for (const row of result.rows) {
       const ts = Number(row.ts)
-      h.ts.push(ts)
-      h.advertsPerS.push(row.adverts)
-      h.pending.push(row.pending)
-      h.temperatureC.push(row.temp)
-      h.cpuPercent.push(row.cpu)
+      history.ts.push(ts)
+      history.advertsPerS.push(row.adverts)
+      history.pending.push(row.pending)
+      history.temperatureC.push(row.temp)
+      history.cpuPercent.push(row.cpu)
       let rate: number | null = null
       if (prev && prev.decisions !== null && row.decisions !== null && ts > prev.ts) {
-        const d = row.decisions >= prev.decisions ? row.decisions - prev.decisions : row.decisions
-        rate = Math.round((d * 60_000) / (ts - prev.ts))
+        const made = row.decisions >= prev.decisions ? row.decisions - prev.decisions : row.decisions
+        rate = Math.round((made * 60_000) / (ts - prev.ts))
       }
-      h.decisionsPerMin.push(rate)
+      history.decisionsPerMin.push(rate)
       prev = { ts, decisions: row.decisions }
     }
-    return h
+    return history
   }
 }

@@ -48,8 +48,8 @@ export function newGateView(gateId: string): GateFleetState {
 }
 
 /** Declared by silence (by whichever node claimed the gate's deadline), not said by the gate or its will. */
-export const silenced = (g: GateFleetState): boolean =>
-  g.state === 'stale' || (g.state === 'offline' && g.reason === 'silent')
+export const silenced = (gate: GateFleetState): boolean =>
+  gate.state === 'stale' || (gate.state === 'offline' && gate.reason === 'silent')
 
 /**
  * Which of two views of one gate is more recent: the later session; within a session an offline
@@ -60,7 +60,7 @@ export function newer(a: GateFleetState, b: GateFleetState): boolean {
   const sessionA = a.session ?? -1
   const sessionB = b.session ?? -1
   if (sessionA !== sessionB) return sessionA > sessionB
-  const ended = (g: GateFleetState) => g.state === 'offline' && !silenced(g)
+  const ended = (gate: GateFleetState) => gate.state === 'offline' && !silenced(gate)
   if (ended(a) || ended(b)) return ended(a) && !ended(b)
   if (silenced(a) !== silenced(b)) {
     const [quiet, other] = silenced(a) ? [a, b] : [b, a]
@@ -77,16 +77,16 @@ export function newer(a: GateFleetState, b: GateFleetState): boolean {
  */
 export interface FleetStateStore {
   /**
-   * Keep `g` as this node's view of its gate, replacing this node's earlier view of it (and no
+   * Keep `view` as this node's view of its gate, replacing this node's earlier view of it (and no
    * other node's). Rejects when the store cannot be reached; the view is then simply not shared.
    */
-  save(g: GateFleetState): Promise<void>
+  save(view: GateFleetState): Promise<void>
   /**
    * Every gate's most recent view among the nodes' (by `newer`), one per gate, in no particular
    * order. The views `keep` refuses are left out and removed for good, and so are views a day
    * (by `lastSeenAt`) older than their gate's most recent one.
    */
-  all(keep?: (g: GateFleetState) => boolean): Promise<GateFleetState[]>
+  all(keep?: (view: GateFleetState) => boolean): Promise<GateFleetState[]>
 }
 
 /**
@@ -95,7 +95,7 @@ export interface FleetStateStore {
  */
 export class FleetView {
   private readonly gates = new Map<string, GateFleetState>()
-  private readonly watchers = new Set<(g: GateFleetState) => void>()
+  private readonly watchers = new Set<(gate: GateFleetState) => void>()
 
   constructor(
     private readonly store: FleetStateStore | undefined,
@@ -108,12 +108,12 @@ export class FleetView {
 
   /** The gate's state, a new one (online, nothing known) when it was not heard of before. */
   viewFor(gateId: string): GateFleetState {
-    let g = this.gates.get(gateId)
-    if (!g) {
-      g = newGateView(gateId)
-      this.gates.set(gateId, g)
+    let gate = this.gates.get(gateId)
+    if (!gate) {
+      gate = newGateView(gateId)
+      this.gates.set(gateId, gate)
     }
-    return g
+    return gate
   }
 
   has(gateId: string): boolean {
@@ -131,7 +131,7 @@ export class FleetView {
 
   /** How many gates are in `state`. */
   count(state: GateFleetState['state']): number {
-    return [...this.gates.values()].filter((g) => g.state === state).length
+    return [...this.gates.values()].filter((gate) => gate.state === state).length
   }
 
   delete(gateId: string): void {
@@ -148,38 +148,38 @@ export class FleetView {
    * more recent of the two per gate, by id. Without a store, or while it cannot be reached, this
    * node's alone.
    */
-  async merged(keep: (g: GateFleetState) => boolean): Promise<GateFleetState[]> {
+  async merged(keep: (gate: GateFleetState) => boolean): Promise<GateFleetState[]> {
     if (!this.store) return this.list()
     const merged = new Map<string, GateFleetState>()
     try {
-      for (const g of await this.store.all(keep)) merged.set(g.gateId, g)
+      for (const gate of await this.store.all(keep)) merged.set(gate.gateId, gate)
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'shared fleet state unavailable; this node only')
     }
-    for (const g of this.gates.values()) {
-      const other = merged.get(g.gateId)
-      if (!other || !newer(other, g)) merged.set(g.gateId, g)
+    for (const gate of this.gates.values()) {
+      const other = merged.get(gate.gateId)
+      if (!other || !newer(other, gate)) merged.set(gate.gateId, gate)
     }
     return [...merged.values()].sort((a, b) => a.gateId.localeCompare(b.gateId))
   }
 
   /** Be told of every change to a gate; returns the unwatch. */
-  watch(fn: (g: GateFleetState) => void): () => void {
+  watch(fn: (gate: GateFleetState) => void): () => void {
     this.watchers.add(fn)
     return () => this.watchers.delete(fn)
   }
 
   /** A gate's state changed: tell the watchers, and share it. */
-  save(g: GateFleetState): void {
-    for (const w of this.watchers) {
+  save(gate: GateFleetState): void {
+    for (const watcher of this.watchers) {
       try {
-        w(g)
+        watcher(gate)
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'fleet watcher failed')
       }
     }
     this.store
-      ?.save(g)
+      ?.save(gate)
       .catch((err) => this.log.debug({ err: (err as Error).message }, 'fleet state not shared'))
   }
 }
