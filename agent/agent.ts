@@ -52,8 +52,8 @@ export interface AgentDeps {
 /**
  * After a slow decision commit, a backlog drain sends one batch at a time for this long, ms. A disk
  * that is contended stays so for a while (another writer, the cloud's ingest on a shared machine):
- * coming back to every lane after 2 s met the next slow commit within seconds (decision p99 5.0-5.4
- * ms during a drain, against 3.7-4.6 with 10 s, for the same drain time).
+ * coming back to every lane after 2 s met the next slow commit within seconds (measured: a higher
+ * decision p99 during a drain, for the same drain time; the figures are in docs/benchmarks.md).
  */
 const DRAIN_YIELD_HOLD_MS = 10_000
 

@@ -46,6 +46,7 @@ export interface PipelineCounters {
   withheld: number
 }
 
+/** Every counter of the pipeline at zero. */
 export function newPipelineCounters(): PipelineCounters {
   return {
     adverts: 0,

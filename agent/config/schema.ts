@@ -70,6 +70,7 @@ export const manufacturerSchema = z
   })
   .strict()
 
+/** Which advert formats carry a participant token, and how (`decoders`). */
 export const decodersSchema = z
   .object({
     ibeacon: ibeaconSchema
@@ -82,6 +83,7 @@ export const decodersSchema = z
   })
   .strict()
 
+/** The simulated crowd (`source.sim`). */
 export const simSchema = z
   .object({
     participants: z
@@ -129,6 +131,7 @@ export const simSchema = z
   })
   .strict()
 
+/** Playing a capture file back (`source.replay`). */
 export const replaySchema = z
   .object({
     file: z
@@ -143,6 +146,7 @@ export const replaySchema = z
   })
   .strict()
 
+/** The real adapter through noble (`source.noble`). */
 export const nobleSchema = z
   .object({
     stallTimeoutMs: z
@@ -180,6 +184,7 @@ export const nobleSchema = z
   })
   .strict()
 
+/** The whole configuration of gate-agent and gatectl, every setting described. */
 export const agentConfigSchema = z
   .object({
     gateId: z
@@ -572,8 +577,13 @@ export const agentConfigSchema = z
 
 /** The agent's validated, frozen configuration. */
 export type AgentConfig = z.infer<typeof agentConfigSchema>
+/** The decoders' settings. */
 export type DecodersConfig = AgentConfig['decoders']
+/** The simulated crowd's settings. */
 export type SimConfig = AgentConfig['source']['sim']
+/** The replay source's settings. */
 export type ReplayConfig = AgentConfig['source']['replay']
+/** The noble source's settings. */
 export type NobleConfig = AgentConfig['source']['noble']
+/** When a badge is at the gate: the proximity settings. */
 export type ProximityConfig = AgentConfig['proximity']

@@ -11,6 +11,7 @@ export interface IBeaconFrame {
   txPower: number
 }
 
+/** What manufacturer data is: an iBeacon frame, something else, or an iBeacon that is broken. */
 export type IBeaconResult =
   | { kind: 'ibeacon'; frame: IBeaconFrame }
   | { kind: 'not-ibeacon' }

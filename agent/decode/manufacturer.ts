@@ -6,6 +6,7 @@ export interface ManufacturerTokenSpec {
   tokenBytes: number
 }
 
+/** What manufacturer data holds: our token, another company's data, our company with another prefix, or broken bytes. */
 export type ManufacturerResult =
   | { kind: 'token'; token: string }
   | { kind: 'other-company'; companyId: number }

@@ -15,6 +15,7 @@ export interface DecoderCounters {
   malformed: number
 }
 
+/** The configured decoders as one: adverts in, sightings of tokens out, everything else counted. */
 export interface TokenDecoder {
   /** Turn an advert into a sighting of a participant token, or null (counted). Never throws. */
   decode(advert: Advert): Sighting | null

@@ -26,6 +26,7 @@ export interface SystemProbes {
   nodePath: string
 }
 
+/** The probes on the real machine: its files, its /proc, its commands. */
 export const realProbes: SystemProbes = {
   readdir: (d) => readdirSync(d),
   readFile: (f) => readFileSync(f, 'utf8'),
@@ -73,6 +74,7 @@ export function checkScheduling(scheduling: Scheduling | null | undefined): Chec
   }
 }
 
+/** A Bluetooth adapter (hciN) is present. */
 export function checkAdapter(probes: SystemProbes): CheckResult {
   let hcis: string[]
   try {
@@ -91,6 +93,7 @@ export function checkAdapter(probes: SystemProbes): CheckResult {
   return { name: 'bluetooth adapter', status: 'pass', detail: `found ${hcis.join(', ')}` }
 }
 
+/** No rfkill switch blocks the Bluetooth radio. */
 export function checkRfkill(probes: SystemProbes): CheckResult {
   let entries: string[]
   try {
@@ -145,6 +148,7 @@ export function parseCapEff(status: string): bigint | null {
   return match?.[1] ? BigInt(`0x${match[1]}`) : null
 }
 
+/** The agent may scan: root, or CAP_NET_RAW and CAP_NET_ADMIN held by this process or set on the node binary. */
 export async function checkRadioPermission(probes: SystemProbes): Promise<CheckResult> {
   const name = 'radio permissions (CAP_NET_RAW, CAP_NET_ADMIN)'
   if (probes.uid() === 0) return { name, status: 'pass', detail: 'running as root' }
@@ -197,6 +201,7 @@ function existingAncestor(probes: SystemProbes, dir: string): string {
   }
 }
 
+/** Free space where the data directory is (or will be): a warning under 500 MB or 10 %, a failure under 100 MB or 5 %. */
 export function checkDisk(probes: SystemProbes, dataDir: string): CheckResult {
   const dir = existingAncestor(probes, dataDir)
   const space = probes.statfs(dir)
@@ -211,6 +216,7 @@ export function checkDisk(probes: SystemProbes, dataDir: string): CheckResult {
   return { name: 'disk space', status: 'pass', detail }
 }
 
+/** The wall clock is plausible (a Pi without a real-time clock starts in the past) and NTP-synchronised. */
 export async function checkClock(probes: SystemProbes): Promise<CheckResult> {
   const now = new Date(probes.now())
   if (now.getUTCFullYear() < 2025) {
@@ -240,6 +246,7 @@ export async function checkClock(probes: SystemProbes): Promise<CheckResult> {
   }
 }
 
+/** Whether BlueZ's bluetoothd runs: it shares the adapter with the agent (a warning when it does). */
 export function checkBluetoothd(probes: SystemProbes): CheckResult {
   let running = false
   try {

@@ -25,8 +25,8 @@ export function exposedGc(): Gc | null {
 
 /**
  * A full, incremental collection every `everyMs`. Under steady load V8 lets the old space grow
- * well past what is live before it collects (measured: old space 17 MB after one minute, 22 MB
- * after ten, with 17.6 MB live), and the pages it grew stay resident. An `async` major GC marks
+ * well past what is live before it collects (measured: it went on growing for minutes while what
+ * is live stayed the same; docs/benchmarks.md), and the pages it grew stay resident. An `async` major GC marks
  * concurrently and in small steps on the main thread, so it does not stop decisions for a full
  * mark-compact; it only collects earlier than V8 would have. Returns the stop function.
  */

@@ -15,4 +15,5 @@ export interface Sighting {
 
 /** Why a candidate was denied. */
 export type DenyReason = 'unknown' | 'revoked' | 'inactive' | 'already_checked_in'
+/** What the gate decides for an arrival. */
 export type Decision = 'admit' | 'deny'

@@ -14,6 +14,7 @@ export function readTemperatureC(file = '/sys/class/thermal/thermal_zone0/temp')
   }
 }
 
+/** Bytes free for this user where `dir` is, or null when it cannot be read. */
 export function diskFreeBytes(dir: string): number | null {
   try {
     const stats = realProbes.statfs(dir)
@@ -65,6 +66,7 @@ export class GateMetricsSampler {
   }
 }
 
+/** The thresholds past which the gate raises a fleet event. */
 export interface EventWatchLimits {
   /** below this free space the disk is low, bytes */
   diskLowBytes: number

@@ -17,6 +17,7 @@ import {
 import type { Clock } from '../clock.js'
 import { type Db, getMeta, setMeta } from '../store/db.js'
 
+/** What the signed fleet commands do on this gate. */
 export interface ReporterCommands {
   resync_roster(): Promise<unknown>
   sync_now(): Promise<unknown>
@@ -24,6 +25,7 @@ export interface ReporterCommands {
   set_log_level(params: Record<string, unknown>): Promise<unknown>
 }
 
+/** What the reporter is given: the broker, who this gate is, its database and world, metrics and commands. */
 export interface ReporterDeps {
   url: string
   username?: string | undefined
@@ -96,7 +98,8 @@ export class MqttReporter {
       connectTimeout: 10_000,
       queueQoSZero: false,
       // mqtt-packet otherwise pre-builds a Buffer for each of the 65,536 two-byte numbers on the
-      // first packet: ~8 MB of heap a gate sending a few messages a minute does not need
+      // first packet: megabytes of heap (docs/benchmarks.md) a gate sending a few messages a minute
+      // does not need
       writeCache: false,
       will: this.will(),
     })

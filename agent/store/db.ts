@@ -4,6 +4,7 @@ import Database from 'better-sqlite3'
 import { GateError } from '../../shared/errors.js'
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from './schema.js'
 
+/** A connection to the agent database (better-sqlite3). */
 export type Db = Database.Database
 
 const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1')

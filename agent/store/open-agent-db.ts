@@ -11,11 +11,10 @@ export const DB_NAME = 'agent.db'
 
 /**
  * How long the agent waits, at most, for the integrity check of its database before it starts
- * without the verdict, ms. quick_check reads every page: for 1,000,000 check-ins (238 MB) it took
- * 0.75-2.6 s from a warm page cache, 8.3 s from a cold one, and 37 s cold while other work loaded
- * the disk (2-core development VM); a file of a few days (under 100,000 check-ins) takes well under a
- * second. A gate at the door does not wait longer than this: the check goes on in the background
- * and its verdict is logged.
+ * without the verdict, ms. quick_check reads every page: a file of a day offline takes seconds from
+ * a cold page cache, and far longer while other work loads the disk (measured: docs/benchmarks.md);
+ * a file of a few days (under 100,000 check-ins) takes well under a second. A gate at the door does
+ * not wait longer than this: the check goes on in the background and its verdict is logged.
  */
 export const INTEGRITY_WAIT_MS = 10_000
 

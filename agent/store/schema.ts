@@ -73,4 +73,5 @@ export const SCHEMA_VERSION = MIGRATIONS.length
 
 /** Row states of the outbox. */
 export const CheckinState = { pending: 0, inFlight: 1, synced: 2 } as const
+/** A row state by name. */
 export type CheckinStateName = keyof typeof CheckinState

@@ -20,8 +20,9 @@ interface Waiting {
  *   block the writer) on a timer. If the thread dies, the automatic checkpoint comes back, so the
  *   WAL can never grow without bound.
  * - Reads named at construction (the outbox's claim queries): rendering a thousand check-ins as JSON
- *   takes SQLite 1.5-4 ms, which a decision arriving meanwhile would wait for. A WAL reader never
- *   blocks the writer, and the JSON comes back as bytes moved (not copied) to the main thread.
+ *   takes SQLite milliseconds (docs/benchmarks.md), which a decision arriving meanwhile would wait
+ *   for. A WAL reader never blocks the writer, and the JSON comes back as bytes moved (not copied)
+ *   to the main thread.
  */
 export class StoreThread {
   private worker: Worker | null = null

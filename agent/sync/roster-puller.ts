@@ -4,6 +4,7 @@ import type { RosterStore } from '../store/roster-store.js'
 import { backoffMs } from './backoff.js'
 import type { CloudClient } from './cloud-client.js'
 
+/** What the roster puller reports (`gatectl sync`). */
 export interface RosterPullerState {
   /** the last cloud change applied (kept in the roster store) */
   cursor: number

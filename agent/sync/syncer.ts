@@ -21,6 +21,7 @@ export interface SyncerConfig {
   maxBackoffMs: number
 }
 
+/** What the syncer reports (`gatectl sync`). */
 export interface SyncerState {
   state: 'idle' | 'syncing' | 'backoff' | 'auth-failed'
   lastAttemptAt: number | null

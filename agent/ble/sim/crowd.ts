@@ -6,6 +6,7 @@ import { Prng } from './prng.js'
 
 /** Log-distance path loss: RSSI = P(1 m) - 10 n log10(d) + N(0, sigma). Indoors, n is 2..3. */
 export const PATH_LOSS_EXPONENT = 2.2
+/** sigma of the path loss's Gaussian noise, dB */
 export const RSSI_SIGMA_DB = 4
 /** Below this the radio hears nothing. */
 export const SENSITIVITY_DBM = -100

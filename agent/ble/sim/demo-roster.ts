@@ -27,6 +27,7 @@ export interface PlannedBadge {
   passerBy: boolean
 }
 
+/** A foreign device of the crowd (someone else's beacon, a sensor): what it sends, and from where. */
 export interface PlannedForeign {
   kind: ForeignKind
   payload: Payload

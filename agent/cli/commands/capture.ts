@@ -75,6 +75,7 @@ async function capture(ctx: CliContext, opts: CaptureOptions): Promise<number> {
   })
 }
 
+/** Add `gatectl capture` to the program. */
 export function register(program: Command): void {
   program
     .command('capture')

@@ -140,6 +140,7 @@ async function exportRows(
   }
 }
 
+/** Add `gatectl checkins` (list, count, export) to the program. */
 export function register(program: Command): void {
   const cmd = program
     .command('checkins')

@@ -41,6 +41,7 @@ async function decode(ctx: CliContext, hex: string[], opts: DecodeOptions): Prom
   return inspection.token === null ? EXIT.notFound : EXIT.ok
 }
 
+/** Add `gatectl decode` to the program. */
 export function register(program: Command): void {
   program
     .command('decode')

@@ -154,6 +154,7 @@ async function doctor(cmd: Command): Promise<number> {
   return failed === 0 ? EXIT.ok : EXIT.failure
 }
 
+/** Add `gatectl doctor` to the program. */
 export function register(program: Command): void {
   program
     .command('doctor')

@@ -95,6 +95,7 @@ async function importFile(
   return EXIT.ok
 }
 
+/** Add `gatectl roster` to the program. */
 export function register(program: Command): void {
   const cmd = program.command('roster').description("the gate's roster of tokens")
   cmd

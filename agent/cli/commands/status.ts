@@ -115,6 +115,7 @@ async function status(ctx: CliContext): Promise<number> {
   }
 }
 
+/** Add `gatectl status` to the program. */
 export function register(program: Command): void {
   program
     .command('status')

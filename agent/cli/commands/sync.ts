@@ -67,6 +67,7 @@ async function sync(ctx: CliContext, now: boolean): Promise<number> {
   }
 }
 
+/** Add `gatectl sync` to the program. */
 export function register(program: Command): void {
   const cmd = program
     .command('sync')

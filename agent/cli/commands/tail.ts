@@ -56,6 +56,7 @@ async function tail(ctx: CliContext, opts: TailOptions): Promise<number> {
   })
 }
 
+/** Add `gatectl tail` to the program. */
 export function register(program: Command): void {
   program
     .command('tail')
