@@ -1,12 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { describe, expect, it } from 'vitest'
-import {
-  classifyNobleError,
-  defaultLoadNoble,
-  type NobleLike,
-  NobleSource,
-  sweepNobleCaches,
-} from '../agent/ble/noble-source.js'
+import { classifyNobleError, defaultLoadNoble, type NobleLike, sweepNobleCaches } from '../agent/ble/noble.js'
+import { NobleSource } from '../agent/ble/noble-source.js'
 import type { Advert } from '../agent/ble/source.js'
 import { systemClock } from '../agent/clock.js'
 import type { NobleConfig } from '../agent/config/schema.js'
