@@ -1,21 +1,23 @@
+// One MQTT connection and what rides on it: the session numbers, the will and the retained status,
+// metrics, and the answers to commands all share the client, the session and its sequence, so they
+// stay together. What stands alone is apart: the events kept in SQLite (fleet-events.ts) and the
+// checking of commands (command-guard.ts).
 import { randomBytes } from 'node:crypto'
 import mqtt from 'mqtt'
 import type { Logger } from 'pino'
-import { v4 as uuidv4 } from 'uuid'
 import {
-  type Command,
   type CommandResponse,
-  commandSchema,
   type EventPayload,
   FLEET_SCHEMA_VERSION,
   fleetTopics,
   type GateEventKind,
   type GateMetrics,
   type StatusPayload,
-  verifyCommand,
 } from '../../shared/fleet.js'
 import type { Clock } from '../clock.js'
 import { type Db, getMeta, setMeta } from '../store/db.js'
+import { CommandGuard } from './command-guard.js'
+import { FleetEventQueue } from './fleet-events.js'
 
 /** What the signed fleet commands do on this gate. */
 export interface ReporterCommands {
@@ -68,13 +70,16 @@ export class MqttReporter {
   private seq = 0
   private timer: NodeJS.Timeout | null = null
   private readonly topics
-  private readonly seen = new Map<string, number>()
+  private readonly events: FleetEventQueue
+  private readonly guard: CommandGuard
   private stopping = false
   readonly stats = { published: 0, eventsQueued: 0, eventsSent: 0, commands: 0, refused: 0, garbage: 0 }
 
   constructor(private readonly deps: ReporterDeps) {
     this.clientId = `gate-${deps.gateId}-${randomBytes(6).toString('hex')}`
     this.topics = fleetTopics(deps.gateId)
+    this.events = new FleetEventQueue(deps.db, deps.clock)
+    this.guard = new CommandGuard(deps)
   }
 
   get state(): string {
@@ -156,9 +161,7 @@ export class MqttReporter {
 
   /** Record an event: kept in SQLite until the broker has it. */
   event(kind: GateEventKind, detail: Record<string, unknown> = {}): void {
-    this.deps.db
-      .prepare('INSERT INTO fleet_events (id, at, kind, detail) VALUES (?, ?, ?, ?)')
-      .run(uuidv4(), Math.round(this.deps.clock.now()), kind, JSON.stringify(detail))
+    this.events.add(kind, detail)
     this.stats.eventsQueued++
     void this.flushEvents()
   }
@@ -204,86 +207,41 @@ export class MqttReporter {
     this.stats.published++
   }
 
-  private flushing = false
-  /** an event was queued while a flush ran: that flush goes round again before it ends */
-  private flushAgain = false
+  /** Send the kept events while connected; one not sent stays kept for the next connection. */
   private async flushEvents(): Promise<void> {
     const client = this.client
     if (!client?.connected) return
-    if (this.flushing) {
-      this.flushAgain = true
-      return
-    }
-    this.flushing = true
     try {
-      // 500 at a time, until none is left (and again for any queued meanwhile)
-      for (;;) {
-        this.flushAgain = false
-        const sent = await this.flushSome(client)
-        if (sent < 500 && !this.flushAgain) break
-      }
+      await this.events.flush({
+        send: async (event) => {
+          const payload: EventPayload = { ...this.header(), ...event }
+          await client.publishAsync(this.topics.events, JSON.stringify(payload), { qos: 1 })
+        },
+        sent: () => {
+          this.stats.eventsSent++
+        },
+      })
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message }, 'events not sent yet; kept for the next connection')
-    } finally {
-      this.flushing = false
     }
   }
 
-  /** Send up to 500 queued events, oldest first; how many were sent. */
-  private async flushSome(client: mqtt.MqttClient): Promise<number> {
-    const rows = this.deps.db
-      .prepare('SELECT id, at, kind, detail FROM fleet_events ORDER BY at LIMIT 500')
-      .all() as Array<{
-      id: string
-      at: number
-      kind: GateEventKind
-      detail: string
-    }>
-    for (const row of rows) {
-      const payload: EventPayload = {
-        ...this.header(),
-        id: row.id,
-        at: row.at,
-        kind: row.kind,
-        detail: JSON.parse(row.detail),
-      }
-      await client.publishAsync(this.topics.events, JSON.stringify(payload), { qos: 1 })
-      // the broker has it (PUBACK): only now is it removed from the gate
-      this.deps.db.prepare('DELETE FROM fleet_events WHERE id = ?').run(row.id)
-      this.stats.eventsSent++
-    }
-    return rows.length
-  }
-
+  /** A command from the cloud: checked, executed, and answered on the response topic. */
   private async onCommand(raw: Buffer): Promise<void> {
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(raw.toString('utf8'))
-    } catch {
+    const check = this.guard.check(raw)
+    if (check.kind === 'garbage') {
       this.stats.garbage++
       this.deps.log.warn('unreadable command ignored')
       return
     }
-    const id = typeof (parsed as { id?: unknown })?.id === 'string' ? (parsed as { id: string }).id : null
-    const refuse = (error: string) => {
+    if (check.kind === 'refused') {
+      const { id, error } = check
       this.stats.refused++
       this.deps.log.warn({ id, error }, 'command refused')
       if (id) void this.respond({ id, ok: false, error })
+      return
     }
-    const checked = commandSchema.safeParse(parsed)
-    if (!checked.success)
-      return refuse(
-        `malformed: ${checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-      )
-    const cmd: Command = checked.data
-    if (cmd.gateId !== this.deps.gateId) return refuse(`for gate ${cmd.gateId}, not this one`)
-    if (!this.deps.commandSecret) return refuse('this gate has no command secret: commands are disabled')
-    if (!verifyCommand(cmd, this.deps.commandSecret)) return refuse('bad signature')
-    const maxAge = this.deps.commandMaxAgeMs ?? 60_000
-    if (Math.abs(this.deps.clock.now() - cmd.ts) > maxAge) return refuse('stale or future command (replay?)')
-    if (this.seen.has(cmd.id)) return refuse('already executed (replay)')
-    this.seen.set(cmd.id, cmd.ts)
-    if (this.seen.size > 1000) for (const k of [...this.seen.keys()].slice(0, 500)) this.seen.delete(k)
+    const cmd = check.command
     this.stats.commands++
     try {
       const result =
