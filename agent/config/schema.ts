@@ -1,3 +1,7 @@
+// The agent's whole configuration as one zod schema: every setting with its bounds, its default and
+// its description, which is its documentation (scripts/gen-reference.ts writes
+// docs/reference/agent-config.md from it). It stays one file so that it reads in the order of that
+// reference. Its seams are its sections: the decoders' and the sources' are schemas of their own.
 import { z } from 'zod'
 
 const hex = (bytes?: number) =>

@@ -1,3 +1,6 @@
+// The syncer's pass, its lanes and its reading of each answer of the cloud all move one state (the
+// progress status() reports, the batch size, the back-off): kept together, every transition of
+// that state is in this file. The claims and their recording are the outbox's (store/claims.ts).
 import type { Logger } from 'pino'
 import type { SyncResult } from '../../shared/sync.js'
 import { type Clock, cancel, type Scheduled, schedule } from '../clock.js'
