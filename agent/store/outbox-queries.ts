@@ -12,7 +12,7 @@ export interface OutboxCounts {
 }
 
 /** A check-in's columns under the names of its wire format (shared/checkin.ts). */
-const CHECKIN_COLUMNS =
+export const CHECKIN_COLUMNS =
   'id, gate_id AS gateId, token, participant_id AS participantId, method, decision, reason, rssi, wall_ms AS ts, ' +
   'mono_ms AS monoMs, boot_id AS bootId, boot_seq AS bootSeq, roster_version AS rosterVersion'
 

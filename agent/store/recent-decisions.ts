@@ -1,6 +1,7 @@
 import type { Checkin } from '../../shared/checkin.js'
 import type { MachineMono } from '../clock.js'
 import { type Db, setMeta } from './db.js'
+import { CHECKIN_COLUMNS } from './outbox-queries.js'
 
 // The re-entry window is rebuilt at start from the decisions in the file. Their wall-clock times
 // cannot say how long ago they were made when the clock has jumped since (NTP stepping a Pi without
@@ -12,11 +13,11 @@ import { type Db, setMeta } from './db.js'
 // run of the same machine boot is dated by it. Only decisions of an earlier machine boot are left
 // to the wall clock.
 
+/** meta key prefix of a run's place on the machine's monotonic clock, by boot id */
 const KEY = 'mono_origin:'
 
-const COLUMNS =
-  'seq_no AS seq, id, gate_id AS gateId, token, participant_id AS participantId, method, decision, reason, ' +
-  'rssi, wall_ms AS ts, mono_ms AS monoMs, boot_id AS bootId, boot_seq AS bootSeq, roster_version AS rosterVersion'
+/** a check-in's columns, and its row number (the order decisions were made in) */
+const COLUMNS = `seq_no AS seq, ${CHECKIN_COLUMNS}`
 
 /** A recorded decision and, when the machine's monotonic clock says it, how long ago it was made (ms). */
 export type RecentDecision = Checkin & { ageMs: number | null }
