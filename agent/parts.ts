@@ -5,7 +5,6 @@ import type { Dedup } from './pipeline/dedup.js'
 import type { Pipeline } from './pipeline/pipeline.js'
 import type { Proximity } from './pipeline/proximity.js'
 import type { Validator } from './pipeline/validator.js'
-import type { MqttReporter } from './report/mqtt-reporter.js'
 import type { Db } from './store/db.js'
 import type { Outbox } from './store/outbox.js'
 import type { RosterStore } from './store/roster-store.js'
@@ -31,7 +30,13 @@ export interface AgentParts {
   source: BleSource | null
   syncer: Syncer | null
   puller: RosterPuller | null
-  reporter: MqttReporter | null
+  reporter: RunningReporter | null
+}
+
+/** What the agent reads of the MQTT reporter (report/mqtt-reporter.ts): its state, and how to stop it. */
+export interface RunningReporter {
+  readonly state: string
+  stop(): Promise<void>
 }
 
 /** No part built yet. */
