@@ -1,15 +1,11 @@
 import type pg from 'pg'
 import type { Logger } from 'pino'
-import { listGates } from '../gates/store.js'
-import {
-  CRITICAL_KEYS,
-  eventConfig,
-  gateCounts,
-  overallStats,
-  STATS_TTL_MS,
-  TOKEN_TTL_MS,
-} from '../http/query-routes.js'
-import { rosterDelta } from '../http/roster.js'
+import { gateCounts, overallStats } from '../attendance/queries.js'
+import { eventConfig } from '../events/queries.js'
+import { gateEventIds, listGates } from '../gates/store.js'
+import { activeParticipants } from '../participants/queries.js'
+import { DEFAULT_ROSTER_LIMIT, rosterDelta } from '../roster/delta.js'
+import { CACHE_KEYS, CACHE_TTL_MS } from './keys.js'
 import { EVENTS_TAG, GATES_TAG, ROSTER_TAG, STATS_TAG } from './tags.js'
 import type { TieredCache } from './tiered-cache.js'
 
@@ -31,43 +27,36 @@ export async function warmCache(
   const warmed = await cache.warm([
     {
       // the first page of every event's roster (what a gate starting from scratch asks for)
-      loader: async () => {
-        const events = await pool.query<{ event_id: string | null }>('SELECT DISTINCT event_id FROM gates')
-        return Promise.all(
-          events.rows.map(async ({ event_id }) => ({
-            key: `roster:${event_id ?? ''}:0:5000`,
-            value: await rosterDelta(pool, event_id, 0, 5000),
+      loader: async () =>
+        Promise.all(
+          (await gateEventIds(pool)).map(async (eventId) => ({
+            key: CACHE_KEYS.roster(eventId, 0, DEFAULT_ROSTER_LIMIT),
+            value: await rosterDelta(pool, eventId, 0, DEFAULT_ROSTER_LIMIT),
           })),
-        )
-      },
-      opts: { ttlMs: 60_000, tags: [ROSTER_TAG] },
+        ),
+      opts: { ttlMs: CACHE_TTL_MS.roster, tags: [ROSTER_TAG] },
     },
     {
-      loader: async () => [
-        { key: `stats:gates:${midnight.getTime()}`, value: await gateCounts(pool, midnight) },
-      ],
-      opts: { ttlMs: STATS_TTL_MS, tags: [STATS_TAG] },
+      loader: async () => [{ key: CACHE_KEYS.gateCounts(midnight), value: await gateCounts(pool, midnight) }],
+      opts: { ttlMs: CACHE_TTL_MS.stats, tags: [STATS_TAG] },
     },
     {
       // the seed's critical keys
       loader: async () => [
-        { key: CRITICAL_KEYS.statsOverall, value: await overallStats(pool) },
-        { key: CRITICAL_KEYS.activeGates, value: { gates: await listGates(pool) } },
-        { key: CRITICAL_KEYS.eventConfig, value: await eventConfig(pool) },
+        { key: CACHE_KEYS.statsOverall, value: await overallStats(pool) },
+        { key: CACHE_KEYS.activeGates, value: { gates: await listGates(pool) } },
+        { key: CACHE_KEYS.eventConfig, value: await eventConfig(pool) },
       ],
-      opts: { ttlMs: STATS_TTL_MS, tags: [STATS_TAG, GATES_TAG, EVENTS_TAG] },
+      opts: { ttlMs: CACHE_TTL_MS.stats, tags: [STATS_TAG, GATES_TAG, EVENTS_TAG] },
     },
     {
       // the active roster, most recently changed first, as far as L1 has room: one query
       loader: async () =>
-        (
-          await pool.query(
-            `SELECT id, token, status, name, email, updated_at AS "updatedAt" FROM participants
-              WHERE status = 'active' ORDER BY updated_at DESC LIMIT $1`,
-            [maxTokens],
-          )
-        ).rows.map((row: { token: string }) => ({ key: `tok:${row.token}`, value: row })),
-      opts: { ttlMs: TOKEN_TTL_MS, tags: [ROSTER_TAG] },
+        (await activeParticipants(pool, maxTokens)).map((row) => ({
+          key: CACHE_KEYS.token(row.token),
+          value: row,
+        })),
+      opts: { ttlMs: CACHE_TTL_MS.token, tags: [ROSTER_TAG] },
     },
   ])
   log.info({ keys: warmed, ms: Date.now() - t0 }, 'cache warmed')

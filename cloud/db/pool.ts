@@ -31,3 +31,13 @@ export async function connectClient(databaseUrl: string, applicationName = 'gate
   await client.connect()
   return client
 }
+
+/** The primary pool or the read router: anything that runs a parameterised query. */
+export interface Queryable {
+  query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>>
+}
+
+/** Whether the database answers a trivial query (throws when it does not). */
+export async function ping(db: Queryable): Promise<void> {
+  await db.query('SELECT 1', [])
+}

@@ -1,6 +1,6 @@
 import pg from 'pg'
 import type { Logger } from 'pino'
-import { isDbUnavailable } from '../http/errors.js'
+import { isDbUnavailable } from './errors.js'
 
 export interface ReadRouterOptions {
   /** a replica further behind than this is not read from, ms */

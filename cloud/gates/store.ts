@@ -107,6 +107,12 @@ export async function listGates(db: pg.Pool): Promise<GateRow[]> {
   }))
 }
 
+/** The events the registered gates belong to (null: gates without an event). */
+export async function gateEventIds(db: pg.Pool): Promise<Array<string | null>> {
+  const r = await db.query<{ event_id: string | null }>('SELECT DISTINCT event_id FROM gates')
+  return r.rows.map((x) => x.event_id)
+}
+
 /** Who a valid key belongs to. */
 export interface GateIdentity {
   gateId: string

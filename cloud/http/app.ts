@@ -11,18 +11,22 @@ import { GateError } from '../../shared/errors.js'
 import { formatLoadHeader, type NodeLoad } from '../../shared/load-balancer.js'
 import type { RosterDelta } from '../../shared/sync.js'
 import { ChangeListener } from '../cache/change-listener.js'
+import { CACHE_KEYS, CACHE_TTL_MS } from '../cache/keys.js'
 import { ROSTER_TAG } from '../cache/tags.js'
 import { createCache, type TieredCache } from '../cache/tiered-cache.js'
 import type { CloudConfig } from '../config.js'
+import { ping } from '../db/pool.js'
 import type { ReadRouter } from '../db/replicas.js'
 import type { FleetMonitor } from '../fleet/monitor.js'
 import { postgresHistoryReader } from '../fleet/stores.js'
 import { GateAuthenticator, type GateIdentity } from '../gates/store.js'
+import { openIncidents } from '../incidents/queries.js'
 import { createIngestCounters } from '../ingest/counters.js'
 import { ingestBatch } from '../ingest/ingest.js'
 import { RosterIndex } from '../ingest/roster-index.js'
 import { createPerfMonitor, type PerfMonitor } from '../monitor/perf.js'
 import { PlanAdvisor } from '../monitor/suggestions.js'
+import { DEFAULT_ROSTER_LIMIT, rosterDelta } from '../roster/delta.js'
 import { AuthFailureLimiter } from './auth-failures.js'
 import { dashboardRoutes } from './dashboard-routes.js'
 import { errorHandler } from './errors.js'
@@ -32,7 +36,6 @@ import { createRegistry, httpMetrics } from './metrics.js'
 import { perfRoutes } from './perf-routes.js'
 import { queryRoutes } from './query-routes.js'
 import { requestLogging } from './request-log.js'
-import { rosterDelta } from './roster.js'
 import { isStream } from './streams.js'
 
 /** What the HTTP app is built from. */
@@ -60,7 +63,7 @@ export interface AppDeps {
 
 const RosterQuery = z.object({
   since: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(10_000).default(5_000),
+  limit: z.coerce.number().int().min(1).max(10_000).default(DEFAULT_ROSTER_LIMIT),
 })
 
 /** The cloud HTTP API as a Fastify instance (not listening): health, gate sync, roster, query API. */
@@ -213,7 +216,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get('/v1/load', async () => load())
   app.get('/readyz', async (_req, reply) => {
     try {
-      await pool.query('SELECT 1')
+      await ping(pool)
       return { status: 'ready' }
     } catch {
       return reply.status(503).header('Retry-After', '5').send({ status: 'database unavailable' })
@@ -264,12 +267,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       )
     const { since, limit } = q.data
     const delta = (await cache.getOrLoad(
-      `roster:${eventId ?? ''}:${since}:${limit}`,
+      CACHE_KEYS.roster(eventId, since, limit),
       () => perf.time('roster.delta', () => rosterDelta(pool, eventId, since, limit)),
-      {
-        ttlMs: 60_000,
-        tags: [ROSTER_TAG],
-      },
+      { ttlMs: CACHE_TTL_MS.roster, tags: [ROSTER_TAG] },
     )) as RosterDelta
     const etag = `"roster-${delta.cursor}"`
     reply.header('ETag', etag).header('Cache-Control', 'no-cache')
@@ -303,20 +303,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
   // the ops dashboard: the page, the charts' history and the live stream
   // open incidents: asked of Postgres at most every 5 s, however many dashboards are open
-  const openIncidents = sharedFor(5_000, () =>
-    perf
-      .time('dashboard.incidents', () =>
-        pool.query(
-          `SELECT id, kind, gate_id AS "gateId", participant_id AS "participantId", other_gate_id AS "otherGateId",
-                  detail, created_at AS "createdAt", count(*) OVER () AS total
-             FROM incidents WHERE resolved_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 20`,
-        ),
-      )
-      .then((r) => ({
-        open: Number(r.rows[0]?.total ?? 0),
-        recent: r.rows.map(({ total: _t, ...row }) => row),
-      })),
-  )
+  const incidents = sharedFor(5_000, () => perf.time('dashboard.incidents', () => openIncidents(pool)))
   // the router's view of the nodes (ROUTER_URL), for the dashboard: fetched at most every 5 s
   const routerUrl = config.routerUrl
   const routerStatus = routerUrl
@@ -352,7 +339,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         fleetMessages: deps.fleet?.stats ?? null,
         router: await routerStatus(),
         ...(deps.alertsStatus?.() ?? {}),
-        incidents: await openIncidents().catch((err: Error) => ({ error: err.message })),
+        incidents: await incidents().catch((err: Error) => ({ error: err.message })),
       }
     },
   })

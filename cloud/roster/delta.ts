@@ -12,6 +12,9 @@ SELECT token, id, status, roster_seq FROM (
 ) c ORDER BY roster_seq LIMIT $2`
 const DELTA_SQL = { event: deltaSql('event_id = $3'), noEvent: deltaSql('event_id IS NULL') }
 
+/** How many changes a gate gets at once unless it asks for fewer (what a gate starting from scratch reads first). */
+export const DEFAULT_ROSTER_LIMIT = 5_000
+
 /**
  * Roster changes of one event after `since` (participants.roster_seq), oldest first, at most
  * `limit`. A gate sees its own event's participants only (no event: the participants without one);
