@@ -1,18 +1,21 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type pg from 'pg'
+import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
-import { GateError } from '../../shared/errors.js'
-import { gateCount, gateCounts, NIL_UUID, overallStats, participantCheckins } from '../attendance/queries.js'
-import { CACHE_KEYS, CACHE_TTL_MS } from '../cache/keys.js'
-import { EVENTS_TAG, GATES_TAG, ROSTER_TAG, STATS_TAG } from '../cache/tags.js'
-import type { TieredCache } from '../cache/tiered-cache.js'
-import type { Queryable } from '../db/pool.js'
-import type { ReadRouter } from '../db/replicas.js'
-import { eventConfig } from '../events/queries.js'
-import { listGates } from '../gates/store.js'
-import { INCIDENT_KINDS, listIncidents } from '../incidents/queries.js'
-import type { PerfMonitor } from '../monitor/perf.js'
-import { participantByToken, searchParticipants } from '../participants/queries.js'
+import { GateError } from '../../../shared/errors.js'
+import {
+  gateCount,
+  gateCounts,
+  NIL_UUID,
+  overallStats,
+  participantCheckins,
+} from '../../attendance/queries.js'
+import { CACHE_KEYS, CACHE_TTL_MS } from '../../cache/keys.js'
+import { EVENTS_TAG, GATES_TAG, ROSTER_TAG, STATS_TAG } from '../../cache/tags.js'
+import type { Queryable } from '../../db/pool.js'
+import { eventConfig } from '../../events/queries.js'
+import { listGates } from '../../gates/store.js'
+import { INCIDENT_KINDS, listIncidents } from '../../incidents/queries.js'
+import { participantByToken, searchParticipants } from '../../participants/queries.js'
+import { parseInput } from '../input.js'
 
 const isoOrMs = z
   .union([z.coerce.number().int().nonnegative(), z.string().datetime({ offset: true })])
@@ -50,43 +53,23 @@ const IncidentsQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 })
 
-function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
-  const r = schema.safeParse(value)
-  if (!r.success)
-    throw new GateError(
-      'E_INPUT',
-      r.error.issues.map((i) => `${i.path.join('.') || 'query'}: ${i.message}`).join('; '),
-    )
-  return r.data
-}
-
 /**
  * The query API for ops and analytics: one endpoint per critical query of the seed, plus incidents.
  * Every query is parameterised and uses the indexes of the schema (see `gate-cloud analyze`).
  */
-export async function queryRoutes(
-  app: FastifyInstance,
-  opts: {
-    pool: pg.Pool
-    opsAuth: (req: FastifyRequest) => Promise<void>
-    cache: TieredCache
-    perf: PerfMonitor
-    /** analytics reads on replicas (READ_REPLICA_URLS); the primary when absent */
-    reads?: ReadRouter
-  },
-): Promise<void> {
-  const { cache, perf, reads } = opts
+export async function queryRoutes(app: FastifyInstance): Promise<void> {
+  const { cache, perf, pool, reads } = app
   // analytics read from a replica when there is an eligible one; reads about a gate stay on the
   // primary for a while after its upload (read your writes)
   const analytics = (about: { gateId?: string } = {}): Queryable =>
-    reads ? { query: (text, values) => reads.query(text, values, about) } : opts.pool
+    reads ? { query: (text, values) => reads.query(text, values, about) } : pool
   // the hook is encapsulated in this plugin: it guards exactly the routes below
-  app.addHook('onRequest', opts.opsAuth)
+  app.addHook('onRequest', app.authenticateOps)
 
   // 1. a participant's check-ins, newest first, paged by keyset (before = the last ts of the previous page)
   app.get('/v1/query/participants/:id/checkins', async (req) => {
-    const { id } = parse(ParticipantParams, req.params)
-    const q = parse(CheckinsQuery, req.query)
+    const { id } = parseInput(ParticipantParams, req.params, 'query')
+    const q = parseInput(CheckinsQuery, req.query, 'query')
     return perf.time('query.participant_checkins', () =>
       participantCheckins(analytics(), id, { before: q.before ?? null, limit: q.limit }),
     )
@@ -94,8 +77,8 @@ export async function queryRoutes(
 
   // 2. a gate's count since a time (cached a few seconds: dashboards poll it)
   app.get('/v1/query/gates/:id/count', async (req) => {
-    const { id } = parse(GateParams, req.params)
-    const q = parse(GateCountQuery, req.query)
+    const { id } = parseInput(GateParams, req.params, 'query')
+    const q = parseInput(GateCountQuery, req.query, 'query')
     const decision = q.decision ?? null
     const count = await cache.getOrLoad(
       CACHE_KEYS.gateCount(id, q.since, decision),
@@ -107,7 +90,7 @@ export async function queryRoutes(
 
   // 4. counts per gate since a time
   app.get('/v1/query/gates/counts', async (req) => {
-    const q = parse(SinceQuery, req.query)
+    const q = parseInput(SinceQuery, req.query, 'query')
     return cache.getOrLoad(
       CACHE_KEYS.gateCounts(q.since),
       () => perf.time('query.gate_counts', () => gateCounts(analytics(), q.since)),
@@ -117,12 +100,12 @@ export async function queryRoutes(
 
   // 3. the active participant holding a token; an unknown token is cached as such (negative caching)
   app.get('/v1/query/tokens/:token', async (req) => {
-    const { token } = parse(TokenParams, req.params)
+    const { token } = parseInput(TokenParams, req.params, 'query')
     const t = token.toLowerCase()
     const row = await cache.getOrLoad(
       CACHE_KEYS.token(t),
       // from the primary: a reload after a change (NOTIFY) must not read a replica that has not replayed it
-      () => perf.time('query.token', () => participantByToken(opts.pool, t)),
+      () => perf.time('query.token', () => participantByToken(pool, t)),
       { ttlMs: CACHE_TTL_MS.token, tags: [ROSTER_TAG] },
     )
     if (!row) throw new GateError('E_NOT_FOUND', `no active participant holds token ${token}`)
@@ -140,7 +123,7 @@ export async function queryRoutes(
   app.get('/v1/query/gates', async () =>
     cache.getOrLoad(
       CACHE_KEYS.activeGates,
-      async () => ({ gates: await perf.time('query.gates', () => listGates(opts.pool)) }),
+      async () => ({ gates: await perf.time('query.gates', () => listGates(pool)) }),
       { ttlMs: CACHE_TTL_MS.gates, tags: [GATES_TAG] },
     ),
   )
@@ -153,7 +136,7 @@ export async function queryRoutes(
 
   // full-text participant search (GIN index on name and email)
   app.get('/v1/query/participants', async (req) => {
-    const q = parse(SearchQuery, req.query)
+    const q = parseInput(SearchQuery, req.query, 'query')
     return {
       participants: await perf.time('query.participant_search', () =>
         searchParticipants(analytics(), q.q, q.limit),
@@ -162,7 +145,7 @@ export async function queryRoutes(
   })
 
   app.get('/v1/incidents', async (req) => {
-    const q = parse(IncidentsQuery, req.query)
+    const q = parseInput(IncidentsQuery, req.query, 'query')
     const filter = { kind: q.kind ?? null, openOnly: q.open === 'true', limit: q.limit }
     return { incidents: await perf.time('query.incidents', () => listIncidents(analytics(), filter)) }
   })

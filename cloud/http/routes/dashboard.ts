@@ -1,11 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
-import { GateError } from '../../shared/errors.js'
-import type { FleetMonitor, GateFleetState } from '../fleet/monitor.js'
-import type { GateHistory } from '../fleet/stores.js'
+import { GateError } from '../../../shared/errors.js'
+import type { FleetMonitor, GateFleetState } from '../../fleet/monitor.js'
+import { postgresHistoryReader } from '../../fleet/stores.js'
+import { parseInput } from '../input.js'
+import { cloudOverview } from './dashboard-overview.js'
+import type { AlertsStatus } from './perf.js'
 
 /** One gate as the dashboard's table shows it (a small subset of the fleet state, sent often). */
 export interface GateRow {
@@ -26,6 +29,7 @@ export interface GateRow {
   lastEvent: string | null
 }
 
+/** A gate's row of the dashboard's table, from its fleet state. */
 export function gateRow(g: GateFleetState): GateRow {
   const m = g.metrics
   return {
@@ -47,13 +51,12 @@ export function gateRow(g: GateFleetState): GateRow {
   }
 }
 
+/** Options of the dashboard's routes. */
 export interface DashboardOptions {
+  /** the fleet over MQTT (MQTT_URL); null: no gates, and no metrics history */
   fleet: FleetMonitor | null
-  /** the cloud side: performance, cache, database, routing, autoscaler, alerts and incidents */
-  overview: () => Promise<Record<string, unknown>>
-  /** a gate's metrics history (gate_metrics), null when the history is not kept */
-  history: ((gateId: string, minutes: number) => Promise<GateHistory>) | null
-  opsAuth: (req: FastifyRequest) => Promise<void>
+  /** alerts firing and the autoscaler's last decision, for the overview */
+  alertsStatus?: AlertsStatus
   /** how often changed gates are sent, ms */
   gatesEveryMs?: number
   /** how often the cloud overview is sent, ms */
@@ -74,10 +77,10 @@ const HistoryQuery = z.object({
 /** The page's own files, and uPlot (the charts) from its package. */
 function assets(): Map<string, { type: string; body: Buffer }> {
   const here = import.meta.dirname
-  // cloud/http -> cloud/dashboard; dist/cloud/http -> the sources' cloud/dashboard
+  // cloud/http/routes -> cloud/dashboard; dist/cloud/http/routes -> the sources' cloud/dashboard
   const dir = [
-    path.join(here, '..', 'dashboard'),
-    path.join(here, '..', '..', '..', 'cloud', 'dashboard'),
+    path.join(here, '..', '..', 'dashboard'),
+    path.join(here, '..', '..', '..', '..', 'cloud', 'dashboard'),
   ].find((d) => existsSync(path.join(d, 'index.html')))
   if (!dir) throw new Error(`dashboard files not found next to ${here}`)
   const uplot = path.dirname(createRequire(import.meta.url).resolve('uplot/package.json'))
@@ -101,6 +104,10 @@ function assets(): Map<string, { type: string; body: Buffer }> {
  */
 export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptions): Promise<void> {
   const files = assets()
+  // a gate's metrics history (gate_metrics), kept only with the fleet monitor
+  const history = opts.fleet ? postgresHistoryReader(app.pool) : null
+  // the cloud side: performance, cache, database, routing, autoscaler, alerts and incidents
+  const overview = cloudOverview(app, opts)
   for (const [url, f] of files) {
     app.get(url, async (_req, reply) =>
       reply
@@ -122,19 +129,14 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptio
   })
 
   await app.register(async (api) => {
-    api.addHook('onRequest', opts.opsAuth)
+    api.addHook('onRequest', app.authenticateOps)
 
     api.get('/v1/fleet/:gateId/history', async (req) => {
       const { gateId } = req.params as { gateId: string }
-      const q = HistoryQuery.safeParse(req.query)
-      if (!q.success)
-        throw new GateError(
-          'E_INPUT',
-          q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
-        )
-      if (!opts.history)
+      const { minutes } = parseInput(HistoryQuery, req.query)
+      if (!history)
         throw new GateError('E_NOT_FOUND', 'the metrics history is off: set MQTT_URL on the service')
-      return opts.history(gateId, q.data.minutes)
+      return history(gateId, minutes)
     })
 
     api.get('/v1/dashboard/stream', { config: { stream: true } }, async (req, reply) => {
@@ -162,7 +164,7 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptio
       }
       const sendOverview = async () => {
         try {
-          send('overview', await opts.overview())
+          send('overview', await overview())
         } catch (err) {
           send('overview', { error: (err as Error).message })
         }

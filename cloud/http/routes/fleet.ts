@@ -1,8 +1,9 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
-import { GateError, isGateError } from '../../shared/errors.js'
-import { COMMANDS } from '../../shared/fleet.js'
-import type { FleetMonitor } from '../fleet/monitor.js'
+import { GateError, isGateError } from '../../../shared/errors.js'
+import { COMMANDS } from '../../../shared/fleet.js'
+import type { FleetMonitor } from '../../fleet/monitor.js'
+import { parseInput } from '../input.js'
 
 const CommandBody = z
   .object({
@@ -16,13 +17,13 @@ const CommandBody = z
 export async function fleetRoutes(
   app: FastifyInstance,
   opts: {
+    /** the fleet over MQTT (MQTT_URL); null: these routes answer that it is off */
     fleet: FleetMonitor | null
-    opsAuth: (req: FastifyRequest) => Promise<void>
-    /** the secret the gates verify commands with (FLEET_COMMAND_SECRET); unset: commands off */
-    commandSecret: string | undefined
   },
 ): Promise<void> {
-  app.addHook('onRequest', opts.opsAuth)
+  // the secret the gates verify commands with (FLEET_COMMAND_SECRET); unset: commands off
+  const commandSecret = app.config.fleet.commandSecret
+  app.addHook('onRequest', app.authenticateOps)
   const need = () => {
     if (!opts.fleet)
       throw new GateError('E_NOT_FOUND', 'the fleet monitor is off: set MQTT_URL on the service')
@@ -46,16 +47,11 @@ export async function fleetRoutes(
   // a command to one gate, signed here, answered by the gate (or 504 when it does not answer)
   app.post('/v1/fleet/:gateId/commands', async (req, reply) => {
     const { gateId } = req.params as { gateId: string }
-    const body = CommandBody.safeParse(req.body)
-    if (!body.success)
-      throw new GateError(
-        'E_INPUT',
-        body.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
-      )
-    if (!opts.commandSecret) throw new GateError('E_FORBIDDEN', 'commands are off: set FLEET_COMMAND_SECRET')
+    const body = parseInput(CommandBody, req.body)
+    if (!commandSecret) throw new GateError('E_FORBIDDEN', 'commands are off: set FLEET_COMMAND_SECRET')
     const f = need()
     try {
-      return await f.command(gateId, body.data.cmd, body.data.params, opts.commandSecret, body.data.timeoutMs)
+      return await f.command(gateId, body.cmd, body.params, commandSecret, body.timeoutMs)
     } catch (err) {
       if (isGateError(err)) throw err // not a gate id: 400
       return reply.status(504).send({ error: { code: 'E_NO_ANSWER', message: (err as Error).message } })

@@ -1,5 +1,8 @@
 import { isIPv6 } from 'node:net'
+import type { FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
 import { LRUCache } from 'lru-cache'
+import { GateError } from '../../../../shared/errors.js'
 
 /** How many addresses the limiter remembers: the least recently failing ones are forgotten first. */
 const MAX_ADDRESSES = 10_000
@@ -59,3 +62,33 @@ export class AuthFailureLimiter {
     return this.failures.size
   }
 }
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * Refuse a request's credentials: 401 with `message`, or 429 with Retry-After once its address
+     * is past AUTH_FAILURES_PER_MIN. Every failure counts against the address, gate keys and ops
+     * tokens alike.
+     */
+    refuseAuthentication(req: FastifyRequest, message: string): never
+  }
+}
+
+/** The failed-authentication limit shared by the gate-key and ops-token checks (none at 0). */
+export const authFailuresPlugin = fp(
+  async (app) => {
+    const perMin = app.config.authFailuresPerMin
+    const limiter = perMin > 0 ? new AuthFailureLimiter(perMin) : null
+    app.decorate('refuseAuthentication', (req: FastifyRequest, message: string): never => {
+      const retryAfterS = limiter?.fail(req.ip) ?? 0
+      if (retryAfterS > 0)
+        throw new GateError(
+          'E_RATE_LIMITED',
+          `too many failed authentications from this address; retry in ${retryAfterS} s`,
+          { context: { retryAfterS } },
+        )
+      throw new GateError('E_AUTH', message)
+    })
+  },
+  { name: 'auth-failures', dependencies: ['config'] },
+)
