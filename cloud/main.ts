@@ -1,70 +1,26 @@
 import { Command } from 'commander'
 import type pg from 'pg'
-import { type Logger, pino } from 'pino'
+import { pino } from 'pino'
 import { errorMessage, GateError } from '../shared/errors.js'
 import { readRosterFile } from '../shared/roster-file.js'
-import { watchSupervisor } from '../shared/supervisor.js'
 import { productVersion } from '../shared/version.js'
-import { connectRedis } from './cache/redis.js'
-import { cacheDefaults, createCache } from './cache/tiered-cache.js'
-import { warmCache } from './cache/warm.js'
 import { type CloudConfig, loadCloudConfig } from './config.js'
 import { migrateUp } from './db/migrate.js'
 import { connectClient, createPool } from './db/pool.js'
-import { ReadRouter } from './db/replicas.js'
-import { KnownGates, postgresGateIds } from './fleet/admission.js'
-import { FleetMonitor } from './fleet/monitor.js'
-import { RedisSeqLedger } from './fleet/seqs.js'
-import { RedisSilenceClock } from './fleet/silence.js'
-import { postgresHistory, RedisFleetStore } from './fleet/stores.js'
+import { EXIT } from './exit-codes.js'
 import { addGate, listGates, revokeGate, rotateKey } from './gates/store.js'
-import { buildApp } from './http/app.js'
 import { up } from './local/up.js'
-import { createPerfMonitor } from './monitor/perf.js'
-import { loadRules, type Recovery, startRecovery } from './monitor/recovery.js'
-import { createRegistry } from './monitor/registry.js'
-import { PlanAdvisor } from './monitor/suggestions.js'
+import { serviceLogger } from './log.js'
+import { loadRules } from './monitor/recovery.js'
 import { analyzeQueries, maintainTables } from './ops/analyze.js'
 import { importParticipants } from './participants/import.js'
-import type { PartitionInterval } from './partitions/intervals.js'
-import { listPartitions, maintainPartitions, type PartitionPolicy } from './partitions/manager.js'
+import { listPartitions } from './partitions/manager.js'
+import { maintainAllPartitions } from './partitions/policies.js'
 import { buildRouter } from './routing/router.js'
-
-/** Exit codes: 0 ok, 1 failure, 2 bad input or configuration, 4 database unavailable, 6 not found. */
-/** restart: a recovery action asked for it (EX_TEMPFAIL; the supervisor restarts the service) */
-const EXIT = { ok: 0, failure: 1, usage: 2, database: 4, notFound: 6, restart: 75 } as const
+import { serve } from './server.js'
 
 function config(): CloudConfig {
   return loadCloudConfig(process.env)
-}
-
-function policyOf(c: CloudConfig): PartitionPolicy {
-  return {
-    interval: c.partitions.interval as PartitionInterval,
-    premake: c.partitions.premake,
-    retentionDays: c.partitions.retentionDays,
-    dropDetached: c.partitions.dropDetached,
-  }
-}
-
-/** The fleet's metrics history: one partition a day, kept FLEET_HISTORY_RETENTION_DAYS. */
-function metricsPolicyOf(c: CloudConfig): PartitionPolicy {
-  return {
-    table: 'gate_metrics',
-    interval: 'day',
-    premake: 2,
-    retentionDays: c.fleet.historyRetentionDays,
-    dropDetached: true,
-  }
-}
-
-/** Maintain every partitioned table: the check-ins and the fleet's metrics history. */
-async function maintainAll(client: pg.ClientBase, c: CloudConfig, log?: Logger) {
-  const now = new Date()
-  return {
-    attendance_records: await maintainPartitions(client, policyOf(c), now, log),
-    gate_metrics: await maintainPartitions(client, metricsPolicyOf(c), now, log),
-  }
 }
 
 /** Run a command body with a connected client and turn failures into one clear line and an exit code. */
@@ -108,7 +64,8 @@ function withPool(fn: (pool: pg.Pool, c: CloudConfig) => Promise<number | undefi
   })
 }
 
-async function serve(): Promise<number> {
+/** `gate-cloud serve`: every bad setting (and a bad rules file) stops the start with exit 2. */
+async function serveCommand(): Promise<number> {
   let c: CloudConfig
   try {
     c = config()
@@ -117,179 +74,7 @@ async function serve(): Promise<number> {
     console.error(`gate-cloud: ${errorMessage(err)}`)
     return EXIT.usage
   }
-  const log = pino({
-    name: 'gate-cloud',
-    level: c.logLevel,
-    redact: [
-      'req.headers.authorization',
-      'opsToken',
-      'databaseUrl',
-      'readReplicaUrls',
-      'redisUrl',
-      'fleet.commandSecret',
-      'commandSecret',
-      'alerts.mqttPassword',
-      'mqttPassword',
-      'alerts.webhookUrl',
-      'webhookUrl',
-    ],
-  })
-  const client = await connectClient(c.databaseUrl).catch((err) => {
-    log.fatal({ err: errorMessage(err) }, 'cannot connect to the database')
-    return null
-  })
-  if (!client) return EXIT.database
-  try {
-    const m = await migrateUp(client, log)
-    if (m.applied.length) log.info({ applied: m.applied }, 'migrations applied')
-    await maintainAll(client, c, log)
-  } finally {
-    await client.end()
-  }
-  const pool = createPool(c, log)
-  const registry = createRegistry()
-  const perf = createPerfMonitor(c, log, registry)
-  perf.start()
-  const redis = connectRedis(
-    {
-      url: c.redisUrl,
-      clusterNodes: c.redisClusterNodes?.split(','),
-      commandTimeoutMs: c.cache.redisTimeoutMs,
-    },
-    log,
-  )
-  const cache = createCache(c, { redis, log: log.child({ component: 'cache' }), registry, perf })
-  await cache.start()
-  const reads = c.readReplicaUrls
-    ? new ReadRouter(
-        pool,
-        c.readReplicaUrls.split(',').map((u) => u.trim()),
-        {
-          maxLagMs: c.replicaMaxLagMs,
-          checkIntervalMs: 1_000,
-          readYourWritesMs: c.readYourWritesMs,
-          poolMax: c.poolMax,
-          statementTimeoutMs: c.statementTimeoutMs,
-          log: log.child({ component: 'replicas' }),
-        },
-      )
-    : null
-  await reads?.start()
-  let recovery: Recovery | null = null
-  const fleet = c.alerts.mqttUrl
-    ? new FleetMonitor({
-        url: c.alerts.mqttUrl,
-        group: c.fleet.sharedSubscription ? c.fleet.shareGroup : null,
-        silentAfterMs: c.fleet.silentAfterMs,
-        maxTemperatureC: c.fleet.maxTemperatureC,
-        log: log.child({ component: 'fleet' }),
-        username: c.alerts.mqttUsername,
-        password: c.alerts.mqttPassword,
-        registry,
-        ...(redis
-          ? {
-              store: new RedisFleetStore(redis.client, `${cacheDefaults.keyPrefix}fleet`),
-              silence: new RedisSilenceClock(redis.client, `${cacheDefaults.keyPrefix}fleet:due`),
-              seqs: new RedisSeqLedger(redis.client, `{${cacheDefaults.keyPrefix}fleet}:seq`),
-            }
-          : {}),
-        history: postgresHistory(pool),
-        // a topic name alone does not make a gate: the gates table does
-        knownGates: new KnownGates({ load: postgresGateIds(pool), log: log.child({ component: 'fleet' }) }),
-        alertRate: { burst: c.fleet.alertBurst, perHour: c.fleet.alertsPerHour },
-        onAlert: (a) => {
-          log.warn({ fleetAlert: a }, a.summary)
-          void recovery?.engine.raise({ rule: `fleet.${a.kind}`, severity: a.severity, summary: a.summary })
-        },
-      })
-    : null
-  await fleet?.start()
-  const app = await buildApp({
-    config: c,
-    pool,
-    log,
-    cache,
-    registry,
-    perf,
-    ...(reads ? { reads } : {}),
-    ...(fleet ? { fleet } : {}),
-    alertsStatus: () => ({
-      alerts: recovery
-        ? { firing: recovery.engine.firing(), recent: recovery.engine.recent.slice(-20) }
-        : null,
-      autoscaler: recovery
-        ? { mode: recovery.autoscaler.mode, last: recovery.autoscaler.lastDecision }
-        : null,
-    }),
-  })
-  warmCache(cache, pool, log, c.cache.l1MaxEntries).catch((err) =>
-    log.warn({ err: errorMessage(err) }, 'cache warm-up failed'),
-  )
-  const maintain = async () => {
-    const mc = await connectClient(c.databaseUrl, 'gate-cloud-partitions')
-    try {
-      await maintainAll(mc, c, log)
-    } finally {
-      await mc.end()
-    }
-  }
-  const timer = setInterval(() => {
-    maintain().catch((err) => log.error({ err: errorMessage(err) }, 'partition maintenance failed'))
-  }, c.partitions.maintenanceIntervalMs)
-  timer.unref()
-  await app.listen({ host: c.host, port: c.port })
-  return new Promise<number>((resolve) => {
-    let exitCode: number = EXIT.ok
-    let stopping = false
-    const stop = (signal: string) => {
-      if (stopping) return
-      stopping = true
-      log.info({ signal }, 'stopping')
-      void recovery?.stop()
-      clearInterval(timer)
-      // what has not stopped in 10 s (a request stuck on a database that does not answer, a socket
-      // left open) does not keep the process: it exits, and systemd or Kubernetes starts it again
-      const deadline = setTimeout(() => {
-        log.error('shutdown did not finish within 10 s; exiting')
-        process.exit(EXIT.failure)
-      }, 10_000)
-      deadline.unref()
-      app
-        .close()
-        .then(() => cache.stop())
-        .then(() => perf.stop())
-        .then(() => reads?.stop())
-        .then(() => fleet?.stop())
-        .then(() => redis?.close())
-        .then(() => pool.end())
-        .then(() => {
-          clearTimeout(deadline)
-          log.info('stopped')
-          resolve(exitCode)
-        })
-    }
-    startRecovery({
-      config: c,
-      pool,
-      perf,
-      advisor: new PlanAdvisor(pool),
-      registry,
-      log,
-      // RESTART_SERVICE: drain and close like SIGTERM, then exit non-zero for the supervisor to restart
-      requestRestart: (reason) => {
-        log.warn({ reason }, 'restarting the service (recovery action)')
-        exitCode = EXIT.restart
-        stop('RESTART_SERVICE')
-      },
-    })
-      .then((r) => {
-        recovery = r
-      })
-      .catch((err) => log.error({ err: errorMessage(err) }, 'alerts and autoscaler not started'))
-    process.once('SIGTERM', () => stop('SIGTERM'))
-    process.once('SIGINT', () => stop('SIGINT'))
-    watchSupervisor(stop)
-  })
+  return serve(c, serviceLogger(c))
 }
 
 async function router(opts: {
@@ -347,7 +132,7 @@ program
   .command('serve')
   .description('run the HTTP service (migrates the schema and maintains partitions on a schedule)')
   .action(async () => {
-    process.exitCode = await serve()
+    process.exitCode = await serveCommand()
   })
 
 program
@@ -478,7 +263,7 @@ partitions
   .description('create partitions ahead, move rows out of the default partition, apply retention')
   .action(
     withClient(async (client, c) => {
-      const r = await maintainAll(client, c)
+      const r = await maintainAllPartitions(client, c)
       console.log(JSON.stringify(r, null, 2))
       return r.attendance_records.conflicts.length || r.gate_metrics.conflicts.length ? EXIT.failure : EXIT.ok
     }),

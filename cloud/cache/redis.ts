@@ -1,5 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { Logger } from 'pino'
+import type { CloudConfig } from '../config.js'
 
 /** Where Redis is: one server (REDIS_URL) or a Cluster (REDIS_CLUSTER_NODES=host:port,host:port). */
 export interface RedisSettings {
@@ -7,6 +8,15 @@ export interface RedisSettings {
   clusterNodes?: readonly string[] | undefined
   /** a command not answered within this time fails (and counts against the circuit), ms */
   commandTimeoutMs: number
+}
+
+/** Where the service's Redis is: REDIS_URL or REDIS_CLUSTER_NODES, with CACHE_REDIS_TIMEOUT_MS. */
+export function redisSettings(c: CloudConfig): RedisSettings {
+  return {
+    url: c.redisUrl,
+    clusterNodes: c.redisClusterNodes?.split(','),
+    commandTimeoutMs: c.cache.redisTimeoutMs,
+  }
 }
 
 /** The cache's two connections: commands, and the subscriber of the invalidation bus. */

@@ -1,7 +1,26 @@
 import pg from 'pg'
 import type { Logger } from 'pino'
+import type { CloudConfig } from '../config.js'
 import { isDbUnavailable } from './errors.js'
 
+/** The read router of READ_REPLICA_URLS, or null without replicas (not started). */
+export function readRouterFor(c: CloudConfig, primary: pg.Pool, log: Logger): ReadRouter | null {
+  if (!c.readReplicaUrls) return null
+  return new ReadRouter(
+    primary,
+    c.readReplicaUrls.split(',').map((u) => u.trim()),
+    {
+      maxLagMs: c.replicaMaxLagMs,
+      checkIntervalMs: 1_000,
+      readYourWritesMs: c.readYourWritesMs,
+      poolMax: c.poolMax,
+      statementTimeoutMs: c.statementTimeoutMs,
+      log: log.child({ component: 'replicas' }),
+    },
+  )
+}
+
+/** How a read router chooses and measures its replicas. */
 export interface ReadRouterOptions {
   /** a replica further behind than this is not read from, ms */
   maxLagMs: number
