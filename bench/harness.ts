@@ -99,15 +99,21 @@ export function rssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : 0
 }
 
-/** CPU time so far of every Postgres process on this machine (server and backends), seconds by pid. */
-export function postgresCpu(): Map<number, number> {
+/**
+ * CPU time so far of every Postgres process on this machine (server and backends), seconds by pid;
+ * with `database`, only the backends connected to it (on a machine shared with other work on the
+ * same server, the part a benchmark's own sessions spend).
+ */
+export function postgresCpu(database?: string): Map<number, number> {
   const out = new Map<number, number>()
   for (const name of readdirSync('/proc')) {
     const pid = Number(name)
     if (!Number.isInteger(pid)) continue
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-      if (/^(\S*\/)?postgres\b/.test(cmd)) out.set(pid, cpuSeconds(pid))
+      // a backend's title: "postgres: 15/main: <user> <database> <client> <state>"
+      if (/^(\S*\/)?postgres\b/.test(cmd) && (!database || cmd.split(' ')[3] === database))
+        out.set(pid, cpuSeconds(pid))
     } catch {
       // the process ended meanwhile
     }

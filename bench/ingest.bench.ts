@@ -65,16 +65,22 @@ const pct = (xs: number[], p: number) => {
 }
 const BOOT = uuidv7()
 let seq = 0
+/** participant P-n's badge (a 32-bit multiplicative hash: distinct for every n) */
+const tokenOf = (n: number) => (Math.imul(n, 2654435761) >>> 0).toString(16).padStart(8, '0')
+/** the same in SQL, for the roster the cloud checks every record against (P-from .. P-to) */
+const ROSTER_SQL = `INSERT INTO participants (id, token, status)
+  SELECT 'P-' || n, lpad(to_hex((n * 2654435761) % 4294967296), 8, '0'), 'active' FROM generate_series($1::bigint, $2::bigint) n`
 function record(gateId: string, now: number): Checkin {
   const n = ++seq
+  // a venue admits each participant about once; one admit in 1,000 is the same participant (and
+  // badge) seen a moment ago at another gate (1,500 records back: the previous batch): the double
+  // entries the cloud must flag
+  const p = n % 1000 === 1 && n > 2000 ? n - 1500 : n
   return {
     id: uuidv7(),
     gateId,
-    token: ((n * 2654435761) >>> 0).toString(16).padStart(8, '0'),
-    // a venue admits each participant about once; one admit in 1,000 is the same participant seen
-    // a moment ago at another gate (1,500 records back: the previous batch): the double entries the
-    // cloud must flag
-    participantId: n % 20 === 0 ? null : n % 1000 === 1 && n > 2000 ? `P-${n - 1500}` : `P-${n}`,
+    token: tokenOf(n % 20 === 0 ? n : p),
+    participantId: n % 20 === 0 ? null : `P-${p}`,
     method: 'ble',
     decision: n % 20 === 0 ? 'deny' : 'admit',
     reason: n % 20 === 0 ? 'unknown' : null,
@@ -142,13 +148,35 @@ async function main(): Promise<void> {
         bodies[g]?.push(gzipSync(JSON.stringify({ gateId, sentAt: now, records })))
       }
     }
+    // the venue's roster in the cloud: every record is checked against the gate's event
+    let rostered = 0
+    const importRoster = async (upTo: number) => {
+      await sql.query(ROSTER_SQL, [rostered + 1, upTo])
+      // imported before the doors open, as a venue's roster is: vacuumed and analyzed, and read by
+      // the service into its roster index (its event check's fast path)
+      await sql.query('VACUUM (ANALYZE) participants')
+      rostered = upTo
+      const total = Number((await sql.query('SELECT count(*) AS n FROM participants')).rows[0].n)
+      for (let i = 0; i < 1_200; i++) {
+        const m = /^ingest_roster_index_entries (\d+)/m.exec(await (await fetch(`${url}/metrics`)).text())
+        if (!m || Number(m[1]) >= total) break
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+    await importRoster(seq)
     process.stderr.write('end to end ...\n')
     const latencies: number[] = []
     let stored = 0
     let failed = 0
     let exhausted = 0
     // where the machine's CPU goes in this phase: the service, Postgres, and what was left idle
-    const cpu0 = { service: cpuSeconds(service.pid), pg: postgresCpu(), idle: idleCpuSeconds() }
+    const dbName = new URL(dbUrl).pathname.slice(1)
+    const cpu0 = {
+      service: cpuSeconds(service.pid),
+      pg: postgresCpu(),
+      own: postgresCpu(dbName),
+      idle: idleCpuSeconds(),
+    }
     const t0 = performance.now()
     const until = t0 + SECONDS * 1000
     await Promise.all(
@@ -183,6 +211,7 @@ async function main(): Promise<void> {
     const e2eCpu = {
       service: perK(cpuSeconds(service.pid) - cpu0.service),
       pg: perK(postgresCpuSince(cpu0.pg)),
+      own: perK(postgresCpuSince(cpu0.own, postgresCpu(dbName))),
       idle: fmt((idleCpuSeconds() - cpu0.idle) / e2eSeconds, 2),
     }
 
@@ -245,6 +274,17 @@ async function main(): Promise<void> {
     // drain (a gate coming back finds the cloud in its own state, not flushing this benchmark's 1.6
     // million rows); the disk baseline below shows what the disk gives during the drain all the same
     await sql.query('CHECKPOINT')
+    // the roster for the backlog's records and the badges the gate sees during the drain, before the
+    // backlog is made: its records' times end when it is made, as a gate's would when it comes back
+    const tokens = Array.from({ length: 500 }, (_, i) => (0x5000 + i).toString(16).padStart(16, '0'))
+    await sql.query(
+      `INSERT INTO participants (id, token, status) SELECT 'B-' || (i - 1), t, 'active' FROM unnest($1::text[]) WITH ORDINALITY AS x(t, i)`,
+      [tokens],
+    )
+    await importRoster(seq + BACKLOG)
+    // the gate was deciding all day with its roster: it has pulled every change there is (a gate
+    // starting from nothing would pull the whole venue's roster first, here millions of entries)
+    const rosterCursor = Number((await sql.query('SELECT last_value AS n FROM roster_seq')).rows[0].n)
     const gateId = `bench-${GATES}`
     const dataDir = path.join(tmp, 'gate')
     const config = agentConfigSchema.parse({
@@ -292,16 +332,17 @@ async function main(): Promise<void> {
       adb.close()
     }
     const source = new PushSource()
-    const tokens = Array.from({ length: 500 }, (_, i) => (0x5000 + i).toString(16).padStart(16, '0'))
     const agent = new GateAgent({
       config,
       clock: systemClock,
       log: (await import('pino')).pino({ level: 'silent' }),
       makeSource: () => source,
-      beforeStart: ({ roster }) =>
+      beforeStart: ({ roster }) => {
         roster.importEntries(
           tokens.map((t, i) => ({ token: t, participantId: `B-${i}`, status: 'active' as const })),
-        ),
+        )
+        roster.applyDelta([], rosterCursor)
+      },
     })
     await agent.start()
     // the gate's agent runs with Nice=-10 under systemd (deploy/systemd/gate-agent.service), and its
@@ -384,6 +425,11 @@ async function main(): Promise<void> {
     const incidents = await sql.query(
       `SELECT count(*)::int AS n FROM incidents WHERE kind = 'double_entry' AND gate_id LIKE 'bench-%'`,
     )
+    // every participant is on the roster and every id is new: the event and id checks refuse and
+    // flag nothing here (failed batches would show a refusal too)
+    const flagged = await sql.query(
+      `SELECT count(*)::int AS n FROM incidents WHERE kind NOT IN ('double_entry', 'clock_skew', 'late_upload')`,
+    )
 
     const table: Array<[string, string, string, string]> = [
       ['measure', 'result', 'target', 'verdict'],
@@ -408,7 +454,7 @@ async function main(): Promise<void> {
       ],
       [
         '  CPU per 1,000 records stored',
-        `service ${e2eCpu.service}, Postgres ${e2eCpu.pg}; ${e2eCpu.idle} of ${os.cpus().length} CPUs left idle`,
+        `service ${e2eCpu.service}, Postgres ${e2eCpu.pg} (its sessions for this run ${e2eCpu.own}); ${e2eCpu.idle} of ${os.cpus().length} CPUs left idle`,
         '',
         '',
       ],
@@ -416,6 +462,12 @@ async function main(): Promise<void> {
       [
         '  double entries flagged (1 admit in 1,000 repeats one)',
         `${fmt(incidents.rows[0].n)} incidents`,
+        '',
+        '',
+      ],
+      [
+        '  records refused or flagged by the event and id checks',
+        `${fmt(flagged.rows[0].n)} incidents (none expected)`,
         '',
         '',
       ],
