@@ -123,7 +123,7 @@ export const cloudConfigSchema = z
       .boolean()
       .default(true)
       .describe(
-        'store batches with COPY (INSERT when a record is already stored); false: INSERT only, for a server without COPY FROM STDIN such as the embedded PGlite (which `gate-cloud up` sets)',
+        'store batches with COPY (INSERT when a record is already stored); false: INSERT only, for a server without COPY FROM STDIN such as the embedded PGlite (which `npm start` sets)',
       ),
     redisUrl: z
       .string()

@@ -1,15 +1,13 @@
-import { Command } from 'commander'
 import type pg from 'pg'
 import { pino } from 'pino'
+import { newProgram } from '../shared/command-line.js'
 import { errorMessage, GateError } from '../shared/errors.js'
 import { readRosterFile } from '../shared/roster-file.js'
-import { productVersion } from '../shared/version.js'
 import { type CloudConfig, loadCloudConfig } from './config.js'
 import { migrateUp } from './db/migrate.js'
 import { connectClient, createPool } from './db/pool.js'
 import { EXIT } from './exit-codes.js'
 import { addGate, listGates, revokeGate, rotateKey } from './gates/store.js'
-import { up } from './local/up.js'
 import { serviceLogger } from './log.js'
 import { loadRules } from './monitor/recovery.js'
 import { analyzeQueries, maintainTables } from './ops/analyze.js'
@@ -117,53 +115,16 @@ async function router(opts: {
   })
 }
 
-const program = new Command('gate-cloud')
-  .description(
-    'cloud service for BLE gates: batch sync, roster, query API (settings from the environment: DATABASE_URL, PORT, ...)',
-  )
-  .version(productVersion())
-  .showHelpAfterError()
-  .exitOverride((err) => {
-    // a bad command line is a usage error (exit 2, as bad input is); help/version exit 0
-    process.exit(err.exitCode === 0 ? 0 : EXIT.usage)
-  })
+const program = newProgram(
+  'gate-cloud',
+  'cloud service for BLE gates: batch sync, roster, query API (settings from the environment: DATABASE_URL, PORT, ...)',
+)
 
 program
   .command('serve')
   .description('run the HTTP service (migrates the schema and maintains partitions on a schedule)')
   .action(async () => {
     process.exitCode = await serveCommand()
-  })
-
-program
-  .command('up')
-  .description(
-    'run the whole system on this machine: the cloud on embedded Postgres (PGlite) and MQTT (aedes) unless DATABASE_URL and MQTT_URL are set, and simulated gates (what `npm start` runs)',
-  )
-  .option('--data-dir <dir>', 'where the embedded database, the gates and the secrets live', 'data')
-  .option('--port <port>', "the cloud's HTTP port", process.env['PORT'] ?? '8080')
-  .option('--gates <n>', 'simulated gates (doors of one venue)', '3')
-  .option('--participants <n>', "the venue's crowd (the demo roster)", '600')
-  .action(async (opts: { dataDir: string; port: string; gates: string; participants: string }) => {
-    const port = Number(opts.port)
-    const gates = Number(opts.gates)
-    const participants = Number(opts.participants)
-    const problems: string[] = []
-    if (!Number.isInteger(port) || port < 1 || port > 65535) problems.push(`--port ${opts.port}: not a port`)
-    if (!Number.isInteger(gates) || gates < 1 || gates > 50) problems.push(`--gates ${opts.gates}: 1 to 50`)
-    if (!Number.isInteger(participants) || participants < 1 || participants > 100_000)
-      problems.push(`--participants ${opts.participants}: 1 to 100000`)
-    if (problems.length > 0) {
-      console.error(`gate-cloud up: invalid options:\n  - ${problems.join('\n  - ')}`)
-      process.exitCode = EXIT.usage
-      return
-    }
-    const log = pino({
-      name: 'gate-cloud-up',
-      level: process.env['LOG_LEVEL'] ?? 'info',
-      redact: ['opsToken', 'key', 'password', 'databaseUrl'],
-    })
-    process.exitCode = await up({ dataDir: opts.dataDir, port, gates, participants, log })
   })
 
 program

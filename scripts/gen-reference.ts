@@ -184,13 +184,13 @@ const AGENT_EXTRA_ENV: Record<string, string> = {
   WATCHDOG_USEC: 'set by systemd (`WatchdogSec`): the agent pings at half of it',
 }
 
-/** Environment variables gate-cloud reads besides CLOUD_ENV. */
+/** Environment variables gate-cloud and the demo (`npm start`) read besides CLOUD_ENV. */
 const CLOUD_EXTRA_ENV: Record<string, string> = {
   ROUTER_BACKENDS: '`gate-cloud router`: the comma-separated node URLs, when `--backends` is not given',
   ROUTER_HOST: '`gate-cloud router`: the listen address, when `--host` is not given (default `127.0.0.1`)',
   ROUTER_PORT: '`gate-cloud router`: the listen port, when `--port` is not given (default `8000`)',
   MQTT_PORT:
-    '`gate-cloud up`: the embedded MQTT broker port (default `1883`; a free port when it is taken); unused with `MQTT_URL`',
+    '`npm start` (gate-demo): the embedded MQTT broker port (default `1883`; a free port when it is taken); unused with `MQTT_URL`',
   KUBERNETES_SERVICE_HOST:
     'set by Kubernetes in a pod: the API server the autoscaler scales `AUTOSCALE_K8S_DEPLOYMENT` through',
   KUBERNETES_SERVICE_PORT: 'set by Kubernetes in a pod, with `KUBERNETES_SERVICE_HOST`',
@@ -398,8 +398,8 @@ export function renderCloudConfig(): string {
   lines.push(
     '',
     wrap(
-      '`LOG_LEVEL` is read by `gate-cloud up` and `gate-cloud router` too (`up` gives its children ' +
-        "`LOG_LEVEL=warn` unless it is set), and `PORT` is `gate-cloud up`'s default `--port`.",
+      '`LOG_LEVEL` is read by `gate-cloud router` and `npm start` (gate-demo) too (the demo gives its ' +
+        "children `LOG_LEVEL=warn` unless it is set), and `PORT` is the demo's default `--port`.",
     ),
   )
   return `${lines
@@ -414,7 +414,7 @@ export function renderCloudConfig(): string {
 export function renderReferences(): Record<string, string> {
   const problems = [
     ...undocumentedEnv(['agent'], [...ENV_MAP.map((e) => e.env), ...Object.keys(AGENT_EXTRA_ENV)]),
-    ...undocumentedEnv(['cloud'], [...CLOUD_ENV.map((e) => e.env), ...Object.keys(CLOUD_EXTRA_ENV)]),
+    ...undocumentedEnv(['cloud', 'demo'], [...CLOUD_ENV.map((e) => e.env), ...Object.keys(CLOUD_EXTRA_ENV)]),
   ]
   if (problems.length > 0)
     throw new Error(

@@ -1,5 +1,5 @@
 /**
- * A program started by a supervisor with an IPC channel (`gate-cloud up` starts the cloud and the
+ * A program started by a supervisor with an IPC channel (the demo, `npm start`, starts the cloud and the
  * gates so) stops as on SIGTERM when that channel closes: the supervisor is gone, even killed
  * with SIGKILL, and must not leave orphans behind. The channel does not keep the program alive.
  */

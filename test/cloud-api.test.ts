@@ -256,7 +256,7 @@ describe('gate-cloud HTTP API on real Postgres', () => {
     ])
     expect((await refusedCount()) - counted).toBe(4)
 
-    // the same without COPY (INGEST_COPY=false, as under gate-cloud up)
+    // the same without COPY (INGEST_COPY=false, as under npm start)
     const config = loadCloudConfig({ DATABASE_URL: db.url, INGEST_COPY: 'false' })
     const plainPool = createPool(config)
     const plain = await buildApp({ config, pool: plainPool, log: silentLog, now: () => NOW, authCacheMs: 1 })

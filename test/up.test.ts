@@ -8,7 +8,7 @@ import { freePort, tempDir } from './helpers.js'
 import { connect, tempDatabase } from './pg-helpers.js'
 import { cleanEnv, cloudCli, eventually } from './process-helpers.js'
 
-const CLOUD_BIN = path.resolve(import.meta.dirname, '..', 'bin', 'gate-cloud.js')
+const DEMO_BIN = path.resolve(import.meta.dirname, '..', 'bin', 'gate-demo.js')
 
 interface Up {
   child: ChildProcess
@@ -16,7 +16,7 @@ interface Up {
   exited: Promise<number | string>
 }
 
-/** `gate-cloud up` with no DATABASE_URL, MQTT_URL or REDIS_URL: everything embedded. */
+/** `npm start` (gate-demo) with no DATABASE_URL, MQTT_URL or REDIS_URL: everything embedded. */
 function startUp(
   dataDir: string,
   ports: { http: number; mqtt: number },
@@ -27,7 +27,7 @@ function startUp(
   Object.assign(env, servers)
   const child = spawn(
     process.execPath,
-    [CLOUD_BIN, 'up', '--data-dir', dataDir, '--port', String(ports.http), '--participants', '300'],
+    [DEMO_BIN, '--data-dir', dataDir, '--port', String(ports.http), '--participants', '300'],
     { env, stdio: ['ignore', 'pipe', 'pipe'] },
   )
   let out = ''
@@ -86,10 +86,10 @@ function loginAs(uid: number, url: string): Promise<string> {
 }
 
 /**
- * `npm start` (gate-cloud up) on embedded defaults: PGlite over pglite-socket, aedes, no Redis, three
+ * `npm start` (gate-demo) on embedded defaults: PGlite over pglite-socket, aedes, no Redis, three
  * simulated gates syncing and reporting; Ctrl-C stops everything; a second start keeps the data.
  */
-describe('gate-cloud up: the whole system on embedded defaults', () => {
+describe('npm start: the whole system on embedded defaults', () => {
   const tmp = tempDir()
   const dataDir = path.join(tmp.dir, 'data')
   let ports = { http: 0, mqtt: 0 }

@@ -130,7 +130,7 @@ export const simSchema = z
       .refine((d) => d.index < d.of, { message: 'door.index must be less than door.of' })
       .default({ index: 0, of: 1 })
       .describe(
-        'this gate is door `index` of `of` doors of one venue: the crowd (and so the roster) is the same at every door, and each door sees its share of it, every `of`-th badge and device (what `gate-cloud up` gives its gates)',
+        'this gate is door `index` of `of` doors of one venue: the crowd (and so the roster) is the same at every door, and each door sees its share of it, every `of`-th badge and device (what `npm start` gives its gates)',
       ),
   })
   .strict()

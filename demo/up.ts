@@ -1,16 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import type { Logger } from 'pino'
-import { demoRosterFor } from '../../agent/ble/create-source.js'
-import { agentConfigSchema } from '../../agent/config/schema.js'
-import { migrateUp } from '../db/migrate.js'
-import { addGate, rotateKey } from '../gates/store.js'
-import { importParticipants } from '../participants/import.js'
+import { demoRosterFor } from '../agent/ble/create-source.js'
+import { agentConfigSchema } from '../agent/config/schema.js'
+import { migrateUp } from '../cloud/db/migrate.js'
+import { addGate, rotateKey } from '../cloud/gates/store.js'
+import { importParticipants } from '../cloud/participants/import.js'
+import { Child, waitFor } from './child.js'
 import {
   type EmbeddedBroker,
   type EmbeddedPostgres,
@@ -19,7 +17,9 @@ import {
   startEmbeddedBroker,
   startEmbeddedPostgres,
 } from './embedded.js'
+import { loadSecrets, type Secrets, saveSecrets, secret } from './secrets.js'
 
+/** What the demo runs: where, on which port, how many gates and participants. */
 export interface UpOptions {
   dataDir: string
   /** the cloud's HTTP port */
@@ -31,103 +31,14 @@ export interface UpOptions {
   env?: NodeJS.ProcessEnv
 }
 
-/** What a second start needs again: kept in <dataDir>/secrets.json (0600). */
-interface Secrets {
-  opsToken: string
-  commandSecret: string
-  mqttCloudPassword: string
-  gates: Record<string, { key?: string; mqttPassword: string }>
-}
-
-const ROOT = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..')
-// from the sources (cloud/local) or from dist/cloud/local: the bin/ launchers are at the repository root
+const ROOT = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '..')
+// from the sources (demo/) or from dist/demo: the bin/ launchers are at the repository root
 const BIN = existsSync(path.join(ROOT, 'bin')) ? path.join(ROOT, 'bin') : path.join(ROOT, '..', 'bin')
+/** the simulated crowd's seed: the same roster at every start */
 const SEED = 2026
-const secret = () => randomBytes(24).toString('base64url')
-
-function loadSecrets(file: string): Secrets {
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Secrets
-  return { opsToken: secret(), commandSecret: secret(), mqttCloudPassword: secret(), gates: {} }
-}
-
-function saveSecrets(file: string, s: Secrets): void {
-  writeFileSync(`${file}.tmp`, JSON.stringify(s, null, 2), { mode: 0o600 })
-  renameSync(`${file}.tmp`, file)
-}
-
-/** A child program whose output lines are shown with its name in front; restarted if it dies. */
-class Child {
-  private proc: ChildProcess | null = null
-  private stopping = false
-  private restarts = 0
-
-  constructor(
-    private readonly name: string,
-    private readonly args: string[],
-    private readonly env: NodeJS.ProcessEnv,
-    private readonly log: Logger,
-  ) {}
-
-  start(): void {
-    // its own process group: Ctrl-C reaches `up` alone, which stops the children in order
-    // and an IPC channel: if `up` dies, even by SIGKILL, the channel closes and the child stops itself
-    const p = spawn(process.execPath, this.args, {
-      env: this.env,
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      detached: true,
-    })
-    this.proc = p
-    for (const stream of [p.stdout, p.stderr]) {
-      if (stream)
-        createInterface({ input: stream }).on('line', (l) => process.stdout.write(`[${this.name}] ${l}\n`))
-    }
-    p.on('exit', (code, signal) => {
-      if (this.stopping) return
-      this.restarts++
-      const delay = Math.min(30_000, 1_000 * 2 ** Math.min(this.restarts, 5))
-      this.log.warn(
-        { program: this.name, code, signal, restartInMs: delay },
-        'a program exited; restarting it',
-      )
-      setTimeout(() => {
-        if (!this.stopping) this.start()
-      }, delay).unref()
-    })
-  }
-
-  /** SIGTERM, then SIGKILL after `graceMs`. */
-  async stop(graceMs = 10_000): Promise<void> {
-    this.stopping = true
-    const p = this.proc
-    if (!p || p.exitCode !== null || p.signalCode !== null) return
-    const exited = new Promise<void>((r) => p.once('exit', () => r()))
-    p.kill('SIGTERM')
-    const timer = setTimeout(() => p.kill('SIGKILL'), graceMs)
-    await exited
-    clearTimeout(timer)
-  }
-
-  kill(): void {
-    this.stopping = true
-    if (this.proc && this.proc.exitCode === null) this.proc.kill('SIGKILL')
-  }
-}
-
-async function waitFor(url: string, ms: number): Promise<boolean> {
-  const until = Date.now() + ms
-  while (Date.now() < until) {
-    try {
-      if ((await fetch(url)).ok) return true
-    } catch {
-      // not yet
-    }
-    await new Promise((r) => setTimeout(r, 250))
-  }
-  return false
-}
 
 /**
- * `gate-cloud up` (what `npm start` runs): the whole system on one machine. Postgres is PGlite
+ * `npm start` (gate-demo): the whole system on one machine. Postgres is PGlite
  * served over its socket (DATABASE_URL: a real one), MQTT is aedes (MQTT_URL: a real broker),
  * Redis only with REDIS_URL (L1 otherwise, which serve says in its log); then `gate-cloud serve`
  * and N `gate-agent run` on the simulated source, doors of one venue sharing one demo roster,
@@ -320,7 +231,7 @@ export async function up(o: UpOptions): Promise<number> {
       process.once('SIGTERM', () => stop('SIGTERM'))
     })
   } catch (err) {
-    log.error({ err: (err as Error).message }, 'gate-cloud up failed')
+    log.error({ err: (err as Error).message }, 'gate-demo failed')
     return await stopAll(1)
   }
 }

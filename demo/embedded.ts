@@ -2,9 +2,9 @@ import { timingSafeEqual } from 'node:crypto'
 import { chmodSync, mkdirSync } from 'node:fs'
 import net from 'node:net'
 import type { Logger } from 'pino'
-import { GateError } from '../../shared/errors.js'
-import { FLEET_MAX_PAYLOAD_BYTES, MQTT_MAX_PACKET_BYTES, packetSizeWatch } from '../../shared/mqtt-limits.js'
-import { ThrottledLog } from '../../shared/throttled-log.js'
+import { GateError } from '../shared/errors.js'
+import { FLEET_MAX_PAYLOAD_BYTES, MQTT_MAX_PACKET_BYTES, packetSizeWatch } from '../shared/mqtt-limits.js'
+import { ThrottledLog } from '../shared/throttled-log.js'
 import { pgSocket } from './pg-socket.js'
 
 /** A TCP port free on the loopback now (the OS picks it). */
@@ -33,14 +33,14 @@ export async function portOr(preferred: number): Promise<number> {
   return (await portFree(preferred)) ? preferred : freePort()
 }
 
-/** The development packages `gate-cloud up` embeds; a production install (`--omit=dev`) has none. */
+/** The development packages the demo (`npm start`) embeds; a production install (`--omit=dev`) has none. */
 async function devImport<T>(name: string): Promise<T> {
   try {
     return (await import(name)) as T
   } catch (err) {
     throw new GateError(
       'E_CONFIG_INVALID',
-      `${name} is not installed: the embedded servers of \`gate-cloud up\` come with the development install (npm ci); set DATABASE_URL and MQTT_URL to use real servers (${(err as Error).message})`,
+      `${name} is not installed: the embedded servers of the demo (\`npm start\`) come with the development install (npm ci); set DATABASE_URL and MQTT_URL to use real servers (${(err as Error).message})`,
     )
   }
 }

@@ -2,7 +2,7 @@ import { chmodSync, lstatSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { GateError } from '../../shared/errors.js'
+import { GateError } from '../shared/errors.js'
 
 /** The name Postgres gives its socket for port 5432, the port a client assumes when none is given. */
 const SOCKET_NAME = '.s.PGSQL.5432'
@@ -37,7 +37,7 @@ function isStale(file: string): Promise<boolean> {
  * to 0700, refused when it is someone else's or a link), so that no other local user can reach a
  * server that asks no password, as they could on a loopback port. A path too long for a socket
  * address gets a private directory in the temp dir instead (mkdtemp: 0700). A socket left by a
- * run that died is removed; one a live server answers on is an error (two `up` on one data dir).
+ * run that died is removed; one a live server answers on is an error (two demos on one data dir).
  */
 export async function pgSocket(dir: string): Promise<PgSocket> {
   mkdirSync(dir, { recursive: true, mode: 0o700 })
@@ -56,7 +56,7 @@ export async function pgSocket(dir: string): Promise<PgSocket> {
     if (!existing.isSocket() || !(await isStale(file)))
       throw new GateError(
         'E_CONFIG_INVALID',
-        `${file} is in use: is another \`gate-cloud up\` running on this data directory?`,
+        `${file} is in use: is another \`npm start\` (gate-demo) running on this data directory?`,
       )
     rmSync(file, { force: true })
   }
