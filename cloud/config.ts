@@ -1,3 +1,7 @@
+// gate-cloud's whole configuration, above 300 lines on purpose: one zod schema with every setting's
+// bounds, default and description, which is its documentation (scripts/gen-reference.ts writes
+// docs/reference/cloud-config.md from it), then CLOUD_ENV, the environment variable of each
+// setting, in the same order. Kept in one file, the two read side by side and stay in step.
 import { z } from 'zod'
 
 /**

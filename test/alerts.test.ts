@@ -10,14 +10,8 @@ import { Registry } from 'prom-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadCloudConfig } from '../cloud/config.js'
 import { createPool } from '../cloud/db/pool.js'
-import {
-  AlertEngine,
-  type AlertEvent,
-  type AlertRule,
-  MqttSink,
-  SEED_RULES,
-  WebhookSink,
-} from '../cloud/monitor/alerts.js'
+import { MqttSink, WebhookSink } from '../cloud/monitor/alert-sinks.js'
+import { AlertEngine, type AlertEvent, type AlertRule, SEED_RULES } from '../cloud/monitor/alerts.js'
 import {
   Autoscaler,
   autoscaleDefaults,

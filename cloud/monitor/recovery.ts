@@ -8,6 +8,7 @@ import { z } from 'zod'
 import { GateError } from '../../shared/errors.js'
 import type { CloudConfig } from '../config.js'
 import { HOT_TABLES } from '../ops/analyze.js'
+import { MqttSink, WebhookSink } from './alert-sinks.js'
 import {
   type AlertAction,
   AlertEngine,
@@ -15,9 +16,7 @@ import {
   type AlertRule,
   type AlertSink,
   alertRuleSchema,
-  MqttSink,
   SEED_RULES,
-  WebhookSink,
 } from './alerts.js'
 import { Autoscaler, autoscaleDefaults, KubernetesTarget, RecommendTarget } from './autoscaler.js'
 import type { PerfMonitor } from './perf.js'
