@@ -72,6 +72,8 @@ export class GateAgent {
   private housekeeping: NodeJS.Timeout | null = null
   private pruneSchedule: PruneSchedule | null = null
   private stopHeapCompaction: () => void = () => {}
+  /** The stop's step under way (null when not stopping): what a stop past its deadline names. */
+  private stoppingAt: string | null = null
 
   constructor(private readonly deps: AgentDeps) {
     this.run = {
@@ -277,6 +279,7 @@ export class GateAgent {
     const log = this.deps.log
     const parts = this.parts
     const step = async (name: string, fn: () => unknown) => {
+      this.stoppingAt = name
       try {
         await fn()
       } catch (err) {
@@ -302,12 +305,18 @@ export class GateAgent {
         parts.db.close()
       }
     })
+    this.stoppingAt = null
     parts.source = null
     this.control = null
     parts.syncer = null
     parts.puller = null
     parts.db = null
     parts.storeThread = null
+  }
+
+  /** The step a stop is in (the reporter, the database...), null when not stopping. */
+  get stopStep(): string | null {
+    return this.stoppingAt
   }
 
   /** The outbox, for tests and the benchmark (null before start). */

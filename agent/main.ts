@@ -8,11 +8,14 @@ import { systemClock } from './clock.js'
 import { loadAgentConfig } from './config/load.js'
 import type { AgentConfig } from './config/schema.js'
 import { EXIT, exitCodeFor } from './exit-codes.js'
+import { stopWithin } from './lifecycle/stop-guard.js'
 import { SystemdNotifier } from './lifecycle/systemd.js'
 import { createLogger } from './log.js'
 
 /** How long a stop may take before the process exits anyway, ms (systemd's TimeoutStopSec is longer). */
 const STOP_DEADLINE_MS = 8_000
+/** How long the process may stay after every part stopped, ms (then it exits and names what kept it). */
+const LINGER_MS = 1_000
 
 interface RunFlags {
   config?: string
@@ -83,20 +86,15 @@ async function run(flags: RunFlags): Promise<number> {
       stopping = true
       log.info({ signal }, 'stopping')
       notifier.stopping()
-      const deadline = setTimeout(() => {
-        log.error({ deadlineMs: STOP_DEADLINE_MS }, 'stop deadline passed; exiting anyway')
-        log.flush()
-        // whatever still holds the event loop open (a socket, a hook) must not outlive the deadline:
-        // systemd would wait for TimeoutStopSec and then SIGKILL
-        process.exit(EXIT.failure)
-      }, STOP_DEADLINE_MS)
-      deadline.unref()
-      agent.stop().then(() => {
-        clearTimeout(deadline)
-        log.info('stopped')
-        log.flush()
-        resolve(EXIT.ok)
-      })
+      void stopWithin({
+        stop: () => agent.stop(),
+        step: () => agent.stopStep,
+        log,
+        exit: (code) => process.exit(code),
+        deadlineMs: STOP_DEADLINE_MS,
+        lingerMs: LINGER_MS,
+        failureCode: EXIT.failure,
+      }).then(() => resolve(EXIT.ok))
     }
     process.once('SIGTERM', () => stop('SIGTERM'))
     process.once('SIGINT', () => stop('SIGINT'))

@@ -24,7 +24,7 @@ import {
 } from '../process-helpers.js'
 import { account, type Cloud, drained, startCloud } from './gates.js'
 import { type ChaosResult, writeResults } from './harness.js'
-import { type LazyFs, lazyFsUnavailable, mountLazyFs } from './lazyfs/lazyfs.js'
+import { type LazyFs, lazyFsUnavailable, mountLazyFs, threadsOf } from './lazyfs/lazyfs.js'
 
 // The durability promise against a power cut, not a SIGKILL: the gate's data directory is on lazyfs
 // (test/chaos/lazyfs), where whatever was not fsynced is gone at a cut. POWERCUT_CUTS sets the number
@@ -228,15 +228,20 @@ describe.skipIf(why !== null)('chaos: power cuts under a gate at venue load (laz
     gates.push(g)
     return g
   }
+  /** how long each clean stop took, ms */
+  const stopMs: number[] = []
   /** A clean stop (SIGTERM), which must end the process well within systemd's TimeoutStopSec (15 s). */
   const stopGate = async (g: Gate) => {
     g.tail.close()
     if (g.agent.child.exitCode === null && g.agent.child.signalCode === null) g.agent.child.kill('SIGTERM')
+    const t = Date.now()
     const ended = await Promise.race([g.agent.exited.then(() => true), sleep(15_000).then(() => false)])
+    stopMs.push(Date.now() - t)
     if (!ended) {
+      const where = `the gate:\n${threadsOf(g.agent.child.pid)}\nthe lazyfs daemon:\n${threadsOf(fs?.daemonPid())}`
       g.agent.child.kill('SIGKILL')
       throw new Error(
-        `the gate did not exit within 15 s of SIGTERM:\n${g.agent.stderr()}\n${g.agent.stdout().slice(-4_000)}`,
+        `the gate did not exit within 15 s of SIGTERM:\n${where}\n${g.agent.stderr()}\n${g.agent.stdout().slice(-4_000)}`,
       )
     }
   }
@@ -512,7 +517,7 @@ describe.skipIf(why !== null)('chaos: power cuts under a gate at venue load (laz
         {
           what: `power cut (lazyfs: unsynced writes dropped; every 2nd cut torn: a random half of the unsynced pages kept) under a gate at venue load, syncing; restarted on what survived (${Math.round(cutsS)} s)`,
           tried: CUTS,
-          outcome: `started cleanly every time, quick_check ok; ${cutsWhen.starting} cut while the gate started, ${cutsWhen.restarted} just after a clean stop and restart, the rest while deciding; ${torn} torn; ${(dropped / 1024 / 1024).toFixed(1)} MB of unsynced writes thrown away`,
+          outcome: `started cleanly every time, quick_check ok; ${stopMs.length} clean stops (SIGTERM), median ${pct(stopMs, 50)} ms, slowest ${Math.max(...stopMs)} ms; ${cutsWhen.starting} cut while the gate started, ${cutsWhen.restarted} just after a clean stop and restart, the rest while deciding; ${torn} torn; ${(dropped / 1024 / 1024).toFixed(1)} MB of unsynced writes thrown away`,
         },
         {
           what: 'decisions emitted (seen live on the control socket), checked in the SQLite file after every cut and in Postgres after the final sync',

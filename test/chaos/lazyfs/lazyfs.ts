@@ -71,6 +71,8 @@ export interface LazyFs {
   /** A disk that lies: fsync succeeds and makes nothing durable (to show that the tests catch it). */
   ignoreFsync(on: boolean): Promise<void>
   stats(): Promise<LazyFsStats>
+  /** The daemon's process id (for a failure message that shows where it is). */
+  daemonPid(): number | undefined
   /** Kill what still uses it and unmount it (the tests' afterAll). */
   unmount(): Promise<void>
 }
@@ -140,6 +142,34 @@ export function processesUsing(mountpoint: string): number[] {
     }
   }
   return out
+}
+
+/**
+ * Where each thread of a process is (its state and the kernel function it waits in, and the
+ * kernel stack when readable): what a process stuck on the mount shows, for a failure message.
+ */
+export function threadsOf(pid: number | undefined): string {
+  if (pid === undefined) return 'no process'
+  const read = (p: string) => {
+    try {
+      return readFileSync(p, 'utf8').trim()
+    } catch {
+      return '?'
+    }
+  }
+  try {
+    return readdirSync(`/proc/${pid}/task`)
+      .map((tid) => {
+        const stat = read(`/proc/${pid}/task/${tid}/stat`)
+        const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]
+        const comm = read(`/proc/${pid}/task/${tid}/comm`)
+        const stack = read(`/proc/${pid}/task/${tid}/stack`).split('\n').slice(0, 6).join(' < ')
+        return `thread ${tid} ${comm}: ${state} in ${read(`/proc/${pid}/task/${tid}/wchan`)} [${stack}]`
+      })
+      .join('\n')
+  } catch {
+    return `process ${pid} gone`
+  }
 }
 
 /** true while the process exists and is not a zombie (a zombie holds no files any more). */
@@ -263,6 +293,9 @@ export async function mountLazyFs(base: string): Promise<LazyFs> {
       const out = { ...total }
       for (const k of Object.keys(out) as Array<keyof LazyFsStats>) out[k] += s[k]
       return out
+    },
+    daemonPid() {
+      return daemon?.pid
     },
     async unmount() {
       if (!daemon) return
