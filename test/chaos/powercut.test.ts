@@ -230,6 +230,8 @@ describe.skipIf(why !== null)('chaos: power cuts under a gate at venue load (laz
   }
   /** how long each clean stop took, ms */
   const stopMs: number[] = []
+  /** the handles named by each stop the process outlived (it then exits by itself after 1 s) */
+  const stopsKept: string[] = []
   /** A clean stop (SIGTERM), which must end the process well within systemd's TimeoutStopSec (15 s). */
   const stopGate = async (g: Gate) => {
     g.tail.close()
@@ -237,6 +239,9 @@ describe.skipIf(why !== null)('chaos: power cuts under a gate at venue load (laz
     const t = Date.now()
     const ended = await Promise.race([g.agent.exited.then(() => true), sleep(15_000).then(() => false)])
     stopMs.push(Date.now() - t)
+    // the gate exits by itself 1 s after a stop that something outlived, and names what: a bug to see
+    const kept = g.agent.stdout().match(/"handles":(\[[^\]]*\]).*kept the process/)
+    if (kept) stopsKept.push(kept[1] as string)
     if (!ended) {
       const where = `the gate:\n${threadsOf(g.agent.child.pid)}\nthe lazyfs daemon:\n${threadsOf(fs?.daemonPid())}`
       g.agent.child.kill('SIGKILL')
@@ -517,7 +522,7 @@ describe.skipIf(why !== null)('chaos: power cuts under a gate at venue load (laz
         {
           what: `power cut (lazyfs: unsynced writes dropped; every 2nd cut torn: a random half of the unsynced pages kept) under a gate at venue load, syncing; restarted on what survived (${Math.round(cutsS)} s)`,
           tried: CUTS,
-          outcome: `started cleanly every time, quick_check ok; ${stopMs.length} clean stops (SIGTERM), median ${pct(stopMs, 50)} ms, slowest ${Math.max(...stopMs)} ms; ${cutsWhen.starting} cut while the gate started, ${cutsWhen.restarted} just after a clean stop and restart, the rest while deciding; ${torn} torn; ${(dropped / 1024 / 1024).toFixed(1)} MB of unsynced writes thrown away`,
+          outcome: `started cleanly every time, quick_check ok; ${stopMs.length} clean stops (SIGTERM), median ${pct(stopMs, 50)} ms, slowest ${Math.max(...stopMs)} ms, ${stopsKept.length} held by a handle after the stop${stopsKept.length ? ` (${[...new Set(stopsKept)].join('; ')})` : ''}; ${cutsWhen.starting} cut while the gate started, ${cutsWhen.restarted} just after a clean stop and restart, the rest while deciding; ${torn} torn; ${(dropped / 1024 / 1024).toFixed(1)} MB of unsynced writes thrown away`,
         },
         {
           what: 'decisions emitted (seen live on the control socket), checked in the SQLite file after every cut and in Postgres after the final sync',
