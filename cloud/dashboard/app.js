@@ -2,6 +2,9 @@
 // the live stream is Server-Sent Events read with fetch (so the ops token travels in the
 // Authorization header, never in a URL), the charts are uPlot. Everything shown is set with
 // textContent: gate ids and payloads come from the field and are never parsed as HTML.
+// Longer than 300 lines on purpose: the cloud serves the page's files from a fixed list
+// (assets() in cloud/http/routes/dashboard.ts) that holds this one script, and its parts (the token,
+// the stream, the rendering, the charts) share one closure's state; they are marked ---- below.
 ;(() => {
   const MAX_ROWS = 500
   const STATE_RANK = { offline: 0, stale: 1, online: 2 }
