@@ -5,7 +5,7 @@ import { configDefaults, defineConfig } from 'vitest/config'
 export default defineConfig({
   test: {
     // the chaos files, and the security suite that `npm test` runs too (its results join the table)
-    include: ['test/chaos/**/*.test.ts', 'test/security.test.ts'],
+    include: ['test/chaos/**/*.test.ts', 'test/cloud/http/security.test.ts'],
     // the SIGKILL soak runs on its own (npm run test:soak, vitest.soak.config.ts), not in CI
     exclude: [...configDefaults.exclude, 'test/chaos/soak.test.ts'],
     testTimeout: 400_000,

@@ -5,7 +5,8 @@
  * agent's zod schema (agent/config/schema.ts) with the environment variables of
  * agent/config/load.ts, and gate-cloud's schema and environment table (cloud/config.ts). Each
  * setting's text is its `.describe()`. With --check nothing is written: the exit code says whether
- * the committed pages are up to date (test/docs-reference.test.ts does the same in `npm test`).
+ * the committed pages are up to date (test/scripts/docs-reference.test.ts does the same in
+ * `npm test`).
  *
  * The parts: gen-reference/schema.ts walks a zod schema, gen-reference/text.ts words a setting,
  * gen-reference/agent-page.ts and cloud-page.ts write the two pages, gen-reference/env.ts holds the

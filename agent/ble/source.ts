@@ -59,7 +59,7 @@ export interface SourceHandlers {
 
 /**
  * The port every BLE source implements: noble (a real adapter), sim (a synthetic crowd), replay (a capture).
- * Every adapter passes the shared contract suite in test/ble-source.contract.ts.
+ * Every adapter passes the shared contract suite in test/contract/ble-source.contract.ts.
  */
 export interface BleSource {
   readonly kind: SourceStatus['kind']

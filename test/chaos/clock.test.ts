@@ -4,9 +4,9 @@ import Database from 'better-sqlite3'
 import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { Checkin } from '../../shared/checkin.js'
-import { tempDir } from '../helpers.js'
-import { tempDatabase } from '../pg-helpers.js'
-import { eventually, gatectl } from '../process-helpers.js'
+import { tempDir } from '../support/helpers.js'
+import { tempDatabase } from '../support/pg-helpers.js'
+import { eventually, gatectl } from '../support/process-helpers.js'
 import {
   account,
   type Cloud,

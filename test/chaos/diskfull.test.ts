@@ -2,9 +2,9 @@ import { execFileSync } from 'node:child_process'
 import { closeSync, fsyncSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { tempDir } from '../helpers.js'
-import { tempDatabase } from '../pg-helpers.js'
-import { eventually, gatectl } from '../process-helpers.js'
+import { tempDir } from '../support/helpers.js'
+import { tempDatabase } from '../support/pg-helpers.js'
+import { eventually, gatectl } from '../support/process-helpers.js'
 import {
   account,
   type Cloud,

@@ -6,8 +6,8 @@ import type pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ControlClient, SOCKET_NAME } from '../../agent/control/client.js'
 import type { AgentStatus } from '../../shared/status.js'
-import { freePort, tempDir } from '../helpers.js'
-import { connect, tempDatabase } from '../pg-helpers.js'
+import { freePort, tempDir } from '../support/helpers.js'
+import { connect, tempDatabase } from '../support/pg-helpers.js'
 import {
   type AgentProcess,
   CLOUD_BIN,
@@ -16,7 +16,7 @@ import {
   eventually,
   spawnAgent,
   waitForAgent,
-} from '../process-helpers.js'
+} from '../support/process-helpers.js'
 import { controlledProxy, servers, writeResults } from './harness.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))

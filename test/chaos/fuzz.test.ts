@@ -20,9 +20,9 @@ import { addGate } from '../../cloud/gates/store.js'
 import { buildApp } from '../../cloud/http/app.js'
 import { maintainPartitions } from '../../cloud/partitions/manager.js'
 import { isGateError } from '../../shared/errors.js'
-import { silentLog, tempDir } from '../helpers.js'
-import { connect, tempDatabase } from '../pg-helpers.js'
-import { AGENT_BIN, cleanEnv, GATECTL_BIN } from '../process-helpers.js'
+import { silentLog, tempDir } from '../support/helpers.js'
+import { connect, tempDatabase } from '../support/pg-helpers.js'
+import { AGENT_BIN, cleanEnv, GATECTL_BIN } from '../support/process-helpers.js'
 import { writeResults } from './harness.js'
 
 /** A small deterministic PRNG (mulberry32): a failure is reproducible from its seed. */

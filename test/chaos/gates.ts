@@ -6,7 +6,7 @@ import pg from 'pg'
 import { ControlClient, SOCKET_NAME } from '../../agent/control/client.js'
 import type { Checkin } from '../../shared/checkin.js'
 import type { AgentStatus } from '../../shared/status.js'
-import { freePort } from '../helpers.js'
+import { freePort } from '../support/helpers.js'
 import {
   type AgentProcess,
   CLOUD_BIN,
@@ -15,7 +15,7 @@ import {
   eventually,
   spawnAgent,
   waitForAgent,
-} from '../process-helpers.js'
+} from '../support/process-helpers.js'
 
 // The pieces the disk-full, clock and soak tests share: a `gate-cloud serve` of their own on the
 // real Postgres, gates whose every emitted decision is collected live, and the final account of

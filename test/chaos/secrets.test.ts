@@ -2,9 +2,9 @@ import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { freePort, tempDir } from '../helpers.js'
-import { tempDatabase } from '../pg-helpers.js'
-import { cleanEnv, eventually, spawnAgent, waitForAgent } from '../process-helpers.js'
+import { freePort, tempDir } from '../support/helpers.js'
+import { tempDatabase } from '../support/pg-helpers.js'
+import { cleanEnv, eventually, spawnAgent, waitForAgent } from '../support/process-helpers.js'
 import { writeResults } from './harness.js'
 
 const CLOUD_BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'gate-cloud.js')

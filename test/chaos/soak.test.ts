@@ -1,8 +1,8 @@
 import path from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
-import { tempDir } from '../helpers.js'
-import { tempDatabase } from '../pg-helpers.js'
+import { tempDir } from '../support/helpers.js'
+import { tempDatabase } from '../support/pg-helpers.js'
 import {
   account,
   type Cloud,

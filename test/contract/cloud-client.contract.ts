@@ -10,8 +10,8 @@ import { buildApp } from '../../cloud/http/app.js'
 import { importParticipants } from '../../cloud/participants/import.js'
 import { maintainPartitions } from '../../cloud/partitions/manager.js'
 import type { Checkin } from '../../shared/checkin.js'
-import { freePort, silentLog } from '../helpers.js'
-import { connect, tempDatabase } from '../pg-helpers.js'
+import { freePort, silentLog } from '../support/helpers.js'
+import { connect, tempDatabase } from '../support/pg-helpers.js'
 
 /**
  * A client of the cloud answering at `endpoints`: every endpoint is a node of the same cloud, in

@@ -14,7 +14,7 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { tempDir } from '../../helpers.js'
+import { tempDir } from '../../support/helpers.js'
 import { type LazyFs, lazyFsUnavailable, mountLazyFs } from './lazyfs.js'
 
 const why = lazyFsUnavailable()
