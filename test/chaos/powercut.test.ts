@@ -12,8 +12,8 @@ import { importParticipants } from '../../cloud/participants/import.js'
 import type { DecisionEvent } from '../../shared/control.js'
 import { advertToLine, CAPTURE_FORMAT_VERSION } from '../../shared/replay.js'
 import type { ParticipantStatus, RosterEntry } from '../../shared/roster.js'
-import { freePort, tempDir } from '../helpers.js'
-import { tempDatabase } from '../pg-helpers.js'
+import { freePort, tempDir } from '../support/helpers.js'
+import { tempDatabase } from '../support/pg-helpers.js'
 import {
   type AgentProcess,
   cleanEnv,
@@ -21,7 +21,7 @@ import {
   GATECTL_BIN,
   spawnAgent,
   waitForAgent,
-} from '../process-helpers.js'
+} from '../support/process-helpers.js'
 import { account, type Cloud, drained, startCloud } from './gates.js'
 import { type ChaosResult, writeResults } from './harness.js'
 import { type LazyFs, lazyFsUnavailable, mountLazyFs, threadsOf } from './lazyfs/lazyfs.js'
