@@ -19,6 +19,7 @@ import mqtt from 'mqtt'
 import { maintainPartitions } from '../cloud/partitions/manager.js'
 import { cores, mosquittoPid } from './fleet/cpu.js'
 import { silentLinkLoss } from './fleet/link-loss.js'
+import { registerFleet } from './fleet/register.js'
 import { printReport } from './fleet/report.js'
 import {
   GATES,
@@ -46,7 +47,11 @@ interface FleetAnswer {
   counts: { online: number; stale: number; offline: number }
   gates: Array<{ gateId: string; state: string; lastSeenAt: number | null }>
   messages: { messages: number; garbage: number }
+  unknownGates: { messages: number; recent: Array<{ gateId: string }> }
 }
+
+/** The run cannot stand: the monitor did not track every simulated gate. */
+class FleetNotTracked extends Error {}
 
 async function main(): Promise<void> {
   const self = fileURLToPath(import.meta.url)
@@ -65,6 +70,10 @@ async function main(): Promise<void> {
   const workers: ChildProcess[] = []
   let service: Awaited<ReturnType<typeof startService>> | null = null
   try {
+    // the monitor tracks only the gates of the cloud's gates table: the fleet is registered first
+    const registeredS = await registerFleet(scratch.url, prefix, GATES)
+    console.log(`  ${fmt(GATES)} gates registered (gate-cloud gates add) in ${fmt(registeredS, 1)} s`)
+
     // the fleet comes up
     const t0 = performance.now()
     const per = Math.ceil(GATES / WORKERS)
@@ -115,6 +124,13 @@ async function main(): Promise<void> {
       tracked = ours(await fleet()).filter((g) => g.state === 'online').length
     }
     const trackedAfterS = (performance.now() - tService) / 1000
+    if (tracked < GATES) {
+      const u = (await fleet()).unknownGates
+      const ofOurs = u.recent.filter((g) => g.gateId.startsWith(`${prefix}-`)).length
+      throw new FleetNotTracked(
+        `the monitor tracks ${fmt(tracked)} of the ${fmt(GATES)} simulated gates as online ${fmt(trackedAfterS, 0)} s after its start. It ignored ${fmt(u.messages)} messages of gates it does not know (not in its gates table); ${fmt(ofOurs)} of the ${fmt(u.recent.length)} unknown gates it lists are this run's. No figure of this run stands.`,
+      )
+    }
     await sleep(INTERVAL_MS) // every gate has reported to this node once
     const before = (await fleet()).messages.messages
     const [monCores, brokerCoresB] = await cores([service.pid, brokerPid], STEADY_S)
@@ -146,6 +162,10 @@ async function main(): Promise<void> {
       trackedAfterS,
       loss,
     })
+    if (fresh < GATES)
+      throw new FleetNotTracked(
+        `the monitor tracked ${fmt(fresh)} of the ${fmt(GATES)} simulated gates (online and heard within 2 intervals) at the end of its steady state`,
+      )
   } finally {
     await service?.stop()
     await Promise.all(
@@ -186,4 +206,13 @@ async function clearFleetState(prefix: string): Promise<void> {
 const role = process.argv[2]
 if (role === 'worker') await worker(JSON.parse(process.argv[3] ?? '{}') as WorkerInit)
 else if (role === 'subscriber') await subscriber()
-else await main()
+else {
+  try {
+    await main()
+  } catch (err) {
+    console.error(
+      `\nbench:fleet FAILED: ${err instanceof FleetNotTracked ? err.message : (err as Error).stack}`,
+    )
+    process.exit(1)
+  }
+}
