@@ -73,7 +73,7 @@ export class GateAgent {
   private pruneSchedule: PruneSchedule | null = null
   private stopHeapCompaction: () => void = () => {}
   /** The stop's step under way (null when not stopping): what a stop past its deadline names. */
-  private stoppingAt: string | null = null
+  stopStep: string | null = null
 
   constructor(private readonly deps: AgentDeps) {
     this.run = {
@@ -279,7 +279,7 @@ export class GateAgent {
     const log = this.deps.log
     const parts = this.parts
     const step = async (name: string, fn: () => unknown) => {
-      this.stoppingAt = name
+      this.stopStep = name
       try {
         await fn()
       } catch (err) {
@@ -305,18 +305,13 @@ export class GateAgent {
         parts.db.close()
       }
     })
-    this.stoppingAt = null
+    this.stopStep = null
     parts.source = null
     this.control = null
     parts.syncer = null
     parts.puller = null
     parts.db = null
     parts.storeThread = null
-  }
-
-  /** The step a stop is in (the reporter, the database...), null when not stopping. */
-  get stopStep(): string | null {
-    return this.stoppingAt
   }
 
   /** The outbox, for tests and the benchmark (null before start). */
