@@ -7,6 +7,8 @@ import type { Logger } from 'pino'
 import { v4 as uuidv4 } from 'uuid'
 import type { AgentStatus, SyncStatus } from '../shared/status.js'
 import { productVersion } from '../shared/version.js'
+import { AccessStep } from './access/access-step.js'
+import { PolicyStore } from './access/policy-store.js'
 import { Actuators } from './actuator/actuators.js'
 import type { BleSource } from './ble/source.js'
 import type { Clock, MachineMono } from './clock.js'
@@ -210,7 +212,10 @@ export class GateAgent {
     })
     const proximity = new Proximity(config.proximity)
     const dedup = new Dedup(config.dedup.windowMs)
-    Object.assign(parts, { validator, proximity, dedup })
+    const policies = new PolicyStore(db, log.child({ component: 'access' }))
+    const access = new AccessStep({ gateId: config.gateId, clock, log: policies.log, policies })
+    access.rebuild(db)
+    Object.assign(parts, { validator, proximity, dedup, policies, access })
     const restored = dedup.restore(
       recentDecisions(db, {
         windowMs: config.dedup.windowMs,
@@ -228,6 +233,7 @@ export class GateAgent {
       proximity,
       dedup,
       validator,
+      access,
       decisions: outbox,
       clock,
       counters: this.counters,
@@ -266,6 +272,7 @@ export class GateAgent {
     })
     this.parts.puller = new RosterPuller({
       roster,
+      policies: this.parts.policies,
       client: cloud,
       clock,
       log: log.child({ component: 'roster-pull' }),

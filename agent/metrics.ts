@@ -1,3 +1,4 @@
+import { denyReasonSchema } from '../shared/checkin.js'
 import type { DenyReason } from './pipeline/types.js'
 
 /**
@@ -54,7 +55,7 @@ export function newPipelineCounters(): PipelineCounters {
     arrivals: 0,
     suppressed: 0,
     admit: 0,
-    deny: { unknown: 0, revoked: 0, inactive: 0, already_checked_in: 0 },
+    deny: Object.fromEntries(denyReasonSchema.options.map((r) => [r, 0])) as Record<DenyReason, number>,
     withheld: 0,
   }
 }

@@ -1,4 +1,6 @@
 import type { Checkin } from '../shared/checkin.js'
+import type { AccessStep } from './access/access-step.js'
+import type { PolicyStore } from './access/policy-store.js'
 import type { BleSource } from './ble/source.js'
 import type { PipelineCounters } from './metrics.js'
 import type { Dedup } from './pipeline/dedup.js'
@@ -25,6 +27,8 @@ export interface AgentParts {
   validator: Validator | null
   proximity: Proximity | null
   dedup: Dedup | null
+  policies: PolicyStore | null
+  access: AccessStep | null
   pipeline: Pipeline | null
   decoderCounters: Record<string, number> | null
   source: BleSource | null
@@ -49,6 +53,8 @@ export function noParts(): AgentParts {
     validator: null,
     proximity: null,
     dedup: null,
+    policies: null,
+    access: null,
     pipeline: null,
     decoderCounters: null,
     source: null,

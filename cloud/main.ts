@@ -3,6 +3,7 @@ import { addDatabaseCommands } from './cli/database.js'
 import { addGatesCommands } from './cli/gates.js'
 import { addParticipantsCommands } from './cli/participants.js'
 import { addPartitionsCommands } from './cli/partitions.js'
+import { addPolicyCommands } from './cli/policy.js'
 import { addRouterCommand } from './cli/router.js'
 import { addServeCommand } from './cli/serve.js'
 
@@ -20,5 +21,6 @@ addDatabaseCommands(program)
 addPartitionsCommands(program)
 addGatesCommands(program)
 addParticipantsCommands(program)
+addPolicyCommands(program)
 
 await program.parseAsync(process.argv)

@@ -1,7 +1,24 @@
 import { z } from 'zod'
 
-/** Why a gate denied someone. */
-export const denyReasonSchema = z.enum(['unknown', 'revoked', 'inactive', 'already_checked_in'])
+/**
+ * Why a gate denied someone: the roster's reasons (unknown badge, revoked, inactive), the re-entry
+ * window's, and the access rules' (shared/access/engine.ts).
+ */
+export const denyReasonSchema = z.enum([
+  'unknown',
+  'revoked',
+  'inactive',
+  'already_checked_in',
+  'no_lane',
+  'no_access',
+  'outside_time_window',
+  'anti_passback',
+  'no_reentry',
+  'entries_per_day',
+  'entries_total',
+  'zone_full',
+])
+export type DenyReason = z.infer<typeof denyReasonSchema>
 
 /**
  * One check-in decision, admit or deny, as the gate made it. The id is a UUIDv7 made on the gate,

@@ -31,8 +31,25 @@ export const logLevelParamsSchema = z
   .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) })
   .strict()
 
+/**
+ * What the access rules made of a decision (gates with an access policy): the zone entered and
+ * left, the rule that admitted or denied, why in plain words, and warnings (a full zone set to warn).
+ */
+export const accessNoteSchema = z.object({
+  zoneIn: z.string().nullable(),
+  zoneOut: z.string().nullable(),
+  ruleId: z.string().nullable(),
+  explanation: z.string().nullable(),
+  warnings: z.array(z.string()),
+  policyVersion: z.number().int().nonnegative(),
+})
+export type AccessNote = z.infer<typeof accessNoteSchema>
+
 /** A decision as streamed live: the durable check-in plus how long it took from advert to durable. */
-export const decisionEventSchema = checkinSchema.extend({ latencyMs: z.number().nonnegative() })
+export const decisionEventSchema = checkinSchema.extend({
+  latencyMs: z.number().nonnegative(),
+  access: accessNoteSchema.optional(),
+})
 export type DecisionEvent = z.infer<typeof decisionEventSchema>
 
 /** A token heard (only produced while someone subscribes). */

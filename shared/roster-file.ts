@@ -18,11 +18,15 @@ const CSV_COLUMNS: Record<string, keyof RosterEntry> = {
   status: 'status',
   name: 'name',
   email: 'email',
+  category: 'category',
+  ticket_category: 'category',
+  tags: 'tags',
 }
 
 /**
- * Parse a roster from CSV (header row: token, participant_id, status, name, email) or JSON
- * (an array of { token, participantId, status, name, email }). Every bad line is reported;
+ * Parse a roster from CSV (header row: token, participant_id, status, name, email, category, tags;
+ * tags separated by ';') or JSON (an array of { token, participantId, status, name, email,
+ * category, tags }). Every bad line is reported;
  * duplicated tokens are problems too. Throws E_ROSTER_FILE only when the file cannot be read at all.
  */
 export function parseRosterText(
@@ -97,10 +101,17 @@ function csvRows(text: string): Array<{ line: number; row: unknown }> {
     )
   }
   return rest.map((cells, i) => {
-    const row: Record<string, string> = {}
+    const row: Record<string, string | string[]> = {}
     fields.forEach((f, j) => {
       const v = cells[j]
-      if (f && v !== undefined && v !== '') row[f] = v
+      if (f && v !== undefined && v !== '')
+        row[f] =
+          f === 'tags'
+            ? v
+                .split(';')
+                .map((t) => t.trim())
+                .filter(Boolean)
+            : v
     })
     return { line: i + 2, row }
   })

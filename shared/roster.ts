@@ -15,6 +15,10 @@ export const rosterEntrySchema = z
     status: participantStatusSchema.default('active'),
     name: z.string().max(200).optional(),
     email: z.string().max(320).optional(),
+    /** ticket category, for the access rules (e.g. "vip") */
+    category: z.string().trim().min(1).max(100).optional(),
+    /** tags, for the access rules (e.g. "speaker", "workshop") */
+    tags: z.array(z.string().trim().min(1).max(100)).max(50).optional(),
   })
   .strict()
 export type RosterEntry = z.infer<typeof rosterEntrySchema>

@@ -41,6 +41,9 @@ export const rosterChangeSchema = z
     participantId: z.string(),
     status: participantStatusSchema,
     seq: z.number().int().positive(),
+    /** with ?with=access: the participant's ticket category and tags, for the access rules */
+    category: z.string().nullable().optional(),
+    tags: z.array(z.string()).optional(),
   })
   .strict()
 

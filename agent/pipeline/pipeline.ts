@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import type { Checkin } from '../../shared/checkin.js'
-import type { DecisionEvent, SightingEvent } from '../../shared/control.js'
+import type { AccessNote, DecisionEvent, SightingEvent } from '../../shared/control.js'
+import type { AccessedVerdict, AccessStep } from '../access/access-step.js'
 import type { Advert } from '../ble/source.js'
 import type { Clock } from '../clock.js'
 import type { PipelineCounters } from '../metrics.js'
@@ -30,6 +31,8 @@ export interface PipelineDeps {
   proximity: Proximity
   dedup: Dedup
   validator: Validator
+  /** the event's access rules, after the roster (none: the roster's verdict stands) */
+  access?: AccessStep
   /** where decisions are made durable before they are emitted (the outbox) */
   decisions: DecisionSink
   clock: Clock
@@ -91,6 +94,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
       }
     } else {
       verdict = validator.validate(sighting.token)
+      if (this.deps.access) verdict = this.deps.access.apply(verdict)
       // remembered only once it is recorded: a withheld decision (the disk failing) was never made
       if (this.record(sighting, verdict)) dedup.remember(sighting.token, verdict, sighting.ts)
       return
@@ -99,8 +103,9 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
   }
 
   /** Buffer the decision for its durable commit; false when it is withheld. */
-  private record(sighting: Sighting, verdict: Verdict): boolean {
+  private record(sighting: Sighting, verdict: AccessedVerdict): boolean {
     const advertTs = sighting.ts
+    const access = verdict.access
     try {
       this.deps.decisions.append(
         {
@@ -111,8 +116,12 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
           rssi: sighting.rssi,
           rosterVersion: verdict.rosterVersion,
           monoMs: advertTs,
+          access,
         },
-        (checkin) => this.emitDecision(checkin, advertTs),
+        (checkin) => {
+          this.deps.access?.committed(checkin.participantId, checkin.decision, access, checkin.ts)
+          this.emitDecision(checkin, advertTs, access)
+        },
         () => this.withheld(sighting),
       )
       return true
@@ -129,12 +138,12 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     this.deps.dedup.forget(sighting.token, sighting.ts)
   }
 
-  private emitDecision(checkin: Checkin, advertTs: number): void {
+  private emitDecision(checkin: Checkin, advertTs: number, access: AccessNote | undefined): void {
     const counters = this.deps.counters
     if (checkin.decision === 'admit') counters.admit++
     else if (checkin.reason) counters.deny[checkin.reason]++
     const latencyMs = Math.max(0, this.deps.clock.mono() - advertTs)
-    this.emit('decision', { ...checkin, latencyMs })
+    this.emit('decision', access ? { ...checkin, latencyMs, access } : { ...checkin, latencyMs })
   }
 
   private emitSighting(sighting: Sighting): void {

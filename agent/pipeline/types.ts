@@ -13,7 +13,7 @@ export interface Sighting {
   decoder: DecoderName
 }
 
-/** Why a candidate was denied. */
-export type DenyReason = 'unknown' | 'revoked' | 'inactive' | 'already_checked_in'
+/** Why a candidate was denied (the roster's, the re-entry window's and the access rules' reasons). */
+export type { DenyReason } from '../../shared/checkin.js'
 /** What the gate decides for an arrival. */
 export type Decision = 'admit' | 'deny'

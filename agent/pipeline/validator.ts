@@ -10,14 +10,19 @@ export interface Verdict {
   reason: DenyReason | null
   participantId: string | null
   rosterVersion: number
+  /** the holder's ticket category and tags (for the access rules), when the roster has them */
+  category?: string | null
+  tags?: readonly string[]
 }
 
 interface Cached {
   participantId: string | null
   status: ParticipantStatus | 'unknown'
+  category: string | null
+  tags: readonly string[]
 }
 
-const UNKNOWN: Cached = Object.freeze({ participantId: null, status: 'unknown' })
+const UNKNOWN: Cached = Object.freeze({ participantId: null, status: 'unknown', category: null, tags: [] })
 
 /**
  * Validation: an L1 LRU (bounded by entries) over the SQLite roster. Unknown tokens are cached
@@ -61,7 +66,12 @@ export class Validator {
       this.misses++
       const row = this.roster.lookup(token)
       if (row) {
-        cached = { participantId: row.participantId, status: row.status }
+        cached = {
+          participantId: row.participantId,
+          status: row.status,
+          category: row.category,
+          tags: row.tags,
+        }
         this.l1.set(token, cached)
       } else {
         cached = UNKNOWN
@@ -76,6 +86,8 @@ export class Validator {
           reason: null,
           participantId: cached.participantId,
           rosterVersion: version,
+          category: cached.category,
+          tags: cached.tags,
         }
       case 'unknown':
         return { decision: 'deny', reason: 'unknown', participantId: null, rosterVersion: version }

@@ -2,6 +2,7 @@ import { createHistogram, performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import { v7 as uuidv7 } from 'uuid'
 import type { Checkin } from '../../shared/checkin.js'
+import type { AccessNote } from '../../shared/control.js'
 import { GateError } from '../../shared/errors.js'
 import { type Clock, cancel, type Scheduled, schedule } from '../clock.js'
 import type { Db } from './db.js'
@@ -14,6 +15,8 @@ export type CheckinDraft = Pick<
 > & {
   /** monotonic ms of the advert that led to the decision */
   monoMs: number
+  /** what the access rules made of it (kept with the row: the zone ledger is rebuilt from it) */
+  access?: AccessNote | undefined
 }
 
 /** Called once the check-in is durable (committed with synchronous=FULL), never before. */
@@ -59,6 +62,7 @@ export interface GroupCommitDeps {
 /** A decision waiting for its commit. */
 interface Queued {
   row: Checkin
+  access: AccessNote | undefined
   onDurable: OnDurable
   onWithheld: OnWithheld | undefined
   /** performance.now() when it was queued */
@@ -100,11 +104,19 @@ export class GroupCommit implements DecisionSink {
   ) {
     const insert = db.prepare(
       `INSERT INTO checkins (id, gate_id, token, participant_id, method, decision, reason, rssi, wall_ms, mono_ms,
-         boot_id, boot_seq, roster_version) VALUES (@id, @gateId, @token, @participantId, @method, @decision, @reason,
-         @rssi, @ts, @monoMs, @bootId, @bootSeq, @rosterVersion)`,
+         boot_id, boot_seq, roster_version, zone_in, zone_out, rule_id) VALUES (@id, @gateId, @token, @participantId,
+         @method, @decision, @reason, @rssi, @ts, @monoMs, @bootId, @bootSeq, @rosterVersion, @zoneIn, @zoneOut, @ruleId)`,
     )
     this.commitQueue = db.transaction((rows: Queued[]) => {
-      for (const queued of rows) insert.run(queued.row)
+      for (const queued of rows) {
+        const a = queued.access
+        insert.run({
+          ...queued.row,
+          zoneIn: a?.zoneIn ?? null,
+          zoneOut: a?.zoneOut ?? null,
+          ruleId: a?.ruleId ?? null,
+        })
+      }
     })
   }
 
@@ -135,7 +147,7 @@ export class GroupCommit implements DecisionSink {
       bootSeq: ++this.bootSeq,
       rosterVersion: draft.rosterVersion,
     }
-    this.queue.push({ row, onDurable, onWithheld, at: performance.now() })
+    this.queue.push({ row, access: draft.access, onDurable, onWithheld, at: performance.now() })
     if (this.scheduled === null)
       this.scheduled = schedule(() => this.flushQuietly(), this.deps.groupCommitDelayMs)
     return row

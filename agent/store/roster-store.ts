@@ -8,8 +8,21 @@ export interface RosterRow {
   participantId: string
   status: ParticipantStatus
   name: string | null
+  /** ticket category, for the access rules */
+  category: string | null
+  /** tags, for the access rules (JSON array text in SQLite) */
+  tags: string[]
   updatedAt: number
   version: number
+}
+
+/** A roster change pulled from the cloud (category and tags: with the access fields). */
+export interface RosterChange {
+  token: string
+  participantId: string
+  status: ParticipantStatus
+  category?: string | null | undefined
+  tags?: readonly string[] | undefined
 }
 
 /** Outcome of an import. */
@@ -31,13 +44,15 @@ export class RosterStore {
     private readonly clock: Clock,
   ) {
     this.lookupStmt = db.prepare(
-      'SELECT token, participant_id AS participantId, status, name, updated_at AS updatedAt, version FROM roster WHERE token = ?',
+      `SELECT token, participant_id AS participantId, status, name, category, tags, updated_at AS updatedAt, version
+         FROM roster WHERE token = ?`,
     )
   }
 
   /** The row for a token, or undefined. */
   lookup(token: string): RosterRow | undefined {
-    return this.lookupStmt.get(token) as RosterRow | undefined
+    const row = this.lookupStmt.get(token) as (Omit<RosterRow, 'tags'> & { tags: string }) | undefined
+    return row === undefined ? undefined : { ...row, tags: parseTags(row.tags) }
   }
 
   /** The roster version (0 when no roster was ever loaded). Recorded in every check-in it decided. */
@@ -69,30 +84,44 @@ export class RosterStore {
     const result = this.db
       .transaction(() => {
         const version = this.version() + 1
-        const get = this.db.prepare('SELECT participant_id, status, name FROM roster WHERE token = ?')
+        const get = this.db.prepare(
+          'SELECT participant_id, status, name, category, tags FROM roster WHERE token = ?',
+        )
         const upsert = this.db.prepare(
-          `INSERT INTO roster (token, participant_id, status, name, updated_at, version) VALUES (?, ?, ?, ?, ?, ?)
+          `INSERT INTO roster (token, participant_id, status, name, category, tags, updated_at, version)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (token) DO UPDATE SET participant_id = excluded.participant_id, status = excluded.status,
-           name = excluded.name, updated_at = excluded.updated_at, version = excluded.version`,
+           name = excluded.name, category = excluded.category, tags = excluded.tags,
+           updated_at = excluded.updated_at, version = excluded.version`,
         )
         let inserted = 0
         let updated = 0
         let unchanged = 0
         for (const entry of entries) {
           const cur = get.get(entry.token) as
-            | { participant_id: string; status: string; name: string | null }
+            | {
+                participant_id: string
+                status: string
+                name: string | null
+                category: string | null
+                tags: string
+              }
             | undefined
           const name = entry.name ?? null
+          const category = entry.category ?? null
+          const tags = JSON.stringify(entry.tags ?? [])
           if (
             cur &&
             cur.participant_id === entry.participantId &&
             cur.status === entry.status &&
-            cur.name === name
+            cur.name === name &&
+            cur.category === category &&
+            cur.tags === tags
           ) {
             unchanged++
             continue
           }
-          upsert.run(entry.token, entry.participantId, entry.status, name, now, version)
+          upsert.run(entry.token, entry.participantId, entry.status, name, category, tags, now, version)
           changed.push(entry.token)
           if (cur) updated++
           else inserted++
@@ -130,10 +159,7 @@ export class RosterStore {
    * holds one token: when a change gives them a new token, their old one is removed. Listeners (the
    * L1 cache) hear exactly the tokens that changed.
    */
-  applyDelta(
-    changes: ReadonlyArray<{ token: string; participantId: string; status: ParticipantStatus }>,
-    cursor: number,
-  ): { changed: number; version: number } {
+  applyDelta(changes: readonly RosterChange[], cursor: number): { changed: number; version: number } {
     const now = this.clock.now()
     const changed: string[] = []
     const version = this.db
@@ -143,19 +169,34 @@ export class RosterStore {
           .prepare('SELECT token FROM roster WHERE participant_id = ? AND token <> ?')
           .pluck()
         const del = this.db.prepare('DELETE FROM roster WHERE token = ?')
-        const get = this.db.prepare('SELECT participant_id, status FROM roster WHERE token = ?')
+        const get = this.db.prepare(
+          'SELECT participant_id, status, category, tags FROM roster WHERE token = ?',
+        )
         const upsert = this.db.prepare(
-          `INSERT INTO roster (token, participant_id, status, name, updated_at, version) VALUES (?, ?, ?, NULL, ?, ?)
+          `INSERT INTO roster (token, participant_id, status, name, category, tags, updated_at, version)
+           VALUES (?, ?, ?, NULL, ?, ?, ?, ?)
            ON CONFLICT (token) DO UPDATE SET participant_id = excluded.participant_id, status = excluded.status,
-             updated_at = excluded.updated_at, version = excluded.version`,
+             category = excluded.category, tags = excluded.tags, updated_at = excluded.updated_at,
+             version = excluded.version`,
         )
         for (const change of changes) {
           for (const old of others.all(change.participantId, change.token) as string[]) {
             del.run(old)
             changed.push(old)
           }
-          const cur = get.get(change.token) as { participant_id: string; status: string } | undefined
-          if (cur && cur.participant_id === change.participantId && cur.status === change.status) continue
+          const cur = get.get(change.token) as
+            | { participant_id: string; status: string; category: string | null; tags: string }
+            | undefined
+          const category = change.category ?? null
+          const tags = JSON.stringify(change.tags ?? [])
+          if (
+            cur &&
+            cur.participant_id === change.participantId &&
+            cur.status === change.status &&
+            cur.category === category &&
+            cur.tags === tags
+          )
+            continue
           // a badge reissued: the cloud lets a revoked or inactive participant keep the token an
           // active one now holds; a change to the former must not take the token from the latter
           if (
@@ -165,7 +206,7 @@ export class RosterStore {
             change.status !== 'active'
           )
             continue
-          upsert.run(change.token, change.participantId, change.status, now, version)
+          upsert.run(change.token, change.participantId, change.status, category, tags, now, version)
           changed.push(change.token)
         }
         setMeta(this.db, 'roster_cursor', String(cursor))
@@ -190,5 +231,15 @@ export class RosterStore {
 
   private notify(tokens: string[] | null): void {
     for (const fn of this.listeners) fn(tokens)
+  }
+}
+
+/** Tags as stored (a JSON array of strings); anything else is no tags. */
+function parseTags(text: string): string[] {
+  try {
+    const v = JSON.parse(text) as unknown
+    return Array.isArray(v) ? v.filter((t): t is string => typeof t === 'string') : []
+  } catch {
+    return []
   }
 }

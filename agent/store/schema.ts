@@ -66,6 +66,18 @@ export const MIGRATIONS: readonly string[] = [
     detail TEXT NOT NULL
   ) STRICT;
   `,
+  // v4: the access model: participants' category and tags (the roster is pulled again from the
+  // start to get them), and what each decision changed (the zone entered, the zone left, the rule)
+  `
+  ALTER TABLE roster ADD COLUMN category TEXT;
+  ALTER TABLE roster ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+  ALTER TABLE checkins ADD COLUMN zone_in TEXT;
+  ALTER TABLE checkins ADD COLUMN zone_out TEXT;
+  ALTER TABLE checkins ADD COLUMN rule_id TEXT;
+  -- the zone ledger is rebuilt at start from these rows only
+  CREATE INDEX checkins_zones ON checkins (seq_no) WHERE zone_in IS NOT NULL OR zone_out IS NOT NULL;
+  UPDATE meta SET value = '0' WHERE key = 'roster_cursor';
+  `,
 ]
 
 /** The schema version this build writes. */

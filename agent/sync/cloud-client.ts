@@ -1,5 +1,6 @@
 import { promisify } from 'node:util'
 import { gzip as gzipCb } from 'node:zlib'
+import { type AccessPolicy, parsePolicy } from '../../shared/access/policy.js'
 import { errorMessage } from '../../shared/errors.js'
 import {
   Balancer,
@@ -77,6 +78,13 @@ export interface CloudClient {
     since: number,
     etag: string | null,
   ): Promise<CloudOutcome<{ delta: RosterDelta | null; etag: string | null }>>
+  /**
+   * The access policy of the gate's event (`policy` null: none), checked against the schema; with
+   * `etag` the one last received, `changed` is false when it is still current (304).
+   */
+  fetchPolicy(
+    etag: string | null,
+  ): Promise<CloudOutcome<{ changed: boolean; policy: AccessPolicy | null; etag: string | null }>>
 }
 
 /** Compression runs on libuv's thread pool, not on the event loop that makes decisions. */
@@ -133,7 +141,7 @@ export class HttpCloudClient implements CloudClient {
   ): Promise<CloudOutcome<{ delta: RosterDelta | null; etag: string | null }>> {
     return this.call(
       'GET',
-      `/v1/roster?since=${since}`,
+      `/v1/roster?since=${since}&with=access`,
       etag ? { 'if-none-match': etag } : {},
       undefined,
       async (res) => {
@@ -141,6 +149,28 @@ export class HttpCloudClient implements CloudClient {
         if (res.status === 200)
           return { delta: rosterDeltaSchema.parse(await res.json()), etag: res.headers.get('etag') }
         return undefined
+      },
+    )
+  }
+
+  async fetchPolicy(
+    etag: string | null,
+  ): Promise<CloudOutcome<{ changed: boolean; policy: AccessPolicy | null; etag: string | null }>> {
+    return this.call(
+      'GET',
+      '/v1/access-policy',
+      etag ? { 'if-none-match': etag } : {},
+      undefined,
+      async (res) => {
+        if (res.status === 304) return { changed: false, policy: null, etag }
+        if (res.status !== 200) return undefined
+        const body = (await res.json()) as { policy?: unknown }
+        if (body.policy === null || body.policy === undefined)
+          return { changed: true, policy: null, etag: res.headers.get('etag') }
+        const parsed = parsePolicy(body.policy)
+        // a policy this gate cannot read (a newer cloud's): kept out, the one in force stays
+        if (!parsed.ok) throw new Error(`the cloud's access policy is refused: ${parsed.problems.join('; ')}`)
+        return { changed: true, policy: parsed.policy, etag: res.headers.get('etag') }
       },
     )
   }
@@ -236,6 +266,12 @@ export class MultiCloudClient implements CloudClient {
     etag: string | null,
   ): Promise<CloudOutcome<{ delta: RosterDelta | null; etag: string | null }>> {
     return this.withFailover('cache', (c) => c.fetchRoster(since, etag))
+  }
+
+  fetchPolicy(
+    etag: string | null,
+  ): Promise<CloudOutcome<{ changed: boolean; policy: AccessPolicy | null; etag: string | null }>> {
+    return this.withFailover('cache', (c) => c.fetchPolicy(etag))
   }
 
   private async withFailover<T>(

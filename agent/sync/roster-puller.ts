@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import type { PolicyStore } from '../access/policy-store.js'
 import type { Clock } from '../clock.js'
 import type { RosterStore } from '../store/roster-store.js'
 import { backoffMs } from './backoff.js'
@@ -25,12 +26,15 @@ export class RosterPuller {
   private running: Promise<void> | null = null
   private stopped = true
   private etag: string | null = null
+  private policyEtag: string | null = null
   private failures = 0
   private readonly progress: Omit<RosterPullerState, 'cursor'>
 
   constructor(
     private readonly deps: {
       roster: RosterStore
+      /** where the event's access policy is kept (pulled after the roster, each pass) */
+      policies?: PolicyStore | null | undefined
       client: CloudClient
       clock: Clock
       log: Logger
@@ -126,6 +130,39 @@ export class RosterPuller {
       }
       if (!delta.more) break
     }
+    await this.pullPolicy()
     return intervalMs
+  }
+
+  /**
+   * The event's access policy, after the roster (so that a rule naming a new category finds its
+   * participants already there). A policy is replaced only by a newer version: an answer from a
+   * node that has not seen the latest write yet cannot roll the gate back.
+   */
+  private async pullPolicy(): Promise<void> {
+    const { policies, client, log } = this.deps
+    if (!policies || this.stopped) return
+    const res = await client.fetchPolicy(this.policyEtag)
+    if (!res.ok) {
+      log.warn({ err: res.message }, 'access policy pull failed; deciding by the policy in force')
+      return
+    }
+    this.policyEtag = res.value.etag
+    if (!res.value.changed) return
+    const next = res.value.policy
+    const current = policies.version()
+    if (next === null) {
+      if (current !== 0) {
+        log.warn(
+          { policyVersion: current },
+          'the cloud has no access policy for this event any more; deciding without one',
+        )
+        policies.set(null)
+      }
+      return
+    }
+    if (next.version <= current) return
+    policies.set(next)
+    log.info({ policyVersion: next.version, was: current }, 'access policy updated')
   }
 }

@@ -4,8 +4,8 @@
  */
 export const CACHE_KEYS = {
   /** a page of an event's roster changes after a cursor ('' for gates without an event) */
-  roster: (eventId: string | null, since: number, limit: number) =>
-    `roster:${eventId ?? ''}:${since}:${limit}`,
+  roster: (eventId: string | null, since: number, limit: number, access = false) =>
+    `roster:${eventId ?? ''}:${since}:${limit}${access ? ':access' : ''}`,
   /** the active participant holding a token (lower case) */
   token: (token: string) => `tok:${token}`,
   /** a gate's count since a time, of one decision or both */

@@ -25,6 +25,7 @@ import { rateLimitPlugin } from './plugins/external/rate-limit.js'
 import { redisPlugin } from './plugins/external/redis.js'
 import { underPressurePlugin } from './plugins/external/under-pressure.js'
 import { requestLogging } from './request-log.js'
+import { accessRoutes } from './routes/access.js'
 import { dashboardRoutes } from './routes/dashboard.js'
 import { fleetRoutes } from './routes/fleet.js'
 import { healthRoutes } from './routes/health.js'
@@ -109,6 +110,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(metricsRoutes)
   await app.register(syncRoutes, { now: deps.now ?? Date.now })
   await app.register(rosterRoutes)
+  await app.register(accessRoutes)
   await app.register(queryRoutes)
   await app.register(fleetRoutes, { fleet })
   await app.register(perfRoutes, { alertsStatus: deps.alertsStatus })

@@ -23,12 +23,20 @@ export async function importParticipants(
     for (let i = 0; i < entries.length; i += CHUNK) {
       const part = entries.slice(i, i + CHUNK)
       const r = await client.query<{ inserted: boolean }>(
-        `INSERT INTO participants (id, token, status, name, email, event_id)
-         SELECT *, $6::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+        // tags go as one JSON array per participant (unnest cannot take an array of arrays of
+        // different lengths)
+        `INSERT INTO participants (id, token, status, name, email, category, tags, event_id)
+         SELECT u.id, u.token, u.status, u.name, u.email, u.category,
+                ARRAY(SELECT jsonb_array_elements_text(u.tags)), $8::text
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[])
+                AS u(id, token, status, name, email, category, tags)
          ON CONFLICT (id) DO UPDATE SET token = EXCLUDED.token, status = EXCLUDED.status, name = EXCLUDED.name,
-                                        email = EXCLUDED.email, event_id = EXCLUDED.event_id
-          WHERE (participants.token, participants.status, participants.name, participants.email, participants.event_id)
-                IS DISTINCT FROM (EXCLUDED.token, EXCLUDED.status, EXCLUDED.name, EXCLUDED.email, EXCLUDED.event_id)
+                                        email = EXCLUDED.email, category = EXCLUDED.category, tags = EXCLUDED.tags,
+                                        event_id = EXCLUDED.event_id
+          WHERE (participants.token, participants.status, participants.name, participants.email,
+                 participants.category, participants.tags, participants.event_id)
+                IS DISTINCT FROM (EXCLUDED.token, EXCLUDED.status, EXCLUDED.name, EXCLUDED.email,
+                                  EXCLUDED.category, EXCLUDED.tags, EXCLUDED.event_id)
          RETURNING (xmax = 0) AS inserted`,
         [
           part.map((e) => e.participantId),
@@ -36,6 +44,8 @@ export async function importParticipants(
           part.map((e) => e.status),
           part.map((e) => e.name ?? null),
           part.map((e) => e.email ?? null),
+          part.map((e) => e.category ?? null),
+          part.map((e) => JSON.stringify(e.tags ?? [])),
           eventId,
         ],
       )

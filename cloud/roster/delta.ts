@@ -4,11 +4,11 @@ import type { RosterDelta } from '../../shared/sync.js'
 // "event_id = $3" and "event_id IS NULL" can use the (event_id, roster_seq) indexes, where
 // "IS NOT DISTINCT FROM $3" could not: one query for gates of an event, one for gates without
 const deltaSql = (eventMatch: string) => `
-SELECT token, id, status, roster_seq FROM (
-  SELECT token, id, status, roster_seq FROM participants WHERE ${eventMatch} AND roster_seq > $1
+SELECT token, id, status, roster_seq, category, tags FROM (
+  SELECT token, id, status, roster_seq, category, tags FROM participants WHERE ${eventMatch} AND roster_seq > $1
   UNION ALL
   -- deleted, or moved to another event: inactive here
-  SELECT token, participant_id, 'inactive', roster_seq FROM roster_removals WHERE ${eventMatch} AND roster_seq > $1
+  SELECT token, participant_id, 'inactive', roster_seq, NULL, '{}' FROM roster_removals WHERE ${eventMatch} AND roster_seq > $1
 ) c ORDER BY roster_seq LIMIT $2`
 const DELTA_SQL = { event: deltaSql('event_id = $3'), noEvent: deltaSql('event_id IS NULL') }
 
@@ -17,7 +17,8 @@ export const DEFAULT_ROSTER_LIMIT = 5_000
 
 /**
  * Roster changes of one event after `since` (participants.roster_seq), oldest first, at most
- * `limit`. A gate sees its own event's participants only (no event: the participants without one);
+ * `limit`; with `access`, each with the participant's category and tags (gates that run the
+ * access rules ask for them; older gates would refuse fields they do not know). A gate sees its own event's participants only (no event: the participants without one);
  * a participant deleted or moved to another event comes as inactive (roster_removals). Writers take
  * turns (a trigger's lock), so the sequence is commit order and a cursor never passes a change
  * still to commit.
@@ -27,12 +28,15 @@ export async function rosterDelta(
   eventId: string | null,
   since: number,
   limit: number,
+  access = false,
 ): Promise<RosterDelta> {
   const r = await pool.query<{
     token: string
     id: string
     status: 'active' | 'revoked' | 'inactive'
     roster_seq: string
+    category: string | null
+    tags: string[]
   }>(eventId === null ? DELTA_SQL.noEvent : DELTA_SQL.event, [
     since,
     limit + 1,
@@ -48,6 +52,7 @@ export async function rosterDelta(
       participantId: x.id,
       status: x.status,
       seq: Number(x.roster_seq),
+      ...(access ? { category: x.category, tags: x.tags } : {}),
     })),
     more,
   }

@@ -16,10 +16,24 @@ function line(stream: string, data: unknown): string {
     const decision = data as DecisionEvent
     const time = new Date(decision.ts).toISOString().slice(11, 23)
     const verdict = decision.decision === 'admit' ? 'ADMIT' : `DENY ${decision.reason}`
-    return `${time}  ${verdict.padEnd(24)} token ${printable(decision.token)}  ${printable(decision.participantId ?? '-')}  rssi ${decision.rssi}  ${decision.latencyMs.toFixed(2)} ms`
+    const base = `${time}  ${verdict.padEnd(24)} token ${printable(decision.token)}  ${printable(decision.participantId ?? '-')}  rssi ${decision.rssi}  ${decision.latencyMs.toFixed(2)} ms`
+    return base + accessText(decision)
   }
   const sighting = data as SightingEvent
   return `           sighting ${printable(sighting.token)} rssi ${sighting.rssi} smoothed ${sighting.smoothed?.toFixed(1) ?? '-'} ${sighting.present ? 'AT GATE' : ''} (${sighting.decoder} ${sighting.address})`
+}
+
+/** What the access rules said, on the same line: the zone entered or the rule and why it denied. */
+function accessText(decision: DecisionEvent): string {
+  const a = decision.access
+  if (!a) return ''
+  if (decision.decision === 'deny')
+    return `  [${printable(a.ruleId ?? 'no rule')}] ${printable(a.explanation ?? '')}`
+  const move = [a.zoneOut && `from ${printable(a.zoneOut)}`, a.zoneIn && `into ${printable(a.zoneIn)}`]
+    .filter(Boolean)
+    .join(' ')
+  const warned = a.warnings.length > 0 ? `  WARNING ${a.warnings.map(printable).join('; ')}` : ''
+  return `  ${move}${a.ruleId ? ` [${printable(a.ruleId)}]` : ''}${warned}`
 }
 
 async function tail(ctx: CliContext, opts: TailOptions): Promise<number> {

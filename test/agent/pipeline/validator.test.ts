@@ -34,6 +34,8 @@ describe('validator over the SQLite roster', () => {
       reason: null,
       participantId: 'P1',
       rosterVersion: 1,
+      category: null,
+      tags: [],
     })
     expect(v.validate('0002bbbb')).toMatchObject({ decision: 'deny', reason: 'revoked', participantId: 'P2' })
     expect(v.validate('0003cccc')).toMatchObject({ decision: 'deny', reason: 'inactive' })
@@ -49,10 +51,32 @@ describe('validator over the SQLite roster', () => {
     expect(v.hits).toBe(2)
     expect(v.misses).toBe(2)
     // the unknown token is added to the roster behind the cache's back: still unknown until the negative TTL ends
-    db.prepare("INSERT INTO roster VALUES ('ffffffff', 'P9', 'active', NULL, 0, 1)").run()
+    db.prepare(
+      "INSERT INTO roster (token, participant_id, status, name, updated_at, version) VALUES ('ffffffff', 'P9', 'active', NULL, 0, 1)",
+    ).run()
     expect(v.validate('ffffffff').reason).toBe('unknown')
     clock.advance(10_001)
     expect(v.validate('ffffffff').decision).toBe('admit')
+  })
+
+  it("carries the holder's category and tags for the access rules", () => {
+    roster.importEntries([
+      {
+        token: '0005eeee',
+        participantId: 'P5',
+        status: 'active',
+        category: 'vip',
+        tags: ['speaker', 'press'],
+      },
+    ])
+    const v = new Validator(roster, { maxEntries: 100, negativeTtlMs: 10_000, clock })
+    expect(v.validate('0005eeee')).toMatchObject({ category: 'vip', tags: ['speaker', 'press'] })
+    // a change of tags alone is a roster change: the cache forgets the token
+    roster.applyDelta(
+      [{ token: '0005eeee', participantId: 'P5', status: 'active', category: 'vip', tags: [] }],
+      9,
+    )
+    expect(v.validate('0005eeee')).toMatchObject({ category: 'vip', tags: [] })
   })
 
   it('a roster import invalidates L1 at once and bumps the version', () => {

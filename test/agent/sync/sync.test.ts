@@ -363,6 +363,7 @@ describe('syncer behaviour with a scripted cloud (fakes behind the CloudClient p
         return step(records)
       },
       fetchRoster: async () => ({ ok: true, value: { delta: null, etag: null } }),
+      fetchPolicy: async () => ({ ok: true, value: { changed: false, policy: null, etag: null } }),
     }
     const syncer = new Syncer({
       db,
@@ -544,6 +545,7 @@ describe('syncer behaviour with a scripted cloud (fakes behind the CloudClient p
           ? { ok: false, kind: 'retry', message: '429', retryAfterMs: 400 }
           : { ok: true, value: { delta: null, etag: null } }
       },
+      fetchPolicy: async () => ({ ok: true, value: { changed: false, policy: null, etag: null } }),
     }
     const puller = new RosterPuller({
       roster: new RosterStore(db, systemClock),

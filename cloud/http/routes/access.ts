@@ -1,0 +1,44 @@
+import type { FastifyInstance } from 'fastify'
+import { z } from 'zod'
+import { GateError } from '../../../shared/errors.js'
+import { currentPolicy, putPolicy } from '../../access/policies.js'
+import type { GateIdentity } from '../../gates/store.js'
+import { parseInput } from '../input.js'
+import { gateRouteOptions } from '../plugins/app/gate-auth.js'
+
+const EventParams = z.object({ eventId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/) })
+
+/**
+ * The access policy of an event (shared/access/policy.ts):
+ * - PUT /v1/events/:eventId/access-policy (ops token): store the next version; 400 naming every
+ *   problem when the schema refuses it.
+ * - GET /v1/events/:eventId/access-policy (ops token): the version in force (404 if none).
+ * - GET /v1/access-policy (gate key): the policy of the gate's event, `{ policy: null }` if none;
+ *   304 for a gate that has that version already (ETag).
+ */
+export async function accessRoutes(app: FastifyInstance): Promise<void> {
+  const { pool } = app
+
+  app.get('/v1/access-policy', gateRouteOptions(app), async (req, reply) => {
+    const { eventId } = req.gate as GateIdentity
+    const policy = eventId === null ? null : await currentPolicy(pool, eventId)
+    const etag = `"policy-${policy?.version ?? 0}"`
+    reply.header('ETag', etag).header('Cache-Control', 'no-cache')
+    if (req.headers['if-none-match'] === etag) return reply.status(304).send()
+    return { policy }
+  })
+
+  await app.register(async (ops) => {
+    ops.addHook('onRequest', app.authenticateOps)
+    ops.put('/v1/events/:eventId/access-policy', async (req) => {
+      const { eventId } = parseInput(EventParams, req.params)
+      return { policy: await putPolicy(pool, eventId, req.body) }
+    })
+    ops.get('/v1/events/:eventId/access-policy', async (req) => {
+      const { eventId } = parseInput(EventParams, req.params)
+      const policy = await currentPolicy(pool, eventId)
+      if (policy === null) throw new GateError('E_NOT_FOUND', `event ${eventId} has no access policy`)
+      return { policy }
+    })
+  })
+}

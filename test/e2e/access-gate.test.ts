@@ -1,0 +1,242 @@
+import { spawn } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
+import Database from 'better-sqlite3'
+import type pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { freePort, tempDir } from '../support/helpers.js'
+import { connect, tempDatabase } from '../support/pg-helpers.js'
+import {
+  CLOUD_BIN,
+  cleanEnv,
+  cloudCli,
+  eventually,
+  spawnAgent,
+  waitForAgent,
+} from '../support/process-helpers.js'
+
+/** A badge broadcasting `token` (manufacturer data, the default company and prefix) from `t` ms for 600 ms. */
+function visit(token: string, address: string, t: number): string[] {
+  const lines: string[] = []
+  for (let dt = 0; dt <= 600; dt += 100)
+    lines.push(JSON.stringify({ t: t + dt, address, rssi: -50, mfg: `ffffca11${token}` }))
+  return lines
+}
+
+const VIP = 'a1a1a1a1a1a1a1a1'
+const STANDARD = 'b2b2b2b2b2b2b2b2'
+const SPEAKER = 'c3c3c3c3c3c3c3c3'
+
+/** A local time of day (UTC) `hours` from now, HH:MM. */
+function utcIn(hours: number): string {
+  const d = new Date(Date.now() + hours * 3_600_000)
+  return `${String(d.getUTCHours()).padStart(2, '0')}:${String(d.getUTCMinutes()).padStart(2, '0')}`
+}
+
+describe('end to end: a gate decides by the access policy its event has in the cloud', () => {
+  const tmp = tempDir()
+  let db: Awaited<ReturnType<typeof tempDatabase>>
+  let sql: pg.Client
+  let cloud: ReturnType<typeof spawn> | null = null
+  let url = ''
+  const OPS = 'ops-token-for-the-access-test'
+
+  beforeAll(async () => {
+    db = await tempDatabase({ migrate: false })
+    sql = await connect(db.url)
+    expect((await cloudCli(['migrate'], { DATABASE_URL: db.url })).code).toBe(0)
+    const port = await freePort()
+    url = `http://127.0.0.1:${port}`
+    cloud = spawn(process.execPath, [CLOUD_BIN, 'serve'], {
+      env: cleanEnv({
+        DATABASE_URL: db.url,
+        PORT: String(port),
+        LOG_LEVEL: 'warn',
+        PARTITION_INTERVAL: 'month',
+        OPS_TOKEN: OPS,
+      }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    await eventually(async () => (await fetch(`${url}/readyz`)).ok, 30_000, 200)
+  }, 60_000)
+  afterAll(async () => {
+    cloud?.kill('SIGTERM')
+    await sql?.end()
+    await db?.drop()
+    tmp.cleanup()
+  })
+
+  it('refuses a policy that names a zone it does not define, naming the problem', async () => {
+    const res = await fetch(`${url}/v1/events/conf/access-policy`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${OPS}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ timeZone: 'UTC', zones: [], lanes: [{ gate: 'g', to: 'vip' }], rules: [] }),
+    })
+    expect(res.status).toBe(400)
+    expect(JSON.stringify(await res.json())).toContain('lanes.0.to: no zone vip')
+  })
+
+  it('admits into the zone, denies with the rule and its reason, offline after the pull, and syncs it', async () => {
+    const env = { DATABASE_URL: db.url }
+    const added = await cloudCli(['gates', 'add', 'vip-door', '--event', 'conf'], env)
+    expect(added.code).toBe(0)
+    const key = added.stdout.trim()
+    const roster = path.join(tmp.dir, 'roster.csv')
+    writeFileSync(
+      roster,
+      [
+        'token,participant_id,category,tags',
+        `${VIP},p-vip,vip,`,
+        `${STANDARD},p-standard,standard,`,
+        `${SPEAKER},p-speaker,standard,speaker;press`,
+      ].join('\n'),
+    )
+    expect((await cloudCli(['participants', 'import', roster, '--event', 'conf'], env)).code).toBe(0)
+    const speakersFrom = utcIn(1)
+    const policyFile = path.join(tmp.dir, 'policy.json')
+    writeFileSync(
+      policyFile,
+      JSON.stringify({
+        timeZone: 'UTC',
+        zones: [
+          { id: 'hall', name: 'Main hall' },
+          { id: 'vip', name: 'VIP lounge', capacity: 50 },
+        ],
+        lanes: [{ gate: 'vip-door', from: 'hall', to: 'vip' }],
+        rules: [
+          { id: 'vip-guests', name: 'VIP guests', zone: 'vip', categories: ['vip'], antiPassback: true },
+          // speakers only later: an hour from now for an hour
+          {
+            id: 'speakers',
+            name: 'Speakers',
+            zone: 'vip',
+            tags: ['speaker'],
+            from: speakersFrom,
+            until: utcIn(2),
+          },
+        ],
+      }),
+    )
+    const set = await cloudCli(['policy', 'set', policyFile, '--event', 'conf'], env)
+    expect(set.stdout).toMatch(/version 1 \(2 zones, 1 lanes, 2 rules\)/)
+
+    const dataDir = path.join(tmp.dir, 'data')
+    const config = (file: string, level = 'warn') => {
+      const configFile = path.join(tmp.dir, `agent-${path.basename(file)}.json`)
+      writeFileSync(
+        configFile,
+        JSON.stringify({
+          gateId: 'vip-door',
+          source: { kind: 'replay', replay: { file, speed: 1 } },
+          proximity: { absenceMs: 300 },
+          dedup: { windowMs: 0 },
+          cloud: { syncIntervalMs: 100, rosterPullIntervalMs: 500, baseBackoffMs: 100, maxBackoffMs: 1_000 },
+        }),
+      )
+      return ['--config', configFile, '--log-level', level]
+    }
+    const header = JSON.stringify({ capture: 1, startedAt: new Date().toISOString(), gateId: 'vip-door' })
+
+    // 1. the gate pulls its roster and the policy, with no badge in sight, and stops
+    const quiet = path.join(tmp.dir, 'quiet.jsonl')
+    writeFileSync(quiet, `${header}\n`)
+    const first = spawnAgent(dataDir, config(quiet), { GATE_CLOUD_URL: url, GATE_KEY: key })
+    await waitForAgent(first)
+    const pulled = () => {
+      const local = new Database(path.join(dataDir, 'agent.db'), { readonly: true })
+      try {
+        const policy = local.prepare("SELECT value FROM meta WHERE key = 'access_policy'").pluck().get()
+        const rostered = local.prepare('SELECT count(*) FROM roster WHERE category IS NOT NULL').pluck().get()
+        return policy !== undefined && rostered === 3
+      } finally {
+        local.close()
+      }
+    }
+    await eventually(async () => pulled(), 30_000, 100)
+    first.child.kill('SIGTERM')
+    expect(await first.exited).toBe(0)
+
+    // 2. offline (no cloud configured): the badges arrive; the policy kept in its file decides
+    const badges = path.join(tmp.dir, 'badges.jsonl')
+    writeFileSync(
+      badges,
+      [
+        header,
+        ...visit(VIP, 'c0:00:00:00:00:01', 0),
+        ...visit(STANDARD, 'c0:00:00:00:00:02', 1_500),
+        ...visit(SPEAKER, 'c0:00:00:00:00:03', 3_000),
+        ...visit(VIP, 'c0:00:00:00:00:01', 4_500),
+      ].join('\n'),
+    )
+    const second = spawnAgent(dataDir, config(badges, 'info'))
+    await waitForAgent(second)
+    type Row = {
+      participant_id: string
+      decision: string
+      reason: string | null
+      zone_in: string | null
+      rule_id: string | null
+    }
+    const decided = await eventually(
+      async () => {
+        const local = new Database(path.join(dataDir, 'agent.db'), { readonly: true })
+        try {
+          const rows = local
+            .prepare(
+              'SELECT participant_id, decision, reason, zone_in, rule_id FROM checkins ORDER BY seq_no',
+            )
+            .all() as Row[]
+          return rows.length >= 4 ? rows : null
+        } finally {
+          local.close()
+        }
+      },
+      30_000,
+      100,
+    )
+    second.child.kill('SIGTERM')
+    expect(await second.exited).toBe(0)
+    expect(decided).toEqual([
+      { participant_id: 'p-vip', decision: 'admit', reason: null, zone_in: 'vip', rule_id: 'vip-guests' },
+      { participant_id: 'p-standard', decision: 'deny', reason: 'no_access', zone_in: null, rule_id: null },
+      {
+        participant_id: 'p-speaker',
+        decision: 'deny',
+        reason: 'outside_time_window',
+        zone_in: null,
+        rule_id: 'speakers',
+      },
+      // inside the lounge since the first visit, with no exit: anti-passback
+      {
+        participant_id: 'p-vip',
+        decision: 'deny',
+        reason: 'anti_passback',
+        zone_in: null,
+        rule_id: 'vip-guests',
+      },
+    ])
+    expect(second.stdout() + second.stderr()).toContain(
+      `access denied: outside_time_window: VIP lounge opens at ${speakersFrom} UTC`,
+    )
+
+    // 3. back online: the decisions reach the cloud with their reasons
+    const third = spawnAgent(dataDir, config(quiet), { GATE_CLOUD_URL: url, GATE_KEY: key })
+    await waitForAgent(third)
+    try {
+      const stored = await eventually(
+        async () => {
+          const r = await sql.query<{ participant_id: string; reason: string | null }>(
+            'SELECT participant_id, reason FROM attendance_records ORDER BY ts, boot_seq',
+          )
+          return r.rows.length >= 4 ? r.rows : null
+        },
+        30_000,
+        200,
+      )
+      expect(stored.map((r) => r.reason)).toEqual([null, 'no_access', 'outside_time_window', 'anti_passback'])
+    } finally {
+      third.child.kill('SIGTERM')
+      await third.exited
+    }
+  }, 120_000)
+})
