@@ -35,6 +35,7 @@ import { recentDecisions, recordRun } from './store/recent-decisions.js'
 import { RosterStore } from './store/roster-store.js'
 import { StoreThread } from './store/store-thread.js'
 import { type CloudClient, cloudClientFor } from './sync/cloud-client.js'
+import { OccupancySync } from './sync/occupancy-sync.js'
 import { RosterPuller } from './sync/roster-puller.js'
 import { Syncer } from './sync/syncer.js'
 
@@ -122,6 +123,7 @@ export class GateAgent {
       run.startedMono = clock.mono()
       parts.syncer?.start()
       parts.puller?.start()
+      parts.occupancy?.start()
       if (config.mqtt.url)
         parts.reporter = await startMqttReporter(config.mqtt.url, {
           from: this.handlerSources(),
@@ -213,7 +215,7 @@ export class GateAgent {
     const proximity = new Proximity(config.proximity)
     const dedup = new Dedup(config.dedup.windowMs)
     const policies = new PolicyStore(db, log.child({ component: 'access' }))
-    const access = new AccessStep({ gateId: config.gateId, clock, log: policies.log, policies })
+    const access = new AccessStep({ gateId: config.gateId, clock, log: policies.log, policies, db })
     access.rebuild(db)
     Object.assign(parts, { validator, proximity, dedup, policies, access })
     const restored = dedup.restore(
@@ -270,6 +272,14 @@ export class GateAgent {
         ? { yieldNow: () => outbox.msSinceSlowCommit() < DRAIN_YIELD_HOLD_MS }
         : {}),
     })
+    if (this.parts.access)
+      this.parts.occupancy = new OccupancySync({
+        access: this.parts.access,
+        client: cloud,
+        log: log.child({ component: 'occupancy' }),
+        intervalMs: Math.min(1_000, config.cloud.syncIntervalMs),
+        refreshMs: config.cloud.rosterPullIntervalMs,
+      })
     this.parts.puller = new RosterPuller({
       roster,
       policies: this.parts.policies,
@@ -302,6 +312,7 @@ export class GateAgent {
     await step('source', () => parts.source?.stop())
     await step('outbox', () => parts.outbox?.flush())
     parts.outbox?.close()
+    parts.occupancy?.stop()
     await step('sync', () => Promise.all([parts.syncer?.stop(), parts.puller?.stop()]))
     await step('actuators', () => this.actuators?.stop())
     await step('control', () => this.control?.stop())

@@ -11,6 +11,7 @@ import type { Db } from './store/db.js'
 import type { Outbox } from './store/outbox.js'
 import type { RosterStore } from './store/roster-store.js'
 import type { StoreThread } from './store/store-thread.js'
+import type { OccupancySync } from './sync/occupancy-sync.js'
 import type { RosterPuller } from './sync/roster-puller.js'
 import type { Syncer } from './sync/syncer.js'
 
@@ -34,6 +35,7 @@ export interface AgentParts {
   source: BleSource | null
   syncer: Syncer | null
   puller: RosterPuller | null
+  occupancy: OccupancySync | null
   reporter: RunningReporter | null
 }
 
@@ -60,6 +62,7 @@ export function noParts(): AgentParts {
     source: null,
     syncer: null,
     puller: null,
+    occupancy: null,
     reporter: null,
   }
 }

@@ -57,3 +57,17 @@ export const rosterDeltaSchema = z
   })
   .strict()
 export type RosterDelta = z.infer<typeof rosterDeltaSchema>
+
+/**
+ * The cloud's answer to a gate's occupancy report (POST /v1/sync/occupancy): the gate's allotments
+ * of the zones with a capacity it lets people into, and every zone's occupancy as merged now.
+ */
+export const occupancyAnswerSchema = z.object({
+  policyVersion: z.number().int().nonnegative(),
+  allotments: z.record(
+    z.string(),
+    z.object({ period: z.string(), limit: z.number().int().nonnegative() }).strict(),
+  ),
+  occupancy: z.record(z.string(), z.number().int().nonnegative()),
+})
+export type OccupancyAnswer = z.infer<typeof occupancyAnswerSchema>

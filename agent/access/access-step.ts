@@ -7,6 +7,7 @@ import type { Clock } from '../clock.js'
 import type { Verdict } from '../pipeline/validator.js'
 import type { Db } from '../store/db.js'
 import type { PolicyStore } from './policy-store.js'
+import { TallyBook } from './tally-book.js'
 import { ZoneLedger } from './zone-ledger.js'
 
 /** A roster verdict after the access rules: possibly turned into a denial, with what it changes. */
@@ -23,10 +24,19 @@ export interface AccessedVerdict extends Verdict {
 export class AccessStep {
   private engine: AccessEngine | null = null
   readonly ledger = new ZoneLedger()
+  readonly tallies: TallyBook
 
-  constructor(private readonly deps: { gateId: string; clock: Clock; log: Logger; policies: PolicyStore }) {
+  constructor(
+    private readonly deps: { gateId: string; clock: Clock; log: Logger; policies: PolicyStore; db: Db },
+  ) {
+    this.tallies = new TallyBook(deps.db)
     this.use(deps.policies.get())
     deps.policies.onChange((policy) => this.use(policy))
+  }
+
+  /** The policy in force (null: none). */
+  policy(): AccessPolicy | null {
+    return this.engine?.policy ?? null
   }
 
   /** The policy version in force (0: none). */
@@ -44,8 +54,11 @@ export class AccessStep {
       gateId: this.deps.gateId,
       holder: { participantId, category: verdict.category ?? null, tags: verdict.tags ?? [] },
       history: this.ledger.history(participantId, (zone) => engine.period(zone, now)),
-      // capacity comes with the cloud's allotments; until a gate holds one, no limit is applied here
-      placesLeft: () => null,
+      // a zone with a capacity: what the cloud allotted this gate, less what it has let in
+      placesLeft: (zone) =>
+        engine.zone(zone)?.capacity === undefined
+          ? null
+          : this.tallies.placesLeft(zone, engine.period(zone, now)),
       now,
     })
     const access: AccessNote = {
@@ -107,11 +120,14 @@ export class AccessStep {
   ): void {
     const engine = this.engine
     const tz = engine?.timeZone ?? 'UTC'
+    const period = (zone: string) => (engine === null ? '' : engine.period(zone, wallMs))
+    if (zoneIn !== null) this.tallies.entered(zoneIn, period(zoneIn))
+    if (zoneOut !== null) this.tallies.left(zoneOut, period(zoneOut))
     this.ledger.record({
       participantId,
       zoneIn,
       zoneOut,
-      period: zoneIn !== null && engine !== null ? engine.period(zoneIn, wallMs) : '',
+      period: zoneIn !== null ? period(zoneIn) : '',
       day: localTime(wallMs, tz).day,
     })
   }

@@ -40,7 +40,10 @@ export function controlHandlers(from: HandlerSources) {
       return parts.source?.status() ?? null
     },
     'sync.now': async () => {
-      await Promise.all([parts.syncer?.syncNow(), parts.puller?.pullNow()])
+      await Promise.all([
+        parts.syncer?.syncNow(),
+        parts.puller?.pullNow().then(() => parts.occupancy?.turn(true)),
+      ])
       return syncStatus(from)
     },
     'sync.resendRefused': () => {

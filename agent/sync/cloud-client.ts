@@ -1,5 +1,6 @@
 import { promisify } from 'node:util'
 import { gzip as gzipCb } from 'node:zlib'
+import type { GateTally } from '../../shared/access/occupancy.js'
 import { type AccessPolicy, parsePolicy } from '../../shared/access/policy.js'
 import { errorMessage } from '../../shared/errors.js'
 import {
@@ -9,7 +10,14 @@ import {
   type RequestClass,
   type Upstream,
 } from '../../shared/load-balancer.js'
-import { type RosterDelta, rosterDeltaSchema, type SyncResult, syncResultSchema } from '../../shared/sync.js'
+import {
+  type OccupancyAnswer,
+  occupancyAnswerSchema,
+  type RosterDelta,
+  rosterDeltaSchema,
+  type SyncResult,
+  syncResultSchema,
+} from '../../shared/sync.js'
 import type { AgentConfig } from '../config/schema.js'
 
 /** How a call to the cloud ended, in the terms the syncer acts on. */
@@ -85,6 +93,8 @@ export interface CloudClient {
   fetchPolicy(
     etag: string | null,
   ): Promise<CloudOutcome<{ changed: boolean; policy: AccessPolicy | null; etag: string | null }>>
+  /** Report this gate's tallies by zone; the answer carries its allotments and the zones' occupancy. */
+  sendTallies(tallies: Record<string, GateTally>): Promise<CloudOutcome<OccupancyAnswer>>
 }
 
 /** Compression runs on libuv's thread pool, not on the event loop that makes decisions. */
@@ -172,6 +182,16 @@ export class HttpCloudClient implements CloudClient {
         if (!parsed.ok) throw new Error(`the cloud's access policy is refused: ${parsed.problems.join('; ')}`)
         return { changed: true, policy: parsed.policy, etag: res.headers.get('etag') }
       },
+    )
+  }
+
+  async sendTallies(tallies: Record<string, GateTally>): Promise<CloudOutcome<OccupancyAnswer>> {
+    return this.call(
+      'POST',
+      '/v1/sync/occupancy',
+      { 'content-type': 'application/json' },
+      Buffer.from(JSON.stringify({ tallies })),
+      async (res) => (res.status === 200 ? occupancyAnswerSchema.parse(await res.json()) : undefined),
     )
   }
 
@@ -272,6 +292,10 @@ export class MultiCloudClient implements CloudClient {
     etag: string | null,
   ): Promise<CloudOutcome<{ changed: boolean; policy: AccessPolicy | null; etag: string | null }>> {
     return this.withFailover('cache', (c) => c.fetchPolicy(etag))
+  }
+
+  sendTallies(tallies: Record<string, GateTally>): Promise<CloudOutcome<OccupancyAnswer>> {
+    return this.withFailover('database', (c) => c.sendTallies(tallies))
   }
 
   private async withFailover<T>(

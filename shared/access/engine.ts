@@ -173,7 +173,7 @@ export class AccessEngine {
     const left = req.placesLeft(target.zone.id)
     const warnings: string[] = []
     if (left !== null && left <= 0) {
-      const full = `${name} is full${target.zone.capacity === undefined ? '' : ` (${target.zone.capacity} places)`}`
+      const full = `${name} is full${target.zone.capacity === undefined ? '' : ` (capacity ${target.zone.capacity})`}`
       if (target.zone.whenFull === 'deny') return deny('zone_full', admitting.rule.id, full)
       warnings.push(`zone_full: ${full}`)
     }

@@ -26,6 +26,7 @@ function visit(token: string, address: string, t: number): string[] {
 const VIP = 'a1a1a1a1a1a1a1a1'
 const STANDARD = 'b2b2b2b2b2b2b2b2'
 const SPEAKER = 'c3c3c3c3c3c3c3c3'
+const VIP_2 = 'd4d4d4d4d4d4d4d4'
 
 /** A local time of day (UTC) `hours` from now, HH:MM. */
 function utcIn(hours: number): string {
@@ -89,6 +90,7 @@ describe('end to end: a gate decides by the access policy its event has in the c
         `${VIP},p-vip,vip,`,
         `${STANDARD},p-standard,standard,`,
         `${SPEAKER},p-speaker,standard,speaker;press`,
+        `${VIP_2},p-vip-2,vip,`,
       ].join('\n'),
     )
     expect((await cloudCli(['participants', 'import', roster, '--event', 'conf'], env)).code).toBe(0)
@@ -100,7 +102,7 @@ describe('end to end: a gate decides by the access policy its event has in the c
         timeZone: 'UTC',
         zones: [
           { id: 'hall', name: 'Main hall' },
-          { id: 'vip', name: 'VIP lounge', capacity: 50 },
+          { id: 'vip', name: 'VIP lounge', capacity: 1 },
         ],
         lanes: [{ gate: 'vip-door', from: 'hall', to: 'vip' }],
         rules: [
@@ -147,7 +149,14 @@ describe('end to end: a gate decides by the access policy its event has in the c
       try {
         const policy = local.prepare("SELECT value FROM meta WHERE key = 'access_policy'").pluck().get()
         const rostered = local.prepare('SELECT count(*) FROM roster WHERE category IS NOT NULL').pluck().get()
-        return policy !== undefined && rostered === 3
+        // and the allotment of the lounge's one place, for this gate
+        const allotted = local.prepare("SELECT value FROM meta WHERE key = 'access_allotments'").pluck().get()
+        return (
+          policy !== undefined &&
+          rostered === 4 &&
+          typeof allotted === 'string' &&
+          allotted.includes('"limit":1')
+        )
       } finally {
         local.close()
       }
@@ -166,6 +175,7 @@ describe('end to end: a gate decides by the access policy its event has in the c
         ...visit(STANDARD, 'c0:00:00:00:00:02', 1_500),
         ...visit(SPEAKER, 'c0:00:00:00:00:03', 3_000),
         ...visit(VIP, 'c0:00:00:00:00:01', 4_500),
+        ...visit(VIP_2, 'c0:00:00:00:00:04', 6_000),
       ].join('\n'),
     )
     const second = spawnAgent(dataDir, config(badges, 'info'))
@@ -186,7 +196,7 @@ describe('end to end: a gate decides by the access policy its event has in the c
               'SELECT participant_id, decision, reason, zone_in, rule_id FROM checkins ORDER BY seq_no',
             )
             .all() as Row[]
-          return rows.length >= 4 ? rows : null
+          return rows.length >= 5 ? rows : null
         } finally {
           local.close()
         }
@@ -214,6 +224,14 @@ describe('end to end: a gate decides by the access policy its event has in the c
         zone_in: null,
         rule_id: 'vip-guests',
       },
+      // the lounge's one place is taken, by this gate's own allotment: full, offline too
+      {
+        participant_id: 'p-vip-2',
+        decision: 'deny',
+        reason: 'zone_full',
+        zone_in: null,
+        rule_id: 'vip-guests',
+      },
     ])
     expect(second.stdout() + second.stderr()).toContain(
       `access denied: outside_time_window: VIP lounge opens at ${speakersFrom} UTC`,
@@ -228,12 +246,37 @@ describe('end to end: a gate decides by the access policy its event has in the c
           const r = await sql.query<{ participant_id: string; reason: string | null }>(
             'SELECT participant_id, reason FROM attendance_records ORDER BY ts, boot_seq',
           )
-          return r.rows.length >= 4 ? r.rows : null
+          return r.rows.length >= 5 ? r.rows : null
         },
         30_000,
         200,
       )
-      expect(stored.map((r) => r.reason)).toEqual([null, 'no_access', 'outside_time_window', 'anti_passback'])
+      expect(stored.map((r) => r.reason)).toEqual([
+        null,
+        'no_access',
+        'outside_time_window',
+        'anti_passback',
+        'zone_full',
+      ])
+      // and the lounge's occupancy, from the gate's tallies
+      const occupancy = await eventually(
+        async () => {
+          const res = await fetch(`${url}/v1/query/events/conf/occupancy`, {
+            headers: { authorization: `Bearer ${OPS}` },
+          })
+          const body = (await res.json()) as {
+            zones: Array<{ zone: string; occupancy: number; capacity: number | null; gates: unknown[] }>
+          }
+          const vip = body.zones.find((z) => z.zone === 'vip')
+          return vip && vip.occupancy === 1 ? vip : null
+        },
+        15_000,
+        200,
+      )
+      expect(occupancy).toMatchObject({
+        capacity: 1,
+        gates: [{ gateId: 'vip-door', entries: 1, exits: 0, annulled: 0, limit: 1 }],
+      })
     } finally {
       third.child.kill('SIGTERM')
       await third.exited

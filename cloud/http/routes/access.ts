@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
 import { GateError } from '../../../shared/errors.js'
+import { reportTallies, tallyReportSchema, zoneOccupancy } from '../../access/occupancy.js'
 import { currentPolicy, putPolicy } from '../../access/policies.js'
 import type { GateIdentity } from '../../gates/store.js'
 import { parseInput } from '../input.js'
@@ -15,6 +16,10 @@ const EventParams = z.object({ eventId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9
  * - GET /v1/events/:eventId/access-policy (ops token): the version in force (404 if none).
  * - GET /v1/access-policy (gate key): the policy of the gate's event, `{ policy: null }` if none;
  *   304 for a gate that has that version already (ETag).
+ * - POST /v1/sync/occupancy (gate key): the gate's tallies by zone, merged; answered with its
+ *   allotments of the zones it lets people into and the zones' occupancy.
+ * - GET /v1/query/events/:eventId/occupancy (ops token): every zone's occupancy, capacity, and each
+ *   gate's entries, exits and allotment.
  */
 export async function accessRoutes(app: FastifyInstance): Promise<void> {
   const { pool } = app
@@ -28,6 +33,13 @@ export async function accessRoutes(app: FastifyInstance): Promise<void> {
     return { policy }
   })
 
+  app.post('/v1/sync/occupancy', gateRouteOptions(app), async (req) => {
+    const { gateId, eventId } = req.gate as GateIdentity
+    const report = parseInput(tallyReportSchema, req.body)
+    if (eventId === null) return { policyVersion: 0, allotments: {}, occupancy: {} }
+    return reportTallies(pool, eventId, gateId, report, Date.now())
+  })
+
   await app.register(async (ops) => {
     ops.addHook('onRequest', app.authenticateOps)
     ops.put('/v1/events/:eventId/access-policy', async (req) => {
@@ -39,6 +51,12 @@ export async function accessRoutes(app: FastifyInstance): Promise<void> {
       const policy = await currentPolicy(pool, eventId)
       if (policy === null) throw new GateError('E_NOT_FOUND', `event ${eventId} has no access policy`)
       return { policy }
+    })
+    ops.get('/v1/query/events/:eventId/occupancy', async (req) => {
+      const { eventId } = parseInput(EventParams, req.params)
+      const zones = await zoneOccupancy(pool, eventId, Date.now())
+      if (zones === null) throw new GateError('E_NOT_FOUND', `event ${eventId} has no access policy`)
+      return { eventId, zones }
     })
   })
 }

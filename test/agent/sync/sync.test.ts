@@ -364,6 +364,7 @@ describe('syncer behaviour with a scripted cloud (fakes behind the CloudClient p
       },
       fetchRoster: async () => ({ ok: true, value: { delta: null, etag: null } }),
       fetchPolicy: async () => ({ ok: true, value: { changed: false, policy: null, etag: null } }),
+      sendTallies: async () => ({ ok: true, value: { policyVersion: 0, allotments: {}, occupancy: {} } }),
     }
     const syncer = new Syncer({
       db,
@@ -546,6 +547,7 @@ describe('syncer behaviour with a scripted cloud (fakes behind the CloudClient p
           : { ok: true, value: { delta: null, etag: null } }
       },
       fetchPolicy: async () => ({ ok: true, value: { changed: false, policy: null, etag: null } }),
+      sendTallies: async () => ({ ok: true, value: { policyVersion: 0, allotments: {}, occupancy: {} } }),
     }
     const puller = new RosterPuller({
       roster: new RosterStore(db, systemClock),

@@ -138,10 +138,10 @@ describe('every denial names its rule and says why', () => {
 
   it('a full zone denies, or admits with a warning when it is set to warn', () => {
     const full = ask(engine, 'vip-door', vip, berlin('19:00'), { placesLeft: () => 0 })
-    expect(describeVerdict(full)).toBe('zone_full: VIP lounge is full (120 places)')
+    expect(describeVerdict(full)).toBe('zone_full: VIP lounge is full (capacity 120)')
     const warned = ask(engine, 'workshop-door', booked, berlin('10:00'), { placesLeft: () => 0 })
     expect(warned.decision).toBe('admit')
-    expect(describeVerdict(warned)).toBe('admit (zone_full: Workshop room is full (40 places))')
+    expect(describeVerdict(warned)).toBe('admit (zone_full: Workshop room is full (capacity 40))')
   })
 
   it('the first matching rule that admits wins; otherwise the first one that matched explains', () => {
