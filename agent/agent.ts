@@ -47,7 +47,7 @@ export interface AgentDeps {
   /** builds the configured BLE source (noble, sim or replay) */
   makeSource: (config: AgentConfig) => BleSource
   /** runs before the source starts, with the open stores (the demo roster import) */
-  beforeStart?: (stores: { roster: RosterStore }) => void
+  beforeStart?: (stores: { roster: RosterStore; db: Db }) => void
   /** the cloud, when configured (tests may pass their own); default: HTTP to config.cloud.url */
   makeCloudClient?: (config: AgentConfig) => CloudClient | null
 }
@@ -97,7 +97,7 @@ export class GateAgent {
     try {
       await refuseIfAnotherDaemon(path.join(config.dataDir, SOCKET_NAME))
       const { db, roster, outbox, machine } = await this.openStore(dbFile)
-      this.deps.beforeStart?.({ roster })
+      this.deps.beforeStart?.({ roster, db })
       const { pipeline, restored } = this.buildDecisionPath(db, roster, outbox, machine)
 
       const handlers = controlHandlers(this.handlerSources())

@@ -1,12 +1,17 @@
 import type { History } from '../../shared/access/engine.js'
 
-/** One participant's past in one zone. */
-interface ZonePast {
+/**
+ * One participant's past in one zone. Small on purpose: a gate holds one per participant and zone
+ * it has seen (100,000 participants must fit in the agent's memory budget), so only the current
+ * local day's entries are kept, which is the only day the rules ask about.
+ */
+class ZonePast {
   /** the zone's period of their last entry, if they have not left since; null: not inside */
-  insideSince: string | null
-  total: number
-  /** entries by local day (YYYY-MM-DD) */
-  byDay: Map<string, number>
+  insideSince: string | null = null
+  total = 0
+  /** the local day (YYYY-MM-DD) of `dayEntries` */
+  day = ''
+  dayEntries = 0
 }
 
 /** A passage as the gate recorded it: who, into and out of which zone, in which period, on which local day. */
@@ -20,34 +25,37 @@ export interface Passage {
   day: string
 }
 
+/** The key of one participant in one zone (NUL cannot occur in either id). */
+const keyOf = (participantId: string, zone: string) => `${participantId}\u0000${zone}`
+
 /**
  * What this gate knows of each participant's movements between zones: the history the access rules
  * are evaluated against. Kept in memory, fed with every admit as it is made durable, and rebuilt at
  * start from the decisions in the gate's SQLite file.
  */
 export class ZoneLedger {
-  private readonly people = new Map<string, Map<string, ZonePast>>()
+  private readonly pasts = new Map<string, ZonePast>()
 
   /** Record a passage (an admit that entered or left a zone). */
   record(p: Passage): void {
-    let zones = this.people.get(p.participantId)
-    if (zones === undefined) {
-      zones = new Map()
-      this.people.set(p.participantId, zones)
-    }
     if (p.zoneOut !== null) {
-      const out = zones.get(p.zoneOut)
+      const out = this.pasts.get(keyOf(p.participantId, p.zoneOut))
       if (out) out.insideSince = null
     }
     if (p.zoneIn !== null) {
-      let past = zones.get(p.zoneIn)
+      const key = keyOf(p.participantId, p.zoneIn)
+      let past = this.pasts.get(key)
       if (past === undefined) {
-        past = { insideSince: null, total: 0, byDay: new Map() }
-        zones.set(p.zoneIn, past)
+        past = new ZonePast()
+        this.pasts.set(key, past)
       }
       past.insideSince = p.period
       past.total++
-      past.byDay.set(p.day, (past.byDay.get(p.day) ?? 0) + 1)
+      if (past.day === p.day) past.dayEntries++
+      else {
+        past.day = p.day
+        past.dayEntries = 1
+      }
     }
   }
 
@@ -56,19 +64,22 @@ export class ZoneLedger {
    * (an entry of an earlier period was undone by the nightly checkout).
    */
   history(participantId: string, period: (zone: string) => string): History {
-    const zones = this.people.get(participantId)
+    const past = (zone: string) => this.pasts.get(keyOf(participantId, zone))
     return {
       inside: (zone) => {
-        const since = zones?.get(zone)?.insideSince ?? null
+        const since = past(zone)?.insideSince ?? null
         return since !== null && since === period(zone)
       },
-      entries: (zone) => zones?.get(zone)?.total ?? 0,
-      entriesOn: (zone, day) => zones?.get(zone)?.byDay.get(day) ?? 0,
+      entries: (zone) => past(zone)?.total ?? 0,
+      entriesOn: (zone, day) => {
+        const p = past(zone)
+        return p !== undefined && p.day === day ? p.dayEntries : 0
+      },
     }
   }
 
-  /** Participants with a recorded passage. */
+  /** Participants and zones with a recorded passage. */
   size(): number {
-    return this.people.size
+    return this.pasts.size
   }
 }

@@ -7,6 +7,10 @@ export interface AgentBenchOptions {
   chunk: number
   /** adverts/s of the steady venue load */
   paced: number
+  /** an access policy of this many zones (0: none, the roster alone decides) */
+  zones: number
+  /** and this many rules */
+  rules: number
 }
 
 /** The command line: the options, and the phase this process is to run (internal, with its directory). */
@@ -17,6 +21,8 @@ export function parseOptions(): { options: AgentBenchOptions; phase?: string; di
       participants: { type: 'string', default: '5000' },
       chunk: { type: 'string', default: '256' },
       paced: { type: 'string', default: '2000' },
+      zones: { type: 'string', default: '0' },
+      rules: { type: 'string', default: '0' },
       /** internal: run one phase in this process and print its result as JSON */
       phase: { type: 'string' },
       dir: { type: 'string' },
@@ -27,10 +33,20 @@ export function parseOptions(): { options: AgentBenchOptions; phase?: string; di
     participants: Number(args.participants),
     chunk: Number(args.chunk),
     paced: Number(args.paced),
+    zones: Number(args.zones),
+    rules: Number(args.rules),
   }
-  if (!(options.minutes > 0 && options.participants > 0 && options.chunk > 0 && options.paced > 0)) {
+  const policyOk =
+    Number.isInteger(options.zones) &&
+    Number.isInteger(options.rules) &&
+    options.zones >= 0 &&
+    options.rules >= 0 &&
+    (options.zones === 0) === (options.rules === 0)
+  if (
+    !(options.minutes > 0 && options.participants > 0 && options.chunk > 0 && options.paced > 0 && policyOk)
+  ) {
     console.error(
-      'usage: npm run bench:agent -- [--minutes N] [--participants N] [--chunk N] [--paced adverts/s]',
+      'usage: npm run bench:agent -- [--minutes N] [--participants N] [--chunk N] [--paced adverts/s] [--zones N --rules N]',
     )
     process.exit(2)
   }
@@ -52,5 +68,9 @@ export function optionArgs(o: AgentBenchOptions): string[] {
     String(o.chunk),
     '--paced',
     String(o.paced),
+    '--zones',
+    String(o.zones),
+    '--rules',
+    String(o.rules),
   ]
 }

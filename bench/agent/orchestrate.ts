@@ -35,7 +35,7 @@ export function main(entry: string, o: AgentBenchOptions): void {
       `bench:agent  node ${process.version} ${process.execArgv.join(' ')}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), ${os.platform()} ${os.release()}`,
     )
     console.log(
-      `crowd: ${o.participants} participants + 50 revoked + 50 unknown + 40 foreign devices; ${o.minutes} min per agent phase; each phase in its own process\n`,
+      `crowd: ${o.participants} participants + 50 revoked + 50 unknown + 40 foreign devices; ${o.minutes} min per agent phase; each phase in its own process; ${o.zones > 0 ? `access policy of ${o.zones} zones and ${o.rules} rules` : 'no access policy'}\n`,
     )
     process.stderr.write(`flat out for ${o.minutes} min ...\n`)
     const flat = runPhase<RunResult>(entry, 'flat', dir, o)

@@ -14,7 +14,7 @@ export interface BaselineResult {
 
 /** Runs the phase `name` ('flat', 'paced' or 'baseline') with its files in `dir`. */
 export async function phase(name: string, dir: string, o: AgentBenchOptions): Promise<unknown> {
-  const load = { participants: o.participants, chunk: o.chunk }
+  const load = { participants: o.participants, chunk: o.chunk, zones: o.zones, rules: o.rules }
   switch (name) {
     case 'flat':
       return runAgent(dir, { seconds: o.minutes * 60, ...load })

@@ -8,9 +8,41 @@ import { Crowd } from '../../agent/ble/sim/crowd.js'
 import { demoRosterFor } from '../../agent/ble/sim/demo-roster.js'
 import { agentConfigSchema } from '../../agent/config/schema.js'
 import { createLogger } from '../../agent/log.js'
+import { setMeta } from '../../agent/store/db.js'
+import type { AccessPolicy } from '../../shared/access/policy.js'
 import type { DecisionEvent } from '../../shared/control.js'
 import { LatencyHistogram, procMemory, VirtualClock } from './instruments.js'
 import { fmt, mb } from './plain-format.js'
+
+/**
+ * A venue of `zones` zones and `rules` rules spread over them; this gate is an entry into the first
+ * zone, whose rules match the crowd's categories and tags with an all-day window and a daily limit,
+ * so that every arrival goes through the whole rule check.
+ */
+function benchPolicy(gateId: string, zones: number, rules: number): AccessPolicy {
+  return {
+    version: 1,
+    timeZone: 'Europe/Berlin',
+    zones: Array.from({ length: zones }, (_, z) => ({
+      id: `z${z}`,
+      name: `Zone ${z}`,
+      whenFull: 'deny' as const,
+    })),
+    lanes: [{ gate: gateId, from: null, to: 'z0' }],
+    rules: Array.from({ length: rules }, (_, r) => ({
+      id: `r${r}`,
+      name: `Rule ${r}`,
+      zone: `z${r % zones}`,
+      categories: [`c${r % 5}`],
+      tags: [`t${r % 7}`],
+      from: '00:00',
+      until: '23:59',
+      entriesPerDay: 1000,
+      reentry: true,
+      antiPassback: false,
+    })),
+  }
+}
 
 const tick = () => new Promise<void>((r) => setImmediate(r))
 
@@ -35,7 +67,14 @@ export interface RunResult {
  */
 export async function runAgent(
   dir: string,
-  opts: { seconds: number; paced?: number; participants: number; chunk: number },
+  opts: {
+    seconds: number
+    paced?: number
+    participants: number
+    chunk: number
+    zones: number
+    rules: number
+  },
 ): Promise<RunResult> {
   const config = agentConfigSchema.parse({
     gateId: 'bench-gate',
@@ -61,7 +100,17 @@ export async function runAgent(
     clock,
     log,
     makeSource: () => source,
-    beforeStart: ({ roster }) => roster.importEntries(demoRosterFor(config)),
+    beforeStart: ({ roster, db }) => {
+      // with a policy: every participant has a category and tags, and the rules match on them
+      const withPolicy = opts.zones > 0
+      roster.importEntries(
+        demoRosterFor(config).map((e, i) =>
+          withPolicy ? { ...e, category: `c${i % 5}`, tags: [`t${i % 7}`] } : e,
+        ),
+      )
+      if (withPolicy)
+        setMeta(db, 'access_policy', JSON.stringify(benchPolicy(config.gateId, opts.zones, opts.rules)))
+    },
   })
   await agent.start()
   const pipeline = agent.pipelineForTests

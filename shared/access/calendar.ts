@@ -64,8 +64,11 @@ export function localTime(ms: number, tz: string): LocalTime {
   if (minute === zone.minute) return zone.last
   const parts: Record<string, string> = {}
   for (const p of zone.format.formatToParts(minute * 60_000)) parts[p.type] = p.value
+  const day = `${parts['year']}-${parts['month']}-${parts['day']}`
   const last: LocalTime = {
-    day: `${parts['year']}-${parts['month']}-${parts['day']}`,
+    // the same string as the minute before when the day has not changed: callers keep it (a gate's
+    // ledger holds one per participant), and one shared string costs nothing
+    day: day === zone.last.day ? zone.last.day : day,
     weekday: WEEKDAYS.indexOf((parts['weekday'] ?? '').slice(0, 3).toLowerCase() as Weekday),
     minutes: Number(parts['hour']) * 60 + Number(parts['minute']),
   }

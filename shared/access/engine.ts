@@ -280,7 +280,15 @@ function within(m: number, from: number, until: number): boolean {
   return from < until ? m >= from && m < until : m >= from || m < until
 }
 
+/** The last day asked about and the day before it (one string for all the callers of a day). */
+let dayBefore = { day: '', previous: '' }
+
 /** The local date before `day` (YYYY-MM-DD), calendar arithmetic only. */
 function previousDay(day: string): string {
-  return new Date(Date.parse(`${day}T00:00:00Z`) - ONE_DAY_MS).toISOString().slice(0, 10)
+  if (dayBefore.day !== day)
+    dayBefore = {
+      day,
+      previous: new Date(Date.parse(`${day}T00:00:00Z`) - ONE_DAY_MS).toISOString().slice(0, 10),
+    }
+  return dayBefore.previous
 }
