@@ -11,6 +11,7 @@ import { configDefaults, defineConfig } from 'vitest/config'
  * for a file not listed here).
  */
 const UNIT = [
+  'test/agent/access/access-step.test.ts',
   'test/agent/ble/noble-source.test.ts',
   'test/agent/ble/replay-source.test.ts',
   'test/agent/ble/sim/sim-source.test.ts',

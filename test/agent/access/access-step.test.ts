@@ -1,0 +1,129 @@
+import path from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { AccessStep } from '../../../agent/access/access-step.js'
+import { PolicyStore } from '../../../agent/access/policy-store.js'
+import { FakeClock } from '../../../agent/clock.js'
+import type { Verdict } from '../../../agent/pipeline/validator.js'
+import { type Db, openDatabase } from '../../../agent/store/db.js'
+import { Outbox } from '../../../agent/store/outbox.js'
+import { parsePolicy } from '../../../shared/access/policy.js'
+import { silentLog, tempDir } from '../../support/helpers.js'
+
+const POLICY = parsePolicy({
+  version: 2,
+  timeZone: 'UTC',
+  zones: [
+    { id: 'hall', name: 'Main hall' },
+    { id: 'vip', name: 'VIP lounge', capacity: 2 },
+  ],
+  lanes: [
+    { gate: 'vip-door', from: 'hall', to: 'vip' },
+    { gate: 'hall-in', to: 'hall' },
+  ],
+  rules: [
+    { id: 'vip', name: 'VIP guests', zone: 'vip', categories: ['vip'], antiPassback: true },
+    { id: 'hall', name: 'Everyone', zone: 'hall' },
+  ],
+})
+
+const admit = (participantId: string): Verdict => ({
+  decision: 'admit',
+  reason: null,
+  participantId,
+  rosterVersion: 1,
+  category: 'vip',
+  tags: [],
+})
+
+/** The gate's access step over a real SQLite file, its decisions made durable through the outbox. */
+describe('the access rules at the gate, over its SQLite file', () => {
+  let tmp: ReturnType<typeof tempDir>
+  let db: Db
+  let clock: FakeClock
+  let outbox: Outbox
+
+  const open = () => {
+    db = openDatabase(path.join(tmp.dir, 'agent.db'))
+    outbox = new Outbox(db, {
+      clock,
+      log: silentLog,
+      gateId: 'vip-door',
+      bootId: '0192b1c0-0000-7000-8000-000000000001',
+      groupCommitDelayMs: 0,
+    })
+    const policies = new PolicyStore(db, silentLog)
+    if (!POLICY.ok) throw new Error(POLICY.problems.join())
+    if (policies.version() === 0) policies.set(POLICY.policy)
+    const step = new AccessStep({ gateId: 'vip-door', clock, log: silentLog, policies, db })
+    step.rebuild(db)
+    return step
+  }
+  /** What the pipeline does: the rules, then the durable commit, then the ledger. */
+  const pass = async (step: AccessStep, participantId: string) => {
+    const v = step.apply(admit(participantId))
+    await new Promise<void>((resolve) => {
+      outbox.append(
+        {
+          token: `00${participantId}`,
+          participantId,
+          decision: v.decision,
+          reason: v.reason,
+          rssi: -50,
+          rosterVersion: 1,
+          monoMs: clock.mono(),
+          access: v.access,
+        },
+        (c) => {
+          step.committed(c.participantId, c.decision, v.access, c.ts)
+          resolve()
+        },
+      )
+    })
+    return v
+  }
+
+  beforeEach(() => {
+    tmp = tempDir()
+    clock = new FakeClock(Date.UTC(2026, 11, 5, 12, 0, 0))
+  })
+  afterEach(() => {
+    db.close()
+    tmp.cleanup()
+  })
+
+  it('without an allotment from the cloud, a zone with a capacity is full', async () => {
+    const step = open()
+    const v = await pass(step, 'p1')
+    expect(v).toMatchObject({ decision: 'deny', reason: 'zone_full' })
+    expect(v.access?.explanation).toBe('VIP lounge is full (capacity 2)')
+  })
+
+  it('admits up to its allotment, then denies; after a restart it remembers both who is inside and what it used', async () => {
+    let step = open()
+    step.tallies.allot({ vip: { period: '', limit: 2 } })
+    expect((await pass(step, 'p1')).access).toMatchObject({ zoneIn: 'vip', zoneOut: 'hall', ruleId: 'vip' })
+    expect((await pass(step, 'p1')).reason).toBe('anti_passback')
+    expect((await pass(step, 'p2')).decision).toBe('admit')
+    expect((await pass(step, 'p3')).reason).toBe('zone_full')
+    expect(step.tallies.report()).toEqual({
+      vip: { period: '', entries: 2, exits: 0, annulled: 0 },
+      hall: { period: '', entries: 0, exits: 2, annulled: 0 },
+    })
+    outbox.flush()
+    db.close()
+
+    // a restart, offline: the ledger and the tallies are rebuilt from the file, the allotment kept
+    step = open()
+    expect((await pass(step, 'p1')).reason).toBe('anti_passback')
+    expect((await pass(step, 'p3')).reason).toBe('zone_full')
+    expect(step.tallies.report()['vip']).toMatchObject({ entries: 2 })
+  })
+
+  it('a gate the policy gives no lane denies everyone, and says so', async () => {
+    db = openDatabase(path.join(tmp.dir, 'agent.db'))
+    const policies = new PolicyStore(db, silentLog)
+    if (POLICY.ok) policies.set(POLICY.policy)
+    const step = new AccessStep({ gateId: 'side-door', clock, log: silentLog, policies, db })
+    expect(step.apply(admit('p1'))).toMatchObject({ decision: 'deny', reason: 'no_lane' })
+  })
+})
