@@ -3,6 +3,7 @@ import { chmodSync, mkdirSync } from 'node:fs'
 import net from 'node:net'
 import type { Logger } from 'pino'
 import { GateError } from '../shared/errors.js'
+import { PASSAGES_TOPIC_FILTER } from '../shared/fleet.js'
 import { FLEET_MAX_PAYLOAD_BYTES, MQTT_MAX_PACKET_BYTES, packetSizeWatch } from '../shared/mqtt-limits.js'
 import { ThrottledLog } from '../shared/throttled-log.js'
 import { pgSocket } from './pg-socket.js'
@@ -155,14 +156,18 @@ export async function startEmbeddedBroker(
       }
       const gate = gateOf(client)
       if (gate === null) return done(null) // the broker itself or the cloud
-      const allowed = ['status', 'metrics', 'events', 'cmd/response'].map((t) => `gates/${gate}/${t}`)
+      const allowed = ['status', 'metrics', 'events', 'cmd/response', 'passages'].map(
+        (t) => `gates/${gate}/${t}`,
+      )
       if (allowed.includes(packet.topic)) return done(null)
       log.warn({ gate, topic: packet.topic }, 'MQTT publish refused by the ACL')
       done(new Error(`gate ${gate} may not publish on ${packet.topic}`))
     },
     authorizeSubscribe: (client, sub, done) => {
       const gate = gateOf(client)
-      if (gate === null || sub.topic === `gates/${gate}/cmd`) return done(null, sub)
+      // its commands, and the venue's passages (anti-passback across gates)
+      if (gate === null || sub.topic === `gates/${gate}/cmd` || sub.topic === PASSAGES_TOPIC_FILTER)
+        return done(null, sub)
       log.warn({ gate, topic: sub.topic }, 'MQTT subscription refused by the ACL')
       done(null, null)
     },

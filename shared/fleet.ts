@@ -18,7 +18,31 @@ export const fleetTopics = (gateId: string) => ({
   events: `gates/${gateId}/events`,
   cmd: `gates/${gateId}/cmd`,
   cmdResponse: `gates/${gateId}/cmd/response`,
+  passages: `gates/${gateId}/passages`,
 })
+
+/** Every gate's passages: what the gates of a venue subscribe to, to share anti-passback. */
+export const PASSAGES_TOPIC_FILTER = 'gates/+/passages'
+
+/**
+ * A passage a gate made (an admit that entered or left a zone), shared with the other gates of the
+ * venue over their broker so that anti-passback holds across the gates of a zone
+ * (`gates/<gateId>/passages`, QoS 1, not retained). `id` is the check-in's id.
+ */
+export const passagePayloadSchema = z
+  .object({
+    v: z.literal(FLEET_SCHEMA_VERSION),
+    id: z.string().uuid(),
+    gateId: z.string().min(1).max(64),
+    participantId: z.string().min(1).max(128),
+    zoneIn: z.string().min(1).max(64).nullable(),
+    zoneOut: z.string().min(1).max(64).nullable(),
+    /** the gate's wall clock of the decision, ms */
+    ts: z.number().int().nonnegative(),
+    policyVersion: z.number().int().nonnegative(),
+  })
+  .strict()
+export type PassagePayload = z.infer<typeof passagePayloadSchema>
 
 const base = {
   v: z.literal(FLEET_SCHEMA_VERSION),

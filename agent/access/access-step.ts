@@ -2,13 +2,18 @@ import type { Logger } from 'pino'
 import { localTime } from '../../shared/access/calendar.js'
 import { AccessEngine, describeVerdict } from '../../shared/access/engine.js'
 import type { AccessPolicy } from '../../shared/access/policy.js'
+import type { Checkin } from '../../shared/checkin.js'
 import type { AccessNote } from '../../shared/control.js'
+import { FLEET_SCHEMA_VERSION, type PassagePayload } from '../../shared/fleet.js'
 import type { Clock } from '../clock.js'
 import type { Verdict } from '../pipeline/validator.js'
 import type { Db } from '../store/db.js'
 import type { PolicyStore } from './policy-store.js'
 import { TallyBook } from './tally-book.js'
 import { ZoneLedger } from './zone-ledger.js'
+
+/** other gates' passages remembered, to drop the ones delivered twice */
+const HEARD_MAX = 10_000
 
 /** A roster verdict after the access rules: possibly turned into a denial, with what it changes. */
 export interface AccessedVerdict extends Verdict {
@@ -25,6 +30,10 @@ export class AccessStep {
   private engine: AccessEngine | null = null
   readonly ledger = new ZoneLedger()
   readonly tallies: TallyBook
+  /** where this gate's passages are shared (the MQTT reporter, while it runs) */
+  onShare: ((passage: PassagePayload) => void) | null = null
+  /** ids of other gates' passages already heard */
+  private readonly heard = new Set<string>()
 
   constructor(
     private readonly deps: { gateId: string; clock: Clock; log: Logger; policies: PolicyStore; db: Db },
@@ -79,15 +88,40 @@ export class AccessStep {
     return { ...verdict, access }
   }
 
-  /** A decision is durable: an admit that entered or left a zone goes into the ledger. */
-  committed(
-    participantId: string | null,
-    decision: 'admit' | 'deny',
-    access: AccessNote | undefined,
-    wallMs: number,
-  ): void {
-    if (participantId === null || decision !== 'admit' || access === undefined) return
-    this.recordPassage(participantId, access.zoneIn, access.zoneOut, wallMs)
+  /**
+   * A decision is durable: an admit that entered or left a zone goes into the ledger and this gate's
+   * tallies, and is shared with the venue's other gates (`onShare`, over their broker).
+   */
+  committed(checkin: Checkin, access: AccessNote | undefined): void {
+    if (checkin.participantId === null || checkin.decision !== 'admit' || access === undefined) return
+    if (access.zoneIn === null && access.zoneOut === null) return
+    this.recordPassage(checkin.participantId, access.zoneIn, access.zoneOut, checkin.ts, true)
+    this.onShare?.({
+      v: FLEET_SCHEMA_VERSION,
+      id: checkin.id,
+      gateId: checkin.gateId,
+      participantId: checkin.participantId,
+      zoneIn: access.zoneIn,
+      zoneOut: access.zoneOut,
+      ts: checkin.ts,
+      policyVersion: access.policyVersion,
+    })
+  }
+
+  /**
+   * Another gate's passage, heard over the venue's broker: into the ledger (anti-passback and
+   * entry counts hold across the gates of a zone), not into this gate's tallies (each gate reports
+   * its own). Ignored: this gate's own, a gate the policy does not know (another event's, on the
+   * same broker), and one already heard (QoS 1 may deliver twice).
+   */
+  learn(p: PassagePayload): boolean {
+    const engine = this.engine
+    if (engine === null || p.gateId === this.deps.gateId || engine.lane(p.gateId) === undefined) return false
+    if (this.heard.has(p.id)) return false
+    this.heard.add(p.id)
+    if (this.heard.size > HEARD_MAX) this.heard.delete(this.heard.values().next().value as string)
+    this.recordPassage(p.participantId, p.zoneIn, p.zoneOut, p.ts, false)
+    return true
   }
 
   /**
@@ -108,7 +142,7 @@ export class AccessStep {
       zoneOut: string | null
       wallMs: number
     }>
-    for (const r of rows) this.recordPassage(r.participantId, r.zoneIn, r.zoneOut, r.wallMs)
+    for (const r of rows) this.recordPassage(r.participantId, r.zoneIn, r.zoneOut, r.wallMs, true)
     return rows.length
   }
 
@@ -117,12 +151,13 @@ export class AccessStep {
     zoneIn: string | null,
     zoneOut: string | null,
     wallMs: number,
+    own: boolean,
   ): void {
     const engine = this.engine
     const tz = engine?.timeZone ?? 'UTC'
     const period = (zone: string) => (engine === null ? '' : engine.period(zone, wallMs))
-    if (zoneIn !== null) this.tallies.entered(zoneIn, period(zoneIn))
-    if (zoneOut !== null) this.tallies.left(zoneOut, period(zoneOut))
+    if (own && zoneIn !== null) this.tallies.entered(zoneIn, period(zoneIn))
+    if (own && zoneOut !== null) this.tallies.left(zoneOut, period(zoneOut))
     this.ledger.record({
       participantId,
       zoneIn,

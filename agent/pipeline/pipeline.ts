@@ -119,7 +119,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
           access,
         },
         (checkin) => {
-          this.deps.access?.committed(checkin.participantId, checkin.decision, access, checkin.ts)
+          this.deps.access?.committed(checkin, access)
           this.emitDecision(checkin, advertTs, access)
         },
         () => this.withheld(sighting),

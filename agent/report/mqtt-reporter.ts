@@ -12,6 +12,9 @@ import {
   fleetTopics,
   type GateEventKind,
   type GateMetrics,
+  PASSAGES_TOPIC_FILTER,
+  type PassagePayload,
+  passagePayloadSchema,
   type StatusPayload,
 } from '../../shared/fleet.js'
 import type { Clock } from '../clock.js'
@@ -49,6 +52,8 @@ export interface ReporterDeps {
   commandMaxAgeMs?: number
   metrics: () => GateMetrics
   commands: ReporterCommands
+  /** passages of the other gates of the venue, for anti-passback across gates (none: not subscribed) */
+  onPassage?: ((passage: PassagePayload) => void) | undefined
 }
 
 const SESSION_KEY = 'mqtt_session'
@@ -73,6 +78,8 @@ export class MqttReporter {
   private readonly events: FleetEventQueue
   private readonly guard: CommandGuard
   private stopping = false
+  /** this connection's subscriptions (commands, passages) are in place */
+  subscribed = false
   readonly stats = { published: 0, eventsQueued: 0, eventsSent: 0, commands: 0, refused: 0, garbage: 0 }
 
   constructor(private readonly deps: ReporterDeps) {
@@ -111,6 +118,7 @@ export class MqttReporter {
     this.client = client
     client.on('connect', () => void this.onConnect())
     client.on('close', () => {
+      this.subscribed = false
       if (this.stopping) return
       // the next connection is a new session: its will must carry the new number
       this.session = this.nextSession()
@@ -120,6 +128,7 @@ export class MqttReporter {
     client.on('offline', () => this.deps.log.warn('MQTT broker unreachable; admitting and syncing go on'))
     client.on('message', (topic, payload) => {
       if (topic === this.topics.cmd) void this.onCommand(payload)
+      else if (topic.endsWith('/passages') && topic !== this.topics.passages) this.onPassage(topic, payload)
     })
     this.timer = setInterval(() => this.publishMetrics(), this.deps.intervalMs)
     this.timer.unref()
@@ -184,11 +193,41 @@ export class MqttReporter {
     this.deps.log.info({ session: this.session }, 'MQTT connected')
     try {
       await client.subscribeAsync(this.topics.cmd, { qos: 1 })
+      if (this.deps.onPassage) await client.subscribeAsync(PASSAGES_TOPIC_FILTER, { qos: 1 })
+      this.subscribed = true
       await this.rebirth()
       await this.flushEvents()
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message }, 'MQTT start of session failed')
     }
+  }
+
+  /**
+   * Share one of this gate's passages with the venue's other gates (QoS 1; while the broker is away
+   * the client holds it and sends it on reconnection, or it is lost with a restart: the cloud still
+   * sees the check-in, and a violation it allowed becomes an incident there).
+   */
+  sharePassage(passage: PassagePayload): void {
+    const client = this.client
+    if (!client || this.stopping) return
+    client.publish(this.topics.passages, JSON.stringify(passage), { qos: 1 })
+    this.stats.published++
+  }
+
+  /** Another gate's passage: checked (the topic names its gate) and handed on; garbage is counted. */
+  private onPassage(topic: string, raw: Buffer): void {
+    let parsed: ReturnType<typeof passagePayloadSchema.safeParse>
+    try {
+      parsed = passagePayloadSchema.safeParse(JSON.parse(raw.toString('utf8')))
+    } catch {
+      this.stats.garbage++
+      return
+    }
+    if (!parsed.success || topic !== fleetTopics(parsed.data.gateId).passages) {
+      this.stats.garbage++
+      return
+    }
+    this.deps.onPassage?.(parsed.data)
   }
 
   private publishMetrics(): void {

@@ -48,6 +48,8 @@ export async function startMqttReporter(url: string, sources: ReporterSources): 
       for (const event of watch.check(metrics, rosterAgeS)) reporter.event(event.kind, event.detail)
       return metrics
     },
+    // with an access policy: the other gates' passages, for anti-passback across the gates of a zone
+    onPassage: parts.access ? (passage) => parts.access?.learn(passage) : undefined,
     commands: {
       resync_roster: async () => parts.puller?.pullNow() ?? { disabled: 'no cloud configured' },
       sync_now: async () => handlers['sync.now'](),
@@ -56,5 +58,6 @@ export async function startMqttReporter(url: string, sources: ReporterSources): 
     },
   })
   reporter.start()
+  if (parts.access) parts.access.onShare = (passage) => reporter.sharePassage(passage)
   return reporter
 }

@@ -74,7 +74,7 @@ describe('the access rules at the gate, over its SQLite file', () => {
           access: v.access,
         },
         (c) => {
-          step.committed(c.participantId, c.decision, v.access, c.ts)
+          step.committed(c, v.access)
           resolve()
         },
       )
