@@ -54,6 +54,7 @@ export function agentStatus(from: StatusSources): AgentStatus {
           : Math.max(0, Math.round((clock.now() - counts.oldestUnsyncedMs) / 1000)),
     },
     writes: outbox ? { ...outbox.stats, waiting: outbox.queued(), ioWriteBytes: readIoWriteBytes() } : null,
+    access: parts.access ? parts.access.status() : null,
     roster: roster
       ? { version: roster.version(), ...roster.counts() }
       : { version: 0, active: 0, revoked: 0, inactive: 0 },

@@ -49,6 +49,8 @@ export interface AgentStatus {
     ioWriteBytes: number | null
   } | null
   roster: { version: number; active: number; revoked: number; inactive: number }
+  /** the access policy in force (null: none, or the daemon is down) */
+  access?: AccessStatus | null
   lastDecision: Checkin | null
   /** the last sync attempt: when, and whether it worked */
   lastSync: { at: string; ok: boolean; error?: string | null } | null
@@ -56,6 +58,14 @@ export interface AgentStatus {
   mqtt: { state: string }
   /** how the kernel schedules the daemon's event-loop thread (null: daemon down, or no /proc) */
   scheduling?: Scheduling | null
+}
+
+/** The access policy as this gate applies it: its lane, and per zone its counts and allotment. */
+export interface AccessStatus {
+  policyVersion: number
+  /** this gate's lane (null: the policy gives it none, and it denies every entry) */
+  lane: { from: string | null; to: string | null } | null
+  zones: Array<{ zone: string; period: string; entries: number; exits: number; allotment: number | null }>
 }
 
 /** How the kernel schedules a thread: its policy, realtime priority (0 when not realtime) and nice. */

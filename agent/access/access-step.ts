@@ -5,6 +5,7 @@ import type { AccessPolicy } from '../../shared/access/policy.js'
 import type { Checkin } from '../../shared/checkin.js'
 import type { AccessNote } from '../../shared/control.js'
 import { FLEET_SCHEMA_VERSION, type PassagePayload } from '../../shared/fleet.js'
+import type { AccessStatus } from '../../shared/status.js'
 import type { Clock } from '../clock.js'
 import type { Verdict } from '../pipeline/validator.js'
 import type { Db } from '../store/db.js'
@@ -46,6 +47,25 @@ export class AccessStep {
   /** The policy in force (null: none). */
   policy(): AccessPolicy | null {
     return this.engine?.policy ?? null
+  }
+
+  /** What `gatectl status` shows of the rules (null: no policy in force). */
+  status(): AccessStatus | null {
+    const engine = this.engine
+    if (engine === null) return null
+    const lane = engine.lane(this.deps.gateId)
+    const report = this.tallies.report()
+    return {
+      policyVersion: engine.version,
+      lane: lane ? { from: lane.from, to: lane.to } : null,
+      zones: Object.entries(report).map(([zone, t]) => ({
+        zone,
+        period: t.period,
+        entries: t.entries - t.annulled,
+        exits: t.exits,
+        allotment: this.tallies.allotment(zone)?.limit ?? null,
+      })),
+    }
   }
 
   /** The policy version in force (0: none). */

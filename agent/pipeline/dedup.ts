@@ -75,7 +75,16 @@ export class Dedup {
       const oldest = this.mem.keys().next()
       if (!oldest.done) this.mem.delete(oldest.value)
     }
-    this.mem.set(token, { ...decided, at: now, repeatRecorded: false })
+    // the fields kept, named: a spread would keep whatever else the verdict carries (the holder's
+    // tags, the access note) for every token of the window
+    this.mem.set(token, {
+      decision: decided.decision,
+      reason: decided.reason,
+      participantId: decided.participantId,
+      rosterVersion: decided.rosterVersion,
+      at: now,
+      repeatRecorded: false,
+    })
   }
 
   /**

@@ -104,19 +104,29 @@ export class GroupCommit implements DecisionSink {
   ) {
     const insert = db.prepare(
       `INSERT INTO checkins (id, gate_id, token, participant_id, method, decision, reason, rssi, wall_ms, mono_ms,
-         boot_id, boot_seq, roster_version, zone_in, zone_out, rule_id) VALUES (@id, @gateId, @token, @participantId,
-         @method, @decision, @reason, @rssi, @ts, @monoMs, @bootId, @bootSeq, @rosterVersion, @zoneIn, @zoneOut, @ruleId)`,
+         boot_id, boot_seq, roster_version, zone_in, zone_out, rule_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     this.commitQueue = db.transaction((rows: Queued[]) => {
-      for (const queued of rows) {
-        const a = queued.access
-        insert.run({
-          ...queued.row,
-          zoneIn: a?.zoneIn ?? null,
-          zoneOut: a?.zoneOut ?? null,
-          ruleId: a?.ruleId ?? null,
-        })
-      }
+      // positional: no object made per row on the path every decision takes
+      for (const { row: r, access: a } of rows)
+        insert.run(
+          r.id,
+          r.gateId,
+          r.token,
+          r.participantId,
+          r.method,
+          r.decision,
+          r.reason,
+          r.rssi,
+          r.ts,
+          r.monoMs,
+          r.bootId,
+          r.bootSeq,
+          r.rosterVersion,
+          a?.zoneIn ?? null,
+          a?.zoneOut ?? null,
+          a?.ruleId ?? null,
+        )
     })
   }
 

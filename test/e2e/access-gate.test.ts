@@ -11,6 +11,7 @@ import {
   cleanEnv,
   cloudCli,
   eventually,
+  gatectl,
   spawnAgent,
   waitForAgent,
 } from '../support/process-helpers.js'
@@ -273,6 +274,10 @@ describe('end to end: a gate decides by the access policy its event has in the c
         15_000,
         200,
       )
+      // the technician's view: the policy, the lane, and the lounge's count against the allotment
+      const status = await gatectl(['--data-dir', dataDir, 'status'])
+      expect(status.stdout).toMatch(/access\s+policy version 1, lane hall -> vip/)
+      expect(status.stdout).toContain('vip: 1 in, 0 out, allotment 1 (0 left)')
       expect(occupancy).toMatchObject({
         capacity: 1,
         gates: [{ gateId: 'vip-door', entries: 1, exits: 0, annulled: 0, limit: 1 }],

@@ -13,6 +13,15 @@ function age(seconds: number | null): string {
   return `${(seconds / 3600).toFixed(1)} h`
 }
 
+/** The access rules' denials, when there are any: ", outside_time_window 3, anti_passback 1". */
+function ruleDenials(denied: Record<string, number>): string {
+  const roster = new Set(['unknown', 'revoked', 'inactive', 'already_checked_in'])
+  return Object.entries(denied)
+    .filter(([reason, n]) => !roster.has(reason) && n > 0)
+    .map(([reason, n]) => `, ${reason} ${n}`)
+    .join('')
+}
+
 /** Human rendering of a status snapshot. */
 export function renderStatus(status: AgentStatus): string {
   const lines: string[] = []
@@ -41,7 +50,7 @@ export function renderStatus(status: AgentStatus): string {
     row(
       'decisions',
       `admit ${status.counters.admit}, deny ${Object.values(denied).reduce((a, b) => a + b, 0)} ` +
-        `(unknown ${denied['unknown']}, revoked ${denied['revoked']}, inactive ${denied['inactive']}, already in ${denied['already_checked_in']})`,
+        `(unknown ${denied['unknown']}, revoked ${denied['revoked']}, inactive ${denied['inactive']}, already in ${denied['already_checked_in']}${ruleDenials(denied)})`,
     )
     row(
       'pipeline',
@@ -78,6 +87,18 @@ export function renderStatus(status: AgentStatus): string {
     'roster',
     `version ${status.roster.version}: ${status.roster.active} active, ${status.roster.revoked} revoked, ${status.roster.inactive} inactive`,
   )
+  if (status.access) {
+    const a = status.access
+    const lane = a.lane
+      ? `${printable(a.lane.from ?? 'outside')} -> ${printable(a.lane.to ?? 'outside')}`
+      : 'NONE: this gate denies every entry'
+    row('access', `policy version ${a.policyVersion}, lane ${lane}`)
+    for (const z of a.zones)
+      row(
+        '',
+        `${printable(z.zone)}: ${z.entries} in, ${z.exits} out${z.allotment === null ? '' : `, allotment ${z.allotment} (${Math.max(0, z.allotment - z.entries)} left)`}${z.period ? ` since the checkout of ${z.period}` : ''}`,
+      )
+  }
   row(
     'last sync',
     status.lastSync
