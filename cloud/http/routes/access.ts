@@ -3,6 +3,7 @@ import { z } from 'zod'
 import { GateError } from '../../../shared/errors.js'
 import { reportTallies, tallyReportSchema, zoneOccupancy } from '../../access/occupancy.js'
 import { currentPolicy, putPolicy } from '../../access/policies.js'
+import { whatIf, whatIfSchema } from '../../access/what-if.js'
 import type { GateIdentity } from '../../gates/store.js'
 import { parseInput } from '../input.js'
 import { gateRouteOptions } from '../plugins/app/gate-auth.js'
@@ -18,6 +19,8 @@ const EventParams = z.object({ eventId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9
  *   304 for a gate that has that version already (ETag).
  * - POST /v1/sync/occupancy (gate key): the gate's tallies by zone, merged; answered with its
  *   allotments of the zones it lets people into and the zones' occupancy.
+ * - POST /v1/events/:eventId/access-policy/evaluate (ops token): would this participant pass this
+ *   gate (now, or at a time)? The gates' engine, run here.
  * - GET /v1/query/events/:eventId/occupancy (ops token): every zone's occupancy, capacity, and each
  *   gate's entries, exits and allotment.
  */
@@ -51,6 +54,10 @@ export async function accessRoutes(app: FastifyInstance): Promise<void> {
       const policy = await currentPolicy(pool, eventId)
       if (policy === null) throw new GateError('E_NOT_FOUND', `event ${eventId} has no access policy`)
       return { policy }
+    })
+    ops.post('/v1/events/:eventId/access-policy/evaluate', async (req) => {
+      const { eventId } = parseInput(EventParams, req.params)
+      return whatIf(pool, eventId, parseInput(whatIfSchema, req.body), Date.now())
     })
     ops.get('/v1/query/events/:eventId/occupancy', async (req) => {
       const { eventId } = parseInput(EventParams, req.params)

@@ -6,6 +6,7 @@ import { loadCloudConfig } from '../../../cloud/config.js'
 import { createPool } from '../../../cloud/db/pool.js'
 import { addGate } from '../../../cloud/gates/store.js'
 import { buildApp } from '../../../cloud/http/app.js'
+import { importParticipants } from '../../../cloud/participants/import.js'
 import { silentLog } from '../../support/helpers.js'
 import { tempDatabase } from '../../support/pg-helpers.js'
 
@@ -104,6 +105,39 @@ describe('zone occupancy merged from the gates, and their allotments', () => {
     ).zones
     expect(zones[0]).toMatchObject({ zone: 'lounge', occupancy: 4 })
     expect(zones[0]?.gates.find((g) => g.gateId === 'in-2')?.entries).toBe(3)
+  })
+
+  it('answers "what would happen if" with the gates\' engine, naming what it cannot know', async () => {
+    await importParticipants(
+      pool,
+      [
+        { token: 'a1a1', participantId: 'p-guest', status: 'active', category: 'guest' },
+        { token: 'b2b2', participantId: 'p-gone', status: 'revoked', category: 'guest' },
+      ],
+      { eventId: 'expo' },
+    )
+    const ask = (body: Record<string, unknown>) =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/events/expo/access-policy/evaluate',
+        headers: { authorization: `Bearer ${OPS}`, 'content-type': 'application/json' },
+        payload: JSON.stringify(body),
+      })
+    const yes = await ask({ gateId: 'in-1', participantId: 'p-guest' })
+    expect(yes.statusCode, yes.body).toBe(200)
+    expect(yes.json()).toMatchObject({
+      summary: 'admit',
+      verdict: { decision: 'admit', enters: 'lounge', ruleId: 'all' },
+      caveats: [expect.stringMatching(/passages are known to the gates only/)],
+    })
+    expect((await ask({ gateId: 'side-door', participantId: 'p-guest' })).json()).toMatchObject({
+      summary: 'no_lane: gate side-door has no lane in access policy version 1',
+    })
+    expect((await ask({ gateId: 'in-1', participantId: 'p-gone' })).json()).toMatchObject({
+      summary: 'deny: the participant is revoked',
+    })
+    expect((await ask({ gateId: 'in-1', participantId: 'p-nobody' })).statusCode).toBe(404)
+    expect((await ask({ gateId: 'in-1' })).statusCode).toBe(400)
   })
 
   it('refuses a malformed report with a clear error', async () => {
