@@ -127,3 +127,64 @@ describe('the access rules at the gate, over its SQLite file', () => {
     expect(step.apply(admit('p1'))).toMatchObject({ decision: 'deny', reason: 'no_lane' })
   })
 })
+
+describe('the nightly checkout at the gate', () => {
+  let tmp: ReturnType<typeof tempDir>
+  let db: Db
+
+  beforeEach(() => {
+    tmp = tempDir()
+    db = openDatabase(path.join(tmp.dir, 'agent.db'))
+  })
+  afterEach(() => {
+    db.close()
+    tmp.cleanup()
+  })
+
+  it('checks everyone out at the zone time of day: anti-passback and the counts start again', async () => {
+    const night = parsePolicy({
+      version: 1,
+      timeZone: 'Europe/Berlin',
+      zones: [{ id: 'hall', name: 'Main hall', capacity: 100, checkoutAt: '04:00' }],
+      lanes: [{ gate: 'north-in', to: 'hall' }],
+      rules: [{ id: 'all', name: 'Everyone', zone: 'hall', antiPassback: true }],
+    })
+    if (!night.ok) throw new Error(night.problems.join())
+    // 03:00 in Berlin on 2026-12-06 (UTC+1)
+    const clock = new FakeClock(Date.UTC(2026, 11, 6, 2, 0, 0))
+    const policies = new PolicyStore(db, silentLog)
+    policies.set(night.policy)
+    const step = new AccessStep({ gateId: 'north-in', clock, log: silentLog, policies, db })
+    step.tallies.allot({ hall: { period: '2026-12-05', limit: 100 } })
+    const first = step.apply(admit('p1'))
+    expect(first.access?.zoneIn).toBe('hall')
+    step.committed(
+      {
+        id: '0192b1c0-0000-7000-8000-000000000010',
+        gateId: 'north-in',
+        token: '00aa',
+        participantId: 'p1',
+        method: 'ble',
+        decision: 'admit',
+        reason: null,
+        rssi: -50,
+        ts: clock.now(),
+        monoMs: 1,
+        bootId: '0192b1c0-0000-7000-8000-000000000001',
+        bootSeq: 1,
+        rosterVersion: 1,
+      },
+      first.access,
+    )
+    expect(step.apply(admit('p1')).reason).toBe('anti_passback')
+    expect(step.status()?.zones).toEqual([
+      { zone: 'hall', period: '2026-12-05', entries: 1, exits: 0, allotment: 100 },
+    ])
+    // 04:00: the checkout. Inside no more; the old period's allotment is no allotment
+    clock.advance(3_600_000)
+    const after = step.apply(admit('p1'))
+    expect(after).toMatchObject({ decision: 'deny', reason: 'zone_full' })
+    step.tallies.allot({ hall: { period: '2026-12-06', limit: 100 } })
+    expect(step.apply(admit('p1'))).toMatchObject({ decision: 'admit', access: { zoneIn: 'hall' } })
+  })
+})
