@@ -18,6 +18,7 @@ import {
   startEmbeddedPostgres,
 } from './embedded.js'
 import { loadSecrets, type Secrets, saveSecrets, secret } from './secrets.js'
+import { DEMO_EVENT, ensureDemoPolicy, withCategories } from './venue.js'
 
 /** What the demo runs: where, on which port, how many gates and participants. */
 export interface UpOptions {
@@ -88,6 +89,7 @@ export async function up(o: UpOptions): Promise<number> {
       databaseUrl = pgServer.url
     }
     const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 })
+    let venue: { capacity: number; exit: string | null } = { capacity: 0, exit: null }
     try {
       const client = await pool.connect()
       try {
@@ -100,15 +102,24 @@ export async function up(o: UpOptions): Promise<number> {
         gateId: 'roster',
         source: { kind: 'sim', sim: { participants: o.participants, seed: SEED } },
       })
-      const roster = await importParticipants(pool, demoRosterFor(agentDefaults))
+      const roster = await importParticipants(pool, withCategories(demoRosterFor(agentDefaults)), {
+        eventId: DEMO_EVENT,
+      })
       log.info(roster, 'demo roster in the cloud')
       // gates and their keys (a key is printed once by `gates add`; here it is kept in secrets.json)
       for (const id of gateIds) {
         const g = secrets.gates[id] as Secrets['gates'][string]
         const exists = (await pool.query('SELECT 1 FROM gates WHERE id = $1', [id])).rowCount === 1
-        if (!exists) g.key = await addGate(pool, id, { name: `Demo door ${id.slice(5)}` })
+        if (!exists)
+          g.key = await addGate(pool, id, { name: `Demo door ${id.slice(5)}`, eventId: DEMO_EVENT })
         else if (!g.key) g.key = await rotateKey(pool, id, 0)
       }
+      // gates of a demo made before it had an event join it
+      await pool.query('UPDATE gates SET event_id = $1 WHERE id = ANY($2::text[]) AND event_id IS NULL', [
+        DEMO_EVENT,
+        gateIds,
+      ])
+      venue = await ensureDemoPolicy(pool, gateIds, o.participants)
       saveSecrets(secretsFile, secrets)
     } finally {
       await pool.end()
@@ -214,6 +225,7 @@ export async function up(o: UpOptions): Promise<number> {
         `  MQTT        ${broker ? `embedded aedes at ${broker.url} (a password per gate)` : 'MQTT_URL'}`,
         `  Redis       ${env['REDIS_URL'] ? 'REDIS_URL' : 'none: the cloud caches in process (L1) only'}`,
         `  gates       ${gateIds.join(', ')} on the simulated source (${o.participants} participants), data in ${path.join(dataDir, 'gates')}`,
+        `  access      event ${DEMO_EVENT}: the main hall holds ${venue.capacity}${venue.exit ? `, ${venue.exit} is its exit` : ''}; occupancy: curl -H 'Authorization: Bearer <ops token>' ${cloudUrl}/v1/query/events/${DEMO_EVENT}/occupancy`,
         '  gatectl     npx gatectl --data-dir <gate data dir> status',
         'Ctrl-C stops everything; the next start keeps the data.',
         '',

@@ -154,6 +154,26 @@ describe('npm start: the whole system on embedded defaults', () => {
       90_000,
       1_000,
     )
+    // the demo venue's access policy: the hall fills through the first doors, empties through the last
+    const hall = await eventually(
+      async () => {
+        const o = await api<{
+          zones: Array<{
+            zone: string
+            capacity: number
+            gates: Array<{ gateId: string; entries: number; exits: number }>
+          }>
+        }>('/v1/query/events/demo/occupancy')
+        const z = o.zones.find((x) => x.zone === 'hall')
+        const entered = z?.gates.some((g) => g.gateId !== 'gate-3' && g.entries > 0)
+        const left = z?.gates.some((g) => g.gateId === 'gate-3' && g.exits > 0)
+        return entered && left ? z : null
+      },
+      90_000,
+      1_000,
+    )
+    expect(hall.capacity).toBeGreaterThan(0)
+    expect(up.out()).toMatch(/access\s+event demo: the main hall holds \d+, gate-3 is its exit/)
     // the broker authenticates every client and keeps each gate to its own topics
     const url = `mqtt://127.0.0.1:${ports.mqtt}`
     await expect(
