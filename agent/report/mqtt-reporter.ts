@@ -14,13 +14,13 @@ import {
   type GateMetrics,
   PASSAGES_TOPIC_FILTER,
   type PassagePayload,
-  passagePayloadSchema,
   type StatusPayload,
 } from '../../shared/fleet.js'
 import type { Clock } from '../clock.js'
 import { type Db, getMeta, setMeta } from '../store/db.js'
 import { CommandGuard } from './command-guard.js'
 import { FleetEventQueue } from './fleet-events.js'
+import { passageFrom } from './passages.js'
 
 /** What the signed fleet commands do on this gate. */
 export interface ReporterCommands {
@@ -214,20 +214,11 @@ export class MqttReporter {
     this.stats.published++
   }
 
-  /** Another gate's passage: checked (the topic names its gate) and handed on; garbage is counted. */
+  /** Another gate's passage: checked (passages.ts) and handed on; garbage is counted. */
   private onPassage(topic: string, raw: Buffer): void {
-    let parsed: ReturnType<typeof passagePayloadSchema.safeParse>
-    try {
-      parsed = passagePayloadSchema.safeParse(JSON.parse(raw.toString('utf8')))
-    } catch {
-      this.stats.garbage++
-      return
-    }
-    if (!parsed.success || topic !== fleetTopics(parsed.data.gateId).passages) {
-      this.stats.garbage++
-      return
-    }
-    this.deps.onPassage?.(parsed.data)
+    const passage = passageFrom(topic, raw)
+    if (passage === null) this.stats.garbage++
+    else this.deps.onPassage?.(passage)
   }
 
   private publishMetrics(): void {

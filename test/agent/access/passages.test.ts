@@ -6,6 +6,7 @@ import { PolicyStore } from '../../../agent/access/policy-store.js'
 import { systemClock } from '../../../agent/clock.js'
 import type { Verdict } from '../../../agent/pipeline/validator.js'
 import { MqttReporter } from '../../../agent/report/mqtt-reporter.js'
+import { passageFrom } from '../../../agent/report/passages.js'
 import { type Db, openDatabase } from '../../../agent/store/db.js'
 import { Outbox } from '../../../agent/store/outbox.js'
 import { parsePolicy } from '../../../shared/access/policy.js'
@@ -137,5 +138,31 @@ describe('anti-passback across the gates of a zone, over the venue broker', () =
     expect(north.access.learn({ ...passage, gateId: SOUTH })).toBe(true)
     expect(north.access.learn({ ...passage, gateId: SOUTH })).toBe(false)
     expect(north.access.apply(admit('p-2')).reason).toBe('anti_passback')
+  })
+})
+
+describe('a passage off the broker', () => {
+  const good = {
+    v: 1,
+    id: '0192b1c0-0000-7000-8000-00000000cafe',
+    gateId: 'south-in',
+    participantId: 'p-3',
+    zoneIn: 'hall',
+    zoneOut: null,
+    ts: 1_764_900_000_000,
+    policyVersion: 2,
+  }
+  const raw = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v))
+
+  it('is taken when it is well formed and its topic names its gate', () => {
+    expect(passageFrom('gates/south-in/passages', raw(good))).toEqual(good)
+  })
+
+  it('is garbage otherwise: not JSON, not the schema, or another gate than its topic names', () => {
+    expect(passageFrom('gates/south-in/passages', raw('{not json'))).toBeNull()
+    expect(passageFrom('gates/south-in/passages', raw({ ...good, extra: 1 }))).toBeNull()
+    expect(passageFrom('gates/south-in/passages', raw({ ...good, participantId: '' }))).toBeNull()
+    // a gate publishing a passage in another gate's name
+    expect(passageFrom('gates/north-in/passages', raw(good))).toBeNull()
   })
 })
