@@ -1,7 +1,8 @@
 // One MQTT connection and what rides on it: the session numbers, the will and the retained status,
 // metrics, and the answers to commands all share the client, the session and its sequence, so they
-// stay together. What stands alone is apart: the events kept in SQLite (fleet-events.ts) and the
-// checking of commands (command-guard.ts).
+// stay together. What stands alone is apart: the events kept in SQLite (fleet-events.ts), the
+// checking of commands (command-guard.ts) and of other gates' passages (passages.ts). What is left
+// is the connection's own life (connect, close, will, session), a little over 350 lines.
 import { randomBytes } from 'node:crypto'
 import mqtt from 'mqtt'
 import type { Logger } from 'pino'

@@ -3,6 +3,7 @@ import { z } from 'zod'
 import { AccessEngine } from '../../shared/access/engine.js'
 import { type Allotment, rebalance } from '../../shared/access/escrow.js'
 import { type GateTally, occupancy } from '../../shared/access/occupancy.js'
+import type { AccessPolicy } from '../../shared/access/policy.js'
 import type { Queryable } from '../db/pool.js'
 import { currentPolicy } from './policies.js'
 
@@ -125,7 +126,9 @@ export async function reportTallies(
   } finally {
     client.release()
   }
-  for (const z of (await zoneOccupancy(pool, eventId, now)) ?? []) answer.occupancy[z.zone] = z.occupancy
+  // the policy already read: every gate reports about once a second
+  for (const z of (await zoneOccupancy(pool, eventId, now, policy)) ?? [])
+    answer.occupancy[z.zone] = z.occupancy
   return answer
 }
 
@@ -154,8 +157,9 @@ export async function zoneOccupancy(
   db: Queryable,
   eventId: string,
   now: number,
+  inForce?: AccessPolicy,
 ): Promise<ZoneOccupancy[] | null> {
-  const policy = await currentPolicy(db, eventId)
+  const policy = inForce ?? (await currentPolicy(db, eventId))
   if (policy === null) return null
   const engine = new AccessEngine(policy)
   const tallies = await db.query<TallyRow & { zone: string }>(
