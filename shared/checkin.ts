@@ -2,7 +2,8 @@ import { z } from 'zod'
 
 /**
  * Why a gate denied someone: the roster's reasons (unknown badge, revoked, inactive), the re-entry
- * window's, and the access rules' (shared/access/engine.ts).
+ * window's, the access rules' (shared/access/engine.ts), a technician's (`by_hand`), and an admit
+ * the person did not go through (`not_passed`: the record that annuls it).
  */
 export const denyReasonSchema = z.enum([
   'unknown',
@@ -17,6 +18,8 @@ export const denyReasonSchema = z.enum([
   'entries_per_day',
   'entries_total',
   'zone_full',
+  'by_hand',
+  'not_passed',
 ])
 export type DenyReason = z.infer<typeof denyReasonSchema>
 
@@ -44,7 +47,8 @@ export const checkinSchema = z
     gateId: storableText(64, 1),
     token: storableText(48, 1),
     participantId: storableText(128).nullable(),
-    method: z.literal('ble'),
+    /** 'ble': the gate decided on a badge it heard; 'manual': a technician decided (gatectl) */
+    method: z.enum(['ble', 'manual']),
     decision: z.enum(['admit', 'deny']),
     reason: denyReasonSchema.nullable(),
     rssi: z.number().int().min(-127).max(20),
@@ -53,6 +57,20 @@ export const checkinSchema = z
     bootId: z.string().uuid(),
     bootSeq: z.number().int().positive(),
     rosterVersion: z.number().int().nonnegative(),
+    // Under an access policy (absent otherwise, so records without one stay as small as before):
+    /** the zone this passage entered / left */
+    zoneIn: storableText(64, 1).optional(),
+    zoneOut: storableText(64, 1).optional(),
+    /** the rule that admitted or denied, and the policy version it belongs to */
+    ruleId: storableText(64, 1).optional(),
+    policyVersion: z.number().int().positive().optional(),
+    /** a denial by the rules, in words: `VIP lounge opens at 18:00 Europe/Berlin` */
+    explanation: storableText(300, 1).optional(),
+    /** by hand: who decided (the technician's login) and why */
+    actor: storableText(64, 1).optional(),
+    note: storableText(300, 1).optional(),
+    /** an admit the person did not go through: the id of the admit this record annuls */
+    annuls: z.string().uuid().optional(),
   })
   .strict()
 export type Checkin = z.infer<typeof checkinSchema>

@@ -17,6 +17,10 @@ export type CheckinDraft = Pick<
   monoMs: number
   /** what the access rules made of it (kept with the row: the zone ledger is rebuilt from it) */
   access?: AccessNote | undefined
+  /** a decision by hand (gatectl admit|deny): who made it and why */
+  manual?: { actor: string; note: string } | undefined
+  /** an admit the person did not go through: the id of the admit this record annuls */
+  annuls?: string | undefined
 }
 
 /** Called once the check-in is durable (committed with synchronous=FULL), never before. */
@@ -69,6 +73,28 @@ interface Queued {
   at: number
 }
 
+/**
+ * What a record says besides its verdict (shared/checkin.ts): only the fields that have a value,
+ * so that a record without an access policy stays as small as it always was.
+ */
+function describe(row: Checkin, draft: CheckinDraft): void {
+  const a = draft.access
+  if (a) {
+    if (a.zoneIn !== null) row.zoneIn = a.zoneIn
+    if (a.zoneOut !== null) row.zoneOut = a.zoneOut
+    if (a.ruleId !== null) row.ruleId = a.ruleId
+    if (a.policyVersion > 0) row.policyVersion = a.policyVersion
+    // why in words, for a denial (an admit's explanation adds nothing the rule does not say)
+    if (draft.decision === 'deny' && a.explanation) row.explanation = a.explanation.slice(0, 300)
+  }
+  if (draft.manual) {
+    row.method = 'manual'
+    row.actor = draft.manual.actor
+    row.note = draft.manual.note
+  }
+  if (draft.annuls) row.annuls = draft.annuls
+}
+
 /** decisions waiting for a commit that keeps failing: more are refused (fail closed), not queued */
 const MAX_QUEUED = 10_000
 /** default of `maxWaitMs`, ms */
@@ -104,11 +130,12 @@ export class GroupCommit implements DecisionSink {
   ) {
     const insert = db.prepare(
       `INSERT INTO checkins (id, gate_id, token, participant_id, method, decision, reason, rssi, wall_ms, mono_ms,
-         boot_id, boot_seq, roster_version, zone_in, zone_out, rule_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         boot_id, boot_seq, roster_version, zone_in, zone_out, rule_id, policy_version, explanation, actor, note, annuls)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     this.commitQueue = db.transaction((rows: Queued[]) => {
       // positional: no object made per row on the path every decision takes
-      for (const { row: r, access: a } of rows)
+      for (const { row: r } of rows)
         insert.run(
           r.id,
           r.gateId,
@@ -123,9 +150,14 @@ export class GroupCommit implements DecisionSink {
           r.bootId,
           r.bootSeq,
           r.rosterVersion,
-          a?.zoneIn ?? null,
-          a?.zoneOut ?? null,
-          a?.ruleId ?? null,
+          r.zoneIn ?? null,
+          r.zoneOut ?? null,
+          r.ruleId ?? null,
+          r.policyVersion ?? null,
+          r.explanation ?? null,
+          r.actor ?? null,
+          r.note ?? null,
+          r.annuls ?? null,
         )
     })
   }
@@ -157,6 +189,7 @@ export class GroupCommit implements DecisionSink {
       bootSeq: ++this.bootSeq,
       rosterVersion: draft.rosterVersion,
     }
+    if (draft.access || draft.manual || draft.annuls) describe(row, draft)
     this.queue.push({ row, access: draft.access, onDurable, onWithheld, at: performance.now() })
     if (this.scheduled === null)
       this.scheduled = schedule(() => this.flushQuietly(), this.deps.groupCommitDelayMs)

@@ -14,7 +14,9 @@ export interface OutboxCounts {
 /** A check-in's columns under the names of its wire format (shared/checkin.ts). */
 export const CHECKIN_COLUMNS =
   'id, gate_id AS gateId, token, participant_id AS participantId, method, decision, reason, rssi, wall_ms AS ts, ' +
-  'mono_ms AS monoMs, boot_id AS bootId, boot_seq AS bootSeq, roster_version AS rosterVersion'
+  'mono_ms AS monoMs, boot_id AS bootId, boot_seq AS bootSeq, roster_version AS rosterVersion, ' +
+  'zone_in AS zoneIn, zone_out AS zoneOut, rule_id AS ruleId, policy_version AS policyVersion, ' +
+  'explanation, actor, note, annuls'
 
 /** Buffer counts from any connection (also a read-only one, when the daemon is down). */
 export function outboxCounts(db: Db): OutboxCounts {

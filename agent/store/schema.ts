@@ -78,6 +78,16 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX checkins_zones ON checkins (seq_no) WHERE zone_in IS NOT NULL OR zone_out IS NOT NULL;
   UPDATE meta SET value = '0' WHERE key = 'roster_cursor';
   `,
+  // v5: what the cloud is told of a decision besides the verdict: the policy version and, for a
+  // denial by the rules, why in words; a decision by hand, who made it and why; and the admit an
+  // unconfirmed passage annuls
+  `
+  ALTER TABLE checkins ADD COLUMN policy_version INTEGER;
+  ALTER TABLE checkins ADD COLUMN explanation TEXT;
+  ALTER TABLE checkins ADD COLUMN actor TEXT;
+  ALTER TABLE checkins ADD COLUMN note TEXT;
+  ALTER TABLE checkins ADD COLUMN annuls TEXT;
+  `,
 ]
 
 /** The schema version this build writes. */

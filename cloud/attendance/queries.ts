@@ -21,6 +21,8 @@ export async function participantCheckins(
 ): Promise<{ checkins: Array<Record<string, unknown>>; next: string | null }> {
   const r = await db.query<{ ts_us: string } & Record<string, unknown>>(
     `SELECT id, ts, gate_id AS "gateId", method, decision, reason, rssi, received_at AS "receivedAt",
+            zone_in AS "zoneIn", zone_out AS "zoneOut", rule_id AS "ruleId", policy_version AS "policyVersion",
+            explanation, actor, note, annuls,
             (extract(epoch FROM ts) * 1000000)::bigint AS ts_us
        FROM attendance_records
       WHERE participant_id = $1
@@ -56,7 +58,8 @@ export async function gateCounts(
   since: Date,
 ): Promise<{ since: string; gates: Array<{ gateId: string; count: number; admits: number }> }> {
   const r = await db.query<{ gate_id: string; n: string; admits: string }>(
-    `SELECT gate_id, count(*) AS n, count(*) FILTER (WHERE decision = 'admit') AS admits
+    `SELECT gate_id, count(*) AS n,
+            count(*) FILTER (WHERE decision = 'admit') - count(*) FILTER (WHERE annuls IS NOT NULL) AS admits
        FROM attendance_records WHERE ts >= $1 GROUP BY gate_id ORDER BY gate_id`,
     [since],
   )
@@ -69,7 +72,9 @@ export async function gateCounts(
 /** Today's figures (UTC): check-ins, admits, gates heard from, and the incidents still open. */
 export async function overallStats(db: Queryable): Promise<Record<string, unknown>> {
   const r = await db.query<{ checkins: string; admits: string; gates: string; open_incidents: string }>(
-    `SELECT count(*) AS checkins, count(*) FILTER (WHERE decision = 'admit') AS admits, count(DISTINCT gate_id) AS gates,
+    `SELECT count(*) AS checkins,
+            count(*) FILTER (WHERE decision = 'admit') - count(*) FILTER (WHERE annuls IS NOT NULL) AS admits,
+            count(DISTINCT gate_id) AS gates,
             (SELECT count(*) FROM incidents WHERE resolved_at IS NULL) AS open_incidents
        FROM attendance_records WHERE ts >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'`,
     [],

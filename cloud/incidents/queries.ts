@@ -8,6 +8,7 @@ export const INCIDENT_KINDS = [
   'wrong_event',
   'unknown_participant',
   'id_conflict',
+  'anti_passback',
 ] as const
 
 export type IncidentKind = (typeof INCIDENT_KINDS)[number]

@@ -21,6 +21,7 @@ const DOUBLE_ENTRY_CANDIDATES_SQL = `
 SELECT a.participant_id AS "participantId", a.id, a.gate_id AS "gateId", (extract(epoch FROM a.ts) * 1000)::float8 AS "tsMs"
   FROM attendance_records a
  WHERE a.participant_id = ANY($2::text[]) AND a.decision = 'admit' AND a.gate_id <> $1
+   AND a.zone_in IS NULL AND a.zone_out IS NULL
    AND a.ts >= to_timestamp($3 / 1000.0) AND a.ts <= to_timestamp($4 / 1000.0)`
 
 /** One double-entry incident per new admit that has one (resent: the incident is unique per record). */
@@ -161,7 +162,12 @@ export async function raiseIncidents(
   // checked for every admit of the batch, new or resent: an incident is unique per record, so a
   // resend cannot raise it twice (and a batch stored by an attempt that failed later is checked
   // when it is resent)
-  const admits = valid.filter((r) => r.decision === 'admit' && r.participantId !== null)
+  // passages under an access policy are judged by its rules instead (passback.ts): admits at two
+  // gates are how people move between the zones of a venue
+  const admits = valid.filter(
+    (r) =>
+      r.decision === 'admit' && r.participantId !== null && r.zoneIn === undefined && r.zoneOut === undefined,
+  )
   if (admits.length > 0 && limits.doubleEntryWindowMs > 0)
     await raiseDoubleEntries(pool, gateId, admits, limits.doubleEntryWindowMs)
   const first = valid[0]

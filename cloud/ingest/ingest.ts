@@ -8,6 +8,7 @@ import type { SyncResult } from '../../shared/sync.js'
 import { type IncidentLimits, judgeGateClock, raiseIncidents } from './batch-incidents.js'
 import type { IngestCounters } from './counters.js'
 import { checkEvent } from './event-check.js'
+import { raisePassbackIncidents } from './passback.js'
 import { type RecordIssue, reportRecords } from './record-incidents.js'
 import type { RosterIndex } from './roster-index.js'
 import { splitRepeats, storeResent } from './unique-ids.js'
@@ -29,7 +30,8 @@ export interface IngestLimits extends IncidentLimits {
 }
 
 const COPY_SQL =
-  'COPY attendance_records (id, ts, gate_id, participant_id, token, method, decision, reason, rssi, boot_id, boot_seq, mono_ms, roster_version) FROM STDIN'
+  'COPY attendance_records (id, ts, gate_id, participant_id, token, method, decision, reason, rssi, boot_id, boot_seq, mono_ms, roster_version, ' +
+  'zone_in, zone_out, rule_id, policy_version, explanation, actor, note, annuls) FROM STDIN'
 // the ids once more, unique on their own whatever the time (see unique-ids.ts); first, so that a
 // resent batch fails before its records are written
 const IDS_COPY_SQL = 'COPY checkin_ids (id) FROM STDIN'
@@ -62,9 +64,30 @@ function isoTime(ms: number): string {
   return `${isoPrefix}.${frac < 10 ? '00' : frac < 100 ? '0' : ''}${frac}Z`
 }
 
+/** the optional fields of a record without any (most of them): all NULL */
+const NO_DETAILS = '\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N'
+
+/** An optional text as COPY text (NULL is \N). */
+const optText = (v: string | undefined) => (v === undefined ? '\\N' : copyText(v))
+
+/** The optional fields of a record (shared/checkin.ts: access policy, by hand, annulment). */
+function copyDetails(r: Checkin): string {
+  if (
+    r.zoneIn === undefined &&
+    r.zoneOut === undefined &&
+    r.ruleId === undefined &&
+    r.policyVersion === undefined &&
+    r.explanation === undefined &&
+    r.actor === undefined &&
+    r.annuls === undefined
+  )
+    return NO_DETAILS
+  return `\t${optText(r.zoneIn)}\t${optText(r.zoneOut)}\t${optText(r.ruleId)}\t${r.policyVersion ?? '\\N'}\t${optText(r.explanation)}\t${optText(r.actor)}\t${optText(r.note)}\t${r.annuls ?? '\\N'}`
+}
+
 /** One check-in as a line of COPY text (NULL is \N); the gate id is the authenticated one. */
 export function copyLine(r: Checkin, gateId: string): string {
-  return `${r.id}\t${isoTime(r.ts)}\t${copyText(gateId)}\t${r.participantId === null ? '\\N' : copyText(r.participantId)}\t${copyText(r.token)}\t${r.method}\t${r.decision}\t${r.reason ?? '\\N'}\t${r.rssi}\t${r.bootId}\t${r.bootSeq}\t${r.monoMs}\t${r.rosterVersion}\n`
+  return `${r.id}\t${isoTime(r.ts)}\t${copyText(gateId)}\t${r.participantId === null ? '\\N' : copyText(r.participantId)}\t${copyText(r.token)}\t${r.method}\t${r.decision}\t${r.reason ?? '\\N'}\t${r.rssi}\t${r.bootId}\t${r.bootSeq}\t${r.monoMs}\t${r.rosterVersion}${copyDetails(r)}\n`
 }
 
 /** What storing a batch did: records stored now (`fresh`: their ids, null for all) or the conflicts that stopped it. */
@@ -128,7 +151,8 @@ async function storeRecords(
  * gate's event (event-check.ts), store the valid records in one transaction (storeRecords: a
  * resent record is a duplicate, never an error; an id resent with another time or content is
  * refused, unique-ids.ts), then raise incidents (double entry across gates, clock skew, late
- * upload: batch-incidents.ts; unknown participants). A record claiming another gate makes the
+ * upload: batch-incidents.ts; unknown participants; anti-passback violations that slipped through a
+ * partition: passback.ts). A record claiming another gate makes the
  * whole batch forbidden: a gate can only write its own check-ins.
  */
 export async function ingestBatch(
@@ -209,6 +233,7 @@ export async function ingestBatch(
   const flagged = event.unknownParticipant.filter((u) => stored.fresh?.has(u.record.id.toLowerCase()) ?? true)
   await reportRecords(pool, gateId, 'unknown_participant', flagged, counters?.flagged)
   await raiseIncidents(pool, gateId, unique.records, batch.sentAt, skewMs, limits)
+  await raisePassbackIncidents(pool, ctx?.eventId ?? null, unique.records)
   return {
     accepted: stored.accepted,
     duplicates: valid.length - stored.accepted,

@@ -69,7 +69,9 @@ const INPUT = `
 input AS (
   SELECT * FROM json_to_recordset($1::json) AS t(
     "id" uuid, "ts" float8, "participantId" text, "token" text, "method" text, "decision" text, "reason" text,
-    "rssi" smallint, "bootId" uuid, "bootSeq" bigint, "monoMs" float8, "rosterVersion" bigint)
+    "rssi" smallint, "bootId" uuid, "bootSeq" bigint, "monoMs" float8, "rosterVersion" bigint,
+    "zoneIn" text, "zoneOut" text, "ruleId" text, "policyVersion" integer, "explanation" text, "actor" text,
+    "note" text, "annuls" uuid)
 )`
 
 // the records whose id is new, in one statement: the id first (a concurrent upload of the same id
@@ -79,9 +81,11 @@ const INSERT_NEW_SQL = `
 WITH ${INPUT},
 fresh AS (INSERT INTO checkin_ids (id) SELECT id FROM input ON CONFLICT DO NOTHING RETURNING id)
 INSERT INTO attendance_records (id, ts, gate_id, participant_id, token, method, decision, reason, rssi,
-                                boot_id, boot_seq, mono_ms, roster_version)
+                                boot_id, boot_seq, mono_ms, roster_version, zone_in, zone_out, rule_id,
+                                policy_version, explanation, actor, note, annuls)
 SELECT i.id, to_timestamp(i.ts / 1000.0), $2, i."participantId", i.token, i.method, i.decision, i.reason, i.rssi,
-       i."bootId", i."bootSeq", i."monoMs", i."rosterVersion"
+       i."bootId", i."bootSeq", i."monoMs", i."rosterVersion", i."zoneIn", i."zoneOut", i."ruleId",
+       i."policyVersion", i.explanation, i.actor, i.note, i.annuls
   FROM input i JOIN fresh f ON f.id = i.id
 ON CONFLICT (id, ts) DO NOTHING
 RETURNING id::text AS id`

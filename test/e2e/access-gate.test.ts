@@ -259,6 +259,21 @@ describe('end to end: a gate decides by the access policy its event has in the c
         'anti_passback',
         'zone_full',
       ])
+      // each with the rule that decided and, for a denial, why in words: in the ops query API too
+      const res = await fetch(`${url}/v1/query/participants/p-speaker/checkins`, {
+        headers: { authorization: `Bearer ${OPS}` },
+      })
+      const speaker = ((await res.json()) as { checkins: Array<Record<string, unknown>> }).checkins[0]
+      expect(speaker).toMatchObject({
+        reason: 'outside_time_window',
+        ruleId: 'speakers',
+        policyVersion: 1,
+        explanation: `VIP lounge opens at ${speakersFrom} UTC`,
+      })
+      const admitted = await sql.query(
+        'SELECT zone_in, zone_out, rule_id FROM attendance_records WHERE reason IS NULL',
+      )
+      expect(admitted.rows).toEqual([{ zone_in: 'vip', zone_out: 'hall', rule_id: 'vip-guests' }])
       // and the lounge's occupancy, from the gate's tallies
       const occupancy = await eventually(
         async () => {

@@ -64,6 +64,14 @@ const CSV_FIELDS: Array<keyof Checkin | 'state' | 'syncError'> = [
   'bootId',
   'bootSeq',
   'rosterVersion',
+  'zoneIn',
+  'zoneOut',
+  'ruleId',
+  'policyVersion',
+  'explanation',
+  'actor',
+  'note',
+  'annuls',
   'state',
   'syncError',
 ]
@@ -72,6 +80,16 @@ const CSV_FIELDS: Array<keyof Checkin | 'state' | 'syncError'> = [
 function csvCell(value: unknown): string {
   const text = value === null || value === undefined ? '' : printable(String(value))
   return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text
+}
+
+/** What a row says besides its verdict: by whose hand, which rule and why, what it annuls. */
+function rowDetail(row: Checkin): string {
+  const parts: string[] = []
+  if (row.actor) parts.push(`by hand (${printable(row.actor)}): ${printable(row.note ?? '')}`)
+  if (row.ruleId) parts.push(`[${printable(row.ruleId)}]`)
+  if (row.explanation) parts.push(printable(row.explanation))
+  if (row.annuls) parts.push(`annuls ${row.annuls}`)
+  return parts.length > 0 ? `  ${parts.join(' ')}` : ''
 }
 
 async function list(ctx: CliContext, options: ListOptions): Promise<number> {
@@ -84,7 +102,7 @@ async function list(ctx: CliContext, options: ListOptions): Promise<number> {
         : rows
             .map(
               (row) =>
-                `${new Date(row.ts).toISOString()}  ${row.state.padEnd(8)} ${row.decision.padEnd(5)} ${(row.reason ?? '').padEnd(18)} ${printable(row.token)}  ${printable(row.participantId ?? '-')}  ${row.id}`,
+                `${new Date(row.ts).toISOString()}  ${row.state.padEnd(8)} ${row.decision.padEnd(5)} ${(row.reason ?? '').padEnd(18)} ${printable(row.token)}  ${printable(row.participantId ?? '-')}  ${row.id}${rowDetail(row)}`,
             )
             .join('\n'),
     )

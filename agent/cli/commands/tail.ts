@@ -17,7 +17,11 @@ function line(stream: string, data: unknown): string {
     const time = new Date(decision.ts).toISOString().slice(11, 23)
     const verdict = decision.decision === 'admit' ? 'ADMIT' : `DENY ${decision.reason}`
     const base = `${time}  ${verdict.padEnd(24)} token ${printable(decision.token)}  ${printable(decision.participantId ?? '-')}  rssi ${decision.rssi}  ${decision.latencyMs.toFixed(2)} ms`
-    return base + accessText(decision)
+    const byHand = decision.actor
+      ? `  BY HAND ${printable(decision.actor)}: ${printable(decision.note ?? '')}`
+      : ''
+    const annuls = decision.annuls ? `  annuls ${decision.annuls}` : ''
+    return base + accessText(decision) + byHand + annuls
   }
   const sighting = data as SightingEvent
   return `           sighting ${printable(sighting.token)} rssi ${sighting.rssi} smoothed ${sighting.smoothed?.toFixed(1) ?? '-'} ${sighting.present ? 'AT GATE' : ''} (${sighting.decoder} ${sighting.address})`
