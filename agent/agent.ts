@@ -230,19 +230,32 @@ export class GateAgent {
     )
     const decoder = createTokenDecoder(config.decoders)
     parts.decoderCounters = decoder.counters as unknown as Record<string, number>
+    // passage confirmation needs a hook to confirm with: without one every admit stands
+    const confirmPassage = config.actuator.confirmPassage && config.actuator.onAdmit !== undefined
+    if (config.actuator.confirmPassage && !confirmPassage)
+      log.warn(
+        'actuator.confirmPassage is set without actuator.onAdmit: nothing can confirm a passage; ignored',
+      )
     const pipeline = new Pipeline({
       decoder,
       proximity,
       dedup,
       validator,
       access,
+      confirmPassage,
       decisions: outbox,
       clock,
       counters: this.counters,
       log: log.child({ component: 'pipeline' }),
     })
     parts.pipeline = pipeline
-    const actuators = new Actuators(config.actuator, log)
+    const actuators = new Actuators(
+      config.actuator,
+      log,
+      confirmPassage
+        ? (admit, passed) => (passed ? access.passed(admit.id) : pipeline.annul(admit))
+        : undefined,
+    )
     this.actuators = actuators
     pipeline.on('decision', (decision) => {
       const { latencyMs: _latency, ...checkin } = decision

@@ -14,6 +14,7 @@ export const controlRequestSchema = z
       'log.level',
       'sync.now',
       'sync.resendRefused',
+      'checkin.byHand',
     ]),
     params: z.record(z.string(), z.unknown()).optional(),
   })
@@ -27,6 +28,15 @@ export type StreamName = z.infer<typeof streamNameSchema>
 
 export const subscribeParamsSchema = z.object({ streams: z.array(streamNameSchema).min(1) }).strict()
 export const lookupParamsSchema = z.object({ token: z.string().min(1).max(64) }).strict()
+/** A technician's decision: the token, the verdict, who (their login) and why. */
+export const byHandParamsSchema = z
+  .object({
+    token: z.string().trim().min(1).max(48),
+    decision: z.enum(['admit', 'deny']),
+    actor: z.string().trim().min(1).max(64),
+    note: z.string().trim().min(1, 'say why (--reason)').max(300),
+  })
+  .strict()
 export const logLevelParamsSchema = z
   .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) })
   .strict()

@@ -40,6 +40,8 @@ export const passagePayloadSchema = z
     /** the gate's wall clock of the decision, ms */
     ts: z.number().int().nonnegative(),
     policyVersion: z.number().int().nonnegative(),
+    /** set when this undoes a passage shared before (the admit was annulled): that passage's id */
+    annuls: z.string().uuid().optional(),
   })
   .strict()
 export type PassagePayload = z.infer<typeof passagePayloadSchema>

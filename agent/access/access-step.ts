@@ -35,6 +35,11 @@ export class AccessStep {
   onShare: ((passage: PassagePayload) => void) | null = null
   /** ids of other gates' passages already heard */
   private readonly heard = new Set<string>()
+  /** this gate's admits waiting to be seen through the gate (passage confirmation), by check-in id */
+  private readonly awaiting = new Map<
+    string,
+    { participantId: string; zoneIn: string | null; zoneOut: string | null; wallMs: number }
+  >()
 
   constructor(
     private readonly deps: { gateId: string; clock: Clock; log: Logger; policies: PolicyStore; db: Db },
@@ -109,23 +114,96 @@ export class AccessStep {
   }
 
   /**
+   * What a decision by hand changes (the rules are not asked): an admit passes this gate's lane,
+   * leaving its `from` zone and entering its `to` zone. Undefined without a policy.
+   */
+  byHand(verdict: Verdict): AccessNote | undefined {
+    const engine = this.engine
+    if (engine === null) return undefined
+    const lane = verdict.decision === 'admit' ? engine.lane(this.deps.gateId) : undefined
+    return {
+      zoneIn: lane?.to ?? null,
+      zoneOut: lane?.from ?? null,
+      ruleId: null,
+      explanation: null,
+      warnings: [],
+      policyVersion: engine.version,
+    }
+  }
+
+  /**
    * A decision is durable: an admit that entered or left a zone goes into the ledger and this gate's
    * tallies, and is shared with the venue's other gates (`onShare`, over their broker).
+   *
+   * `awaitingPassage`: the gate waits to see the person go through (passage confirmation). The
+   * entry counts at once (its place is held while they walk through), the exit only once
+   * confirmed (a place freed by someone who then stayed inside could be given away twice).
    */
-  committed(checkin: Checkin, access: AccessNote | undefined): void {
+  committed(checkin: Checkin, access: AccessNote | undefined, awaitingPassage = false): void {
     if (checkin.participantId === null || checkin.decision !== 'admit' || access === undefined) return
     if (access.zoneIn === null && access.zoneOut === null) return
-    this.recordPassage(checkin.participantId, access.zoneIn, access.zoneOut, checkin.ts, true)
-    this.onShare?.({
+    if (awaitingPassage) {
+      this.awaiting.set(checkin.id, {
+        participantId: checkin.participantId,
+        zoneIn: access.zoneIn,
+        zoneOut: access.zoneOut,
+        wallMs: checkin.ts,
+      })
+      this.recordPassage(checkin.participantId, access.zoneIn, null, checkin.ts, true)
+    } else this.recordPassage(checkin.participantId, access.zoneIn, access.zoneOut, checkin.ts, true)
+    this.share(checkin.id, checkin.participantId, access.zoneIn, access.zoneOut, checkin.ts, undefined)
+  }
+
+  /** The person of an admit awaiting passage went through: its exit counts now. */
+  passed(admitId: string): void {
+    const a = this.awaiting.get(admitId)
+    if (a === undefined) return
+    this.awaiting.delete(admitId)
+    if (a.zoneOut !== null) this.recordPassage(a.participantId, null, a.zoneOut, a.wallMs, true)
+  }
+
+  /**
+   * An admit annulled (`annul` is the durable record that annuls it): the person did not go
+   * through, so its entry is not counted (the place is free again), it is not in the
+   * participant's movements (they may try again at once), and the other gates are told.
+   */
+  annulled(admitId: string, annul: Checkin): void {
+    const a = this.awaiting.get(admitId)
+    if (a === undefined) return
+    this.awaiting.delete(admitId)
+    const engine = this.engine
+    if (a.zoneIn !== null)
+      this.tallies.annul(a.zoneIn, engine === null ? '' : engine.period(a.zoneIn, a.wallMs))
+    this.ledger.undo(this.passage(a.participantId, a.zoneIn, null, a.wallMs), '')
+    this.share(annul.id, a.participantId, a.zoneIn, a.zoneOut, annul.ts, admitId)
+  }
+
+  /** Admits still waiting to be seen through the gate. */
+  awaitingPassage(): number {
+    return this.awaiting.size
+  }
+
+  private share(
+    id: string,
+    participantId: string,
+    zoneIn: string | null,
+    zoneOut: string | null,
+    ts: number,
+    annuls: string | undefined,
+  ): void {
+    if (this.onShare === null) return
+    const passage: PassagePayload = {
       v: FLEET_SCHEMA_VERSION,
-      id: checkin.id,
-      gateId: checkin.gateId,
-      participantId: checkin.participantId,
-      zoneIn: access.zoneIn,
-      zoneOut: access.zoneOut,
-      ts: checkin.ts,
-      policyVersion: access.policyVersion,
-    })
+      id,
+      gateId: this.deps.gateId,
+      participantId,
+      zoneIn,
+      zoneOut,
+      ts,
+      policyVersion: this.engine?.version ?? 0,
+    }
+    if (annuls !== undefined) passage.annuls = annuls
+    this.onShare(passage)
   }
 
   /**
@@ -140,30 +218,63 @@ export class AccessStep {
     if (this.heard.has(p.id)) return false
     this.heard.add(p.id)
     if (this.heard.size > HEARD_MAX) this.heard.delete(this.heard.values().next().value as string)
+    if (p.annuls !== undefined) {
+      // that gate's admit was annulled: undone here too, if it was heard
+      if (!this.heard.has(p.annuls)) return false
+      const periodOut = p.zoneOut === null ? '' : engine.period(p.zoneOut, p.ts)
+      this.ledger.undo(this.passage(p.participantId, p.zoneIn, p.zoneOut, p.ts), periodOut)
+      return true
+    }
     this.recordPassage(p.participantId, p.zoneIn, p.zoneOut, p.ts, false)
     return true
   }
 
   /**
-   * Rebuild the ledger from the gate's own decisions in its SQLite file (the admits that entered or
-   * left a zone, oldest first).
+   * Rebuild the ledger and tallies from the gate's own decisions in its SQLite file (the admits
+   * that entered or left a zone, oldest first, and the records annulling some of them: an annulled
+   * entry counts as entered and annulled, and is not in the ledger). An admit still awaiting its
+   * passage when the agent stopped counts as passed: nothing says otherwise.
    */
   rebuild(db: Db): number {
     const rows = db
       .prepare(
-        `SELECT participant_id AS participantId, zone_in AS zoneIn, zone_out AS zoneOut, wall_ms AS wallMs
+        `SELECT id, participant_id AS participantId, zone_in AS zoneIn, zone_out AS zoneOut, wall_ms AS wallMs, annuls
            FROM checkins
-          WHERE (zone_in IS NOT NULL OR zone_out IS NOT NULL) AND decision = 'admit' AND participant_id IS NOT NULL
+          WHERE (zone_in IS NOT NULL OR zone_out IS NOT NULL) AND participant_id IS NOT NULL
+            AND (decision = 'admit' OR annuls IS NOT NULL)
           ORDER BY seq_no`,
       )
       .all() as Array<{
+      id: string
       participantId: string
       zoneIn: string | null
       zoneOut: string | null
       wallMs: number
+      annuls: string | null
     }>
-    for (const r of rows) this.recordPassage(r.participantId, r.zoneIn, r.zoneOut, r.wallMs, true)
+    const annulled = new Set(rows.map((r) => r.annuls).filter((id) => id !== null))
+    const engine = this.engine
+    for (const r of rows) {
+      if (r.annuls !== null) continue
+      if (!annulled.has(r.id)) this.recordPassage(r.participantId, r.zoneIn, r.zoneOut, r.wallMs, true)
+      else if (r.zoneIn !== null) {
+        const period = engine === null ? '' : engine.period(r.zoneIn, r.wallMs)
+        this.tallies.entered(r.zoneIn, period)
+        this.tallies.annul(r.zoneIn, period)
+      }
+    }
     return rows.length
+  }
+
+  private passage(participantId: string, zoneIn: string | null, zoneOut: string | null, wallMs: number) {
+    const engine = this.engine
+    return {
+      participantId,
+      zoneIn,
+      zoneOut,
+      period: zoneIn !== null && engine !== null ? engine.period(zoneIn, wallMs) : '',
+      day: localTime(wallMs, engine?.timeZone ?? 'UTC').day,
+    }
   }
 
   private recordPassage(

@@ -34,6 +34,12 @@ export class TallyBook {
     this.changes++
   }
 
+  /** One entry into `zone` annulled (the person never went through): its place is free again. */
+  annul(zone: string, period: string): void {
+    this.tally(zone, period).annulled++
+    this.changes++
+  }
+
   /** The tallies to report, by zone. */
   report(): Record<string, GateTally> {
     return Object.fromEntries([...this.tallies].map(([zone, t]) => [zone, { ...t }]))

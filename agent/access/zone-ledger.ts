@@ -60,6 +60,26 @@ export class ZoneLedger {
   }
 
   /**
+   * Undo a passage that did not happen (an admit annulled: the person never went through): not
+   * inside the zone it entered, that entry not counted; back inside the zone it left, in
+   * `periodOut` (that zone's current period).
+   */
+  undo(p: Passage, periodOut: string): void {
+    if (p.zoneIn !== null) {
+      const past = this.pasts.get(keyOf(p.participantId, p.zoneIn))
+      if (past) {
+        past.insideSince = null
+        past.total = Math.max(0, past.total - 1)
+        if (past.day === p.day) past.dayEntries = Math.max(0, past.dayEntries - 1)
+      }
+    }
+    if (p.zoneOut !== null) {
+      const out = this.pasts.get(keyOf(p.participantId, p.zoneOut))
+      if (out) out.insideSince = periodOut
+    }
+  }
+
+  /**
    * One participant's history for the engine; `period(zone)` gives each zone's current period
    * (an entry of an earlier period was undone by the nightly checkout).
    */

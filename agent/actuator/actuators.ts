@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import type { DecisionEvent } from '../../shared/control.js'
 import type { Actuator } from './actuator.js'
-import { CommandActuator, type CommandActuatorOptions } from './command-actuator.js'
+import { CommandActuator, type CommandActuatorOptions, type OnAdmitHookEnd } from './command-actuator.js'
 import { LogActuator } from './log-actuator.js'
 
 /**
@@ -14,16 +14,18 @@ export class Actuators {
   constructor(
     config: CommandActuatorOptions,
     private readonly log: Logger,
+    onAdmitEnd?: OnAdmitHookEnd,
   ) {
     this.all = [new LogActuator(log.child({ component: 'decision' }))]
     if (config.onAdmit || config.onDeny) {
-      this.all.push(new CommandActuator(config, log.child({ component: 'actuator' })))
+      this.all.push(new CommandActuator(config, log.child({ component: 'actuator' }), onAdmitEnd))
     }
   }
 
-  /** Fire every actuator for a durable decision. */
+  /** Fire every actuator for a durable decision (a record annulling an admit opens and lights nothing). */
   fire(decision: DecisionEvent): void {
     for (const actuator of this.all) {
+      if (decision.annuls !== undefined && actuator.name !== 'log') continue
       try {
         actuator.fire(decision)
       } catch (err) {

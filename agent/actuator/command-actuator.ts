@@ -15,6 +15,9 @@ export interface CommandActuatorOptions {
   maxQueue: number
 }
 
+/** How an admit's hook ended: true when it exited 0 (with passage confirmation: the person went through). */
+export type OnAdmitHookEnd = (decision: DecisionEvent, succeeded: boolean) => void
+
 /**
  * Runs a command per decision, one at a time (a turnstile relay takes one pulse at a time), without a
  * shell: placeholders {decision} {token} {participant} {reason} are replaced inside arguments, so a
@@ -22,7 +25,7 @@ export interface CommandActuatorOptions {
  */
 export class CommandActuator implements Actuator {
   readonly name = 'command'
-  private readonly queue: string[][] = []
+  private readonly queue: Array<{ argv: string[]; decision: DecisionEvent }> = []
   private running: ChildProcess | null = null
   private idle: Promise<void> = Promise.resolve()
   private resolveIdle: (() => void) | null = null
@@ -32,6 +35,8 @@ export class CommandActuator implements Actuator {
   constructor(
     private readonly opts: CommandActuatorOptions,
     private readonly log: Logger,
+    /** told how each admit's hook ended (passage confirmation) */
+    private readonly onAdmitEnd?: OnAdmitHookEnd,
   ) {}
 
   fire(decision: DecisionEvent): void {
@@ -40,6 +45,7 @@ export class CommandActuator implements Actuator {
     if (this.queue.length >= this.opts.maxQueue) {
       this.counts.dropped++
       this.log.warn({ queued: this.queue.length }, 'actuator queue full; hook dropped')
+      if (decision.decision === 'admit') this.onAdmitEnd?.(decision, false)
       return
     }
     const values: Record<string, string> = {
@@ -48,21 +54,22 @@ export class CommandActuator implements Actuator {
       participant: decision.participantId ?? '',
       reason: decision.reason ?? '',
     }
-    this.queue.push(
-      argv.map((arg) => arg.replace(/\{(decision|token|participant|reason)\}/g, (_, k) => values[k]!)),
-    )
+    this.queue.push({
+      argv: argv.map((arg) => arg.replace(/\{(decision|token|participant|reason)\}/g, (_, k) => values[k]!)),
+      decision,
+    })
     if (this.running === null) this.next()
   }
 
   private next(): void {
-    const argv = this.queue.shift()
-    if (!argv) {
+    const queued = this.queue.shift()
+    if (!queued) {
       this.resolveIdle?.()
       this.resolveIdle = null
       return
     }
     if (this.resolveIdle === null) this.idle = new Promise((r) => (this.resolveIdle = r))
-    const [cmd, ...args] = argv as [string, ...string[]]
+    const [cmd, ...args] = queued.argv as [string, ...string[]]
     let timedOut = false
     // the hook gets a plain environment, never the agent's (GATE_KEY, MQTT_PASSWORD and
     // GATE_CMD_SECRET come from the environment, and a failing hook's stderr is logged)
@@ -90,6 +97,8 @@ export class CommandActuator implements Actuator {
         this.counts.failed++
         this.log.warn({ cmd, code, err, stderr: stderr.trim() }, 'actuator hook failed')
       }
+      if (queued.decision.decision === 'admit')
+        this.onAdmitEnd?.(queued.decision, !timedOut && !err && code === 0)
       this.next()
     }
     child.once('error', (err) => done(null, err))
@@ -98,6 +107,7 @@ export class CommandActuator implements Actuator {
 
   async stop(): Promise<void> {
     this.stopped = true
+    // admits whose hook never ran are left as they are: the next start counts them as passed
     this.queue.length = 0
     if (this.running) await this.idle
   }

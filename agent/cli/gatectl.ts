@@ -1,5 +1,6 @@
 import { Command } from 'commander'
 import { productVersion } from '../../shared/version.js'
+import { register as byHand } from './commands/by-hand.js'
 import { register as capture } from './commands/capture.js'
 import { register as checkins } from './commands/checkins.js'
 import { register as decode } from './commands/decode.js'
@@ -22,7 +23,8 @@ export function buildGatectl(): Command {
       // commander's own usage errors (unknown command, missing argument) exit 2, help/version exit 0
       process.exit(err.exitCode === 0 ? 0 : 2)
     })
-  for (const register of [status, tail, checkins, roster, sync, decode, capture, doctor]) register(program)
+  for (const register of [status, tail, checkins, byHand, roster, sync, decode, capture, doctor])
+    register(program)
   return program
 }
 

@@ -409,9 +409,15 @@ export const agentConfigSchema = z
           .describe(
             'hooks waiting beyond this many are dropped (and counted) rather than queued without bound',
           ),
+        confirmPassage: z
+          .boolean()
+          .default(false)
+          .describe(
+            'passage confirmation: the onAdmit hook exits 0 once the person has gone through (a turnstile rotation, a GPIO input); any other end (an exit code, killed at timeoutMs, dropped) annuls the admit: recorded, synced, not counted, and the badge may try again at once',
+          ),
       })
       .strict()
-      .default({ timeoutMs: 2_000, maxQueue: 32 })
+      .default({ timeoutMs: 2_000, maxQueue: 32, confirmPassage: false })
       .describe('hooks run for each decision, after it is durable'),
     cloud: z
       .object({

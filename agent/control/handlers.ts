@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import type { StreamName } from '../../shared/control.js'
-import { logLevelParamsSchema, lookupParamsSchema } from '../../shared/control.js'
+import { byHandParamsSchema, logLevelParamsSchema, lookupParamsSchema } from '../../shared/control.js'
+import { GateError } from '../../shared/errors.js'
 import { advertToLine } from '../../shared/replay.js'
 import type { Advert } from '../ble/source.js'
 import type { AgentParts } from '../parts.js'
@@ -50,6 +51,17 @@ export function controlHandlers(from: HandlerSources) {
       const resent = parts.outbox?.resendRefused() ?? 0
       if (resent > 0) void parts.syncer?.syncNow()
       return { resent }
+    },
+    'checkin.byHand': async (params: Record<string, unknown>) => {
+      const req = byHandParamsSchema.parse(params)
+      if (!parts.pipeline)
+        throw new GateError('E_CONTROL_UNAVAILABLE', 'the agent is still starting; try again')
+      const checkin = await parts.pipeline.decideByHand(req)
+      log.warn(
+        { id: checkin.id, token: checkin.token, participantId: checkin.participantId, actor: req.actor },
+        `${req.decision} by hand: ${req.note}`,
+      )
+      return checkin
     },
     'log.level': (params: Record<string, unknown>) => {
       const { level } = logLevelParamsSchema.parse(params)

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import type { Checkin } from '../../shared/checkin.js'
 import type { AccessNote, DecisionEvent, SightingEvent } from '../../shared/control.js'
+import { GateError } from '../../shared/errors.js'
 import type { AccessedVerdict, AccessStep } from '../access/access-step.js'
 import type { Advert } from '../ble/source.js'
 import type { Clock } from '../clock.js'
@@ -33,6 +34,11 @@ export interface PipelineDeps {
   validator: Validator
   /** the event's access rules, after the roster (none: the roster's verdict stands) */
   access?: AccessStep
+  /**
+   * passage confirmation: each admit waits for the actuator to see the person through, and is
+   * annulled (`annul`) when it does not
+   */
+  confirmPassage?: boolean
   /** where decisions are made durable before they are emitted (the outbox) */
   decisions: DecisionSink
   clock: Clock
@@ -119,7 +125,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
           access,
         },
         (checkin) => {
-          this.deps.access?.committed(checkin, access)
+          this.deps.access?.committed(checkin, access, this.deps.confirmPassage === true)
           this.emitDecision(checkin, advertTs, access)
         },
         () => this.withheld(sighting),
@@ -129,6 +135,105 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
       this.deps.counters.withheld++
       this.deps.log.error({ err, token: sighting.token }, 'decision could not be buffered; withheld')
       return false
+    }
+  }
+
+  /**
+   * A technician's decision (gatectl admit|deny): recorded like any other, with who made it and
+   * why, and emitted once durable (an admit opens the gate as any admit does). The access rules are
+   * not asked, but an admit is a passage through this gate's lane all the same: it counts in the
+   * zone's occupancy and the participant's movements. An admit needs a participant of the roster;
+   * a deny may name any token (a badge the roster does not know, turned away at the door).
+   */
+  decideByHand(req: {
+    token: string
+    decision: 'admit' | 'deny'
+    actor: string
+    note: string
+  }): Promise<Checkin> {
+    const { validator, dedup, clock } = this.deps
+    const token = req.token.toLowerCase()
+    const roster = validator.validate(token)
+    if (req.decision === 'admit' && roster.participantId === null)
+      throw new GateError(
+        'E_INPUT',
+        `no participant has token ${token} in this gate's roster; nothing recorded`,
+      )
+    const verdict: Verdict = {
+      decision: req.decision,
+      reason: req.decision === 'admit' ? null : 'by_hand',
+      participantId: roster.participantId,
+      rosterVersion: roster.rosterVersion,
+    }
+    const access = this.deps.access?.byHand(verdict)
+    const mono = clock.mono()
+    return new Promise<Checkin>((resolve, reject) => {
+      this.deps.decisions.append(
+        {
+          token,
+          participantId: verdict.participantId,
+          decision: verdict.decision,
+          reason: verdict.reason,
+          // no radio reading: the floor of the scale
+          rssi: -127,
+          rosterVersion: verdict.rosterVersion,
+          monoMs: mono,
+          access,
+          manual: { actor: req.actor, note: req.note },
+        },
+        (checkin) => {
+          dedup.remember(token, verdict, mono)
+          this.deps.access?.committed(checkin, access, this.deps.confirmPassage === true)
+          this.emitDecision(checkin, mono, access)
+          resolve(checkin)
+        },
+        () =>
+          reject(
+            new GateError('E_DB_WRITE', 'the database did not accept the decision in time; nothing recorded'),
+          ),
+      )
+    })
+  }
+
+  /**
+   * An admit the person did not go through (passage confirmation: the actuator did not see them
+   * pass in time): a record annulling it is made durable (a denial, `not_passed`, naming the
+   * admit), its entry stops counting, and the badge may try again at once.
+   */
+  annul(admit: DecisionEvent): void {
+    if (admit.decision !== 'admit' || admit.annuls !== undefined) return
+    const mono = this.deps.clock.mono()
+    const access: AccessNote | undefined = admit.access && {
+      ...admit.access,
+      explanation: 'not seen through the gate in time; the admit is annulled',
+      warnings: [],
+    }
+    try {
+      this.deps.decisions.append(
+        {
+          token: admit.token,
+          participantId: admit.participantId,
+          decision: 'deny',
+          reason: 'not_passed',
+          rssi: admit.rssi,
+          rosterVersion: admit.rosterVersion,
+          monoMs: mono,
+          access,
+          annuls: admit.id,
+        },
+        (checkin) => {
+          this.deps.dedup.forget(admit.token, admit.monoMs)
+          this.deps.access?.annulled(admit.id, checkin)
+          this.emitDecision(checkin, mono, access)
+        },
+        () =>
+          this.deps.log.error(
+            { id: admit.id },
+            'the annulment of an admit was withheld (the disk is failing)',
+          ),
+      )
+    } catch (err) {
+      this.deps.log.error({ err, id: admit.id }, 'the annulment of an admit could not be recorded')
     }
   }
 

@@ -18,6 +18,7 @@ export const AGENT_EXTRA_ENV: Record<string, string> = {
   GATE_CONFIG: 'the JSON config file, when `--config` is not given',
   NOTIFY_SOCKET: 'set by systemd (`Type=notify`): where the agent says READY, WATCHDOG and STOPPING',
   WATCHDOG_USEC: 'set by systemd (`WatchdogSec`): the agent pings at half of it',
+  SUDO_USER: 'set by sudo: `gatectl admit` and `gatectl deny` record this login as who decided',
 }
 
 /** Environment variables gate-cloud and the demo (`npm start`) read besides CLOUD_ENV. */

@@ -59,8 +59,9 @@ describe('the access rules at the gate, over its SQLite file', () => {
     return step
   }
   /** What the pipeline does: the rules, then the durable commit, then the ledger. */
-  const pass = async (step: AccessStep, participantId: string) => {
+  const pass = async (step: AccessStep, participantId: string, awaitingPassage = false) => {
     const v = step.apply(admit(participantId))
+    let id = ''
     await new Promise<void>((resolve) => {
       outbox.append(
         {
@@ -74,13 +75,42 @@ describe('the access rules at the gate, over its SQLite file', () => {
           access: v.access,
         },
         (c) => {
-          step.committed(c, v.access)
+          id = c.id
+          step.committed(c, v.access, awaitingPassage)
           resolve()
         },
       )
     })
-    return v
+    return { ...v, id }
   }
+  /** What the pipeline does when the turnstile did not see them through: the record annulling it. */
+  const annul = (step: AccessStep, admitId: string, participantId: string) =>
+    new Promise<void>((resolve) => {
+      outbox.append(
+        {
+          token: `00${participantId}`,
+          participantId,
+          decision: 'deny',
+          reason: 'not_passed',
+          rssi: -50,
+          rosterVersion: 1,
+          monoMs: clock.mono(),
+          access: {
+            zoneIn: 'vip',
+            zoneOut: 'hall',
+            ruleId: 'vip',
+            explanation: null,
+            warnings: [],
+            policyVersion: 2,
+          },
+          annuls: admitId,
+        },
+        (c) => {
+          step.annulled(admitId, c)
+          resolve()
+        },
+      )
+    })
 
   beforeEach(() => {
     tmp = tempDir()
@@ -117,6 +147,36 @@ describe('the access rules at the gate, over its SQLite file', () => {
     expect((await pass(step, 'p1')).reason).toBe('anti_passback')
     expect((await pass(step, 'p3')).reason).toBe('zone_full')
     expect(step.tallies.report()['vip']).toMatchObject({ entries: 2 })
+  })
+
+  it('an admit not seen through the gate is annulled: its place is free, the person may try again, a restart agrees', async () => {
+    let step = open()
+    step.tallies.allot({ vip: { period: '', limit: 1 } })
+    const first = await pass(step, 'p1', true)
+    expect(first.decision).toBe('admit')
+    // while they walk through, the place is held and the exit from the hall is not counted yet
+    expect((await pass(step, 'p2', true)).reason).toBe('zone_full')
+    expect(step.tallies.report()['hall']).toBeUndefined()
+    await annul(step, first.id, 'p1')
+    expect(step.tallies.report()['vip']).toEqual({ period: '', entries: 1, exits: 0, annulled: 1 })
+    // no anti-passback against an entry that never happened, and the place is free again
+    const again = await pass(step, 'p1', true)
+    expect(again.decision).toBe('admit')
+    step.passed(again.id)
+    expect(step.tallies.report()).toEqual({
+      vip: { period: '', entries: 2, exits: 0, annulled: 1 },
+      hall: { period: '', entries: 0, exits: 1, annulled: 0 },
+    })
+    outbox.flush()
+    db.close()
+
+    // a restart: the annulled entry counts as entered and annulled, the other as passed
+    step = open()
+    expect(step.tallies.report()).toEqual({
+      vip: { period: '', entries: 2, exits: 0, annulled: 1 },
+      hall: { period: '', entries: 0, exits: 1, annulled: 0 },
+    })
+    expect((await pass(step, 'p1')).reason).toBe('anti_passback')
   })
 
   it('a gate the policy gives no lane denies everyone, and says so', async () => {

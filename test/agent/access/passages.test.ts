@@ -138,6 +138,15 @@ describe('anti-passback across the gates of a zone, over the venue broker', () =
     expect(north.access.learn({ ...passage, gateId: SOUTH })).toBe(true)
     expect(north.access.learn({ ...passage, gateId: SOUTH })).toBe(false)
     expect(north.access.apply(admit('p-2')).reason).toBe('anti_passback')
+    // that admit was annulled at the south gate (nobody walked through): undone here too
+    const annul = {
+      ...passage,
+      gateId: SOUTH,
+      id: '0192b1c0-0000-7000-8000-00000000bee0',
+      annuls: passage.id,
+    }
+    expect(north.access.learn(annul)).toBe(true)
+    expect(north.access.apply(admit('p-2')).decision).toBe('admit')
   })
 })
 
