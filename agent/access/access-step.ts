@@ -63,13 +63,17 @@ export class AccessStep {
     return {
       policyVersion: engine.version,
       lane: lane ? { from: lane.from, to: lane.to } : null,
-      zones: Object.entries(report).map(([zone, t]) => ({
-        zone,
-        period: t.period,
-        entries: t.entries - t.annulled,
-        exits: t.exits,
-        allotment: this.tallies.allotment(zone)?.limit ?? null,
-      })),
+      // the zones this gate counted in, and those it was allotted places in before its first passage
+      zones: [...new Set([...Object.keys(report), ...this.tallies.allottedZones()])].map((zone) => {
+        const t = report[zone]
+        return {
+          zone,
+          period: t?.period ?? this.tallies.allotment(zone)?.period ?? '',
+          entries: t ? t.entries - t.annulled : 0,
+          exits: t?.exits ?? 0,
+          allotment: this.tallies.allotment(zone)?.limit ?? null,
+        }
+      }),
     }
   }
 

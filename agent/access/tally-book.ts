@@ -58,6 +58,11 @@ export class TallyBook {
     return placesLeft(this.allotments[zone], this.tallies.get(zone), period)
   }
 
+  /** The zones the cloud allotted this gate places in. */
+  allottedZones(): string[] {
+    return Object.keys(this.allotments)
+  }
+
   allotment(zone: string): Allotment | undefined {
     return this.allotments[zone]
   }

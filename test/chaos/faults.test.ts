@@ -17,7 +17,8 @@ import {
   spawnAgent,
   waitForAgent,
 } from '../support/process-helpers.js'
-import { controlledProxy, servers, writeResults } from './harness.js'
+import { controlledProxy } from '../support/tcp-proxy.js'
+import { servers, writeResults } from './harness.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const rand = (lo: number, hi: number) => lo + Math.random() * (hi - lo)

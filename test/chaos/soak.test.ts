@@ -3,6 +3,7 @@ import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
 import { tempDir } from '../support/helpers.js'
 import { tempDatabase } from '../support/pg-helpers.js'
+import { controlledProxy } from '../support/tcp-proxy.js'
 import {
   account,
   type Cloud,
@@ -16,7 +17,7 @@ import {
   type TailedGate,
   writeGateConfig,
 } from './gates.js'
-import { controlledProxy, writeResults } from './harness.js'
+import { writeResults } from './harness.js'
 
 /** How many times the gate is killed (`CHAOS_KILLS`; `npm run test:soak` runs it with 100). */
 const KILLS = Number(process.env['CHAOS_KILLS'] ?? 100)
