@@ -355,6 +355,11 @@ export class GateAgent {
     return this.parts.pipeline
   }
 
+  /** The access rules' step, for tests and the benchmark (null before start). */
+  get accessForTests(): AccessStep | null {
+    return this.parts.access
+  }
+
   /** A status snapshot for gatectl and the MQTT metrics. */
   status(): AgentStatus {
     return agentStatus(this.handlerSources())
