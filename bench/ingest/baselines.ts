@@ -7,7 +7,7 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
-import { copyLine } from '../../cloud/ingest/ingest.js'
+import { COPY_SQL, copyLine } from '../../cloud/ingest/ingest.js'
 import type { Checkin } from '../../shared/checkin.js'
 import type { Checkins } from './workload.js'
 
@@ -26,11 +26,7 @@ export async function baselines(sql: pg.Client, checkins: Checkins): Promise<Bas
   // the same lines the service's bulk path sends
   const line = (r: Checkin) => copyLine(r, r.gateId)
   const c0 = performance.now()
-  const copy = sql.query(
-    copyFrom(
-      'COPY attendance_records (id, ts, gate_id, participant_id, token, method, decision, reason, rssi, boot_id, boot_seq, mono_ms, roster_version) FROM STDIN',
-    ),
-  )
+  const copy = sql.query(copyFrom(COPY_SQL))
   await pipeline(
     Readable.from(
       (function* () {

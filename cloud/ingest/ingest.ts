@@ -29,7 +29,8 @@ export interface IngestLimits extends IncidentLimits {
   ingestCopy?: boolean
 }
 
-const COPY_SQL =
+/** The COPY the ingest stores records with (the benchmark's baseline uses the same). */
+export const COPY_SQL =
   'COPY attendance_records (id, ts, gate_id, participant_id, token, method, decision, reason, rssi, boot_id, boot_seq, mono_ms, roster_version, ' +
   'zone_in, zone_out, rule_id, policy_version, explanation, actor, note, annuls) FROM STDIN'
 // the ids once more, unique on their own whatever the time (see unique-ids.ts); first, so that a
