@@ -37,6 +37,11 @@ const ROOT = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '..')
 const BIN = existsSync(path.join(ROOT, 'bin')) ? path.join(ROOT, 'bin') : path.join(ROOT, '..', 'bin')
 /** the simulated crowd's seed: the same roster at every start */
 const SEED = 2026
+/**
+ * how long the demo crowd stays in the hall before it walks out by the exit, ms: the crowd arrives
+ * over two minutes, so the hall fills past its capacity before the first leave
+ */
+const STAY_MS = 90_000
 
 /**
  * `npm start` (gate-demo): the whole system on one machine. Postgres is PGlite
@@ -186,7 +191,10 @@ export async function up(o: UpOptions): Promise<number> {
               sim: {
                 participants: o.participants,
                 seed: SEED,
-                door: { index: i, of: gateIds.length },
+                // the entrances share the crowd out; the exit sees all of it leave, a while later
+                ...(id === venue.exit
+                  ? { door: { index: 0, of: 1 }, follows: { afterMs: STAY_MS } }
+                  : { door: { index: i, of: venue.exit ? gateIds.length - 1 : gateIds.length } }),
                 arrivalSpreadMs: 120_000,
                 loop: true,
               },

@@ -132,6 +132,20 @@ export const simSchema = z
       .describe(
         'this gate is door `index` of `of` doors of one venue: the crowd (and so the roster) is the same at every door, and each door sees its share of it, every `of`-th badge and device (what `npm start` gives its gates)',
       ),
+    follows: z
+      .object({
+        afterMs: z
+          .number()
+          .int()
+          .min(0)
+          .max(86_400_000)
+          .describe('how long after their entrance the crowd comes by this door, ms'),
+      })
+      .strict()
+      .optional()
+      .describe(
+        'a door passed after the entrances (an exit, a door between two zones): every badge of the crowd, whichever entrance it took, comes by it `afterMs` after it came to its entrance; `door` then only shares out the foreign devices',
+      ),
   })
   .strict()
 

@@ -14,6 +14,27 @@ export const SENSITIVITY_DBM = -100
 /** Where a badge holder starts walking towards the gate, and where passers-by start, metres. */
 const APPROACH_FROM_M = 8
 const PASS_FROM_M = 10
+/** walking speeds, metres per ms, and how long a badge holder waits at the gate, ms */
+const SPEED_MIN = 0.8 / 1000
+const SPEED_MAX = 1.4 / 1000
+const DWELL_MIN_MS = 1_000
+const DWELL_MAX_MS = 3_000
+/** the nearest a badge holder comes to the gate, metres */
+const NEAR_MIN_M = 0.3
+/** the longest walk up to a gate and away, ms: one crowd cycle at every door of a venue */
+const LONGEST_WALK_MS = Math.ceil((2 * (APPROACH_FROM_M - NEAR_MIN_M)) / SPEED_MIN + DWELL_MAX_MS)
+
+/**
+ * When badge `j` of the whole crowd comes to its entrance, as a fraction of the arrival spread:
+ * a hash of the seed and the badge, so that every door of a venue (each with its share of the
+ * crowd, or a door that follows the entrances) agrees on it.
+ */
+export function arrivalFraction(seed: number, j: number): number {
+  let h = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(j + 1, 0xc2b2ae35)) >>> 0
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d) >>> 0
+  h = Math.imul(h ^ (h >>> 15), 0x846ca68b) >>> 0
+  return ((h ^ (h >>> 16)) >>> 0) / 4_294_967_296
+}
 
 /** RSSI a receiver sees from a transmitter `metres` away with measured power `p1m` at 1 m, before noise. */
 export function meanRssi(metres: number, p1m = BADGE_TX_AT_1M): number {
@@ -57,20 +78,25 @@ export class Crowd {
   private readonly heap: Int32Array
   private size = 0
   private readonly loop: boolean
+  /** a door that follows the entrances: how long after them the crowd comes, ms */
+  private readonly laterBy: number
   /** adverts emitted, and adverts too weak to be heard (not emitted) */
   emitted = 0
   unheard = 0
 
   constructor(sim: SimConfig, decoders: DecodersConfig, whole: CrowdPlan = planCrowd(sim, decoders)) {
-    // one door of several: its share of the venue's crowd
+    // one door of several: its share of the venue's crowd (every badge, for a door that follows
+    // the entrances); `globalIndex` is each badge's place in the whole crowd
     const { index, of } = sim.door
-    const plan =
-      of === 1
-        ? whole
-        : {
-            badges: whole.badges.filter((_, i) => i % of === index),
-            foreign: whole.foreign.filter((_, i) => i % of === index),
-          }
+    const follows = sim.follows !== undefined
+    const share = <T>(xs: readonly T[]) => (of === 1 ? [...xs] : xs.filter((_, i) => i % of === index))
+    const plan = {
+      badges: follows ? [...whole.badges] : share(whole.badges),
+      foreign: share(whole.foreign),
+    }
+    const globalIndex = (i: number) => (follows || of === 1 ? i : i * of + index)
+    const laterBy = sim.follows?.afterMs ?? 0
+    this.laterBy = laterBy
     this.plan = plan
     this.loop = sim.loop
     this.rng = new Prng((sim.seed ^ 0x5bd1e995) >>> 0)
@@ -92,32 +118,28 @@ export class Crowd {
     this.addresses = new Array<string>(devices)
     this.heap = new Int32Array(devices)
 
-    let longestWalk = 0
     plan.badges.forEach((b, i) => {
       this.role[i] = Role.Walker
       this.payloads[i] = b.payload
       this.addresses[i] = b.address
       this.interval[i] = rng.range(100, 300)
-      this.arrival[i] = sim.arrivalSpreadMs > 0 ? rng.range(0, sim.arrivalSpreadMs) : 0
-      const speed = rng.range(0.8, 1.4) / 1000 // metres per ms
+      this.arrival[i] = arrivalFraction(sim.seed, globalIndex(i)) * sim.arrivalSpreadMs + laterBy
+      const speed = rng.range(SPEED_MIN, SPEED_MAX)
       if (b.passerBy) {
         this.dFar[i] = PASS_FROM_M
         this.dNear[i] = rng.range(4.5, 7)
         this.dwell[i] = 0
       } else {
         this.dFar[i] = APPROACH_FROM_M
-        this.dNear[i] = rng.range(0.3, 1.2)
-        this.dwell[i] = rng.range(1_000, 3_000)
+        this.dNear[i] = rng.range(NEAR_MIN_M, 1.2)
+        this.dwell[i] = rng.range(DWELL_MIN_MS, DWELL_MAX_MS)
       }
       const dist = (this.dFar[i] as number) - (this.dNear[i] as number)
       this.approach[i] = dist / speed
       this.leave[i] = dist / speed
-      longestWalk = Math.max(
-        longestWalk,
-        (this.approach[i] as number) + (this.dwell[i] as number) + (this.leave[i] as number),
-      )
     })
-    this.cycleMs = Math.ceil(sim.arrivalSpreadMs + longestWalk + 1_000)
+    // the same at every door of a venue, so that looping crowds stay in step across the doors
+    this.cycleMs = Math.ceil(sim.arrivalSpreadMs + LONGEST_WALK_MS + 1_000)
     plan.foreign.forEach((device, j) => {
       const i = walkers + j
       this.role[i] = Role.Foreign
@@ -218,7 +240,7 @@ export class Crowd {
       this.push(i)
       return
     }
-    if (!this.loop && this.role[i] === Role.Foreign && at >= this.cycleMs) return
+    if (!this.loop && this.role[i] === Role.Foreign && at >= this.cycleMs + this.laterBy) return
     const interval = this.interval[i] as number
     // BLE adds a random 0..10 ms advDelay to every advertising event
     this.next[i] = at + interval + this.rng.next() * 10

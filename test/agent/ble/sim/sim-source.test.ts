@@ -80,6 +80,33 @@ describe('simulated crowd', () => {
     expect(() => config({ door: { index: 3, of: 3 } })).toThrow(/door.index/)
   })
 
+  it('a door that follows the entrances sees every badge, each the given time after its entrance', () => {
+    const base = { participants: 60, revoked: 0, unknown: 0, foreign: 0, seed: 11, loop: false }
+    /** when each token is first heard at a door, virtual ms */
+    const firstHeard = (sim: Record<string, unknown>) => {
+      const c = config({ ...base, ...sim })
+      const crowd = new Crowd(c.source.sim, c.decoders)
+      const at = new Map<string, number>()
+      crowd.advance(Number.POSITIVE_INFINITY, (i, _rssi, vt) => {
+        const token = crowd.plan.badges[i]?.token
+        if (token !== undefined && !at.has(token)) at.set(token, vt)
+      })
+      return at
+    }
+    const entrances = new Map([
+      ...firstHeard({ door: { index: 0, of: 2 } }),
+      ...firstHeard({ door: { index: 1, of: 2 } }),
+    ])
+    const exit = firstHeard({ follows: { afterMs: 60_000 } })
+    // every badge of the crowd, whichever entrance it took (passers-by included: they walk past)
+    expect(exit.size).toBe(entrances.size)
+    for (const [token, at] of entrances) {
+      const later = (exit.get(token) as number) - at
+      // the same walk starts 60 s later; the first advert heard jitters by the advertising interval
+      expect(Math.abs(later - 60_000)).toBeLessThan(1_000)
+    }
+  })
+
   it('the demo roster holds the active and revoked badges, not the unknown ones', () => {
     const c = config({ participants: 40, revoked: 4, unknown: 6, seed: 9 })
     const roster = demoRosterFor(c)
