@@ -86,9 +86,22 @@ describe('gate-agent run on the simulated source, driven through gatectl', () =>
     },
   )
 
-  it('streams live decisions that are already in the database', async () => {
+  it('shows the last decisions, then streams live ones that are already in the database', async () => {
+    // three decisions in the file first, for `-n 3` to show
+    await eventually(
+      async () => {
+        const db = new Database(path.join(dataDir, 'agent.db'), { readonly: true })
+        try {
+          return (db.prepare('SELECT count(*) FROM checkins').pluck().get() as number) >= 3
+        } finally {
+          db.close()
+        }
+      },
+      30_000,
+      100,
+    )
     const r = await gatectl(
-      ['--data-dir', dataDir, '--json', 'tail', '-n', '5', '--timeout', '60'],
+      ['--data-dir', dataDir, '--json', 'tail', '-n', '3', '--count', '2', '--timeout', '60'],
       {},
       70_000,
     )
@@ -97,7 +110,10 @@ describe('gate-agent run on the simulated source, driven through gatectl', () =>
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as DecisionEvent & { stream: string })
+    // as `tail -n 3`: the last three from the file, oldest first, then two live ones
     expect(decisions).toHaveLength(5)
+    const times = decisions.map((d) => d.ts)
+    expect([...times].sort((a, b) => a - b)).toEqual(times)
     const db = new Database(path.join(dataDir, 'agent.db'), { readonly: true })
     try {
       for (const d of decisions) {

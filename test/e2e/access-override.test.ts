@@ -202,6 +202,9 @@ describe('end to end: annulled admits and decisions by hand reach the cloud', ()
       expect(occupancy).toMatchObject({ occupancy: 2, gates: [{ gateId: 'door', entries: 4, annulled: 2 }] })
       // and the technician's own list says who did what
       const list = await gatectl(['--data-dir', dataDir, 'checkins', 'list', '--limit', '2'])
+      expect(list.stdout.split('\n')[0]).toMatch(
+        /^TIME\s+STATE\s+DECISION\s+REASON\s+TOKEN\s+PARTICIPANT\s+ID$/,
+      )
       expect(list.stdout).toContain(`by hand (${me}): no ticket`)
       expect(list.stdout).toContain(`by hand (${me}): paper ticket checked`)
     } finally {

@@ -99,12 +99,13 @@ async function list(ctx: CliContext, options: ListOptions): Promise<number> {
     ctx.print(rows, () =>
       rows.length === 0
         ? 'no check-ins'
-        : rows
-            .map(
+        : [
+            `${'TIME'.padEnd(24)}  ${'STATE'.padEnd(8)}  ${'DECISION'.padEnd(8)}  ${'REASON'.padEnd(19)}  ${'TOKEN'.padEnd(16)}  ${'PARTICIPANT'.padEnd(12)}  ID`,
+            ...rows.map(
               (row) =>
-                `${new Date(row.ts).toISOString()}  ${row.state.padEnd(8)} ${row.decision.padEnd(5)} ${(row.reason ?? '').padEnd(18)} ${printable(row.token)}  ${printable(row.participantId ?? '-')}  ${row.id}${rowDetail(row)}`,
-            )
-            .join('\n'),
+                `${new Date(row.ts).toISOString()}  ${row.state.padEnd(8)}  ${row.decision.padEnd(8)}  ${(row.reason ?? '-').padEnd(19)}  ${printable(row.token).padEnd(16)}  ${printable(row.participantId ?? '-').padEnd(12)}  ${row.id}${rowDetail(row)}`,
+            ),
+          ].join('\n'),
     )
     return EXIT.ok
   } finally {

@@ -2,21 +2,28 @@ import type { Command } from 'commander'
 import type { DecisionEvent, SightingEvent } from '../../../shared/control.js'
 import { GateError } from '../../../shared/errors.js'
 import { EXIT } from '../../exit-codes.js'
+import { listCheckins } from '../../store/outbox-queries.js'
 import { action, type CliContext, MAX_DURATION_S, positiveOption } from '../context.js'
 import { printable, safeJson, terminalSafe } from '../safe-text.js'
 
 interface TailOptions {
   sightings?: boolean
+  lines?: string
   count?: string
   timeout?: string
 }
+
+/** decisions shown from the file before following, as `tail` shows 10 lines */
+const DEFAULT_LINES = 10
 
 function line(stream: string, data: unknown): string {
   if (stream === 'decisions') {
     const decision = data as DecisionEvent
     const time = new Date(decision.ts).toISOString().slice(11, 23)
     const verdict = decision.decision === 'admit' ? 'ADMIT' : `DENY ${decision.reason}`
-    const base = `${time}  ${verdict.padEnd(24)} token ${printable(decision.token)}  ${printable(decision.participantId ?? '-')}  rssi ${decision.rssi}  ${decision.latencyMs.toFixed(2)} ms`
+    // (a decision read back from the file has no latency to show)
+    const latency = Number.isFinite(decision.latencyMs) ? `${decision.latencyMs.toFixed(2)} ms` : '-'
+    const base = `${time}  ${verdict.padEnd(24)} token ${printable(decision.token)}  ${printable(decision.participantId ?? '-')}  rssi ${decision.rssi}  ${latency}`
     const byHand = decision.actor
       ? `  BY HAND ${printable(decision.actor)}: ${printable(decision.note ?? '')}`
       : ''
@@ -40,7 +47,40 @@ function accessText(decision: DecisionEvent): string {
   return `  ${move}${a.ruleId ? ` [${printable(a.ruleId)}]` : ''}${warned}`
 }
 
+/**
+ * The last `n` decisions in the gate's file, oldest first, as the live stream shows them (what the
+ * access rules said comes from the record; a decision's latency is not kept).
+ */
+function lastDecisions(ctx: CliContext, n: number): DecisionEvent[] {
+  if (n === 0) return []
+  const db = ctx.openReadOnly()
+  try {
+    return listCheckins(db, { limit: n })
+      .reverse()
+      .map(({ state: _state, syncError: _error, ...row }) => {
+        const access =
+          row.zoneIn || row.zoneOut || row.ruleId || row.explanation
+            ? {
+                zoneIn: row.zoneIn ?? null,
+                zoneOut: row.zoneOut ?? null,
+                ruleId: row.ruleId ?? null,
+                explanation: row.explanation ?? null,
+                warnings: [],
+                policyVersion: row.policyVersion ?? 0,
+              }
+            : undefined
+        return { ...row, latencyMs: Number.NaN, ...(access ? { access } : {}) } as DecisionEvent
+      })
+  } finally {
+    db.close()
+  }
+}
+
 async function tail(ctx: CliContext, opts: TailOptions): Promise<number> {
+  const lines =
+    opts.lines === '0'
+      ? 0
+      : (positiveOption('-n', opts.lines, { integer: true, max: 10_000 }) ?? DEFAULT_LINES)
   const max = positiveOption('--count', opts.count, { integer: true }) ?? Number.POSITIVE_INFINITY
   const timeoutS = positiveOption('--timeout', opts.timeout, { max: MAX_DURATION_S })
   const client = await ctx.daemon()
@@ -48,6 +88,10 @@ async function tail(ctx: CliContext, opts: TailOptions): Promise<number> {
     throw new GateError(
       'E_CONTROL_UNAVAILABLE',
       'the agent is not running; `gatectl checkins` shows what it buffered',
+    )
+  for (const d of lastDecisions(ctx, lines))
+    process.stdout.write(
+      ctx.json ? `${safeJson({ stream: 'decisions', ...d })}\n` : `${terminalSafe(line('decisions', d))}\n`,
     )
   let seen = 0
   return new Promise<number>((resolve) => {
@@ -78,9 +122,10 @@ async function tail(ctx: CliContext, opts: TailOptions): Promise<number> {
 export function register(program: Command): void {
   program
     .command('tail')
-    .description('live decisions from the running agent (and sightings with --sightings)')
+    .description('the last decisions, then live ones from the running agent (and sightings with --sightings)')
     .option('--sightings', 'also show every token heard, with its smoothed RSSI')
-    .option('-n, --count <n>', 'exit after n decisions')
+    .option('-n, --lines <n>', `show the last n decisions first (default ${DEFAULT_LINES}; 0: none)`)
+    .option('--count <n>', 'exit after n new decisions')
     .option('--timeout <s>', 'exit after s seconds')
     .action(action(tail))
 }

@@ -72,14 +72,18 @@ describe('gatectl shows names and ids from the roster without their control char
     const report = JSON.parse(lookupJson.stdout) as { roster: { participantId: string; name: string } }
     expect(report.roster).toMatchObject({ participantId: evilId(0), name: `Name${EVIL}` })
 
-    const tail = await gatectl(['--data-dir', dataDir, 'tail', '-n', '3', '--timeout', '60'], {}, 70_000)
+    const tail = await gatectl(
+      ['--data-dir', dataDir, 'tail', '-n', '3', '--count', '1', '--timeout', '60'],
+      {},
+      70_000,
+    )
     expect(tail.code, tail.stderr).toBe(0)
     expect(tail.stdout).toMatch(/ADMIT .*P\d+\\x1b\]0;owned/)
     expect(tail.stdout).not.toMatch(RAW_CONTROL)
     expect(tail.stdout).not.toMatch(/^ADMIT forged/m)
 
     const tailJson = await gatectl(
-      ['--data-dir', dataDir, '--json', 'tail', '-n', '2', '--timeout', '60'],
+      ['--data-dir', dataDir, '--json', 'tail', '-n', '1', '--count', '1', '--timeout', '60'],
       {},
       70_000,
     )
