@@ -28,6 +28,8 @@ export interface UpOptions {
   gates: number
   /** the venue's crowd (the demo roster), shared by the gates */
   participants: number
+  /** how long the crowd stays in the hall before it walks out by the exit, s (default 90) */
+  staySeconds?: number
   log: Logger
   env?: NodeJS.ProcessEnv
 }
@@ -38,10 +40,11 @@ const BIN = existsSync(path.join(ROOT, 'bin')) ? path.join(ROOT, 'bin') : path.j
 /** the simulated crowd's seed: the same roster at every start */
 const SEED = 2026
 /**
- * how long the demo crowd stays in the hall before it walks out by the exit, ms: the crowd arrives
- * over two minutes, so the hall fills past its capacity before the first leave
+ * how long the demo crowd stays in the hall before it walks out by the exit, s: the crowd arrives
+ * over two minutes, so with 90 s the hall fills past its capacity (half the crowd) before the
+ * first leave
  */
-const STAY_MS = 90_000
+const STAY_S = 90
 
 /**
  * `npm start` (gate-demo): the whole system on one machine. Postgres is PGlite
@@ -193,7 +196,7 @@ export async function up(o: UpOptions): Promise<number> {
                 seed: SEED,
                 // the entrances share the crowd out; the exit sees all of it leave, a while later
                 ...(id === venue.exit
-                  ? { door: { index: 0, of: 1 }, follows: { afterMs: STAY_MS } }
+                  ? { door: { index: 0, of: 1 }, follows: { afterMs: (o.staySeconds ?? STAY_S) * 1000 } }
                   : { door: { index: i, of: venue.exit ? gateIds.length - 1 : gateIds.length } }),
                 arrivalSpreadMs: 120_000,
                 loop: true,

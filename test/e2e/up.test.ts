@@ -27,7 +27,8 @@ function startUp(
   Object.assign(env, servers)
   const child = spawn(
     process.execPath,
-    [DEMO_BIN, '--data-dir', dataDir, '--port', String(ports.http), '--participants', '300'],
+    // the crowd leaves by the exit 15 s after it came in (90 s by default): the test sees both soon
+    [DEMO_BIN, '--data-dir', dataDir, '--port', String(ports.http), '--participants', '300', '--stay', '15'],
     { env, stdio: ['ignore', 'pipe', 'pipe'] },
   )
   let out = ''
