@@ -6,16 +6,23 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import type { CrowdAlone } from './crowd-alone.js'
 import { type AgentBenchOptions, optionArgs } from './options.js'
 import type { BaselineResult } from './phase.js'
 import { printReport } from './report.js'
 import type { RunResult } from './run-agent.js'
 
 /** Runs phase `name` as `node <entry> --phase name`, and reads its result (the last line it prints). */
-function runPhase<T>(entry: string, name: string, dir: string, o: AgentBenchOptions): T {
+function runPhase<T>(
+  entry: string,
+  name: string,
+  dir: string,
+  o: AgentBenchOptions,
+  nodeArgs: string[] = [],
+): T {
   const out = execFileSync(
     process.execPath,
-    [...process.execArgv, entry, '--phase', name, '--dir', dir, ...optionArgs(o)],
+    [...process.execArgv, ...nodeArgs, entry, '--phase', name, '--dir', dir, ...optionArgs(o)],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
       maxBuffer: 16 * 1024 * 1024,
@@ -45,7 +52,9 @@ export function main(entry: string, o: AgentBenchOptions): void {
       'baseline: raw better-sqlite3 inserts (WAL, synchronous=FULL), 3 runs of 2 s each ...\n',
     )
     const base = runPhase<BaselineResult>(entry, 'baseline', dir, o)
-    printReport(o, flat, paced, base)
+    process.stderr.write('the simulated crowd alone, in a process of its own ...\n')
+    const crowd = runPhase<CrowdAlone>(entry, 'crowd', dir, o, ['--expose-gc'])
+    printReport(o, flat, paced, base, crowd)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

@@ -4,6 +4,7 @@
  */
 import { printTable } from '../harness.js'
 import { median } from '../support/stats.js'
+import type { CrowdAlone } from './crowd-alone.js'
 import type { AgentBenchOptions } from './options.js'
 import type { BaselineResult } from './phase.js'
 import { fmt, mb } from './plain-format.js'
@@ -15,6 +16,7 @@ export function printReport(
   flat: RunResult,
   paced: RunResult,
   base: BaselineResult,
+  crowd: CrowdAlone,
 ): void {
   const advertsPerS = flat.adverts / flat.seconds
   const rssOf = (r: RunResult) => r.rss[r.rss.length - 1]?.rss ?? 0
@@ -51,6 +53,12 @@ export function printReport(
       `${fmt(mb(rssOf(flat)), 1)} MB`,
       '<= 80 MB',
       mb(rssOf(flat)) <= 80 ? 'met' : 'MISSED',
+    ],
+    [
+      "  of which the benchmark's simulated crowd",
+      `${fmt(mb(crowd.live), 1)} MB live, ${fmt(crowd.devices)} devices (alone, a process of its own gains ${fmt(mb(crowd.rss), 1)} MB)`,
+      '',
+      '',
     ],
     [
       `venue load (${fmt(o.paced)} adverts/s): latency`,

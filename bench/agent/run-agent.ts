@@ -61,6 +61,16 @@ export interface RunResult {
   memory: string
 }
 
+/** The benchmark's simulated crowd: `participants` plus revoked, unknown and foreign devices. */
+export const benchSim = (participants: number) => ({
+  participants,
+  revoked: 50,
+  unknown: 50,
+  foreign: 40,
+  seed: 42,
+  loop: true,
+})
+
 /**
  * The agent fed for `seconds`: flat out (`chunk` adverts between event-loop turns), or at `paced`
  * adverts/s; `participants` is the simulated crowd's size.
@@ -79,10 +89,7 @@ export async function runAgent(
   const config = agentConfigSchema.parse({
     gateId: 'bench-gate',
     dataDir: path.join(dir, opts.paced ? 'paced' : 'flat-out'),
-    source: {
-      kind: 'sim',
-      sim: { participants: opts.participants, revoked: 50, unknown: 50, foreign: 40, seed: 42, loop: true },
-    },
+    source: { kind: 'sim', sim: benchSim(opts.participants) },
     log: { level: 'info' },
     // BENCH_MAJOR_GC_EVERY_S: the agent's memory.majorGcEveryS (default 30; 0 = leave it to V8)
     ...(process.env['BENCH_MAJOR_GC_EVERY_S'] !== undefined
