@@ -28,6 +28,7 @@ const UNIT = [
   'test/agent/store/store-thread.test.ts',
   'test/agent/store/store.test.ts',
   'test/cloud/ingest/batch-check.test.ts',
+  'test/demo/log-lines.test.ts',
   'test/shared/access/engine.test.ts',
   'test/shared/access/occupancy.test.ts',
   'test/shared/shutdown.test.ts',

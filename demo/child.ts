@@ -1,6 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import type { Logger } from 'pino'
+import { lineShower } from './log-lines.js'
+
+/** the children's lines, readable on a terminal (log-lines.ts) */
+const show = lineShower(process.stdout.isTTY === true)
 
 /** A child program whose output lines are shown with its name in front; restarted if it dies. */
 export class Child {
@@ -27,7 +31,7 @@ export class Child {
     this.proc = p
     for (const stream of [p.stdout, p.stderr]) {
       if (stream)
-        createInterface({ input: stream }).on('line', (l) => process.stdout.write(`[${this.name}] ${l}\n`))
+        createInterface({ input: stream }).on('line', (l) => process.stdout.write(show(this.name, l)))
     }
     p.on('exit', (code, signal) => {
       if (this.stopping) return

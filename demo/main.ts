@@ -1,5 +1,6 @@
 import { pino } from 'pino'
 import { newProgram } from '../shared/command-line.js'
+import { demoLogStream } from './log-lines.js'
 import { up } from './up.js'
 
 /** Exit codes: 0 ok, 1 failure, 2 bad options. */
@@ -38,11 +39,13 @@ const program = newProgram(
         process.exitCode = EXIT_USAGE
         return
       }
-      const log = pino({
+      const options = {
         name: 'gate-demo',
         level: process.env['LOG_LEVEL'] ?? 'info',
         redact: ['opsToken', 'key', 'password', 'databaseUrl'],
-      })
+      }
+      const stream = demoLogStream(process.stdout.isTTY === true)
+      const log = stream ? pino(options, stream) : pino(options)
       process.exitCode = await up({
         dataDir: opts.dataDir,
         port,

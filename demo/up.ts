@@ -248,7 +248,13 @@ export async function up(o: UpOptions): Promise<number> {
         if (stopping) return
         log.info({ signal }, 'stopping: gates, then the cloud, then the embedded servers')
         stopping = stopAll(0)
-        void stopping.then(resolve)
+        void stopping.then((code) => {
+          log.info(
+            { dataDir },
+            `stopped: everything is down; the data is in ${dataDir} (the next start keeps it; delete the directory to start afresh)`,
+          )
+          resolve(code)
+        })
       }
       process.once('SIGINT', () => stop('SIGINT'))
       process.once('SIGTERM', () => stop('SIGTERM'))

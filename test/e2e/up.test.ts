@@ -222,6 +222,8 @@ describe('npm start: the whole system on embedded defaults', () => {
     expect(await up.exited).toBe(0)
     expect(processesOn(dataDir)).toEqual([])
     expect(await portOpen(ports.http)).toBe(false) // the cloud stopped too
+    // and it says so, and where the data stays
+    expect(up.out()).toContain(`stopped: everything is down; the data is in ${dataDir}`)
     storedAfterFirst = before
   }, 240_000)
 
