@@ -15,7 +15,9 @@ rsync -a --delete --chown=root:root --exclude node_modules --exclude data --excl
 [ -f /etc/gate-agent/agent.json ] || install -m 0640 -g gate deploy/pi/agent.json /etc/gate-agent/agent.json
 [ -f /etc/gate-agent/secrets.env ] || install -m 0600 /dev/null /etc/gate-agent/secrets.env
 install -m 0644 deploy/systemd/gate-agent.service /etc/systemd/system/gate-agent.service
+# gatectl on the PATH, reading the configuration and the data directory the agent runs with
+install -m 0755 deploy/pi/gatectl /usr/local/bin/gatectl
 systemctl daemon-reload
 systemctl enable gate-agent
 echo "edit /etc/gate-agent/agent.json (gateId, decoders) and put GATE_KEY=... in /etc/gate-agent/secrets.env,"
-echo "then: sudo systemctl start gate-agent && gatectl --data-dir /var/lib/gate-agent doctor"
+echo "then: sudo systemctl start gate-agent && sudo gatectl doctor"

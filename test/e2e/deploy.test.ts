@@ -1,4 +1,4 @@
-import { execFile, execFileSync, spawn } from 'node:child_process'
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import mqtt from 'mqtt'
@@ -202,6 +202,26 @@ describe('deploy/systemd: the agent unit', () => {
     const script = path.join(DEPLOY, 'pi', 'install.sh')
     expect(existsSync(script)).toBe(true)
     expect(readFileSync(script, 'utf8')).toContain('deploy/systemd/gate-agent.service')
+    // and gatectl on the PATH, with the configuration and data directory the unit gives the agent
+    expect(readFileSync(script, 'utf8')).toContain('install -m 0755 deploy/pi/gatectl /usr/local/bin/gatectl')
+    const unit = readFileSync(path.join(DEPLOY, 'systemd', 'gate-agent.service'), 'utf8')
+    const wrapper = readFileSync(path.join(DEPLOY, 'pi', 'gatectl'), 'utf8')
+    for (const v of ['GATE_CONFIG', 'GATE_DATA_DIR']) {
+      const value = new RegExp(`^Environment=${v}=(.+)$`, 'm').exec(unit)?.[1]
+      expect(value, v).toBeDefined()
+      expect(wrapper).toContain(`: "\${${v}:=${value}}"`)
+    }
+  })
+
+  it("runs the installed gatectl wrapper's environment: the unit's configuration unless told otherwise", () => {
+    const wrapper = path.join(DEPLOY, 'pi', 'gatectl')
+    // the wrapper's environment, without running node at /usr/bin/node: `exec` replaced by `env`
+    const script = readFileSync(wrapper, 'utf8').replace(/^exec .*$/m, 'env')
+    const run = (env: Record<string, string>) =>
+      spawnSync('sh', ['-c', script], { env: { PATH: process.env['PATH'] ?? '', ...env } }).stdout.toString()
+    expect(run({})).toContain('GATE_CONFIG=/etc/gate-agent/agent.json')
+    expect(run({})).toContain('GATE_DATA_DIR=/var/lib/gate-agent')
+    expect(run({ GATE_DATA_DIR: '/tmp/elsewhere' })).toContain('GATE_DATA_DIR=/tmp/elsewhere')
   })
 })
 
