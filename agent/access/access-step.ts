@@ -182,11 +182,6 @@ export class AccessStep {
     this.share(annul.id, a.participantId, a.zoneIn, a.zoneOut, annul.ts, admitId)
   }
 
-  /** Admits still waiting to be seen through the gate. */
-  awaitingPassage(): number {
-    return this.awaiting.size
-  }
-
   private share(
     id: string,
     participantId: string,

@@ -4,6 +4,7 @@ import path from 'node:path'
 import Database from 'better-sqlite3'
 import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { visit } from '../support/badges.js'
 import { freePort, tempDir } from '../support/helpers.js'
 import { connect, tempDatabase } from '../support/pg-helpers.js'
 import {
@@ -15,14 +16,6 @@ import {
   spawnAgent,
   waitForAgent,
 } from '../support/process-helpers.js'
-
-/** A badge broadcasting `token` (manufacturer data, the default company and prefix) from `t` ms for 600 ms. */
-function visit(token: string, address: string, t: number): string[] {
-  const lines: string[] = []
-  for (let dt = 0; dt <= 600; dt += 100)
-    lines.push(JSON.stringify({ t: t + dt, address, rssi: -50, mfg: `ffffca11${token}` }))
-  return lines
-}
 
 const VIP = 'a1a1a1a1a1a1a1a1'
 const STANDARD = 'b2b2b2b2b2b2b2b2'

@@ -14,6 +14,7 @@ import { addGate } from '../../cloud/gates/store.js'
 import { buildApp } from '../../cloud/http/app.js'
 import { importParticipants } from '../../cloud/participants/import.js'
 import type { DecisionEvent } from '../../shared/control.js'
+import { walkUp } from '../support/badges.js'
 import { silentLog, tempDir } from '../support/helpers.js'
 import { tempDatabase } from '../support/pg-helpers.js'
 import { eventually } from '../support/process-helpers.js'
@@ -40,13 +41,6 @@ function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
     return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
   }
-}
-
-/** A badge at a gate: three loud adverts, one arrival. */
-function walkUp(source: PushSource, token: string): void {
-  const mfg = Buffer.concat([Buffer.from('ffffca11', 'hex'), Buffer.from(token, 'hex')])
-  for (let i = 0; i < 3; i++)
-    source.push({ address: 'c0:00:00:00:00:01', rssi: -50, manufacturerData: mfg, ts: systemClock.mono() })
 }
 
 /**

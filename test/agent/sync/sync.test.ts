@@ -22,18 +22,13 @@ import { importParticipants } from '../../../cloud/participants/import.js'
 import { maintainPartitions } from '../../../cloud/partitions/manager.js'
 import type { Checkin } from '../../../shared/checkin.js'
 import type { SyncResult } from '../../../shared/sync.js'
+import { walkUp } from '../../support/badges.js'
 import { silentLog, tempDir } from '../../support/helpers.js'
 import { connect, tempDatabase } from '../../support/pg-helpers.js'
 import { eventually } from '../../support/process-helpers.js'
 
 const TOKENS = Array.from({ length: 40 }, (_, i) => (0x1000 + i).toString(16).padStart(8, '0'))
 
-/** Push three loud adverts of a token (manufacturer-data badge): enough for one arrival and one decision. */
-function walkUp(source: PushSource, token: string): void {
-  const mfg = Buffer.concat([Buffer.from('ffffca11', 'hex'), Buffer.from(token.padStart(16, '0'), 'hex')])
-  for (let i = 0; i < 3; i++)
-    source.push({ address: 'c0:00:00:00:00:01', rssi: -50, manufacturerData: mfg, ts: systemClock.mono() })
-}
 const mfgToken = (t: string) => t.padStart(16, '0')
 
 describe('syncer and roster puller against the real cloud service', () => {
