@@ -1,6 +1,7 @@
 /** The agent under load: one run of the whole pipeline fed by a simulated crowd, in this process. */
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
+import v8 from 'node:v8'
 import { pino } from 'pino'
 import { GateAgent } from '../../agent/agent.js'
 import { PushSource } from '../../agent/ble/push-source.js'
@@ -191,6 +192,12 @@ export async function runAgent(
   const seconds = (performance.now() - t0) / 1000
   await tick()
   const memory = procMemory()
+  // BENCH_HEAP_SNAPSHOT=DIR: what the heap holds at the end of the phase, for Chrome's memory tools
+  const snapshotDir = process.env['BENCH_HEAP_SNAPSHOT']
+  if (snapshotDir)
+    process.stderr.write(
+      `  heap snapshot: ${v8.writeHeapSnapshot(path.join(snapshotDir, `${opts.paced ? 'paced' : 'flat-out'}.heapsnapshot`))}\n`,
+    )
   const status = agent.status()
   pipeline.off('decision', onDecision)
   const m = process.memoryUsage()

@@ -37,40 +37,68 @@ export function tokenHexLength(kind: BadgeKind, decoders: DecodersConfig): numbe
   }
 }
 
-/** The frame a badge of `kind` broadcasts for `token` (lower-case hex of tokenHexLength). */
-export function badgePayload(kind: BadgeKind, token: string, decoders: DecodersConfig): Payload {
+/** Where a badge's frame goes in its advert: manufacturer data, or Eddystone service data. */
+export function badgeFrameIn(kind: BadgeKind): 'manufacturer' | 'eddystone' {
+  return kind === 'eddystone' ? 'eddystone' : 'manufacturer'
+}
+
+/** The length of the frame a badge of `kind` broadcasts, bytes. */
+export function badgeFrameLength(kind: BadgeKind, decoders: DecodersConfig): number {
+  switch (kind) {
+    case 'ibeacon':
+      return 25
+    case 'eddystone':
+      return 20
+    case 'manufacturer':
+      return 2 + decoders.manufacturer.prefix.length / 2 + decoders.manufacturer.tokenBytes
+  }
+}
+
+/**
+ * Write the frame a badge of `kind` broadcasts for `token` (lower-case hex of tokenHexLength) into
+ * `into` at `at` (badgeFrameLength bytes, zeroed). The simulated crowd keeps every badge's frame in
+ * one buffer: a Buffer of its own per badge costs some 300 bytes, most of them bookkeeping.
+ */
+export function writeBadgeFrame(
+  kind: BadgeKind,
+  token: string,
+  decoders: DecodersConfig,
+  into: Buffer,
+  at: number,
+): void {
   switch (kind) {
     case 'ibeacon': {
-      const bytes = Buffer.alloc(25)
-      bytes.write('4c000215', 0, 'hex')
-      bytes.write(decoders.ibeacon.uuid, 4, 'hex')
+      into.write('4c000215', at, 'hex')
+      into.write(decoders.ibeacon.uuid, at + 4, 'hex')
       if (decoders.ibeacon.token === 'minor') {
-        bytes.writeUInt16BE(1, 20)
-        bytes.write(token, 22, 'hex')
+        into.writeUInt16BE(1, at + 20)
+        into.write(token, at + 22, 'hex')
       } else {
-        bytes.write(token, 20, 'hex')
+        into.write(token, at + 20, 'hex')
       }
-      bytes.writeInt8(BADGE_TX_AT_1M, 24)
-      return { manufacturerData: bytes }
+      into.writeInt8(BADGE_TX_AT_1M, at + 24)
+      return
     }
     case 'eddystone': {
-      const data = Buffer.alloc(20)
-      data[0] = 0x00
-      data.writeInt8(-18, 1) // Eddystone calibrates at 0 m: about 41 dB above the 1 m figure
-      data.write(decoders.eddystone.namespace, 2, 'hex')
-      data.write(token, 12, 'hex')
-      return { serviceData: [{ uuid: EDDYSTONE_SERVICE, data }] }
+      into[at] = 0x00
+      into.writeInt8(-18, at + 1) // Eddystone calibrates at 0 m: about 41 dB above the 1 m figure
+      into.write(decoders.eddystone.namespace, at + 2, 'hex')
+      into.write(token, at + 12, 'hex')
+      return
     }
     case 'manufacturer': {
-      const prefix = Buffer.from(decoders.manufacturer.prefix, 'hex')
-      const bytes = Buffer.alloc(2 + prefix.length + decoders.manufacturer.tokenBytes)
-      bytes.writeUInt16LE(decoders.manufacturer.companyId, 0)
-      prefix.copy(bytes, 2)
-      bytes.write(token, 2 + prefix.length, 'hex')
-      return { manufacturerData: bytes, localName: 'GATE-BADGE' }
+      into.writeUInt16LE(decoders.manufacturer.companyId, at)
+      const prefixAt = at + 2
+      into.write(decoders.manufacturer.prefix, prefixAt, 'hex')
+      into.write(token, prefixAt + decoders.manufacturer.prefix.length / 2, 'hex')
+      return
     }
   }
 }
+
+/** The local name a badge of `kind` advertises, if any. */
+export const badgeLocalName = (kind: BadgeKind): string | undefined =>
+  kind === 'manufacturer' ? 'GATE-BADGE' : undefined
 
 /** Devices that are not ours: they must be decoded as foreign (or malformed) and never checked in. */
 export type ForeignKind =

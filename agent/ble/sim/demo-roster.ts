@@ -2,7 +2,6 @@ import type { RosterEntry } from '../../../shared/roster.js'
 import type { AgentConfig, DecodersConfig, SimConfig } from '../../config/schema.js'
 import {
   type BadgeKind,
-  badgePayload,
   enabledBadgeKinds,
   type ForeignKind,
   foreignPayload,
@@ -21,7 +20,6 @@ export interface PlannedBadge {
   participantId: string | null
   role: BadgeRole
   kind: BadgeKind
-  payload: Payload
   address: string
   /** walks past the gate at the edge of range and must not be checked in */
   passerBy: boolean
@@ -72,7 +70,6 @@ export function planCrowd(sim: SimConfig, decoders: DecodersConfig): CrowdPlan {
           role === 'unknown' ? null : `${role === 'revoked' ? 'R' : 'P'}-${String(i + 1).padStart(6, '0')}`,
         role,
         kind,
-        payload: badgePayload(kind, token, decoders),
         address: rng.address(),
         passerBy,
       })

@@ -69,7 +69,7 @@ export class SimSource implements BleSource {
       lastAdvertAt: this.lastAdvertAt,
       adverts: this.adverts,
       detail: this.crowd
-        ? `${this.crowd.plan.badges.length} badges, ${this.crowd.plan.foreign.length} foreign devices, seed ${this.sim.seed}`
+        ? `${this.crowd.badgeCount} badges, ${this.crowd.devices - this.crowd.badgeCount} foreign devices, seed ${this.sim.seed}`
         : undefined,
     }
   }
