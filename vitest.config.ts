@@ -16,6 +16,7 @@ const UNIT = [
   'test/agent/ble/replay-source.test.ts',
   'test/agent/ble/sim/sim-source.test.ts',
   'test/agent/config/config.test.ts',
+  'test/agent/config/in-use.test.ts',
   'test/agent/control/control.test.ts',
   'test/agent/decode/decode.test.ts',
   'test/agent/lifecycle/heap.test.ts',

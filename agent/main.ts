@@ -5,6 +5,7 @@ import { productVersion } from '../shared/version.js'
 import { GateAgent } from './agent.js'
 import { createSource, demoRosterFor } from './ble/create-source.js'
 import { systemClock } from './clock.js'
+import { writeConfigInUse } from './config/in-use.js'
 import { loadAgentConfig } from './config/load.js'
 import type { AgentConfig } from './config/schema.js'
 import { EXIT, exitCodeFor } from './exit-codes.js'
@@ -77,6 +78,12 @@ async function run(flags: RunFlags): Promise<number> {
     log.flush()
     console.error(`gate-agent: ${errorMessage(err)}`)
     return exitCodeFor(code)
+  }
+  try {
+    writeConfigInUse(config)
+  } catch (err) {
+    // gatectl then reads the defaults or GATE_CONFIG: worth a warning, not a stopped gate
+    log.warn({ err }, 'could not keep the configuration in use for gatectl')
   }
   notifier.ready(`admitting on ${config.source.kind}`)
   return new Promise<number>((resolve) => {

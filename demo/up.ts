@@ -226,18 +226,32 @@ export async function up(o: UpOptions): Promise<number> {
     }
 
     const dashboard = `${cloudUrl}/dashboard#token=${secrets.opsToken}`
+    // paths as the user can type them from where they started the demo
+    const here = (p: string) => {
+      const rel = path.relative(process.cwd(), p)
+      return rel === '' || rel.startsWith('..') ? p : rel
+    }
+    const firstGate = here(path.join(dataDir, 'gates', gateIds[0] ?? 'gate-1'))
+    const opsToken = `$(node -p "require('${path.resolve(secretsFile)}').opsToken")`
     process.stdout.write(
       [
         '',
         'The whole system is up:',
         `  dashboard   ${dashboard}`,
-        `  cloud API   ${cloudUrl}  (ops token in ${secretsFile})`,
-        `  Postgres    ${pgServer ? `embedded PGlite, data in ${path.join(dataDir, 'pglite')}, for this user only: DATABASE_URL='${pgServer.url}'` : 'DATABASE_URL'}`,
+        `  cloud API   ${cloudUrl}  (ops token in ${here(secretsFile)})`,
+        `  Postgres    ${pgServer ? `embedded PGlite, data in ${here(path.join(dataDir, 'pglite'))}, for this user only` : 'DATABASE_URL'}`,
         `  MQTT        ${broker ? `embedded aedes at ${broker.url} (a password per gate)` : 'MQTT_URL'}`,
         `  Redis       ${env['REDIS_URL'] ? 'REDIS_URL' : 'none: the cloud caches in process (L1) only'}`,
-        `  gates       ${gateIds.join(', ')} on the simulated source (${o.participants} participants), data in ${path.join(dataDir, 'gates')}`,
-        `  access      event ${DEMO_EVENT}: the main hall holds ${venue.capacity}${venue.exit ? `, ${venue.exit} is its exit` : ''}; occupancy: curl -H 'Authorization: Bearer <ops token>' ${cloudUrl}/v1/query/events/${DEMO_EVENT}/occupancy`,
-        '  gatectl     npx gatectl --data-dir <gate data dir> status',
+        `  gates       ${gateIds.join(', ')} on the simulated source (${o.participants} participants), data in ${here(path.join(dataDir, 'gates'))}`,
+        `  access      event ${DEMO_EVENT}: the main hall holds ${venue.capacity}${venue.exit ? `, ${venue.exit} is its exit` : ''}`,
+        '',
+        'Try, in another terminal here:',
+        `  npx gatectl --data-dir ${firstGate} status`,
+        `  npx gatectl --data-dir ${firstGate} tail`,
+        pgServer
+          ? `  DATABASE_URL='${pgServer.url}' npx gate-cloud gates list`
+          : '  npx gate-cloud gates list',
+        `  curl -s -H "Authorization: Bearer ${opsToken}" ${cloudUrl}/v1/query/events/${DEMO_EVENT}/occupancy`,
         'Ctrl-C stops everything; the next start keeps the data.',
         '',
       ].join('\n'),

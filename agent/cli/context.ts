@@ -1,12 +1,15 @@
+import { existsSync } from 'node:fs'
 import path from 'node:path'
 import type { Command } from 'commander'
 import { errorMessage, GateError, isGateError } from '../../shared/errors.js'
+import { configInUseFile } from '../config/in-use.js'
 import { loadAgentConfig } from '../config/load.js'
 import type { AgentConfig } from '../config/schema.js'
 import { ControlClient, SOCKET_NAME } from '../control/client.js'
 import { EXIT, exitCodeFor } from '../exit-codes.js'
 import { type Db, isSqliteError, mapSqliteError, openDatabase } from '../store/db.js'
 import { DB_NAME } from '../store/open-agent-db.js'
+import { findDataDirs, noDataMessage } from './data-dirs.js'
 import { safeJson, terminalSafe } from './safe-text.js'
 
 /** Options every gatectl command takes. */
@@ -41,8 +44,13 @@ export class CliContext {
     }
   }
 
-  /** The database, read-only (safe while the daemon writes: WAL). */
+  /**
+   * The database, read-only (safe while the daemon writes: WAL). No database here is E_DB_OPEN
+   * naming the gate data directories that can be found, with the command to use one.
+   */
   openReadOnly(): Db {
+    if (!existsSync(this.dbPath))
+      throw new GateError('E_DB_OPEN', noDataMessage(this.config.dataDir, findDataDirs()))
     return openDatabase(this.dbPath, { readonly: true })
   }
 
@@ -58,13 +66,28 @@ export class CliContext {
   }
 }
 
+/**
+ * The configuration gatectl works with: --config or GATE_CONFIG when given; otherwise the one the
+ * gate of this data directory (--data-dir, GATE_DATA_DIR, or the default) was started with, which
+ * its agent keeps there (agent/config/in-use.ts); otherwise the defaults.
+ */
+export function loadCliConfig(opts: GlobalOptions, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  const overrides: Record<string, unknown> = {}
+  if (opts.dataDir) overrides['dataDir'] = opts.dataDir
+  let file = opts.config ?? env['GATE_CONFIG']
+  if (file === undefined) {
+    const dataDir = opts.dataDir ?? env['GATE_DATA_DIR'] ?? loadAgentConfig({ env: {} }).dataDir
+    file = configInUseFile(dataDir)
+    // the file names the directory as the agent resolved it; the one asked for is where it is now
+    overrides['dataDir'] = dataDir
+  }
+  return loadAgentConfig({ file, env, overrides })
+}
+
 /** Build the context from the global options (config file, env, --data-dir), validated once. */
 export function contextFrom(cmd: Command): CliContext {
   const opts = cmd.optsWithGlobals<GlobalOptions>()
-  const overrides: Record<string, unknown> = {}
-  if (opts.dataDir) overrides['dataDir'] = opts.dataDir
-  const config = loadAgentConfig({ file: opts.config, env: process.env, overrides })
-  return new CliContext(config, opts.json === true)
+  return new CliContext(loadCliConfig(opts), opts.json === true)
 }
 
 /**

@@ -127,8 +127,3 @@ function deepFreeze<T>(value: T): T {
   }
   return value
 }
-
-/** The config with secrets replaced, for `gatectl config` and logs. */
-export function redactConfig(config: AgentConfig): unknown {
-  return { ...config, cloud: { ...config.cloud, gateKey: config.cloud.gateKey ? '[redacted]' : undefined } }
-}

@@ -64,6 +64,24 @@ describe('gate-agent run on the simulated source, driven through gatectl', () =>
     expect(s.scheduling).toEqual({ policy: 'normal', rtPriority: 0, nice: os.getPriority() })
   })
 
+  it('doctor checks the gate as it runs (the simulated source needs no adapter) without being told', async () => {
+    const r = await gatectl(['--data-dir', dataDir, '--json', 'doctor'])
+    const doctor = JSON.parse(r.stdout) as { checks: Array<{ name: string; status: string; detail: string }> }
+    const configuration = doctor.checks.find((c) => c.name === 'configuration')
+    expect(configuration?.detail).toMatch(/source sim; as the gate runs it, from .*config-in-use\.json/)
+    // the source is a flag of the running agent, not in its config file: the defaults say noble
+    const adapter = doctor.checks.find((c) => c.name === 'bluetooth adapter')
+    expect(adapter?.status).not.toBe('fail')
+  })
+
+  it('gatectl without a data directory names the gate data it finds', async () => {
+    const r = await gatectl(['status'], {}, 30_000, tmp.dir)
+    expect(r.code).toBe(4)
+    expect(r.stderr).toContain(`no gate data in ${path.join(tmp.dir, 'data', 'agent')}`)
+    expect(r.stderr).toMatch(/Gate data found here:\n {2}data {2}\(gate /)
+    expect(r.stderr).toContain('gatectl --data-dir data status')
+  })
+
   // what the systemd unit's ExecStartPost does once the agent is up (a realtime policy needs root)
   it.runIf(process.getuid?.() === 0)(
     "after the unit's chrt, status and doctor say the event loop is realtime",

@@ -128,6 +128,9 @@ describe('npm start: the whole system on embedded defaults', () => {
     expect(up.out()).toContain(`http://127.0.0.1:${ports.http}/dashboard#token=`)
     expect(up.out()).toContain('embedded PGlite')
     expect(up.out()).toContain('no REDIS_URL') // the cloud says it runs on L1 alone
+    // the exact commands to try, with this demo's paths
+    expect(up.out()).toContain(`npx gatectl --data-dir ${path.join(dataDir, 'gates', 'gate-1')} status`)
+    expect(up.out()).toMatch(/DATABASE_URL='[^']+' npx gate-cloud gates list/)
     // the embedded Postgres asks no password: it is on a socket only this user can reach, and the
     // DATABASE_URL the banner prints is what the CLI needs to reach it
     const dbUrl = /DATABASE_URL='([^']+)'/.exec(up.out())?.[1] ?? ''

@@ -79,12 +79,13 @@ export function gatectl(
   args: string[],
   env: Record<string, string> = {},
   timeoutMs = 60_000,
+  cwd?: string,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [GATECTL_BIN, ...args],
-      { env: cleanEnv(env), timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
+      { env: cleanEnv(env), timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, ...(cwd ? { cwd } : {}) },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0
         resolve({ code, stdout, stderr })

@@ -2,11 +2,12 @@ import { accessSync, constants, existsSync } from 'node:fs'
 import type { Command } from 'commander'
 import { errorMessage } from '../../../shared/errors.js'
 import type { AgentStatus } from '../../../shared/status.js'
+import { configInUseFile } from '../../config/in-use.js'
 import { loadAgentConfig } from '../../config/load.js'
 import { type CheckResult, checkScheduling, runSystemChecks } from '../../doctor/system-checks.js'
 import { EXIT } from '../../exit-codes.js'
 import { openDatabase, quickCheck } from '../../store/db.js'
-import { type CliContext, CliContext as Ctx, type GlobalOptions } from '../context.js'
+import { type CliContext, CliContext as Ctx, type GlobalOptions, loadCliConfig } from '../context.js'
 import { safeJson, terminalSafe } from '../safe-text.js'
 
 const MARK = { pass: 'ok  ', warn: 'WARN', fail: 'FAIL' } as const
@@ -73,17 +74,28 @@ export function agentChecks(ctx: CliContext): CheckResult[] {
   return out
 }
 
+/** Which configuration the checks are of, in the words of loadCliConfig. */
+function describeConfigSource(opts: GlobalOptions): string {
+  const given = opts.config ?? process.env['GATE_CONFIG']
+  if (given !== undefined) return `from ${given}`
+  const inUse = configInUseFile(
+    opts.dataDir ?? process.env['GATE_DATA_DIR'] ?? loadAgentConfig({ env: {} }).dataDir,
+  )
+  return inUse
+    ? `as the gate runs it, from ${inUse}`
+    : 'defaults: the gate never ran with this data directory'
+}
+
 async function doctor(cmd: Command): Promise<number> {
   const opts = cmd.optsWithGlobals<GlobalOptions>()
   const results: CheckResult[] = []
   let ctx: CliContext | null = null
   try {
-    const overrides: Record<string, unknown> = opts.dataDir ? { dataDir: opts.dataDir } : {}
-    ctx = new Ctx(loadAgentConfig({ file: opts.config, env: process.env, overrides }), opts.json === true)
+    ctx = new Ctx(loadCliConfig(opts), opts.json === true)
     results.push({
       name: 'configuration',
       status: 'pass',
-      detail: `valid (gate ${ctx.config.gateId}, source ${ctx.config.source.kind})`,
+      detail: `valid (gate ${ctx.config.gateId}, source ${ctx.config.source.kind}; ${describeConfigSource(opts)})`,
     })
   } catch (err) {
     results.push({
