@@ -16,7 +16,7 @@ export type DedupVerdict =
   /** no decision in the window: validate against the roster */
   | { kind: 'validate' }
   /** admitted earlier in the window: deny as already checked in (recorded once per window) */
-  | { kind: 'already_checked_in'; participantId: string | null }
+  | { kind: 'already_checked_in' }
   /** the remembered decision stands; nothing new to record */
   | { kind: 'suppress'; decision: Decision; reason: DenyReason | null }
 
@@ -28,7 +28,10 @@ export type DedupVerdict =
  * from the outbox at start so a restart does not forget who is in.
  */
 export class Dedup {
-  private readonly mem = new Map<string, Remembered & { participantId: string | null }>()
+  // a few dozen bytes per token: a gate of 100,000 participants holds every one admitted within the
+  // window, so the entry keeps no participant id (the roster names them for an "already checked
+  // in" record) and nothing else the decision carried
+  private readonly mem = new Map<string, Remembered>()
   suppressed = 0
 
   constructor(
@@ -47,7 +50,7 @@ export class Dedup {
     if (remembered.decision === 'admit') {
       if (!remembered.repeatRecorded) {
         remembered.repeatRecorded = true
-        return { kind: 'already_checked_in', participantId: remembered.participantId }
+        return { kind: 'already_checked_in' }
       }
     } else if (remembered.rosterVersion !== rosterVersion) {
       this.mem.delete(token)
@@ -63,7 +66,6 @@ export class Dedup {
     decided: {
       decision: Decision
       reason: DenyReason | null
-      participantId: string | null
       rosterVersion: number
     },
     now: number,
@@ -76,11 +78,10 @@ export class Dedup {
       if (!oldest.done) this.mem.delete(oldest.value)
     }
     // the fields kept, named: a spread would keep whatever else the verdict carries (the holder's
-    // tags, the access note) for every token of the window
+    // id and tags, the access note) for every token of the window
     this.mem.set(token, {
       decision: decided.decision,
       reason: decided.reason,
-      participantId: decided.participantId,
       rosterVersion: decided.rosterVersion,
       at: now,
       repeatRecorded: false,

@@ -95,7 +95,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
       verdict = {
         decision: 'deny',
         reason: 'already_checked_in',
-        participantId: dedupVerdict.participantId,
+        participantId: validator.participantOf(sighting.token),
         rosterVersion: validator.version(),
       }
     } else {

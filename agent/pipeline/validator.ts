@@ -57,6 +57,11 @@ export class Validator {
     return this.rosterVersion
   }
 
+  /** Who holds `token` by the roster, or null (an "already checked in" record names them). */
+  participantOf(token: string): string | null {
+    return this.validate(token).participantId
+  }
+
   /** Admit or deny a token by the roster. */
   validate(token: string): Verdict {
     let cached = this.l1.get(token)

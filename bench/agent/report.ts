@@ -10,6 +10,16 @@ import type { BaselineResult } from './phase.js'
 import { fmt, mb } from './plain-format.js'
 import type { RunResult } from './run-agent.js'
 
+/**
+ * The resident memory a gate may use, MB, by the size of its event: 80 MB up to 10,000
+ * participants; 128 MB, half the systemd unit's hard cap (MemoryMax=256M), up to 100,000, where
+ * the gate holds each participant it admitted within the re-entry window and each one's zone
+ * history, offline. The benchmark's simulated crowd runs in the same process and counts in it.
+ */
+export function memoryTargetMb(participants: number): number {
+  return participants <= 10_000 ? 80 : 128
+}
+
 /** Prints the table and the details of the flat-out and venue-load runs. */
 export function printReport(
   o: AgentBenchOptions,
@@ -51,8 +61,8 @@ export function printReport(
     [
       `flat out: resident memory after ${o.minutes} min`,
       `${fmt(mb(rssOf(flat)), 1)} MB`,
-      '<= 80 MB',
-      mb(rssOf(flat)) <= 80 ? 'met' : 'MISSED',
+      `<= ${memoryTargetMb(o.participants)} MB`,
+      mb(rssOf(flat)) <= memoryTargetMb(o.participants) ? 'met' : 'MISSED',
     ],
     [
       "  of which the benchmark's simulated crowd",
@@ -69,8 +79,8 @@ export function printReport(
     [
       `venue load: resident memory after ${o.minutes} min`,
       `${fmt(mb(rssOf(paced)), 1)} MB`,
-      '<= 80 MB',
-      mb(rssOf(paced)) <= 80 ? 'met' : 'MISSED',
+      `<= ${memoryTargetMb(o.participants)} MB`,
+      mb(rssOf(paced)) <= memoryTargetMb(o.participants) ? 'met' : 'MISSED',
     ],
   ]
   printTable(rows)

@@ -14,7 +14,7 @@ describe('dedup and re-entry', () => {
     const d = new Dedup(60_000)
     expect(d.check('t1', 0, 1).kind).toBe('validate')
     d.remember('t1', admit, 0)
-    expect(d.check('t1', 10_000, 1)).toEqual({ kind: 'already_checked_in', participantId: 'P1' })
+    expect(d.check('t1', 10_000, 1)).toEqual({ kind: 'already_checked_in' })
     expect(d.check('t1', 20_000, 1).kind).toBe('suppress')
     expect(d.check('t1', 59_999, 1).kind).toBe('suppress')
     // after the window: a re-entry, validated again

@@ -518,6 +518,32 @@ describe('the agent prunes nothing inside the re-entry window', () => {
   })
 })
 
+describe('a participant who comes back within the re-entry window', () => {
+  it('is denied once as already checked in, and the record names them', async () => {
+    const beforeStart = ({ roster }: { roster: RosterStore }) =>
+      roster.importEntries([{ token: '00000000000000ab', participantId: 'P-B', status: 'active' }])
+    await withAgent({ beforeStart }, async (agent, source) => {
+      const decisions: string[] = []
+      agent.pipelineForTests?.on('decision', (d) =>
+        decisions.push(`${d.decision}:${d.reason ?? ''}:${d.participantId ?? ''}`),
+      )
+      const mfg = Buffer.concat([Buffer.from('ffffca11', 'hex'), Buffer.from('00000000000000ab', 'hex')])
+      const heard = (rssi: number, n: number) => {
+        for (let i = 0; i < n; i++)
+          source.push({ address: 'c0:00:00:00:00:0a', rssi, manufacturerData: mfg, ts: systemClock.mono() })
+      }
+      heard(-50, 3)
+      await eventually(() => decisions.length === 1, 3_000, 10)
+      for (let visit = 0; visit < 2; visit++) {
+        heard(-110, 20) // walks away
+        heard(-50, 6) // and comes back
+      }
+      await eventually(() => decisions.length === 2, 3_000, 10)
+      expect(decisions).toEqual(['admit::P-B', 'deny:already_checked_in:P-B'])
+    })
+  })
+})
+
 describe('a decision withheld for a failing disk', () => {
   it('is not remembered as made: the participant is admitted when the disk writes again', async () => {
     const beforeStart = ({ roster }: { roster: RosterStore }) =>
