@@ -237,6 +237,7 @@ export async function up(o: UpOptions): Promise<number> {
       [
         '',
         'The whole system is up:',
+        `  console     ${cloudUrl}/console?event=${DEMO_EVENT}#token=${secrets.opsToken}`,
         `  dashboard   ${dashboard}`,
         `  cloud API   ${cloudUrl}  (ops token in ${here(secretsFile)})`,
         `  Postgres    ${pgServer ? `embedded PGlite, data in ${here(path.join(dataDir, 'pglite'))}, for this user only` : 'DATABASE_URL'}`,

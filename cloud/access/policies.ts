@@ -46,6 +46,8 @@ export async function putPolicy(pool: pg.Pool, eventId: string, input: unknown):
       policy.version,
       JSON.stringify(policy),
     ])
+    // the event's figures by hour and day are in its venue's time zone
+    await client.query('UPDATE events SET time_zone = $2 WHERE id = $1', [eventId, policy.timeZone])
     await client.query('COMMIT')
     return policy
   } catch (err) {

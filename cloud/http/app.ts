@@ -26,6 +26,7 @@ import { redisPlugin } from './plugins/external/redis.js'
 import { underPressurePlugin } from './plugins/external/under-pressure.js'
 import { requestLogging } from './request-log.js'
 import { accessRoutes } from './routes/access.js'
+import { consoleRoutes } from './routes/console.js'
 import { dashboardRoutes } from './routes/dashboard.js'
 import { fleetRoutes } from './routes/fleet.js'
 import { healthRoutes } from './routes/health.js'
@@ -115,5 +116,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(fleetRoutes, { fleet })
   await app.register(perfRoutes, { alertsStatus: deps.alertsStatus })
   await app.register(dashboardRoutes, { fleet, alertsStatus: deps.alertsStatus })
+  await app.register(consoleRoutes)
   return app
 }

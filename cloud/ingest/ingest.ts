@@ -5,6 +5,7 @@ import { from as copyFrom } from 'pg-copy-streams'
 import type { Checkin } from '../../shared/checkin.js'
 import { GateError } from '../../shared/errors.js'
 import type { SyncResult } from '../../shared/sync.js'
+import { rollUp } from '../attendance/rollups.js'
 import { type IncidentLimits, judgeGateClock, raiseIncidents } from './batch-incidents.js'
 import type { IngestCounters } from './counters.js'
 import { checkEvent } from './event-check.js'
@@ -109,6 +110,7 @@ interface Stored {
 async function storeRecords(
   pool: pg.Pool,
   gateId: string,
+  eventId: string | null,
   valid: Checkin[],
   indexes: number[],
   skewMs: number,
@@ -127,6 +129,7 @@ async function storeRecords(
         const copy = client.query(copyFrom(COPY_SQL))
         await pipeline(Readable.from([valid.map((r) => copyLine(r, gateId)).join('')]), copy)
         await client.query(TOUCH_GATE_SQL, [gateId, skewMs])
+        await rollUp(client, eventId, gateId, valid)
         await client.query('COMMIT')
         return { accepted: copy.rowCount ?? valid.length, fresh: null, conflicts: [] }
       } catch (err) {
@@ -137,7 +140,7 @@ async function storeRecords(
         if ((err as { code?: string }).code !== '23505') throw err
       }
     }
-    return await storeResent(client, gateId, valid, indexes, skewMs)
+    return await storeResent(client, gateId, eventId, valid, indexes, skewMs)
   } catch (err) {
     // not Postgres' answer (a lost connection): this client is not reused, the gate retries
     if ((err as { severity?: string }).severity === undefined) release = err as Error
@@ -224,6 +227,7 @@ export async function ingestBatch(
   const stored = await storeRecords(
     pool,
     gateId,
+    ctx?.eventId ?? null,
     unique.records,
     unique.indexes,
     skewMs,

@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import type { Checkin } from '../../shared/checkin.js'
+import { rollUp } from '../attendance/rollups.js'
 import type { RecordIssue } from './record-incidents.js'
 
 /**
@@ -130,6 +131,7 @@ export interface ResendStored {
 export async function storeResent(
   client: pg.PoolClient,
   gateId: string,
+  eventId: string | null,
   records: readonly Checkin[],
   indexes: readonly number[],
   skewMs: number,
@@ -168,7 +170,17 @@ export async function storeResent(
         })
       }
     }
-    await client.query(conflicts.length > 0 ? 'ROLLBACK' : 'COMMIT')
+    if (conflicts.length > 0) await client.query('ROLLBACK')
+    else {
+      // the event's figures count what this transaction stored, nothing resent
+      await rollUp(
+        client,
+        eventId,
+        gateId,
+        records.filter((r) => fresh.has(r.id.toLowerCase())),
+      )
+      await client.query('COMMIT')
+    }
     return { accepted: conflicts.length > 0 ? 0 : ins.rows.length, fresh, conflicts }
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {})

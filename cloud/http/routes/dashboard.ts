@@ -121,7 +121,6 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptio
         .send(f.body),
     )
   }
-  app.get('/', async (_req, reply) => reply.redirect('/dashboard'))
 
   const streams = new Set<() => void>()
   app.addHook('preClose', async () => {

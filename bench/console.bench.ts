@@ -1,0 +1,156 @@
+/**
+ * bench:console: the organiser's figures of one event at 10,000,000 check-ins over 20 events, from
+ * the rollups the ingest keeps (cloud/attendance/rollups.ts), against the naive queries that scan
+ * the check-ins, timed in the same run on the same data.
+ *
+ * BENCH_CHECKINS sets the number of check-ins (10,000,000), BENCH_RUNS the timed runs of each
+ * query (15).
+ */
+import { performance } from 'node:perf_hooks'
+import pg from 'pg'
+import { arrivalCurve, attendanceSummary, latestDecisions } from '../cloud/attendance/event-figures.js'
+import { rebuildRollups } from '../cloud/attendance/rollups.js'
+import { maintainPartitions } from '../cloud/partitions/manager.js'
+import { fmt, printTable } from './harness.js'
+import { migratedScratch } from './support/scratch.js'
+import { median } from './support/stats.js'
+
+const EVENTS = 20
+const GATES_PER_EVENT = 5
+const PARTICIPANTS_PER_EVENT = 25_000
+const CHECKINS = Number(process.env['BENCH_CHECKINS'] ?? 10_000_000)
+const RUNS = Number(process.env['BENCH_RUNS'] ?? 15)
+const CHUNK = 1_000_000
+/** the check-ins fall in the last 36 hours */
+const SPAN_HOURS = 36
+const EVENT = 'ev3'
+
+const log = (line: string) => process.stderr.write(`${line}\n`)
+
+async function fill(sql: pg.Client): Promise<void> {
+  for (const daysAgo of [0, 1, 2])
+    await maintainPartitions(
+      sql,
+      { interval: 'month', premake: 1, retentionDays: null, dropDetached: true },
+      new Date(Date.now() - daysAgo * 86_400_000),
+    )
+  await sql.query(
+    `INSERT INTO events (id, name, time_zone)
+     SELECT 'ev' || e, 'Event ' || e, 'Europe/Berlin' FROM generate_series(0, $1 - 1) e`,
+    [EVENTS],
+  )
+  await sql.query(
+    `INSERT INTO gates (id, event_id, name)
+     SELECT 'g' || e || '-' || k, 'ev' || e, 'Door ' || k
+       FROM generate_series(0, $1 - 1) e, generate_series(0, $2 - 1) k`,
+    [EVENTS, GATES_PER_EVENT],
+  )
+  await sql.query(
+    `INSERT INTO participants (id, event_id, token, status, name, email)
+     SELECT 'ev' || e || '-p' || i, 'ev' || e, lpad(to_hex(e * 1000000 + i), 16, '0'), 'active',
+            'Participant ' || i, 'p' || i || '@example.org'
+       FROM generate_series(0, $1 - 1) e, generate_series(0, $2 - 1) i`,
+    [EVENTS, PARTICIPANTS_PER_EVENT],
+  )
+  for (let from = 0; from < CHECKINS; from += CHUNK) {
+    const t0 = performance.now()
+    // each check-in: an event, one of its doors, one of its participants (a few come often),
+    // a time in the span; 85 % admits, the denials spread over four reasons
+    await sql.query(
+      `INSERT INTO attendance_records (id, ts, gate_id, participant_id, token, method, decision, reason, rssi)
+       SELECT gen_random_uuid(), now() - random() * make_interval(hours => $3),
+              'g' || e || '-' || (n % $4), 'ev' || e || '-p' || p, lpad(to_hex(e * 1000000 + p), 16, '0'),
+              'ble', CASE WHEN r < 0.85 THEN 'admit' ELSE 'deny' END,
+              CASE WHEN r < 0.85 THEN NULL
+                   ELSE (ARRAY['already_checked_in', 'revoked', 'zone_full', 'outside_time_window'])[1 + (n % 4)] END,
+              -60
+         FROM (SELECT n, n % $5 AS e, floor(power(random(), 2) * $6)::int AS p, random() AS r
+                 FROM generate_series($1::bigint, $2::bigint) n) s`,
+      [
+        from,
+        Math.min(from + CHUNK, CHECKINS) - 1,
+        SPAN_HOURS,
+        GATES_PER_EVENT,
+        EVENTS,
+        PARTICIPANTS_PER_EVENT,
+      ],
+    )
+    log(
+      `  ${fmt(Math.min(from + CHUNK, CHECKINS))} check-ins stored (${fmt((performance.now() - t0) / 1000, 1)} s)`,
+    )
+  }
+  log('rollups, as the ingest keeps them ...')
+  await rebuildRollups(sql)
+  await sql.query('VACUUM ANALYZE')
+}
+
+/** The naive summary: everything from the check-ins, as a page without rollups would ask. */
+const NAIVE_SUMMARY = `
+  WITH gates AS (SELECT id FROM gates WHERE event_id = $1),
+       recs AS (SELECT * FROM attendance_records WHERE gate_id IN (SELECT id FROM gates))
+  SELECT (SELECT count(*) FROM participants WHERE event_id = $1 AND status = 'active') AS expected,
+         (SELECT count(DISTINCT participant_id) FROM recs WHERE decision = 'admit') AS arrived,
+         (SELECT json_agg(x) FROM (SELECT date_trunc('minute', ts) AS m, decision, count(*) AS n
+                                     FROM recs WHERE ts >= now() - interval '1 hour' GROUP BY 1, 2) x) AS per_minute,
+         (SELECT json_object_agg(reason, n) FROM (SELECT reason, count(*) AS n FROM recs
+                                                  WHERE decision = 'deny' AND ts >= now() - interval '1 hour'
+                                                  GROUP BY reason) y) AS denials`
+const NAIVE_CURVE = `
+  SELECT to_char(date_trunc('hour', first_at AT TIME ZONE 'Europe/Berlin'), 'YYYY-MM-DD"T"HH24:00') AS hour, count(*)
+    FROM (SELECT participant_id, min(ts) AS first_at FROM attendance_records
+           WHERE gate_id IN (SELECT id FROM gates WHERE event_id = $1) AND decision = 'admit'
+           GROUP BY participant_id) f
+   GROUP BY 1 ORDER BY 1`
+
+async function time(fn: () => Promise<unknown>): Promise<{ median: number; worst: number }> {
+  await fn() // warm: the first run reads from disk
+  const ms: number[] = []
+  for (let i = 0; i < RUNS; i++) {
+    const t0 = performance.now()
+    await fn()
+    ms.push(performance.now() - t0)
+  }
+  return { median: median(ms), worst: Math.max(...ms) }
+}
+
+async function main(): Promise<void> {
+  log(`bench:console  node ${process.version}; ${fmt(CHECKINS)} check-ins over ${EVENTS} events`)
+  const { url, sql, drop } = await migratedScratch('gc_console')
+  const pool = new pg.Pool({ connectionString: url, max: 4 })
+  try {
+    const t0 = performance.now()
+    await fill(sql)
+    log(`data ready in ${fmt((performance.now() - t0) / 1000)} s; timing ${RUNS} runs of each query ...`)
+    const now = Date.now()
+    const summary = await time(() => attendanceSummary(pool, EVENT, now))
+    const naiveSummary = await time(() => pool.query(NAIVE_SUMMARY, [EVENT]))
+    const curve = await time(() => arrivalCurve(pool, EVENT))
+    const naiveCurve = await time(() => pool.query(NAIVE_CURVE, [EVENT]))
+    const feed = await time(() => latestDecisions(pool, EVENT, 25, now))
+    const arrived = (await attendanceSummary(pool, EVENT, now)).arrived
+    const line = (name: string, r: { median: number; worst: number }, target: string, base?: number) => [
+      name,
+      `${fmt(r.median, 1)} ms (worst ${fmt(r.worst, 1)})`,
+      base === undefined ? '' : `${fmt(base / r.median, 0)}x faster`,
+      target,
+      target === '' ? '' : r.median < Number(target.replace(/[^0-9]/g, '')) ? 'met' : 'MISSED',
+    ]
+    console.log(
+      `\nbench:console: ${fmt(CHECKINS)} check-ins, ${EVENTS} events of ${fmt(PARTICIPANTS_PER_EVENT)} participants; event ${EVENT}: ${fmt(arrived)} arrived; median of ${RUNS} runs\n`,
+    )
+    printTable([
+      ['query', 'median', 'against the naive scan', 'target', 'verdict'],
+      line('attendance summary (rollups)', summary, '< 100 ms', naiveSummary.median),
+      line('  baseline: the same from the check-ins', naiveSummary, ''),
+      line('arrival curve by hour (rollups)', curve, '< 200 ms', naiveCurve.median),
+      line('  baseline: the same from the check-ins', naiveCurve, ''),
+      line('latest 25 decisions', feed, ''),
+    ])
+  } finally {
+    await pool.end()
+    await sql.end()
+    await drop()
+  }
+}
+
+await main()

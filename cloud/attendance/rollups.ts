@@ -1,0 +1,123 @@
+import type { Checkin } from '../../shared/checkin.js'
+import type { Queryable } from '../db/pool.js'
+
+const MINUTE_MS = 60_000
+
+/**
+ * Add stored check-ins to their event's figures (migration 1765200000000_attendance-rollups):
+ * decisions per minute, gate, decision and reason, and each participant's first admit that was
+ * not annulled. Called with the records just stored, in the transaction that stores them, so a
+ * resent batch (whose records are not stored again) adds nothing, and a batch that fails adds
+ * nothing either. Rows are written in key order, so concurrent batches lock them in one order.
+ */
+export async function rollUp(
+  db: Queryable,
+  eventId: string | null,
+  gateId: string,
+  records: readonly Checkin[],
+): Promise<void> {
+  if (eventId === null || records.length === 0) return
+  await addMinutes(db, eventId, gateId, records)
+  await addArrivals(db, eventId, records)
+  const annulled = records.flatMap((r) => (r.annuls === undefined ? [] : [r.annuls.toLowerCase()]))
+  if (annulled.length > 0) await withdrawArrivals(db, eventId, annulled)
+}
+
+async function addMinutes(db: Queryable, eventId: string, gateId: string, records: readonly Checkin[]) {
+  const counts = new Map<string, { minute: number; decision: string; reason: string; n: number }>()
+  for (const r of records) {
+    const minute = Math.floor(r.ts / MINUTE_MS) * MINUTE_MS
+    const reason = r.reason ?? ''
+    const key = `${minute}|${r.decision}|${reason}`
+    const c = counts.get(key)
+    if (c) c.n++
+    else counts.set(key, { minute, decision: r.decision, reason, n: 1 })
+  }
+  const rows = [...counts.values()].sort(
+    (a, b) => a.minute - b.minute || a.decision.localeCompare(b.decision) || a.reason.localeCompare(b.reason),
+  )
+  await db.query(
+    `INSERT INTO decision_minutes (event_id, minute, gate_id, decision, reason, n)
+     SELECT $1, to_timestamp(m / 1000.0), $2, d, r, n
+       FROM unnest($3::bigint[], $4::text[], $5::text[], $6::bigint[]) AS u (m, d, r, n)
+     ON CONFLICT (event_id, minute, gate_id, decision, reason)
+     DO UPDATE SET n = decision_minutes.n + excluded.n`,
+    [
+      eventId,
+      gateId,
+      rows.map((x) => x.minute),
+      rows.map((x) => x.decision),
+      rows.map((x) => x.reason),
+      rows.map((x) => x.n),
+    ],
+  )
+}
+
+async function addArrivals(db: Queryable, eventId: string, records: readonly Checkin[]) {
+  const first = new Map<string, Checkin>()
+  for (const r of records) {
+    if (r.decision !== 'admit' || r.participantId === null) continue
+    const seen = first.get(r.participantId)
+    if (seen === undefined || r.ts < seen.ts) first.set(r.participantId, r)
+  }
+  if (first.size === 0) return
+  const rows = [...first.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  await db.query(
+    `INSERT INTO event_arrivals (event_id, participant_id, first_at, record_id)
+     SELECT $1, p, to_timestamp(t / 1000.0), id
+       FROM unnest($2::text[], $3::bigint[], $4::uuid[]) AS u (p, t, id)
+     ON CONFLICT (event_id, participant_id) DO UPDATE
+       SET first_at = excluded.first_at, record_id = excluded.record_id
+       WHERE excluded.first_at < event_arrivals.first_at`,
+    [eventId, rows.map(([p]) => p), rows.map(([, r]) => r.ts), rows.map(([, r]) => r.id)],
+  )
+}
+
+/**
+ * Admits annulled (the person never went through): a participant whose arrival was one of them
+ * has arrived at their first admit that stands, if any.
+ */
+async function withdrawArrivals(db: Queryable, eventId: string, annulled: readonly string[]) {
+  const gone = await db.query<{ participant_id: string }>(
+    'DELETE FROM event_arrivals WHERE event_id = $1 AND record_id = ANY($2::uuid[]) RETURNING participant_id',
+    [eventId, annulled],
+  )
+  if (gone.rows.length === 0) return
+  await db.query(
+    `INSERT INTO event_arrivals (event_id, participant_id, first_at, record_id)
+     SELECT DISTINCT ON (a.participant_id) $1, a.participant_id, a.ts, a.id
+       FROM attendance_records a JOIN gates g ON g.id = a.gate_id AND g.event_id = $1
+      WHERE a.participant_id = ANY($2::text[]) AND a.decision = 'admit'
+        AND NOT EXISTS (SELECT 1 FROM attendance_records x
+                         WHERE x.participant_id = a.participant_id AND x.annuls = a.id)
+      ORDER BY a.participant_id, a.ts, a.id
+     ON CONFLICT (event_id, participant_id) DO NOTHING`,
+    [eventId, gone.rows.map((r) => r.participant_id)],
+  )
+}
+
+/**
+ * Make the figures again from the stored check-ins (what migration 1765200000000 did for the
+ * check-ins stored before it; the console benchmark builds its rollups so). Counts a gate's
+ * check-ins in the gate's event.
+ */
+export async function rebuildRollups(db: Queryable): Promise<void> {
+  await db.query('TRUNCATE decision_minutes, event_arrivals', [])
+  await db.query(
+    `INSERT INTO decision_minutes (event_id, minute, gate_id, decision, reason, n)
+     SELECT g.event_id, date_trunc('minute', a.ts), a.gate_id, a.decision, coalesce(a.reason, ''), count(*)
+       FROM attendance_records a JOIN gates g ON g.id = a.gate_id
+      WHERE g.event_id IS NOT NULL
+      GROUP BY 1, 2, 3, 4, 5`,
+    [],
+  )
+  await db.query(
+    `INSERT INTO event_arrivals (event_id, participant_id, first_at, record_id)
+     SELECT DISTINCT ON (g.event_id, a.participant_id) g.event_id, a.participant_id, a.ts, a.id
+       FROM attendance_records a JOIN gates g ON g.id = a.gate_id
+      WHERE g.event_id IS NOT NULL AND a.decision = 'admit' AND a.participant_id IS NOT NULL
+        AND a.id NOT IN (SELECT annuls FROM attendance_records WHERE annuls IS NOT NULL)
+      ORDER BY g.event_id, a.participant_id, a.ts, a.id`,
+    [],
+  )
+}

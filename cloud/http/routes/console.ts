@@ -1,0 +1,71 @@
+import { existsSync, readFileSync } from 'node:fs'
+import path from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import { z } from 'zod'
+import { arrivalCurve, attendanceSummary, latestDecisions } from '../../attendance/event-figures.js'
+import { parseInput } from '../input.js'
+
+const EventParams = z.object({ eventId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/) })
+const FeedQuery = z.object({ limit: z.coerce.number().int().min(1).max(200).default(25) })
+
+/** The console's own files (cloud/console; from dist, the sources' copy). */
+function assets(): Map<string, { type: string; body: Buffer }> {
+  const here = import.meta.dirname
+  const dir = [
+    path.join(here, '..', '..', 'console'),
+    path.join(here, '..', '..', '..', '..', 'cloud', 'console'),
+  ].find((d) => existsSync(path.join(d, 'index.html')))
+  if (!dir) throw new Error(`console files not found next to ${here}`)
+  const files: Array<[string, string, string]> = [
+    ['/console', 'index.html', 'text/html; charset=utf-8'],
+    ['/console/app.js', 'app.js', 'text/javascript; charset=utf-8'],
+    ['/console/app.css', 'app.css', 'text/css; charset=utf-8'],
+  ]
+  return new Map(files.map(([url, file, type]) => [url, { type, body: readFileSync(path.join(dir, file)) }]))
+}
+
+/**
+ * The organiser's console: a static page (no secrets in it; the token stays in the tab's
+ * sessionStorage and travels in the Authorization header) over the event's figures:
+ * - GET /v1/query/events/:eventId/attendance: arrived against expected, the last hour by minute,
+ *   denials by reason over 5 and 60 minutes, occupancy per zone;
+ * - GET /v1/query/events/:eventId/arrivals: first arrivals by hour of the event's local time;
+ * - GET /v1/query/events/:eventId/decisions?limit=N: the latest decisions as they sync.
+ * They read the primary: a decision synced a moment ago is there (a replica may lag).
+ */
+export async function consoleRoutes(app: FastifyInstance): Promise<void> {
+  const { pool, perf } = app
+  for (const [url, f] of assets()) {
+    app.get(url, async (_req, reply) =>
+      reply
+        .type(f.type)
+        .header('Cache-Control', 'no-cache')
+        .header('X-Content-Type-Options', 'nosniff')
+        .header(
+          'Content-Security-Policy',
+          "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+        )
+        .send(f.body),
+    )
+  }
+
+  // the people who run an event open the cloud's address: attendance first, the fleet a link away
+  app.get('/', async (_req, reply) => reply.redirect('/console'))
+
+  await app.register(async (api) => {
+    api.addHook('onRequest', app.authenticateOps)
+    api.get('/v1/query/events/:eventId/attendance', async (req) => {
+      const { eventId } = parseInput(EventParams, req.params, 'query')
+      return perf.time('query.event_attendance', () => attendanceSummary(pool, eventId, Date.now()))
+    })
+    api.get('/v1/query/events/:eventId/arrivals', async (req) => {
+      const { eventId } = parseInput(EventParams, req.params, 'query')
+      return perf.time('query.event_arrivals', () => arrivalCurve(pool, eventId))
+    })
+    api.get('/v1/query/events/:eventId/decisions', async (req) => {
+      const { eventId } = parseInput(EventParams, req.params, 'query')
+      const { limit } = parseInput(FeedQuery, req.query, 'query')
+      return perf.time('query.event_decisions', () => latestDecisions(pool, eventId, limit, Date.now()))
+    })
+  })
+}

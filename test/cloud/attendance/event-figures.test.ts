@@ -1,0 +1,181 @@
+import type { FastifyInstance } from 'fastify'
+import type pg from 'pg'
+import { v7 as uuidv7 } from 'uuid'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { putPolicy } from '../../../cloud/access/policies.js'
+import type { AttendanceSummary } from '../../../cloud/attendance/event-figures.js'
+import { loadCloudConfig } from '../../../cloud/config.js'
+import { createPool } from '../../../cloud/db/pool.js'
+import { addGate } from '../../../cloud/gates/store.js'
+import { buildApp } from '../../../cloud/http/app.js'
+import { importParticipants } from '../../../cloud/participants/import.js'
+import type { Checkin } from '../../../shared/checkin.js'
+import { silentLog } from '../../support/helpers.js'
+import { tempDatabase } from '../../support/pg-helpers.js'
+
+const OPS = 'ops-token-for-the-event-figures-test'
+const BOOT = '0190f7a0-0000-7000-8000-000000000002'
+const token = (i: number) => `ab${String(i).padStart(14, '0')}`
+
+/**
+ * An event's figures as the console shows them, on real Postgres through the HTTP API: what the
+ * gates upload is counted once (resent batches add nothing), annulled admits are not arrivals,
+ * another event's check-ins stay out, and the hours are the event's local ones.
+ */
+describe("an event's attendance figures, kept by the ingest", () => {
+  let db: Awaited<ReturnType<typeof tempDatabase>>
+  let pool: pg.Pool
+  let app: FastifyInstance
+  const keys: Record<string, string> = {}
+  let seq = 0
+
+  const record = (gate: string, i: number, ts: number, extra: Partial<Checkin> = {}): Checkin => ({
+    id: uuidv7(),
+    gateId: gate,
+    token: token(i),
+    participantId: `p${i}`,
+    method: 'ble',
+    decision: 'admit',
+    reason: null,
+    rssi: -50,
+    ts,
+    monoMs: ts % 1_000_000,
+    bootId: BOOT,
+    bootSeq: ++seq,
+    rosterVersion: 1,
+    ...extra,
+  })
+  const upload = async (gate: string, records: Checkin[]) => {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/sync/checkins',
+      headers: { authorization: `Bearer ${keys[gate]}`, 'content-type': 'application/json' },
+      payload: JSON.stringify({ gateId: gate, sentAt: Date.now(), records }),
+    })
+    expect(res.statusCode, res.body).toBe(200)
+  }
+  const get = async <T>(url: string, auth = OPS): Promise<{ status: number; body: T }> => {
+    const res = await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${auth}` } })
+    return { status: res.statusCode, body: res.json() as T }
+  }
+
+  beforeAll(async () => {
+    db = await tempDatabase()
+    const config = loadCloudConfig({ DATABASE_URL: db.url, OPS_TOKEN: OPS })
+    pool = createPool(config)
+    app = await buildApp({ config, pool, log: silentLog, authCacheMs: 1 })
+    for (const g of ['north', 'south']) keys[g] = await addGate(pool, g, { eventId: 'fair' })
+    keys['other'] = await addGate(pool, 'other', { eventId: 'expo' })
+    const people = (from: number, to: number, status: 'active' | 'revoked' = 'active') =>
+      Array.from({ length: to - from }, (_, k) => ({
+        participantId: `p${from + k}`,
+        token: token(from + k),
+        status,
+      }))
+    await importParticipants(pool, [...people(0, 10), ...people(10, 12, 'revoked')], { eventId: 'fair' })
+    await importParticipants(pool, people(100, 105), { eventId: 'expo' })
+    await putPolicy(pool, 'fair', {
+      timeZone: 'America/New_York',
+      zones: [{ id: 'hall', name: 'Hall', capacity: 8 }],
+      lanes: [
+        { gate: 'north', to: 'hall' },
+        { gate: 'south', to: 'hall' },
+      ],
+      rules: [{ id: 'all', name: 'Everyone', zone: 'hall' }],
+    })
+  })
+  afterAll(async () => {
+    await app?.close()
+    await pool?.end()
+    await db?.drop()
+  })
+
+  it('counts arrivals once, denials by reason, and leaves annulled admits and other events out', async () => {
+    const now = Date.now()
+    const first = [
+      record('north', 0, now - 120_000),
+      record('north', 1, now - 110_000),
+      record('south', 2, now - 100_000),
+      // p0 again at the other door: still one arrival
+      record('south', 0, now - 60_000),
+      record('north', 10, now - 50_000, { decision: 'deny', reason: 'revoked' }),
+      record('north', 7, now - 40_000, {
+        decision: 'deny',
+        reason: 'zone_full',
+        explanation: 'zone_full: Hall holds 8',
+      }),
+    ]
+    await upload(
+      'north',
+      first.filter((r) => r.gateId === 'north'),
+    )
+    await upload(
+      'south',
+      first.filter((r) => r.gateId === 'south'),
+    )
+    // a resent batch is stored once, and counted once
+    await upload(
+      'north',
+      first.filter((r) => r.gateId === 'north'),
+    )
+    // p1's admit never happened: the gate annulled it
+    const p1 = first[1] as Checkin
+    await upload('north', [
+      record('north', 1, now - 100_000, { decision: 'deny', reason: 'not_passed', annuls: p1.id }),
+    ])
+    // another event's gate: none of its check-ins count here
+    await upload('other', [record('other', 100, now - 30_000), record('other', 101, now - 20_000)])
+
+    const { status, body } = await get<AttendanceSummary>('/v1/query/events/fair/attendance')
+    expect(status).toBe(200)
+    expect(body.expected).toBe(10)
+    expect(body.arrived).toBe(2) // p0 and p2; p1's admit was annulled
+    expect(body.timeZone).toBe('America/New_York')
+    expect(body.denials.last5).toEqual({ revoked: 1, zone_full: 1 })
+    expect(body.denials.last60).toEqual({ revoked: 1, zone_full: 1 })
+    const admits = body.perMinute.reduce((n, m) => n + m.admits, 0)
+    expect(admits).toBe(3) // four admits, one of them annulled
+    expect(body.perMinute).toHaveLength(60)
+    expect(body.zones.map((z) => [z.zone, z.capacity])).toEqual([['hall', 8]])
+
+    const other = await get<AttendanceSummary>('/v1/query/events/expo/attendance')
+    expect(other.body.arrived).toBe(2)
+    expect(other.body.zones).toEqual([])
+
+    // p1 comes through for real later: arrived after all
+    await upload('south', [record('south', 1, now - 10_000)])
+    expect((await get<AttendanceSummary>('/v1/query/events/fair/attendance')).body.arrived).toBe(3)
+  })
+
+  it("gives arrivals by the event's local hour and the latest decisions with names", async () => {
+    const curve = await get<{ timeZone: string; hours: Array<{ hour: string; arrivals: number }> }>(
+      '/v1/query/events/fair/arrivals',
+    )
+    expect(curve.body.timeZone).toBe('America/New_York')
+    expect(curve.body.hours.reduce((n, h) => n + h.arrivals, 0)).toBe(3)
+    const localHour = new Intl.DateTimeFormat('en-CA', {
+      timeZone: 'America/New_York',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      hourCycle: 'h23',
+    })
+      .format(new Date(Date.now() - 120_000))
+      .replace(', ', 'T')
+    expect(curve.body.hours.map((h) => h.hour)).toContain(`${localHour}:00`)
+
+    const feed = await get<{
+      decisions: Array<{ gateId: string; participantId: string; reason: string | null }>
+    }>('/v1/query/events/fair/decisions?limit=3')
+    expect(feed.body.decisions).toHaveLength(3)
+    expect(feed.body.decisions[0]).toMatchObject({ gateId: 'south', participantId: 'p1' })
+    expect(feed.body.decisions.every((d) => d.gateId !== 'other')).toBe(true)
+  })
+
+  it('refuses without the token, and says which event does not exist', async () => {
+    expect((await get('/v1/query/events/fair/attendance', 'wrong')).status).toBe(401)
+    expect((await get('/v1/query/events/nope/attendance')).status).toBe(404)
+    expect((await get('/v1/query/events/bad%20id/attendance')).status).toBe(400)
+  })
+})
