@@ -69,9 +69,16 @@ export async function startEmbeddedPostgres(
   const { PGLiteSocketServer } = await devImport<typeof import('@electric-sql/pglite-socket')>(
     '@electric-sql/pglite-socket',
   )
+  // the contrib extensions the cloud's schema uses (participant search: migration 1765300000000)
+  const { pg_trgm } = await devImport<typeof import('@electric-sql/pglite/contrib/pg_trgm')>(
+    '@electric-sql/pglite/contrib/pg_trgm',
+  )
+  const { unaccent } = await devImport<typeof import('@electric-sql/pglite/contrib/unaccent')>(
+    '@electric-sql/pglite/contrib/unaccent',
+  )
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const t0 = Date.now()
-  const db = await PGlite.create(dir)
+  const db = await PGlite.create(dir, { extensions: { pg_trgm, unaccent } })
   const socket = await pgSocket(socketDir)
   const server = new PGLiteSocketServer({ db, path: socket.path, maxConnections: 32 })
   await server.start()

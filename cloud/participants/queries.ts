@@ -25,19 +25,29 @@ export async function activeParticipants(
   return r.rows
 }
 
-/** Full-text search on name and email (the GIN index), best match first. */
+/** `text` for a LIKE pattern: its own % _ and \\ match themselves. */
+const likeLiteral = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`)
+
+/**
+ * Participants whose name or e-mail holds `text`, accents and case aside: part of a name, an
+ * e-mail domain, a name typed without its accents (migration 1765300000000: a trigram index over
+ * participant_search_text). Closest first; one event's only with `eventId`.
+ */
 export async function searchParticipants(
   db: Queryable,
   text: string,
   limit: number,
+  eventId: string | null = null,
 ): Promise<Array<Record<string, unknown>>> {
   const r = await db.query(
-    `SELECT id, token, status, name, email,
-            ts_rank(to_tsvector('english', coalesce(name, '') || ' ' || coalesce(email, '')), query) AS rank
-       FROM participants, websearch_to_tsquery('english', $1) AS query
-      WHERE to_tsvector('english', coalesce(name, '') || ' ' || coalesce(email, '')) @@ query
+    `SELECT id, event_id AS "eventId", token, status, name, email,
+            similarity(participant_search_text(name, email), q.norm) AS rank
+       FROM participants,
+            (SELECT lower(public.unaccent('public.unaccent'::regdictionary, $1)) AS norm) q
+      WHERE participant_search_text(name, email) LIKE '%' || lower(public.unaccent('public.unaccent'::regdictionary, $4)) || '%'
+        AND ($3::text IS NULL OR event_id = $3)
       ORDER BY rank DESC, id LIMIT $2`,
-    [text, limit],
+    [text, limit, eventId, likeLiteral(text)],
   )
   return r.rows
 }

@@ -1,8 +1,15 @@
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
+import { PassThrough } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
-import { arrivalCurve, attendanceSummary, latestDecisions } from '../../attendance/event-figures.js'
+import {
+  arrivalCurve,
+  attendanceSummary,
+  eventInfo,
+  latestDecisions,
+} from '../../attendance/event-figures.js'
+import { exportAttendanceCsv } from '../../attendance/export.js'
 import { parseInput } from '../input.js'
 
 const EventParams = z.object({ eventId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/) })
@@ -30,7 +37,8 @@ function assets(): Map<string, { type: string; body: Buffer }> {
  * - GET /v1/query/events/:eventId/attendance: arrived against expected, the last hour by minute,
  *   denials by reason over 5 and 60 minutes, occupancy per zone;
  * - GET /v1/query/events/:eventId/arrivals: first arrivals by hour of the event's local time;
- * - GET /v1/query/events/:eventId/decisions?limit=N: the latest decisions as they sync.
+ * - GET /v1/query/events/:eventId/decisions?limit=N: the latest decisions as they sync;
+ * - GET /v1/query/events/:eventId/export.csv: every check-in of the event, streamed (COPY TO).
  * They read the primary: a decision synced a moment ago is there (a replica may lag).
  */
 export async function consoleRoutes(app: FastifyInstance): Promise<void> {
@@ -66,6 +74,21 @@ export async function consoleRoutes(app: FastifyInstance): Promise<void> {
       const { eventId } = parseInput(EventParams, req.params, 'query')
       const { limit } = parseInput(FeedQuery, req.query, 'query')
       return perf.time('query.event_decisions', () => latestDecisions(pool, eventId, limit, Date.now()))
+    })
+    api.get('/v1/query/events/:eventId/export.csv', async (req, reply) => {
+      const { eventId } = parseInput(EventParams, req.params, 'query')
+      await eventInfo(pool, eventId) // 404 before the download starts
+      const body = new PassThrough()
+      exportAttendanceCsv(pool, eventId, body).catch((err: Error) => {
+        // headers are gone: the download ends short, and the log says why
+        req.log.warn({ err, eventId }, 'attendance export ended early')
+        body.destroy(err)
+      })
+      return reply
+        .type('text/csv; charset=utf-8')
+        .header('Content-Disposition', `attachment; filename="attendance-${eventId}.csv"`)
+        .header('Cache-Control', 'no-store')
+        .send(body)
     })
   })
 }

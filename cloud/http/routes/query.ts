@@ -46,6 +46,10 @@ const TokenParams = z.object({ token: z.string().regex(/^[0-9a-fA-F]{4,48}$/) })
 const SearchQuery = z.object({
   q: z.string().min(1).max(200),
   limit: z.coerce.number().int().min(1).max(200).default(20),
+  event: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/)
+    .optional(),
 })
 const IncidentsQuery = z.object({
   kind: z.enum(INCIDENT_KINDS).optional(),
@@ -134,12 +138,12 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
     }),
   )
 
-  // full-text participant search (GIN index on name and email)
+  // participant search: part of a name or e-mail, accents aside (trigram index), in one event or all
   app.get('/v1/query/participants', async (req) => {
     const q = parseInput(SearchQuery, req.query, 'query')
     return {
       participants: await perf.time('query.participant_search', () =>
-        searchParticipants(analytics(), q.q, q.limit),
+        searchParticipants(analytics(), q.q, q.limit, q.event ?? null),
       ),
     }
   })

@@ -4,6 +4,7 @@ import { v7 as uuidv7 } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { putPolicy } from '../../../cloud/access/policies.js'
 import type { AttendanceSummary } from '../../../cloud/attendance/event-figures.js'
+import { EXPORT_COLUMNS } from '../../../cloud/attendance/export.js'
 import { loadCloudConfig } from '../../../cloud/config.js'
 import { createPool } from '../../../cloud/db/pool.js'
 import { addGate } from '../../../cloud/gates/store.js'
@@ -173,8 +174,91 @@ describe("an event's attendance figures, kept by the ingest", () => {
     expect(feed.body.decisions.every((d) => d.gateId !== 'other')).toBe(true)
   })
 
+  it("exports the event's check-ins as CSV, each stored once, none of another event", async () => {
+    const res = await app.inject({
+      method: 'GET',
+      url: '/v1/query/events/fair/export.csv',
+      headers: { authorization: `Bearer ${OPS}` },
+    })
+    expect(res.statusCode).toBe(200)
+    expect(res.headers['content-type']).toContain('text/csv')
+    expect(res.headers['content-disposition']).toContain('attendance-fair.csv')
+    const lines = res.body.trim().split('\n')
+    expect(lines[0]).toBe(EXPORT_COLUMNS.join(','))
+    // 4 + 2 first (the resend stored nothing), the annulment, p1's later admit
+    expect(lines).toHaveLength(1 + 8)
+    expect(lines.filter((l) => l.includes(',p0,'))).toHaveLength(2)
+    expect(res.body).not.toContain('p100')
+    expect(res.body).toContain(',zone_full: Hall holds 8,')
+    const missing = await app.inject({
+      method: 'GET',
+      url: '/v1/query/events/nope/export.csv',
+      headers: { authorization: `Bearer ${OPS}` },
+    })
+    expect(missing.statusCode).toBe(404)
+  })
+
+  it('finds participants by part of a name, an e-mail domain or a name without its accents', async () => {
+    await importParticipants(
+      pool,
+      [
+        {
+          participantId: 'n1',
+          token: 'ee00000000000001',
+          status: 'active',
+          name: 'José Müller',
+          email: 'jose@fair.example',
+        },
+        {
+          participantId: 'n2',
+          token: 'ee00000000000002',
+          status: 'active',
+          name: 'Anna Schmidt',
+          email: 'anna@mail.test',
+        },
+        {
+          participantId: 'n3',
+          token: 'ee00000000000003',
+          status: 'active',
+          name: 'Zoë 100%',
+          email: 'zoe@fair.example',
+        },
+      ],
+      { eventId: 'fair' },
+    )
+    await importParticipants(
+      pool,
+      [
+        {
+          participantId: 'n9',
+          token: 'ee00000000000009',
+          status: 'active',
+          name: 'Jose Muller',
+          email: 'jm@expo.test',
+        },
+      ],
+      { eventId: 'expo' },
+    )
+    const ids = async (q: string, event?: string) =>
+      (
+        await get<{ participants: Array<{ id: string }> }>(
+          `/v1/query/participants?q=${encodeURIComponent(q)}${event ? `&event=${event}` : ''}`,
+        )
+      ).body.participants
+        .map((p) => p.id)
+        .sort()
+    expect(await ids('schm')).toEqual(['n2']) // part of a name
+    expect(await ids('muller')).toEqual(['n1', 'n9']) // accents aside, every event
+    expect(await ids('MÜLLER', 'fair')).toEqual(['n1']) // one event's
+    expect(await ids('fair.example')).toEqual(['n1', 'n3']) // an e-mail domain
+    expect(await ids('100%')).toEqual(['n3']) // % is a character here, not a wildcard
+    expect(await ids('%')).toEqual(['n3'])
+    expect(await ids('nobody-by-this-name')).toEqual([])
+  })
+
   it('refuses without the token, and says which event does not exist', async () => {
     expect((await get('/v1/query/events/fair/attendance', 'wrong')).status).toBe(401)
+    expect((await get('/v1/query/events/fair/export.csv', 'wrong')).status).toBe(401)
     expect((await get('/v1/query/events/nope/attendance')).status).toBe(404)
     expect((await get('/v1/query/events/bad%20id/attendance')).status).toBe(400)
   })
