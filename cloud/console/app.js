@@ -8,6 +8,7 @@
   let eventId = new URLSearchParams(location.search).get('event') ?? ''
   let timer = null
   let arrivalsAt = 0
+  let incidentsAt = 0
   let timeZone = 'UTC'
 
   const tokenFromHash = () => {
@@ -34,8 +35,14 @@
 
   class Refused extends Error {}
 
-  const api = async (path) => {
-    const res = await fetch(path, { headers: { authorization: `Bearer ${token}` } })
+  const api = async (path, body) => {
+    const res = await fetch(path, {
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body ? { method: 'POST', body: JSON.stringify(body) } : {}),
+    })
     if (res.status === 401 || res.status === 403) throw new Refused('The token was refused.')
     if (!res.ok) throw new Error(`${path}: ${res.status}`)
     return res.json()
@@ -164,6 +171,75 @@
     )
   }
 
+  const incidentState = (i) =>
+    i.resolvedAt
+      ? `resolved${i.resolvedBy ? '' : ' by the cloud'}`
+      : i.acknowledgedAt
+        ? 'acknowledged'
+        : 'open'
+
+  const act = async (path, body) => {
+    try {
+      await api(path, body)
+      await refreshIncidents()
+    } catch (err) {
+      if (err instanceof Refused) return showLogin(err.message)
+      status('error', err.message)
+    }
+  }
+
+  const renderIncidents = (list) => {
+    fill(
+      $('incidents'),
+      list.incidents.map((i) => {
+        const actions = el('td', undefined, 'actions')
+        if (!i.resolvedAt) {
+          if (!i.acknowledgedAt) {
+            const ack = el('button', 'Acknowledge')
+            ack.type = 'button'
+            ack.dataset.action = 'acknowledge'
+            ack.addEventListener('click', () => act(`/v1/incidents/${i.id}/acknowledge`, {}))
+            actions.append(ack, ' ')
+          }
+          const note = el('input')
+          note.placeholder = 'what was done'
+          note.setAttribute('aria-label', `note for incident ${i.id}`)
+          const resolve = el('button', 'Resolve')
+          resolve.type = 'button'
+          resolve.dataset.action = 'resolve'
+          resolve.addEventListener('click', () => {
+            if (!note.value.trim()) {
+              note.focus()
+              note.placeholder = 'a note is needed'
+              return
+            }
+            void act(`/v1/incidents/${i.id}/resolve`, { note: note.value.trim() })
+          })
+          actions.append(note, ' ', resolve)
+        }
+        const tr = row([
+          el('td', localTime(i.createdAt, true)),
+          el('td', i.kind.replaceAll('_', ' ')),
+          el('td', i.otherGateId ? `${i.gateId}, ${i.otherGateId}` : i.gateId),
+          el('td', i.participantId ?? ''),
+          el('td', incidentState(i)),
+          el('td', i.note ?? ''),
+          actions,
+        ])
+        tr.dataset.incident = String(i.id)
+        return tr
+      }),
+      7,
+      'none',
+    )
+  }
+
+  const refreshIncidents = async () => {
+    const q = new URLSearchParams({ event: eventId, state: $('incident-state').value, limit: '50' })
+    if ($('incident-kind').value) q.set('kind', $('incident-kind').value)
+    renderIncidents(await api(`/v1/incidents?${q}`))
+  }
+
   const renderArrivals = (a) => {
     const svg = $('arrivals')
     svg.replaceChildren()
@@ -197,6 +273,11 @@
         arrivalsAt = Date.now()
         renderArrivals(await api(`${base}/arrivals`))
       }
+      // incidents every 5 s (and at once after an action): a note being typed is not redrawn away
+      if (Date.now() - incidentsAt > 5_000 && !$('incidents').contains(document.activeElement)) {
+        incidentsAt = Date.now()
+        await refreshIncidents()
+      }
       status('live', `live, ${new Date().toLocaleTimeString('en-GB')}`)
     } catch (err) {
       if (err instanceof Refused) return showLogin(err.message)
@@ -220,6 +301,7 @@
       select.value = eventId
       $('main').hidden = false
       arrivalsAt = 0
+      incidentsAt = 0
       await refresh()
       clearInterval(timer)
       timer = setInterval(refresh, 1_000)
@@ -233,8 +315,14 @@
     eventId = $('event').value
     history.replaceState(null, '', `${location.pathname}?event=${encodeURIComponent(eventId)}`)
     arrivalsAt = 0
+    incidentsAt = 0
     void refresh()
   })
+  for (const id of ['incident-state', 'incident-kind'])
+    $(id).addEventListener('change', () => {
+      incidentsAt = 0
+      void refresh()
+    })
   $('login').addEventListener('submit', (e) => {
     e.preventDefault()
     token = $('token').value.trim()

@@ -30,6 +30,7 @@ import { consoleRoutes } from './routes/console.js'
 import { dashboardRoutes } from './routes/dashboard.js'
 import { fleetRoutes } from './routes/fleet.js'
 import { healthRoutes } from './routes/health.js'
+import { incidentRoutes } from './routes/incidents.js'
 import { metricsRoutes } from './routes/metrics.js'
 import { type AlertsStatus, perfRoutes } from './routes/perf.js'
 import { queryRoutes } from './routes/query.js'
@@ -117,5 +118,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(perfRoutes, { alertsStatus: deps.alertsStatus })
   await app.register(dashboardRoutes, { fleet, alertsStatus: deps.alertsStatus })
   await app.register(consoleRoutes)
+  await app.register(incidentRoutes)
   return app
 }

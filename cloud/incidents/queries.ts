@@ -13,17 +13,37 @@ export const INCIDENT_KINDS = [
 
 export type IncidentKind = (typeof INCIDENT_KINDS)[number]
 
-/** Incidents newest first: of one kind or every kind, the open ones or all. */
+/** Where an incident is in its handling. */
+export const INCIDENT_STATES = ['open', 'unacknowledged', 'acknowledged', 'resolved', 'all'] as const
+export type IncidentState = (typeof INCIDENT_STATES)[number]
+
+/** The columns of an incident as the API gives it. */
+export const INCIDENT_COLUMNS = `id, kind, gate_id AS "gateId", participant_id AS "participantId", record_id AS "recordId",
+  record_ts AS "recordTs", other_gate_id AS "otherGateId", other_record_id AS "otherRecordId", detail,
+  created_at AS "createdAt", acknowledged_at AS "acknowledgedAt", acknowledged_by AS "acknowledgedBy",
+  resolved_at AS "resolvedAt", resolved_by AS "resolvedBy", note`
+
+/**
+ * Incidents newest first: of one kind or every kind; in one state (`open`: not resolved,
+ * acknowledged or not; `all`); of one event's gates or every gate.
+ */
 export async function listIncidents(
   db: Queryable,
-  filter: { kind: IncidentKind | null; openOnly: boolean; limit: number },
+  filter: { kind: IncidentKind | null; state: IncidentState; eventId?: string | null; limit: number },
 ): Promise<Array<Record<string, unknown>>> {
   const r = await db.query(
-    `SELECT id, kind, gate_id AS "gateId", participant_id AS "participantId", record_id AS "recordId", record_ts AS "recordTs",
-            other_gate_id AS "otherGateId", other_record_id AS "otherRecordId", detail, created_at AS "createdAt"
-       FROM incidents WHERE ($1::text IS NULL OR kind = $1) AND ($2::boolean = false OR resolved_at IS NULL)
+    `SELECT ${INCIDENT_COLUMNS}
+       FROM incidents
+      WHERE ($1::text IS NULL OR kind = $1)
+        AND CASE $2::text
+              WHEN 'open' THEN resolved_at IS NULL
+              WHEN 'unacknowledged' THEN resolved_at IS NULL AND acknowledged_at IS NULL
+              WHEN 'acknowledged' THEN resolved_at IS NULL AND acknowledged_at IS NOT NULL
+              WHEN 'resolved' THEN resolved_at IS NOT NULL
+              ELSE true END
+        AND ($4::text IS NULL OR gate_id IN (SELECT id FROM gates WHERE event_id = $4))
       ORDER BY created_at DESC, id DESC LIMIT $3`,
-    [filter.kind, filter.openOnly, filter.limit],
+    [filter.kind, filter.state, filter.limit, filter.eventId ?? null],
   )
   return r.rows
 }

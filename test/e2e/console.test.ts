@@ -135,6 +135,30 @@ describe('the event console in headless Chromium', () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'console.png'), fullPage: true })
   })
 
+  it('resolves an incident with a note, from the page', async () => {
+    const r = await pool.query<{ id: string }>(
+      `INSERT INTO incidents (kind, gate_id, participant_id, record_id, record_ts)
+       VALUES ('double_entry', 'front', 'c1', gen_random_uuid(), now()) RETURNING id`,
+    )
+    const id = r.rows[0]?.id as string
+    const rowOf = `#incidents tr[data-incident="${id}"]`
+    await page.waitForSelector(rowOf, { timeout: 10_000 })
+    expect(await page.textContent(rowOf)).toContain('double entry')
+    await page.click(`${rowOf} button[data-action="acknowledge"]`)
+    await expect.poll(() => page.textContent(rowOf), { timeout: 5_000 }).toContain('acknowledged')
+    await page.fill(`${rowOf} input`, 'two badges on one lanyard; sorted at the desk')
+    await page.click(`${rowOf} button[data-action="resolve"]`)
+    // resolved: gone from the open ones, and kept with its note
+    await page.waitForSelector(rowOf, { state: 'detached', timeout: 5_000 })
+    const stored = await pool.query('SELECT resolved_at, resolved_by, note FROM incidents WHERE id = $1', [
+      id,
+    ])
+    expect(stored.rows[0]).toMatchObject({ note: 'two badges on one lanyard; sorted at the desk' })
+    expect(stored.rows[0].resolved_by).toMatch(/^ops token from /)
+    await page.selectOption('#incident-state', 'resolved')
+    await expect.poll(() => page.textContent(rowOf), { timeout: 5_000 }).toContain('sorted at the desk')
+  })
+
   it("fits a phone's width", async () => {
     await page.setViewportSize({ width: 390, height: 844 })
     await page.reload()

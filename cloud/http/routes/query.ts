@@ -13,7 +13,7 @@ import { EVENTS_TAG, GATES_TAG, ROSTER_TAG, STATS_TAG } from '../../cache/tags.j
 import type { Queryable } from '../../db/pool.js'
 import { eventConfig } from '../../events/queries.js'
 import { listGates } from '../../gates/store.js'
-import { INCIDENT_KINDS, listIncidents } from '../../incidents/queries.js'
+import { INCIDENT_KINDS, INCIDENT_STATES, listIncidents } from '../../incidents/queries.js'
 import { participantByToken, searchParticipants } from '../../participants/queries.js'
 import { parseInput } from '../input.js'
 
@@ -54,6 +54,11 @@ const SearchQuery = z.object({
 const IncidentsQuery = z.object({
   kind: z.enum(INCIDENT_KINDS).optional(),
   open: z.enum(['true', 'false']).default('true'),
+  state: z.enum(INCIDENT_STATES).optional(),
+  event: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/)
+    .optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 })
 
@@ -150,7 +155,9 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
 
   app.get('/v1/incidents', async (req) => {
     const q = parseInput(IncidentsQuery, req.query, 'query')
-    const filter = { kind: q.kind ?? null, openOnly: q.open === 'true', limit: q.limit }
+    // `open=false` is every state, as before states had names
+    const state = q.state ?? (q.open === 'true' ? 'open' : 'all')
+    const filter = { kind: q.kind ?? null, state, eventId: q.event ?? null, limit: q.limit }
     return { incidents: await perf.time('query.incidents', () => listIncidents(analytics(), filter)) }
   })
 }
