@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'E_DAEMON_RUNNING'
   | 'E_INPUT'
   | 'E_NOT_FOUND'
+  | 'E_CONFLICT'
   | 'E_TIMEOUT'
   | 'E_INTERNAL'
   | 'E_AUTH'

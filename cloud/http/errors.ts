@@ -8,6 +8,7 @@ const STATUS: Record<string, number> = {
   E_AUTH: 401,
   E_FORBIDDEN: 403,
   E_NOT_FOUND: 404,
+  E_CONFLICT: 409,
   E_RATE_LIMITED: 429,
   E_DB_UNAVAILABLE: 503,
 }

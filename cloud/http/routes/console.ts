@@ -10,10 +10,15 @@ import {
   latestDecisions,
 } from '../../attendance/event-figures.js'
 import { exportAttendanceCsv } from '../../attendance/export.js'
+import { reinstateBadge, replaceBadge, revokeBadge } from '../../participants/badges.js'
 import { parseInput } from '../input.js'
 
 const EventParams = z.object({ eventId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/) })
 const FeedQuery = z.object({ limit: z.coerce.number().int().min(1).max(200).default(25) })
+const ParticipantParams = EventParams.extend({ id: z.string().min(1).max(128) })
+const ReplaceBody = z
+  .object({ token: z.string().regex(/^[0-9a-fA-F]{4,48}$/, 'a badge token: 4 to 48 hex digits') })
+  .strict()
 
 /** The console's own files (cloud/console; from dist, the sources' copy). */
 function assets(): Map<string, { type: string; body: Buffer }> {
@@ -38,7 +43,9 @@ function assets(): Map<string, { type: string; body: Buffer }> {
  *   denials by reason over 5 and 60 minutes, occupancy per zone;
  * - GET /v1/query/events/:eventId/arrivals: first arrivals by hour of the event's local time;
  * - GET /v1/query/events/:eventId/decisions?limit=N: the latest decisions as they sync;
- * - GET /v1/query/events/:eventId/export.csv: every check-in of the event, streamed (COPY TO).
+ * - GET /v1/query/events/:eventId/export.csv: every check-in of the event, streamed (COPY TO);
+ * - POST /v1/events/:eventId/participants/:id/revoke | reinstate | replace {token}: badge actions,
+ *   at the gates from their next roster pull.
  * They read the primary: a decision synced a moment ago is there (a replica may lag).
  */
 export async function consoleRoutes(app: FastifyInstance): Promise<void> {
@@ -74,6 +81,19 @@ export async function consoleRoutes(app: FastifyInstance): Promise<void> {
       const { eventId } = parseInput(EventParams, req.params, 'query')
       const { limit } = parseInput(FeedQuery, req.query, 'query')
       return perf.time('query.event_decisions', () => latestDecisions(pool, eventId, limit, Date.now()))
+    })
+    api.post('/v1/events/:eventId/participants/:id/revoke', async (req) => {
+      const { eventId, id } = parseInput(ParticipantParams, req.params)
+      return { participant: await revokeBadge(pool, eventId, id) }
+    })
+    api.post('/v1/events/:eventId/participants/:id/reinstate', async (req) => {
+      const { eventId, id } = parseInput(ParticipantParams, req.params)
+      return { participant: await reinstateBadge(pool, eventId, id) }
+    })
+    api.post('/v1/events/:eventId/participants/:id/replace', async (req) => {
+      const { eventId, id } = parseInput(ParticipantParams, req.params)
+      const { token } = parseInput(ReplaceBody, req.body)
+      return { participant: await replaceBadge(pool, eventId, id, token.toLowerCase()) }
     })
     api.get('/v1/query/events/:eventId/export.csv', async (req, reply) => {
       const { eventId } = parseInput(EventParams, req.params, 'query')

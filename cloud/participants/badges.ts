@@ -1,0 +1,80 @@
+import { GateError } from '../../shared/errors.js'
+import type { Queryable } from '../db/pool.js'
+
+/** A participant as a badge action leaves them. */
+export interface BadgeHolder {
+  id: string
+  eventId: string
+  token: string
+  status: string
+  name: string | null
+}
+
+const RETURNING = `RETURNING id, event_id AS "eventId", token, status, name`
+
+async function one(
+  db: Queryable,
+  sql: string,
+  values: unknown[],
+  eventId: string,
+  id: string,
+): Promise<BadgeHolder> {
+  try {
+    const r = await db.query<BadgeHolder & Record<string, unknown>>(sql, values)
+    const row = r.rows[0]
+    if (!row) throw new GateError('E_NOT_FOUND', `no participant ${id} in event ${eventId}`)
+    return row
+  } catch (err) {
+    if ((err as { code?: string }).code === '23505')
+      throw new GateError('E_CONFLICT', 'that token is already the badge of another active participant', {
+        cause: err,
+      })
+    throw err
+  }
+}
+
+/**
+ * Revoke a participant's badge: the gates deny it (`revoked`) from their next roster pull. Every
+ * change bumps the participant's roster sequence (a trigger), which is what the gates pull.
+ */
+export function revokeBadge(db: Queryable, eventId: string, id: string): Promise<BadgeHolder> {
+  return one(
+    db,
+    `UPDATE participants SET status = 'revoked', updated_at = now() WHERE event_id = $1 AND id = $2 ${RETURNING}`,
+    [eventId, id],
+    eventId,
+    id,
+  )
+}
+
+/** Make a revoked or inactive participant's badge valid again. */
+export function reinstateBadge(db: Queryable, eventId: string, id: string): Promise<BadgeHolder> {
+  return one(
+    db,
+    `UPDATE participants SET status = 'active', updated_at = now() WHERE event_id = $1 AND id = $2 ${RETURNING}`,
+    [eventId, id],
+    eventId,
+    id,
+  )
+}
+
+/**
+ * Replace a lost badge: the participant holds `token` from now on, active. The old token leaves the
+ * roster in the same change (a removal the gates pull with it, roster_removals): from their next
+ * pull the gates admit the new badge and no longer know the old one.
+ */
+export function replaceBadge(
+  db: Queryable,
+  eventId: string,
+  id: string,
+  token: string,
+): Promise<BadgeHolder> {
+  return one(
+    db,
+    `UPDATE participants SET token = $3, status = 'active', updated_at = now()
+      WHERE event_id = $1 AND id = $2 ${RETURNING}`,
+    [eventId, id, token],
+    eventId,
+    id,
+  )
+}
