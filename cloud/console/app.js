@@ -44,7 +44,11 @@
       ...(body ? { method: 'POST', body: JSON.stringify(body) } : {}),
     })
     if (res.status === 401 || res.status === 403) throw new Refused('The token was refused.')
-    if (!res.ok) throw new Error(`${path}: ${res.status}`)
+    if (!res.ok) {
+      // the service's own words when it has some (a refused token for a badge, a 404)
+      const said = await res.json().catch(() => null)
+      throw new Error(said?.error?.message ?? `${path}: ${res.status}`)
+    }
     return res.json()
   }
 
@@ -239,6 +243,88 @@
     if ($('incident-kind').value) q.set('kind', $('incident-kind').value)
     renderIncidents(await api(`/v1/incidents?${q}`))
   }
+
+  // ---- participants: find one, see their history, act on their badge -------------------------
+  let person = null
+
+  const showPerson = async (p) => {
+    person = p
+    $('person').hidden = false
+    $('person-name').textContent = `${p.name ?? p.id} (${p.id}), badge ${p.token}, ${p.status}`
+    $('revoke').hidden = p.status === 'revoked'
+    $('reinstate').hidden = p.status === 'active'
+    const h = await api(`/v1/query/participants/${encodeURIComponent(p.id)}/checkins?limit=20`)
+    fill(
+      $('history'),
+      h.checkins.map((c) =>
+        row([
+          el('td', localTime(c.ts, true)),
+          el('td', c.gateId),
+          el('td', c.annuls ? 'annulled' : c.decision, c.decision === 'admit' ? 'admit' : 'deny'),
+          el('td', c.explanation ?? c.reason ?? (c.method === 'manual' ? `by hand: ${c.actor ?? ''}` : '')),
+        ]),
+      ),
+      4,
+      'none yet',
+    )
+  }
+
+  const badgeAction = async (action, body) => {
+    if (!person) return
+    try {
+      const r = await api(
+        `/v1/events/${encodeURIComponent(eventId)}/participants/${encodeURIComponent(person.id)}/${action}`,
+        body ?? {},
+      )
+      $('person-message').textContent = `${action}: done; the gates apply it at their next roster pull`
+      await showPerson({ ...person, ...r.participant })
+    } catch (err) {
+      if (err instanceof Refused) return showLogin(err.message)
+      $('person-message').textContent = `${action}: ${err.message}`
+    }
+  }
+
+  $('search').addEventListener('submit', async (e) => {
+    e.preventDefault()
+    const q = new URLSearchParams({ q: $('search-q').value.trim(), event: eventId, limit: '20' })
+    try {
+      const r = await api(`/v1/query/participants?${q}`)
+      $('found').hidden = false
+      fill(
+        $('found'),
+        r.participants.map((p) => {
+          const tr = row([
+            el('td', p.name ?? p.id),
+            el('td', p.email ?? ''),
+            el('td', p.status),
+            el('td', p.token),
+          ])
+          tr.dataset.participant = p.id
+          tr.tabIndex = 0
+          tr.addEventListener('click', () => void showPerson(p))
+          tr.addEventListener('keydown', (k) => {
+            if (k.key === 'Enter') void showPerson(p)
+          })
+          return tr
+        }),
+        4,
+        'none',
+      )
+    } catch (err) {
+      if (err instanceof Refused) return showLogin(err.message)
+      status('error', err.message)
+    }
+  })
+  $('revoke').addEventListener('click', () => badgeAction('revoke'))
+  $('reinstate').addEventListener('click', () => badgeAction('reinstate'))
+  $('replace').addEventListener('click', () => {
+    const token = $('new-token').value.trim()
+    if (!token) {
+      $('person-message').textContent = 'replace: type the new badge token first'
+      return
+    }
+    void badgeAction('replace', { token })
+  })
 
   const renderArrivals = (a) => {
     const svg = $('arrivals')

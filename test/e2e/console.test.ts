@@ -159,6 +159,24 @@ describe('the event console in headless Chromium', () => {
     await expect.poll(() => page.textContent(rowOf), { timeout: 5_000 }).toContain('sorted at the desk')
   })
 
+  it('finds a participant, shows their history, and revokes their badge', async () => {
+    await page.fill('#search-q', 'number 3')
+    await page.click('#search button[type="submit"]')
+    await page.waitForSelector('#found tr[data-participant="c3"]', { timeout: 5_000 })
+    await page.click('#found tr[data-participant="c3"]')
+    await expect.poll(() => page.textContent('#history tbody'), { timeout: 5_000 }).toContain('zone_full')
+    await page.click('#revoke')
+    await expect.poll(() => page.textContent('#person-name'), { timeout: 5_000 }).toContain('revoked')
+    const stored = await pool.query("SELECT status FROM participants WHERE id = 'c3'")
+    expect(stored.rows[0]).toEqual({ status: 'revoked' })
+    // a token another guest holds is refused, in words
+    await page.fill('#new-token', token(4))
+    await page.click('#replace')
+    await expect
+      .poll(() => page.textContent('#person-message'), { timeout: 5_000 })
+      .toContain('another active')
+  })
+
   it("fits a phone's width", async () => {
     await page.setViewportSize({ width: 390, height: 844 })
     await page.reload()
