@@ -118,6 +118,20 @@ export class AccessStep {
   }
 
   /**
+   * Whether a participant this gate's lane let into its zone has left that zone since (through an
+   * exit here or at another gate of the venue, learnt over the broker): their next arrival is a
+   * re-entry for the rules to judge, not a badge lingering at the gate, which the re-entry window
+   * would deny as already checked in.
+   */
+  leftZone(participantId: string): boolean {
+    const engine = this.engine
+    const zone = engine?.lane(this.deps.gateId)?.to ?? null
+    if (engine === null || zone === null) return false
+    const now = this.deps.clock.now()
+    return !this.ledger.history(participantId, (z) => engine.period(z, now)).inside(zone)
+  }
+
+  /**
    * What a decision by hand changes (the rules are not asked): an admit passes this gate's lane,
    * leaving its `from` zone and entering its `to` zone. Undefined without a policy.
    */

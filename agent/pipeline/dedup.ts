@@ -119,6 +119,11 @@ export class Dedup {
     if (this.mem.get(token)?.at === at) this.mem.delete(token)
   }
 
+  /** Forget what was remembered for `token` (its next arrival is validated again). */
+  drop(token: string): void {
+    this.mem.delete(token)
+  }
+
   /** Forget decisions older than the window. */
   dropExpired(now: number): void {
     for (const [token, remembered] of this.mem) {

@@ -9,7 +9,7 @@ import type { Clock } from '../clock.js'
 import type { PipelineCounters } from '../metrics.js'
 import { RateMeter } from '../metrics.js'
 import type { DecisionSink } from '../store/group-commit.js'
-import type { Dedup } from './dedup.js'
+import type { Dedup, DedupVerdict } from './dedup.js'
 import type { Proximity } from './proximity.js'
 import type { Sighting } from './types.js'
 import type { Validator, Verdict } from './validator.js'
@@ -85,7 +85,16 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
 
   private decide(sighting: Sighting): void {
     const { dedup, validator, counters } = this.deps
-    const dedupVerdict = dedup.check(sighting.token, sighting.ts, validator.version())
+    let dedupVerdict = dedup.check(sighting.token, sighting.ts, validator.version())
+    // someone admitted into the zone who has left it since comes back: a re-entry, not a lingering
+    // badge; the rules judge it (re-entry allowed, entries per day, anti-passback)
+    if (dedupVerdict.kind !== 'validate' && this.deps.access && this.rememberedAdmit(dedupVerdict)) {
+      const participantId = validator.participantOf(sighting.token)
+      if (participantId !== null && this.deps.access.leftZone(participantId)) {
+        dedup.drop(sighting.token)
+        dedupVerdict = { kind: 'validate' }
+      }
+    }
     let verdict: Verdict
     if (dedupVerdict.kind === 'suppress') {
       counters.suppressed++
@@ -106,6 +115,10 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
       return
     }
     this.record(sighting, verdict)
+  }
+
+  private rememberedAdmit(v: DedupVerdict): boolean {
+    return v.kind === 'already_checked_in' || (v.kind === 'suppress' && v.decision === 'admit')
   }
 
   /** Buffer the decision for its durable commit; false when it is withheld. */

@@ -18,6 +18,7 @@ const POLICY = parsePolicy({
   ],
   lanes: [
     { gate: 'vip-door', from: 'hall', to: 'vip' },
+    { gate: 'vip-exit', from: 'vip', to: 'hall' },
     { gate: 'hall-in', to: 'hall' },
   ],
   rules: [
@@ -177,6 +178,27 @@ describe('the access rules at the gate, over its SQLite file', () => {
       hall: { period: '', entries: 0, exits: 1, annulled: 0 },
     })
     expect((await pass(step, 'p1')).reason).toBe('anti_passback')
+  })
+
+  it('knows who left its zone by another gate: their next arrival is a re-entry, not a lingering badge', async () => {
+    const step = open()
+    step.tallies.allot({ vip: { period: '', limit: 10 } })
+    expect(step.leftZone('p1')).toBe(true) // never came in
+    const first = await pass(step, 'p1')
+    expect(first.decision).toBe('admit')
+    expect(step.leftZone('p1')).toBe(false) // inside the lounge
+    // the lounge's other door lets p1 out, and says so over the venue's broker
+    step.learn({
+      v: 1,
+      id: '0192b1c0-0000-7000-8000-0000000000e1',
+      gateId: 'vip-exit',
+      participantId: 'p1',
+      zoneIn: 'hall',
+      zoneOut: 'vip',
+      ts: clock.now(),
+      policyVersion: 2,
+    })
+    expect(step.leftZone('p1')).toBe(true)
   })
 
   it('a gate the policy gives no lane denies everyone, and says so', async () => {
