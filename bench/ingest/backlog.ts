@@ -13,7 +13,7 @@ import { openDatabase } from '../../agent/store/db.js'
 import type { DecisionEvent } from '../../shared/control.js'
 import { startFsyncProbe } from './fsync-probe.js'
 import { scheduleAsAGate } from './gate-scheduling.js'
-import { bufferBacklog, type Checkins } from './workload.js'
+import { BENCH_EVENT, bufferBacklog, type Checkins } from './workload.js'
 
 /** What the drain measured. */
 export interface Drain {
@@ -60,8 +60,9 @@ export async function backlogDrain(o: {
   // backlog is made: its records' times end when it is made, as a gate's would when it comes back
   const tokens = Array.from({ length: 500 }, (_, i) => (0x5000 + i).toString(16).padStart(16, '0'))
   await sql.query(
-    `INSERT INTO participants (id, token, status) SELECT 'B-' || (i - 1), t, 'active' FROM unnest($1::text[]) WITH ORDINALITY AS x(t, i)`,
-    [tokens],
+    `INSERT INTO participants (id, event_id, token, status)
+     SELECT 'B-' || (i - 1), $2, t, 'active' FROM unnest($1::text[]) WITH ORDINALITY AS x(t, i)`,
+    [tokens, BENCH_EVENT],
   )
   await o.importRoster(checkins.made + o.backlog)
   // the gate was deciding all day with its roster: it has pulled every change there is (a gate

@@ -3,7 +3,7 @@ import type pg from 'pg'
 import { addGate } from '../../cloud/gates/store.js'
 import { maintainPartitions } from '../../cloud/partitions/manager.js'
 import { startService } from '../harness.js'
-import { ROSTER_SQL } from './workload.js'
+import { BENCH_EVENT, ROSTER_SQL } from './workload.js'
 
 /** The monthly partitions the records fall in: this month's, and the one a day ago (the backlog's). */
 export async function monthlyPartitions(sql: pg.Client): Promise<void> {
@@ -19,10 +19,10 @@ export async function monthlyPartitions(sql: pg.Client): Promise<void> {
   )
 }
 
-/** Gates bench-0 .. bench-(count-1) registered: their keys, in order. */
+/** Gates bench-0 .. bench-(count-1) registered in the benchmark's event: their keys, in order. */
 export async function registerGates(pool: pg.Pool, count: number): Promise<string[]> {
   const keys: string[] = []
-  for (let g = 0; g < count; g++) keys.push(await addGate(pool, `bench-${g}`))
+  for (let g = 0; g < count; g++) keys.push(await addGate(pool, `bench-${g}`, { eventId: BENCH_EVENT }))
   return keys
 }
 

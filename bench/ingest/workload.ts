@@ -12,9 +12,12 @@ import type { Checkin } from '../../shared/checkin.js'
 /** participant P-n's badge (a 32-bit multiplicative hash: distinct for every n) */
 const tokenOf = (n: number) => (Math.imul(n, 2654435761) >>> 0).toString(16).padStart(8, '0')
 
+/** The event of the benchmark's gates and roster: its figures are kept as the records are stored. */
+export const BENCH_EVENT = 'bench-event'
+
 /** the same in SQL, for the roster the cloud checks every record against (P-from .. P-to) */
-export const ROSTER_SQL = `INSERT INTO participants (id, token, status)
-  SELECT 'P-' || n, lpad(to_hex((n * 2654435761) % 4294967296), 8, '0'), 'active' FROM generate_series($1::bigint, $2::bigint) n`
+export const ROSTER_SQL = `INSERT INTO participants (id, event_id, token, status)
+  SELECT 'P-' || n, '${BENCH_EVENT}', lpad(to_hex((n * 2654435761) % 4294967296), 8, '0'), 'active' FROM generate_series($1::bigint, $2::bigint) n`
 
 /**
  * The check-ins of one run, numbered in the order they are made (participant P-n's is the n-th): the
