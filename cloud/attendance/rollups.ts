@@ -1,7 +1,26 @@
+import type pg from 'pg'
 import type { Checkin } from '../../shared/checkin.js'
 import type { Queryable } from '../db/pool.js'
 
 const MINUTE_MS = 60_000
+
+/**
+ * Both rollups in one statement, prepared once per connection (the ingest runs it for every
+ * batch): decisions per minute, gate, decision and reason, and each participant's first admit.
+ */
+const ROLLUP_SQL = `WITH minutes AS (
+  INSERT INTO decision_minutes (event_id, minute, gate_id, decision, reason, n)
+  SELECT $1, to_timestamp(m::float8 / 1000), $2, d, r, n
+    FROM unnest($3::bigint[], $4::text[], $5::text[], $6::bigint[]) AS u (m, d, r, n)
+  ON CONFLICT (event_id, minute, gate_id, decision, reason)
+  DO UPDATE SET n = decision_minutes.n + excluded.n
+)
+INSERT INTO event_arrivals (event_id, participant_id, first_at, record_id)
+SELECT $1, p, to_timestamp(t::float8 / 1000), id
+  FROM unnest($7::text[], $8::bigint[], $9::uuid[]) AS u (p, t, id)
+ON CONFLICT (event_id, participant_id) DO UPDATE
+  SET first_at = excluded.first_at, record_id = excluded.record_id
+  WHERE excluded.first_at < event_arrivals.first_at`
 
 /**
  * Add stored check-ins to their event's figures (migration 1765200000000_attendance-rollups):
@@ -11,19 +30,42 @@ const MINUTE_MS = 60_000
  * nothing either. Rows are written in key order, so concurrent batches lock them in one order.
  */
 export async function rollUp(
-  db: Queryable,
+  db: pg.ClientBase,
   eventId: string | null,
   gateId: string,
   records: readonly Checkin[],
 ): Promise<void> {
   if (eventId === null || records.length === 0) return
-  await addMinutes(db, eventId, gateId, records)
-  await addArrivals(db, eventId, records)
-  const annulled = records.flatMap((r) => (r.annuls === undefined ? [] : [r.annuls.toLowerCase()]))
-  if (annulled.length > 0) await withdrawArrivals(db, eventId, annulled)
+  const minutes = minuteCounts(records)
+  const arrivals = firstAdmits(records)
+  await db.query({
+    name: 'attendance-rollup',
+    text: ROLLUP_SQL,
+    values: [
+      eventId,
+      gateId,
+      minutes.map((x) => x.minute),
+      minutes.map((x) => x.decision),
+      minutes.map((x) => x.reason),
+      minutes.map((x) => x.n),
+      arrivals.map((r) => r.participantId),
+      arrivals.map((r) => r.ts),
+      arrivals.map((r) => r.id),
+    ],
+  })
+  // an annulment names its participant and the admit it takes back
+  const annulled = records.filter((r) => r.annuls !== undefined && r.participantId !== null)
+  if (annulled.length > 0)
+    await withdrawArrivals(
+      db,
+      eventId,
+      annulled.map((r) => r.participantId as string),
+      annulled.map((r) => (r.annuls as string).toLowerCase()),
+    )
 }
 
-async function addMinutes(db: Queryable, eventId: string, gateId: string, records: readonly Checkin[]) {
+/** The batch's decisions counted by minute, decision and reason ('' for an admit), in key order. */
+function minuteCounts(records: readonly Checkin[]) {
   const counts = new Map<string, { minute: number; decision: string; reason: string; n: number }>()
   for (const r of records) {
     const minute = Math.floor(r.ts / MINUTE_MS) * MINUTE_MS
@@ -33,43 +75,22 @@ async function addMinutes(db: Queryable, eventId: string, gateId: string, record
     if (c) c.n++
     else counts.set(key, { minute, decision: r.decision, reason, n: 1 })
   }
-  const rows = [...counts.values()].sort(
+  return [...counts.values()].sort(
     (a, b) => a.minute - b.minute || a.decision.localeCompare(b.decision) || a.reason.localeCompare(b.reason),
-  )
-  await db.query(
-    `INSERT INTO decision_minutes (event_id, minute, gate_id, decision, reason, n)
-     SELECT $1, to_timestamp(m / 1000.0), $2, d, r, n
-       FROM unnest($3::bigint[], $4::text[], $5::text[], $6::bigint[]) AS u (m, d, r, n)
-     ON CONFLICT (event_id, minute, gate_id, decision, reason)
-     DO UPDATE SET n = decision_minutes.n + excluded.n`,
-    [
-      eventId,
-      gateId,
-      rows.map((x) => x.minute),
-      rows.map((x) => x.decision),
-      rows.map((x) => x.reason),
-      rows.map((x) => x.n),
-    ],
   )
 }
 
-async function addArrivals(db: Queryable, eventId: string, records: readonly Checkin[]) {
-  const first = new Map<string, Checkin>()
+/** Each participant's earliest admit in the batch, by participant id. */
+function firstAdmits(records: readonly Checkin[]): Array<Checkin & { participantId: string }> {
+  const first = new Map<string, Checkin & { participantId: string }>()
   for (const r of records) {
     if (r.decision !== 'admit' || r.participantId === null) continue
     const seen = first.get(r.participantId)
-    if (seen === undefined || r.ts < seen.ts) first.set(r.participantId, r)
+    if (seen === undefined || r.ts < seen.ts)
+      first.set(r.participantId, r as Checkin & { participantId: string })
   }
-  if (first.size === 0) return
-  const rows = [...first.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-  await db.query(
-    `INSERT INTO event_arrivals (event_id, participant_id, first_at, record_id)
-     SELECT $1, p, to_timestamp(t / 1000.0), id
-       FROM unnest($2::text[], $3::bigint[], $4::uuid[]) AS u (p, t, id)
-     ON CONFLICT (event_id, participant_id) DO UPDATE
-       SET first_at = excluded.first_at, record_id = excluded.record_id
-       WHERE excluded.first_at < event_arrivals.first_at`,
-    [eventId, rows.map(([p]) => p), rows.map(([, r]) => r.ts), rows.map(([, r]) => r.id)],
+  return [...first.values()].sort((a, b) =>
+    a.participantId < b.participantId ? -1 : a.participantId > b.participantId ? 1 : 0,
   )
 }
 
@@ -77,10 +98,17 @@ async function addArrivals(db: Queryable, eventId: string, records: readonly Che
  * Admits annulled (the person never went through): a participant whose arrival was one of them
  * has arrived at their first admit that stands, if any.
  */
-async function withdrawArrivals(db: Queryable, eventId: string, annulled: readonly string[]) {
+async function withdrawArrivals(
+  db: Queryable,
+  eventId: string,
+  participants: readonly string[],
+  admits: readonly string[],
+) {
   const gone = await db.query<{ participant_id: string }>(
-    'DELETE FROM event_arrivals WHERE event_id = $1 AND record_id = ANY($2::uuid[]) RETURNING participant_id',
-    [eventId, annulled],
+    `DELETE FROM event_arrivals e USING unnest($2::text[], $3::uuid[]) AS u (p, id)
+      WHERE e.event_id = $1 AND e.participant_id = u.p AND e.record_id = u.id
+      RETURNING e.participant_id`,
+    [eventId, participants, admits],
   )
   if (gone.rows.length === 0) return
   await db.query(

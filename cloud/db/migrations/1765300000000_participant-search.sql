@@ -15,11 +15,8 @@ CREATE FUNCTION participant_search_text(name text, email text) RETURNS text
 
 CREATE INDEX participants_search_trgm ON participants
   USING gin (participant_search_text(name, email) gin_trgm_ops);
--- the full-text index it replaces (whole English words only)
-DROP INDEX participants_fts;
+-- (the full-text index stays: whole English words, for tools that query it)
 
 -- Down Migration
-CREATE INDEX participants_fts ON participants
-  USING gin (to_tsvector('english', coalesce(name, '') || ' ' || coalesce(email, '')));
 DROP INDEX participants_search_trgm;
 DROP FUNCTION participant_search_text(text, text);
