@@ -38,7 +38,9 @@ describe('handling incidents', () => {
     return { status: res.statusCode, body: res.json() as Record<string, unknown> }
   }
   const listed = async (query: string) =>
-    ((await call('GET', `/v1/incidents?${query}`)).body['incidents'] as Incident[]).map((i) => Number(i.id)).sort()
+    ((await call('GET', `/v1/incidents?${query}`)).body['incidents'] as Incident[])
+      .map((i) => Number(i.id))
+      .sort()
 
   beforeAll(async () => {
     db = await tempDatabase()
