@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, renameSync, writeFileSync } from 'node:fs'
+import { accessSync, chmodSync, constants, renameSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import type { AgentConfig } from './schema.js'
 
@@ -28,8 +28,17 @@ export function writeConfigInUse(config: AgentConfig): string {
   return file
 }
 
-/** The configuration-in-use file of the gate whose data is in `dataDir`, if it left one. */
+/**
+ * The configuration-in-use file of the gate whose data is in `dataDir`, if it left one this user
+ * may read (one who may not falls back to the defaults, and is told what they may not do by the
+ * command itself: the control socket and the database say so).
+ */
 export function configInUseFile(dataDir: string): string | undefined {
   const file = path.join(path.resolve(dataDir), CONFIG_IN_USE)
-  return existsSync(file) ? file : undefined
+  try {
+    accessSync(file, constants.R_OK)
+    return file
+  } catch {
+    return undefined
+  }
 }

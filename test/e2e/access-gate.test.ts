@@ -89,6 +89,14 @@ describe('end to end: a gate decides by the access policy its event has in the c
     )
     expect((await cloudCli(['participants', 'import', roster, '--event', 'conf'], env)).code).toBe(0)
     const speakersFrom = utcIn(1)
+    const speakersUntil = utcIn(2)
+    // what the gate says of the speakers' window: it opens later today; or, an hour before
+    // midnight and after, that window is tomorrow's and today's has closed
+    const minutesOf = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3))
+    const speakersClosed = minutesOf(utcIn(0)) >= minutesOf(speakersFrom)
+    const speakersWindow = speakersClosed
+      ? `VIP lounge closed at ${speakersUntil} UTC`
+      : `VIP lounge opens at ${speakersFrom} UTC`
     const policyFile = path.join(tmp.dir, 'policy.json')
     writeFileSync(
       policyFile,
@@ -108,7 +116,7 @@ describe('end to end: a gate decides by the access policy its event has in the c
             zone: 'vip',
             tags: ['speaker'],
             from: speakersFrom,
-            until: utcIn(2),
+            until: speakersUntil,
           },
         ],
       }),
@@ -228,7 +236,7 @@ describe('end to end: a gate decides by the access policy its event has in the c
       },
     ])
     expect(second.stdout() + second.stderr()).toContain(
-      `access denied: outside_time_window: VIP lounge opens at ${speakersFrom} UTC`,
+      `access denied: outside_time_window: ${speakersWindow}`,
     )
 
     // 3. back online: the decisions reach the cloud with their reasons
@@ -261,7 +269,7 @@ describe('end to end: a gate decides by the access policy its event has in the c
         reason: 'outside_time_window',
         ruleId: 'speakers',
         policyVersion: 1,
-        explanation: `VIP lounge opens at ${speakersFrom} UTC`,
+        explanation: speakersWindow,
       })
       const admitted = await sql.query(
         'SELECT zone_in, zone_out, rule_id FROM attendance_records WHERE reason IS NULL',
