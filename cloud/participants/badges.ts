@@ -33,30 +33,24 @@ async function one(
   }
 }
 
-/**
- * Revoke a participant's badge: the gates deny it (`revoked`) from their next roster pull. Every
- * change bumps the participant's roster sequence (a trigger), which is what the gates pull.
- */
-export function revokeBadge(db: Queryable, eventId: string, id: string): Promise<BadgeHolder> {
+/** A badge's status set, the participant's roster sequence bumped (a trigger): what the gates pull. */
+function setStatus(db: Queryable, eventId: string, id: string, status: 'active' | 'revoked') {
   return one(
     db,
-    `UPDATE participants SET status = 'revoked', updated_at = now() WHERE event_id = $1 AND id = $2 ${RETURNING}`,
-    [eventId, id],
+    `UPDATE participants SET status = $3, updated_at = now() WHERE event_id = $1 AND id = $2 ${RETURNING}`,
+    [eventId, id, status],
     eventId,
     id,
   )
 }
 
+/** Revoke a participant's badge: the gates deny it (`revoked`) from their next roster pull. */
+export const revokeBadge = (db: Queryable, eventId: string, id: string): Promise<BadgeHolder> =>
+  setStatus(db, eventId, id, 'revoked')
+
 /** Make a revoked or inactive participant's badge valid again. */
-export function reinstateBadge(db: Queryable, eventId: string, id: string): Promise<BadgeHolder> {
-  return one(
-    db,
-    `UPDATE participants SET status = 'active', updated_at = now() WHERE event_id = $1 AND id = $2 ${RETURNING}`,
-    [eventId, id],
-    eventId,
-    id,
-  )
-}
+export const reinstateBadge = (db: Queryable, eventId: string, id: string): Promise<BadgeHolder> =>
+  setStatus(db, eventId, id, 'active')
 
 /**
  * Replace a lost badge: the participant holds `token` from now on, active. The old token leaves the

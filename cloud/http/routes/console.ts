@@ -1,5 +1,3 @@
-import { existsSync, readFileSync } from 'node:fs'
-import path from 'node:path'
 import { PassThrough } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
@@ -12,6 +10,7 @@ import {
 import { exportAttendanceCsv } from '../../attendance/export.js'
 import { reinstateBadge, replaceBadge, revokeBadge } from '../../participants/badges.js'
 import { parseInput } from '../input.js'
+import { servePage } from '../static-page.js'
 
 const EventParams = z.object({ eventId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/) })
 const FeedQuery = z.object({ limit: z.coerce.number().int().min(1).max(200).default(25) })
@@ -19,22 +18,6 @@ const ParticipantParams = EventParams.extend({ id: z.string().min(1).max(128) })
 const ReplaceBody = z
   .object({ token: z.string().regex(/^[0-9a-fA-F]{4,48}$/, 'a badge token: 4 to 48 hex digits') })
   .strict()
-
-/** The console's own files (cloud/console; from dist, the sources' copy). */
-function assets(): Map<string, { type: string; body: Buffer }> {
-  const here = import.meta.dirname
-  const dir = [
-    path.join(here, '..', '..', 'console'),
-    path.join(here, '..', '..', '..', '..', 'cloud', 'console'),
-  ].find((d) => existsSync(path.join(d, 'index.html')))
-  if (!dir) throw new Error(`console files not found next to ${here}`)
-  const files: Array<[string, string, string]> = [
-    ['/console', 'index.html', 'text/html; charset=utf-8'],
-    ['/console/app.js', 'app.js', 'text/javascript; charset=utf-8'],
-    ['/console/app.css', 'app.css', 'text/css; charset=utf-8'],
-  ]
-  return new Map(files.map(([url, file, type]) => [url, { type, body: readFileSync(path.join(dir, file)) }]))
-}
 
 /**
  * The organiser's console: a static page (no secrets in it; the token stays in the tab's
@@ -50,19 +33,7 @@ function assets(): Map<string, { type: string; body: Buffer }> {
  */
 export async function consoleRoutes(app: FastifyInstance): Promise<void> {
   const { pool, perf } = app
-  for (const [url, f] of assets()) {
-    app.get(url, async (_req, reply) =>
-      reply
-        .type(f.type)
-        .header('Cache-Control', 'no-cache')
-        .header('X-Content-Type-Options', 'nosniff')
-        .header(
-          'Content-Security-Policy',
-          "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
-        )
-        .send(f.body),
-    )
-  }
+  servePage(app, 'console')
 
   // the people who run an event open the cloud's address: attendance first, the fleet a link away
   app.get('/', async (_req, reply) => reply.redirect('/console'))

@@ -1,4 +1,3 @@
-import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
@@ -7,6 +6,7 @@ import { GateError } from '../../../shared/errors.js'
 import type { FleetMonitor, GateFleetState } from '../../fleet/monitor.js'
 import { postgresHistoryReader } from '../../fleet/stores.js'
 import { parseInput } from '../input.js'
+import { servePage } from '../static-page.js'
 import { cloudOverview } from './dashboard-overview.js'
 import type { AlertsStatus } from './perf.js'
 
@@ -74,26 +74,6 @@ const HistoryQuery = z.object({
     .default(60),
 })
 
-/** The page's own files, and uPlot (the charts) from its package. */
-function assets(): Map<string, { type: string; body: Buffer }> {
-  const here = import.meta.dirname
-  // cloud/http/routes -> cloud/dashboard; dist/cloud/http/routes -> the sources' cloud/dashboard
-  const dir = [
-    path.join(here, '..', '..', 'dashboard'),
-    path.join(here, '..', '..', '..', '..', 'cloud', 'dashboard'),
-  ].find((d) => existsSync(path.join(d, 'index.html')))
-  if (!dir) throw new Error(`dashboard files not found next to ${here}`)
-  const uplot = path.dirname(createRequire(import.meta.url).resolve('uplot/package.json'))
-  const files: Array<[string, string, string]> = [
-    ['/dashboard', path.join(dir, 'index.html'), 'text/html; charset=utf-8'],
-    ['/dashboard/app.js', path.join(dir, 'app.js'), 'text/javascript; charset=utf-8'],
-    ['/dashboard/app.css', path.join(dir, 'app.css'), 'text/css; charset=utf-8'],
-    ['/dashboard/uplot.js', path.join(uplot, 'dist', 'uPlot.iife.min.js'), 'text/javascript; charset=utf-8'],
-    ['/dashboard/uplot.css', path.join(uplot, 'dist', 'uPlot.min.css'), 'text/css; charset=utf-8'],
-  ]
-  return new Map(files.map(([url, file, type]) => [url, { type, body: readFileSync(file) }]))
-}
-
 /**
  * The ops dashboard: a static page (no secrets in it; it asks for the ops token and keeps it in the
  * tab's sessionStorage), a gate's history for the charts, and a live stream of Server-Sent Events:
@@ -103,25 +83,16 @@ function assets(): Map<string, { type: string; body: Buffer }> {
  * URL that a proxy or a log would keep.
  */
 export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptions): Promise<void> {
-  const files = assets()
+  // the page, and uPlot (its charts) from its package
+  const uplot = path.dirname(createRequire(import.meta.url).resolve('uplot/package.json'))
+  servePage(app, 'dashboard', [
+    ['/dashboard/uplot.js', path.join(uplot, 'dist', 'uPlot.iife.min.js')],
+    ['/dashboard/uplot.css', path.join(uplot, 'dist', 'uPlot.min.css')],
+  ])
   // a gate's metrics history (gate_metrics), kept only with the fleet monitor
   const history = opts.fleet ? postgresHistoryReader(app.pool) : null
   // the cloud side: performance, cache, database, routing, autoscaler, alerts and incidents
   const overview = cloudOverview(app, opts)
-  for (const [url, f] of files) {
-    app.get(url, async (_req, reply) =>
-      reply
-        .type(f.type)
-        .header('Cache-Control', 'no-cache')
-        .header('X-Content-Type-Options', 'nosniff')
-        .header(
-          'Content-Security-Policy',
-          "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
-        )
-        .send(f.body),
-    )
-  }
-
   const streams = new Set<() => void>()
   app.addHook('preClose', async () => {
     for (const end of [...streams]) end()
