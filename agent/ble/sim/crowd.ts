@@ -11,6 +11,7 @@ import {
   writeBadgeFrame,
 } from './badges.js'
 import { type CrowdPlan, planCrowd } from './demo-roster.js'
+import { DeviceHeap } from './device-heap.js'
 import { Prng } from './prng.js'
 
 /** Log-distance path loss: RSSI = P(1 m) - 10 n log10(d) + N(0, sigma). Indoors, n is 2..3. */
@@ -117,8 +118,8 @@ export class Crowd {
   private readonly sim: SimConfig
   private readonly decoders: DecodersConfig
   private planned: CrowdPlan | undefined
-  private readonly heap: Int32Array
-  private size = 0
+  /** devices by their next advert */
+  private readonly heap: DeviceHeap
   private readonly loop: boolean
   /** a door that follows the entrances: how long after them the crowd comes, ms */
   private readonly laterBy: number
@@ -152,7 +153,7 @@ export class Crowd {
     this.dwell = new Float32Array(devices)
     this.dNear = new Float32Array(devices)
     this.base = new Float64Array(devices)
-    this.heap = new Int32Array(devices)
+    this.heap = new DeviceHeap(devices, this.next)
     this.frameAt = new Uint32Array(walkers)
     this.frameLength = new Uint8Array(walkers)
     this.kindOf = Uint8Array.from(plan.badges, (b) => BADGE_KINDS.indexOf(b.kind))
@@ -195,17 +196,18 @@ export class Crowd {
     })
     for (let i = 0; i < devices; i++) {
       this.next[i] = (this.arrival[i] as number) + rng.range(0, this.interval[i] as number)
-      this.push(i)
+      this.heap.push(i)
     }
   }
 
   /** virtual time of the next advert, Infinity when the crowd has gone (no loop) */
   get nextAt(): number {
-    return this.size === 0 ? Number.POSITIVE_INFINITY : (this.next[this.heap[0] as number] as number)
+    const first = this.heap.peek()
+    return first === undefined ? Number.POSITIVE_INFINITY : (this.next[first] as number)
   }
 
   get done(): boolean {
-    return this.size === 0
+    return this.heap.size === 0
   }
 
   /** how many of them are badges (the rest are foreign devices) */
@@ -228,8 +230,8 @@ export class Crowd {
     max = Number.POSITIVE_INFINITY,
   ): number {
     let count = 0
-    while (this.size > 0 && count < max) {
-      const device = this.heap[0] as number
+    while (this.heap.size > 0 && count < max) {
+      const device = this.heap.peek() as number
       const at = this.next[device] as number
       if (at > untilVt) break
       const metres = this.distance(device, at)
@@ -312,57 +314,18 @@ export class Crowd {
   }
 
   private reschedule(i: number, at: number, left: boolean): void {
-    this.pop()
+    this.heap.pop()
     if (left) {
       if (!this.loop) return
       this.base[i] = (this.base[i] as number) + this.cycleMs
       this.next[i] = (this.base[i] as number) + (this.arrival[i] as number)
-      this.push(i)
+      this.heap.push(i)
       return
     }
     if (!this.loop && this.role[i] === Role.Foreign && at >= this.cycleMs + this.laterBy) return
     const interval = this.interval[i] as number
     // BLE adds a random 0..10 ms advDelay to every advertising event
     this.next[i] = at + interval + this.rng.next() * 10
-    this.push(i)
-  }
-
-  private less(a: number, b: number): boolean {
-    return (this.next[a] as number) < (this.next[b] as number)
-  }
-
-  /** Put device `i` in the heap by its next advert (sift up). */
-  private push(i: number): void {
-    const heap = this.heap
-    let slot = this.size++
-    heap[slot] = i
-    while (slot > 0) {
-      const parent = (slot - 1) >> 1
-      const parentDevice = heap[parent] as number
-      if (!this.less(i, parentDevice)) break
-      heap[slot] = parentDevice
-      slot = parent
-    }
-    heap[slot] = i
-  }
-
-  /** Take the device with the earliest next advert off the heap (sift down). */
-  private pop(): void {
-    const heap = this.heap
-    const last = heap[--this.size] as number
-    if (this.size === 0) return
-    let slot = 0
-    const size = this.size
-    for (;;) {
-      const left = 2 * slot + 1
-      if (left >= size) break
-      const right = left + 1
-      let child = left
-      if (right < size && this.less(heap[right] as number, heap[left] as number)) child = right
-      if (!this.less(heap[child] as number, last)) break
-      heap[slot] = heap[child] as number
-      slot = child
-    }
-    heap[slot] = last
+    this.heap.push(i)
   }
 }
