@@ -15,11 +15,11 @@ const ROLLUP_SQL = `WITH minutes AS (
   ON CONFLICT (event_id, minute, gate_id, decision, reason)
   DO UPDATE SET n = decision_minutes.n + excluded.n
 )
-INSERT INTO event_arrivals (event_id, participant_id, first_at, record_id)
-SELECT $1, p, to_timestamp(t::float8 / 1000), id
-  FROM unnest($7::text[], $8::bigint[], $9::uuid[]) AS u (p, t, id)
+INSERT INTO event_arrivals (event_id, participant_id, first_at)
+SELECT $1, p, to_timestamp(t::float8 / 1000)
+  FROM unnest($7::text[], $8::bigint[]) AS u (p, t)
 ON CONFLICT (event_id, participant_id) DO UPDATE
-  SET first_at = excluded.first_at, record_id = excluded.record_id
+  SET first_at = excluded.first_at
   WHERE excluded.first_at < event_arrivals.first_at`
 
 /**
@@ -50,18 +50,12 @@ export async function rollUp(
       minutes.map((x) => x.n),
       arrivals.map((r) => r.participantId),
       arrivals.map((r) => r.ts),
-      arrivals.map((r) => r.id),
     ],
   })
-  // an annulment names its participant and the admit it takes back
+  // an annulment names its participant: their arrival is their first admit that still stands
   const annulled = records.filter((r) => r.annuls !== undefined && r.participantId !== null)
   if (annulled.length > 0)
-    await withdrawArrivals(
-      db,
-      eventId,
-      annulled.map((r) => r.participantId as string),
-      annulled.map((r) => (r.annuls as string).toLowerCase()),
-    )
+    await recomputeArrivals(db, eventId, [...new Set(annulled.map((r) => r.participantId as string))])
 }
 
 /** The batch's decisions counted by minute, decision and reason ('' for an admit), in key order. */
@@ -95,32 +89,24 @@ function firstAdmits(records: readonly Checkin[]): Array<Checkin & { participant
 }
 
 /**
- * Admits annulled (the person never went through): a participant whose arrival was one of them
- * has arrived at their first admit that stands, if any.
+ * Some of these participants' admits were annulled (they never went through): each has arrived at
+ * their first admit to the event that still stands, if any. The records of the batch being stored
+ * are visible here (same transaction), its annulments with them.
  */
-async function withdrawArrivals(
-  db: Queryable,
-  eventId: string,
-  participants: readonly string[],
-  admits: readonly string[],
-) {
-  const gone = await db.query<{ participant_id: string }>(
-    `DELETE FROM event_arrivals e USING unnest($2::text[], $3::uuid[]) AS u (p, id)
-      WHERE e.event_id = $1 AND e.participant_id = u.p AND e.record_id = u.id
-      RETURNING e.participant_id`,
-    [eventId, participants, admits],
-  )
-  if (gone.rows.length === 0) return
+async function recomputeArrivals(db: Queryable, eventId: string, participants: readonly string[]) {
+  await db.query('DELETE FROM event_arrivals WHERE event_id = $1 AND participant_id = ANY($2::text[])', [
+    eventId,
+    participants,
+  ])
   await db.query(
-    `INSERT INTO event_arrivals (event_id, participant_id, first_at, record_id)
-     SELECT DISTINCT ON (a.participant_id) $1, a.participant_id, a.ts, a.id
+    `INSERT INTO event_arrivals (event_id, participant_id, first_at)
+     SELECT $1, a.participant_id, min(a.ts)
        FROM attendance_records a JOIN gates g ON g.id = a.gate_id AND g.event_id = $1
       WHERE a.participant_id = ANY($2::text[]) AND a.decision = 'admit'
         AND NOT EXISTS (SELECT 1 FROM attendance_records x
                          WHERE x.participant_id = a.participant_id AND x.annuls = a.id)
-      ORDER BY a.participant_id, a.ts, a.id
-     ON CONFLICT (event_id, participant_id) DO NOTHING`,
-    [eventId, gone.rows.map((r) => r.participant_id)],
+      GROUP BY a.participant_id`,
+    [eventId, participants],
   )
 }
 
@@ -140,12 +126,12 @@ export async function rebuildRollups(db: Queryable): Promise<void> {
     [],
   )
   await db.query(
-    `INSERT INTO event_arrivals (event_id, participant_id, first_at, record_id)
-     SELECT DISTINCT ON (g.event_id, a.participant_id) g.event_id, a.participant_id, a.ts, a.id
+    `INSERT INTO event_arrivals (event_id, participant_id, first_at)
+     SELECT g.event_id, a.participant_id, min(a.ts)
        FROM attendance_records a JOIN gates g ON g.id = a.gate_id
       WHERE g.event_id IS NOT NULL AND a.decision = 'admit' AND a.participant_id IS NOT NULL
         AND a.id NOT IN (SELECT annuls FROM attendance_records WHERE annuls IS NOT NULL)
-      ORDER BY g.event_id, a.participant_id, a.ts, a.id`,
+      GROUP BY g.event_id, a.participant_id`,
     [],
   )
 }

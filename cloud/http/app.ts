@@ -16,7 +16,7 @@ import { configPlugin } from './plugins/app/config.js'
 import { gateAuthPlugin } from './plugins/app/gate-auth.js'
 import { gzipBodiesPlugin } from './plugins/app/gzip-bodies.js'
 import { nodeLoadPlugin } from './plugins/app/node-load.js'
-import { opsAuthPlugin } from './plugins/app/ops-auth.js'
+import { peopleAuthPlugin } from './plugins/app/people-auth.js'
 import { perfPlugin } from './plugins/app/perf.js'
 import { requestMetricsPlugin } from './plugins/app/request-metrics.js'
 import { rosterIndexPlugin } from './plugins/app/roster-index.js'
@@ -26,6 +26,7 @@ import { redisPlugin } from './plugins/external/redis.js'
 import { underPressurePlugin } from './plugins/external/under-pressure.js'
 import { requestLogging } from './request-log.js'
 import { accessRoutes } from './routes/access.js'
+import { accountRoutes } from './routes/accounts.js'
 import { consoleRoutes } from './routes/console.js'
 import { dashboardRoutes } from './routes/dashboard.js'
 import { fleetRoutes } from './routes/fleet.js'
@@ -103,7 +104,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(gzipBodiesPlugin)
   await app.register(authFailuresPlugin)
   await app.register(gateAuthPlugin, { authCacheMs: deps.authCacheMs })
-  await app.register(opsAuthPlugin)
+  await app.register(peopleAuthPlugin)
   await app.register(changeListenersPlugin, { log })
   await app.register(rateLimitPlugin)
 
@@ -119,5 +120,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(dashboardRoutes, { fleet, alertsStatus: deps.alertsStatus })
   await app.register(consoleRoutes)
   await app.register(incidentRoutes)
+  await app.register(accountRoutes)
   return app
 }

@@ -29,7 +29,14 @@ export const INCIDENT_COLUMNS = `id, kind, gate_id AS "gateId", participant_id A
  */
 export async function listIncidents(
   db: Queryable,
-  filter: { kind: IncidentKind | null; state: IncidentState; eventId?: string | null; limit: number },
+  filter: {
+    kind: IncidentKind | null
+    state: IncidentState
+    eventId?: string | null
+    /** only these events' incidents (an organiser's); null or absent: every incident */
+    events?: readonly string[] | null
+    limit: number
+  },
 ): Promise<Array<Record<string, unknown>>> {
   const r = await db.query(
     `SELECT ${INCIDENT_COLUMNS}
@@ -42,8 +49,9 @@ export async function listIncidents(
               WHEN 'resolved' THEN resolved_at IS NOT NULL
               ELSE true END
         AND ($4::text IS NULL OR gate_id IN (SELECT id FROM gates WHERE event_id = $4))
+        AND ($5::text[] IS NULL OR gate_id IN (SELECT id FROM gates WHERE event_id = ANY($5::text[])))
       ORDER BY created_at DESC, id DESC LIMIT $3`,
-    [filter.kind, filter.state, filter.limit, filter.eventId ?? null],
+    [filter.kind, filter.state, filter.limit, filter.eventId ?? null, filter.events ?? null],
   )
   return r.rows
 }

@@ -7,6 +7,7 @@ import { whatIf, whatIfSchema } from '../../access/what-if.js'
 import type { GateIdentity } from '../../gates/store.js'
 import { parseInput } from '../input.js'
 import { gateRouteOptions } from '../plugins/app/gate-auth.js'
+import { requireAccess } from '../plugins/app/people-auth.js'
 
 const EventParams = z.object({ eventId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/) })
 
@@ -44,10 +45,13 @@ export async function accessRoutes(app: FastifyInstance): Promise<void> {
   })
 
   await app.register(async (ops) => {
-    ops.addHook('onRequest', app.authenticateOps)
-    ops.put('/v1/events/:eventId/access-policy', async (req) => {
+    // an event's organisers read and write its policy; ops any event's
+    requireAccess(ops, 'event-read')
+    ops.put('/v1/events/:eventId/access-policy', { config: { access: 'event-write' } }, async (req) => {
       const { eventId } = parseInput(EventParams, req.params)
-      return { policy: await putPolicy(pool, eventId, req.body) }
+      const policy = await putPolicy(pool, eventId, req.body)
+      await app.audit(req, 'policy.publish', { eventId, detail: { version: policy.version } })
+      return { policy }
     })
     ops.get('/v1/events/:eventId/access-policy', async (req) => {
       const { eventId } = parseInput(EventParams, req.params)

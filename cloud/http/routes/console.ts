@@ -10,6 +10,7 @@ import {
 import { exportAttendanceCsv } from '../../attendance/export.js'
 import { reinstateBadge, replaceBadge, revokeBadge } from '../../participants/badges.js'
 import { parseInput } from '../input.js'
+import { requireAccess } from '../plugins/app/people-auth.js'
 import { servePage } from '../static-page.js'
 
 const EventParams = z.object({ eventId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/) })
@@ -20,8 +21,9 @@ const ReplaceBody = z
   .strict()
 
 /**
- * The organiser's console: a static page (no secrets in it; the token stays in the tab's
- * sessionStorage and travels in the Authorization header) over the event's figures:
+ * The organiser's console: a static page (no secrets in it; the browser's session is an HttpOnly
+ * cookie, or during the first set-up the ops token in the tab's sessionStorage) over the event's
+ * figures, for the event's organisers and ops:
  * - GET /v1/query/events/:eventId/attendance: arrived against expected, the last hour by minute,
  *   denials by reason over 5 and 60 minutes, occupancy per zone;
  * - GET /v1/query/events/:eventId/arrivals: first arrivals by hour of the event's local time;
@@ -39,7 +41,9 @@ export async function consoleRoutes(app: FastifyInstance): Promise<void> {
   app.get('/', async (_req, reply) => reply.redirect('/console'))
 
   await app.register(async (api) => {
-    api.addHook('onRequest', app.authenticateOps)
+    // an event's organisers and ops; the badge actions change the event, and every one is audited
+    requireAccess(api, 'event-read')
+    const write = { config: { access: 'event-write' as const } }
     api.get('/v1/query/events/:eventId/attendance', async (req) => {
       const { eventId } = parseInput(EventParams, req.params, 'query')
       return perf.time('query.event_attendance', () => attendanceSummary(pool, eventId, Date.now()))
@@ -53,22 +57,30 @@ export async function consoleRoutes(app: FastifyInstance): Promise<void> {
       const { limit } = parseInput(FeedQuery, req.query, 'query')
       return perf.time('query.event_decisions', () => latestDecisions(pool, eventId, limit, Date.now()))
     })
-    api.post('/v1/events/:eventId/participants/:id/revoke', async (req) => {
+    api.post('/v1/events/:eventId/participants/:id/revoke', write, async (req) => {
       const { eventId, id } = parseInput(ParticipantParams, req.params)
-      return { participant: await revokeBadge(pool, eventId, id) }
+      const participant = await revokeBadge(pool, eventId, id)
+      await app.audit(req, 'badge.revoke', { eventId, target: id })
+      return { participant }
     })
-    api.post('/v1/events/:eventId/participants/:id/reinstate', async (req) => {
+    api.post('/v1/events/:eventId/participants/:id/reinstate', write, async (req) => {
       const { eventId, id } = parseInput(ParticipantParams, req.params)
-      return { participant: await reinstateBadge(pool, eventId, id) }
+      const participant = await reinstateBadge(pool, eventId, id)
+      await app.audit(req, 'badge.reinstate', { eventId, target: id })
+      return { participant }
     })
-    api.post('/v1/events/:eventId/participants/:id/replace', async (req) => {
+    api.post('/v1/events/:eventId/participants/:id/replace', write, async (req) => {
       const { eventId, id } = parseInput(ParticipantParams, req.params)
       const { token } = parseInput(ReplaceBody, req.body)
-      return { participant: await replaceBadge(pool, eventId, id, token.toLowerCase()) }
+      const participant = await replaceBadge(pool, eventId, id, token.toLowerCase())
+      // the badge tokens are credentials: the trail says a badge was replaced, not with what
+      await app.audit(req, 'badge.replace', { eventId, target: id })
+      return { participant }
     })
     api.get('/v1/query/events/:eventId/export.csv', async (req, reply) => {
       const { eventId } = parseInput(EventParams, req.params, 'query')
       await eventInfo(pool, eventId) // 404 before the download starts
+      await app.audit(req, 'export.csv', { eventId })
       const body = new PassThrough()
       exportAttendanceCsv(pool, eventId, body).catch((err: Error) => {
         // headers are gone: the download ends short, and the log says why

@@ -6,6 +6,7 @@ import { GateError } from '../../../shared/errors.js'
 import type { FleetMonitor, GateFleetState } from '../../fleet/monitor.js'
 import { postgresHistoryReader } from '../../fleet/stores.js'
 import { parseInput } from '../input.js'
+import { requireAccess } from '../plugins/app/people-auth.js'
 import { servePage } from '../static-page.js'
 import { cloudOverview } from './dashboard-overview.js'
 import type { AlertsStatus } from './perf.js'
@@ -99,7 +100,7 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptio
   })
 
   await app.register(async (api) => {
-    api.addHook('onRequest', app.authenticateOps)
+    requireAccess(api, 'fleet-read')
 
     api.get('/v1/fleet/:gateId/history', async (req) => {
       const { gateId } = req.params as { gateId: string }

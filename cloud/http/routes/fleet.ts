@@ -4,6 +4,7 @@ import { GateError, isGateError } from '../../../shared/errors.js'
 import { COMMANDS } from '../../../shared/fleet.js'
 import type { FleetMonitor } from '../../fleet/monitor.js'
 import { parseInput } from '../input.js'
+import { requireAccess } from '../plugins/app/people-auth.js'
 
 const CommandBody = z
   .object({
@@ -13,7 +14,10 @@ const CommandBody = z
   })
   .strict()
 
-/** /v1/fleet and /v1/fleet/:gateId: every gate's state, last seen and last metrics (ops token). */
+/**
+ * /v1/fleet and /v1/fleet/:gateId: every gate's state, last seen and last metrics (ops and
+ * technicians); POST /v1/fleet/:gateId/commands: a signed command to a gate (kept in the audit trail).
+ */
 export async function fleetRoutes(
   app: FastifyInstance,
   opts: {
@@ -23,7 +27,7 @@ export async function fleetRoutes(
 ): Promise<void> {
   // the secret the gates verify commands with (FLEET_COMMAND_SECRET); unset: commands off
   const commandSecret = app.config.fleet.commandSecret
-  app.addHook('onRequest', app.authenticateOps)
+  requireAccess(app, 'fleet-read')
   const need = () => {
     if (!opts.fleet)
       throw new GateError('E_NOT_FOUND', 'the fleet monitor is off: set MQTT_URL on the service')
@@ -45,15 +49,20 @@ export async function fleetRoutes(
     }
   })
   // a command to one gate, signed here, answered by the gate (or 504 when it does not answer)
-  app.post('/v1/fleet/:gateId/commands', async (req, reply) => {
+  app.post('/v1/fleet/:gateId/commands', { config: { access: 'fleet-command' } }, async (req, reply) => {
     const { gateId } = req.params as { gateId: string }
     const body = parseInput(CommandBody, req.body)
     if (!commandSecret) throw new GateError('E_FORBIDDEN', 'commands are off: set FLEET_COMMAND_SECRET')
     const f = need()
+    const audit = (outcome: 'done' | 'failed', detail: Record<string, unknown>) =>
+      app.audit(req, 'gate.command', { target: gateId, outcome, detail: { cmd: body.cmd, ...detail } })
     try {
-      return await f.command(gateId, body.cmd, body.params, commandSecret, body.timeoutMs)
+      const answer = await f.command(gateId, body.cmd, body.params, commandSecret, body.timeoutMs)
+      await audit('done', {})
+      return answer
     } catch (err) {
       if (isGateError(err)) throw err // not a gate id: 400
+      await audit('failed', { why: (err as Error).message })
       return reply.status(504).send({ error: { code: 'E_NO_ANSWER', message: (err as Error).message } })
     }
   })

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { PlanAdvisor, ruleSuggestions, type Suggestion } from '../../monitor/suggestions.js'
+import { requireAccess } from '../plugins/app/people-auth.js'
 
 /** Alerts firing, recent alert events and the autoscaler's last decision (the server's). */
 export type AlertsStatus = () => Record<string, unknown>
@@ -14,7 +15,7 @@ export async function perfRoutes(app: FastifyInstance, opts: { alertsStatus?: Al
     replicas: reads ? { status: reads.status(), primaryReads: reads.primaryReads } : null,
     ...(opts.alertsStatus?.() ?? {}),
   })
-  app.addHook('onRequest', app.authenticateOps)
+  requireAccess(app, 'ops')
   app.get('/v1/perf', async () => ({ ...perf.snapshot(), ...extra() }))
   app.get('/v1/alerts', async () => {
     const x = opts.alertsStatus?.() ?? {}

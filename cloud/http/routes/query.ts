@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
 import { GateError } from '../../../shared/errors.js'
+import { visibleEvents } from '../../accounts/principal.js'
 import {
   gateCount,
   gateCounts,
@@ -16,6 +17,8 @@ import { listGates } from '../../gates/store.js'
 import { INCIDENT_KINDS, INCIDENT_STATES, listIncidents } from '../../incidents/queries.js'
 import { participantByToken, searchParticipants } from '../../participants/queries.js'
 import { parseInput } from '../input.js'
+import { requireAccess } from '../plugins/app/people-auth.js'
+import { mustSeeParticipant, onlyEvent } from '../scope.js'
 
 const isoOrMs = z
   .union([z.coerce.number().int().nonnegative(), z.string().datetime({ offset: true })])
@@ -72,12 +75,16 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
   // primary for a while after its upload (read your writes)
   const analytics = (about: { gateId?: string } = {}): Queryable =>
     reads ? { query: (text, values) => reads.query(text, values, about) } : pool
-  // the hook is encapsulated in this plugin: it guards exactly the routes below
-  app.addHook('onRequest', app.authenticateOps)
+  // what each route asks of its caller (people-auth.ts): ops unless the route says otherwise
+  requireAccess(app, 'ops')
+  const eventRead = { config: { access: 'event-read' as const } }
+  const fleetRead = { config: { access: 'fleet-read' as const } }
+  const signedIn = { config: { access: 'signed-in' as const } }
 
   // 1. a participant's check-ins, newest first, paged by keyset (before = the last ts of the previous page)
-  app.get('/v1/query/participants/:id/checkins', async (req) => {
+  app.get('/v1/query/participants/:id/checkins', eventRead, async (req) => {
     const { id } = parseInput(ParticipantParams, req.params, 'query')
+    await mustSeeParticipant(pool, req.principal, id)
     const q = parseInput(CheckinsQuery, req.query, 'query')
     return perf.time('query.participant_checkins', () =>
       participantCheckins(analytics(), id, { before: q.before ?? null, limit: q.limit }),
@@ -85,7 +92,7 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
   })
 
   // 2. a gate's count since a time (cached a few seconds: dashboards poll it)
-  app.get('/v1/query/gates/:id/count', async (req) => {
+  app.get('/v1/query/gates/:id/count', fleetRead, async (req) => {
     const { id } = parseInput(GateParams, req.params, 'query')
     const q = parseInput(GateCountQuery, req.query, 'query')
     const decision = q.decision ?? null
@@ -98,7 +105,7 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
   })
 
   // 4. counts per gate since a time
-  app.get('/v1/query/gates/counts', async (req) => {
+  app.get('/v1/query/gates/counts', fleetRead, async (req) => {
     const q = parseInput(SinceQuery, req.query, 'query')
     return cache.getOrLoad(
       CACHE_KEYS.gateCounts(q.since),
@@ -129,35 +136,42 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
       { ttlMs: CACHE_TTL_MS.stats, tags: [STATS_TAG] },
     ),
   )
-  app.get('/v1/query/gates', async () =>
+  app.get('/v1/query/gates', fleetRead, async () =>
     cache.getOrLoad(
       CACHE_KEYS.activeGates,
       async () => ({ gates: await perf.time('query.gates', () => listGates(pool)) }),
       { ttlMs: CACHE_TTL_MS.gates, tags: [GATES_TAG] },
     ),
   )
-  app.get('/v1/query/events', async () =>
-    cache.getOrLoad(CACHE_KEYS.eventConfig, () => perf.time('query.events', () => eventConfig(analytics())), {
-      ttlMs: CACHE_TTL_MS.events,
-      tags: [EVENTS_TAG],
-    }),
-  )
+  // the events the caller sees (an organiser's own)
+  app.get('/v1/query/events', signedIn, async (req) => {
+    const all = await cache.getOrLoad(
+      CACHE_KEYS.eventConfig,
+      () => perf.time('query.events', () => eventConfig(analytics())),
+      { ttlMs: CACHE_TTL_MS.events, tags: [EVENTS_TAG] },
+    )
+    const mine = req.principal ? visibleEvents(req.principal) : []
+    if (mine === null) return all
+    return { events: ((all?.events ?? []) as Array<{ id: string }>).filter((e) => mine.includes(e.id)) }
+  })
 
   // participant search: part of a name or e-mail, accents aside (trigram index), in one event or all
-  app.get('/v1/query/participants', async (req) => {
+  app.get('/v1/query/participants', eventRead, async (req) => {
     const q = parseInput(SearchQuery, req.query, 'query')
+    const eventId = q.event ?? onlyEvent(req.principal)
     return {
       participants: await perf.time('query.participant_search', () =>
-        searchParticipants(analytics(), q.q, q.limit, q.event ?? null),
+        searchParticipants(analytics(), q.q, q.limit, eventId),
       ),
     }
   })
 
-  app.get('/v1/incidents', async (req) => {
+  app.get('/v1/incidents', eventRead, async (req) => {
     const q = parseInput(IncidentsQuery, req.query, 'query')
     // `open=false` is every state, as before states had names
     const state = q.state ?? (q.open === 'true' ? 'open' : 'all')
-    const filter = { kind: q.kind ?? null, state, eventId: q.event ?? null, limit: q.limit }
+    const events = req.principal ? visibleEvents(req.principal) : []
+    const filter = { kind: q.kind ?? null, state, eventId: q.event ?? null, events, limit: q.limit }
     return { incidents: await perf.time('query.incidents', () => listIncidents(analytics(), filter)) }
   })
 }
