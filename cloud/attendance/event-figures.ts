@@ -50,7 +50,7 @@ export async function attendanceSummary(
   const [counts, minutes, zones] = await Promise.all([
     db.query<{ expected: string; arrived: string }>(
       `SELECT (SELECT count(*) FROM participants WHERE event_id = $1 AND status = 'active') AS expected,
-              (SELECT count(*) FROM event_arrivals WHERE event_id = $1) AS arrived`,
+              (SELECT coalesce(sum(n), 0) FROM arrival_minutes WHERE event_id = $1) AS arrived`,
       [eventId],
     ),
     db.query<{ minute: Date; decision: string; reason: string; n: string }>(
@@ -102,15 +102,18 @@ export async function attendanceSummary(
   }
 }
 
-/** First arrivals by hour of the event's local time, from its arrivals (rollups.ts). */
+/**
+ * First arrivals by hour of the event's local time, from its arrivals per minute (rollups.ts; every
+ * time zone's hours begin on a UTC minute).
+ */
 export async function arrivalCurve(
   db: Queryable,
   eventId: string,
 ): Promise<{ eventId: string; timeZone: string; hours: Array<{ hour: string; arrivals: number }> }> {
   const info = await eventInfo(db, eventId)
   const r = await db.query<{ hour: string; n: string }>(
-    `SELECT to_char(date_trunc('hour', first_at AT TIME ZONE $2), 'YYYY-MM-DD"T"HH24:00') AS hour, count(*) AS n
-       FROM event_arrivals WHERE event_id = $1 GROUP BY 1 ORDER BY 1`,
+    `SELECT to_char(date_trunc('hour', minute AT TIME ZONE $2), 'YYYY-MM-DD"T"HH24:00') AS hour, sum(n) AS n
+       FROM arrival_minutes WHERE event_id = $1 GROUP BY 1 HAVING sum(n) <> 0 ORDER BY 1`,
     [eventId, info.timeZone],
   )
   return {

@@ -149,7 +149,10 @@ async function raiseGateIncident(
 
 /**
  * The incidents a stored batch shows: double entries across gates, the gate's clock (skewed, or
- * right again), and a late upload.
+ * right again), and a late upload. `arrivedBefore` (from the rollups, rollups.ts): the batch's
+ * admitted participants who had arrived before it; an admit of anyone else is their first
+ * arrival, with no other admit to be a double entry with, and is not looked up (null: look up
+ * every admit).
  */
 export async function raiseIncidents(
   pool: pg.Pool,
@@ -158,6 +161,7 @@ export async function raiseIncidents(
   sentAt: number,
   skewMs: number,
   limits: IncidentLimits,
+  arrivedBefore: ReadonlySet<string> | null = null,
 ): Promise<void> {
   // checked for every admit of the batch, new or resent: an incident is unique per record, so a
   // resend cannot raise it twice (and a batch stored by an attempt that failed later is checked
@@ -166,7 +170,11 @@ export async function raiseIncidents(
   // gates are how people move between the zones of a venue
   const admits = valid.filter(
     (r) =>
-      r.decision === 'admit' && r.participantId !== null && r.zoneIn === undefined && r.zoneOut === undefined,
+      r.decision === 'admit' &&
+      r.participantId !== null &&
+      r.zoneIn === undefined &&
+      r.zoneOut === undefined &&
+      (arrivedBefore === null || arrivedBefore.has(r.participantId)),
   )
   if (admits.length > 0 && limits.doubleEntryWindowMs > 0)
     await raiseDoubleEntries(pool, gateId, admits, limits.doubleEntryWindowMs)

@@ -97,6 +97,8 @@ interface Stored {
   accepted: number
   fresh: Set<string> | null
   conflicts: RecordIssue[]
+  /** the batch's admitted participants who had arrived before it (null: not known, check all) */
+  arrivedBefore: Set<string> | null
 }
 
 /**
@@ -129,9 +131,9 @@ async function storeRecords(
         const copy = client.query(copyFrom(COPY_SQL))
         await pipeline(Readable.from([valid.map((r) => copyLine(r, gateId)).join('')]), copy)
         await client.query(TOUCH_GATE_SQL, [gateId, skewMs])
-        await rollUp(client, eventId, gateId, valid)
+        const arrivedBefore = await rollUp(client, eventId, gateId, valid)
         await client.query('COMMIT')
-        return { accepted: copy.rowCount ?? valid.length, fresh: null, conflicts: [] }
+        return { accepted: copy.rowCount ?? valid.length, fresh: null, conflicts: [], arrivedBefore }
       } catch (err) {
         if ((err as { severity?: string }).severity === undefined) throw err
         await client.query('ROLLBACK')
@@ -140,7 +142,7 @@ async function storeRecords(
         if ((err as { code?: string }).code !== '23505') throw err
       }
     }
-    return await storeResent(client, gateId, eventId, valid, indexes, skewMs)
+    return { ...(await storeResent(client, gateId, eventId, valid, indexes, skewMs)), arrivedBefore: null }
   } catch (err) {
     // not Postgres' answer (a lost connection): this client is not reused, the gate retries
     if ((err as { severity?: string }).severity === undefined) release = err as Error
@@ -237,7 +239,7 @@ export async function ingestBatch(
   refuse(stored.conflicts)
   const flagged = event.unknownParticipant.filter((u) => stored.fresh?.has(u.record.id.toLowerCase()) ?? true)
   await reportRecords(pool, gateId, 'unknown_participant', flagged, counters?.flagged)
-  await raiseIncidents(pool, gateId, unique.records, batch.sentAt, skewMs, limits)
+  await raiseIncidents(pool, gateId, unique.records, batch.sentAt, skewMs, limits, stored.arrivedBefore)
   await raisePassbackIncidents(pool, ctx?.eventId ?? null, unique.records)
   return {
     accepted: stored.accepted,
