@@ -4,8 +4,8 @@
  * the check-ins, timed in the same run on the same data.
  *
  * Also a participant search among 500,000 participants (names with accents, ten e-mail domains)
- * and an export of the largest event's check-ins as CSV, streamed (COPY TO), against a plain
- * SELECT of the same rows read whole.
+ * and an export of the largest event's check-ins as CSV and as Parquet, streamed (COPY TO),
+ * against a plain SELECT of the same rows read whole.
  *
  * BENCH_CHECKINS sets the number of check-ins (10,000,000), BENCH_RUNS the timed runs of each
  * query (15).
@@ -16,6 +16,8 @@ import { Writable } from 'node:stream'
 import pg from 'pg'
 import { arrivalCurve, attendanceSummary, latestDecisions } from '../cloud/attendance/event-figures.js'
 import { exportAttendanceCsv } from '../cloud/attendance/export.js'
+import { exportAttendanceParquet } from '../cloud/attendance/export-parquet.js'
+import { eventReport } from '../cloud/attendance/report.js'
 import { rebuildRollups } from '../cloud/attendance/rollups.js'
 import { searchParticipants } from '../cloud/participants/queries.js'
 import { maintainPartitions } from '../cloud/partitions/manager.js'
@@ -159,6 +161,7 @@ async function main(): Promise<void> {
     const curve = await time(() => arrivalCurve(pool, EVENT))
     const naiveCurve = await time(() => pool.query(NAIVE_CURVE, [EVENT]))
     const feed = await time(() => latestDecisions(pool, EVENT, 25, now))
+    const report = await time(() => eventReport(pool, EVENT))
     // what an organiser types: part of a surname, a first name without its accent and the start of
     // a surname, an e-mail domain; in one event
     const searches: Record<string, { median: number; worst: number }> = {}
@@ -181,6 +184,7 @@ async function main(): Promise<void> {
         },
       })
     const exported = await timeFew(() => exportAttendanceCsv(pool, BIG_EVENT, sink()))
+    const parquet = await timeFew(() => exportAttendanceParquet(pool, BIG_EVENT, sink()))
     const whole = await timeFew(() =>
       pool.query(
         `SELECT a.*, p.name FROM attendance_records a JOIN gates g ON g.id = a.gate_id
@@ -206,11 +210,12 @@ async function main(): Promise<void> {
       line('arrival curve by hour (rollups)', curve, '< 200 ms', naiveCurve.median),
       line('  baseline: the same from the check-ins', naiveCurve, ''),
       line('latest 25 decisions', feed, ''),
+      line("event report (with each zone's peak)", report, ''),
       ...Object.entries(searches).map(([q, r]) => line(`participant search "${q}"`, r, '< 50 ms')),
     ])
     const rate = (ms: number) => exportRows / (ms / 1000)
     console.log(
-      `\nexport of event ${BIG_EVENT}: ${fmt(exportRows)} check-ins as CSV (median of 3); "jurgen berlo" found ${found}\n`,
+      `\nexport of event ${BIG_EVENT}: ${fmt(exportRows)} check-ins as CSV and as Parquet (median of 3); "jurgen berlo" found ${found}\n`,
     )
     printTable([
       ['export', 'median', 'rows/s', 'target', 'verdict'],
@@ -220,6 +225,13 @@ async function main(): Promise<void> {
         fmt(rate(exported)),
         '>= 200,000 rows/s',
         rate(exported) >= 200_000 ? 'met' : 'MISSED',
+      ],
+      [
+        'streamed Parquet (COPY TO, row groups of 50,000)',
+        `${fmt(parquet, 0)} ms`,
+        fmt(rate(parquet)),
+        '>= 200,000 rows/s',
+        rate(parquet) >= 200_000 ? 'met' : 'MISSED',
       ],
       ['  baseline: SELECT read whole', `${fmt(whole, 0)} ms`, fmt(rate(whole)), '', ''],
     ])

@@ -1,4 +1,5 @@
 import { newProgram } from '../shared/command-line.js'
+import { addAccountsCommands } from './cli/accounts.js'
 import { addDatabaseCommands } from './cli/database.js'
 import { addGatesCommands } from './cli/gates.js'
 import { addParticipantsCommands } from './cli/participants.js'
@@ -20,6 +21,7 @@ addRouterCommand(program)
 addDatabaseCommands(program)
 addPartitionsCommands(program)
 addGatesCommands(program)
+addAccountsCommands(program)
 addParticipantsCommands(program)
 addPolicyCommands(program)
 

@@ -1,8 +1,10 @@
 import type { FastifyInstance } from 'fastify'
+import type pg from 'pg'
 import type { Logger } from 'pino'
 import { errorMessage } from '../shared/errors.js'
 import { Shutdown } from '../shared/shutdown.js'
 import { watchSupervisor } from '../shared/supervisor.js'
+import { appendAudit } from './audit/trail.js'
 import { connectRedis, redisSettings } from './cache/redis.js'
 import { createCache } from './cache/tiered-cache.js'
 import { warmCache } from './cache/warm.js'
@@ -17,6 +19,7 @@ import { createPerfMonitor, type PerfMonitor } from './monitor/perf.js'
 import { type Recovery, startRecovery } from './monitor/recovery.js'
 import { createRegistry } from './monitor/registry.js'
 import { PlanAdvisor } from './monitor/suggestions.js'
+import { eraseExpired } from './participants/privacy.js'
 import { maintainAllPartitions } from './partitions/policies.js'
 
 /**
@@ -172,6 +175,10 @@ async function startParts(config: CloudConfig, log: Logger, shutdown: Shutdown) 
     maintainPartitionsNow(config, log).catch((err) =>
       log.error({ err: errorMessage(err) }, 'partition maintenance failed'),
     )
+    // personal data past its event's retention, erased on the same schedule
+    eraseExpiredNow(pool, log).catch((err) =>
+      log.error({ err: errorMessage(err) }, 'erasing personal data past its retention failed'),
+    )
   }, config.partitions.maintenanceIntervalMs)
   maintenance.unref()
   shutdown.started('partition maintenance', () => clearInterval(maintenance))
@@ -184,6 +191,24 @@ async function startParts(config: CloudConfig, log: Logger, shutdown: Shutdown) 
     setRecovery: (r: Recovery) => {
       recovery = r
     },
+  }
+}
+
+/** Erase what has outlived its event's retention, and say so in the log and the audit trail. */
+async function eraseExpiredNow(pool: pg.Pool, log: Logger): Promise<void> {
+  for (const { eventId, erased } of await eraseExpired(pool)) {
+    log.info({ eventId, erased }, 'personal data past its retention erased')
+    await appendAudit(pool, {
+      actor: 'retention',
+      accountId: null,
+      role: 'system',
+      action: 'retention.erase',
+      target: null,
+      eventId,
+      sourceIp: null,
+      outcome: 'done',
+      detail: { participants: erased },
+    })
   }
 }
 

@@ -6,6 +6,8 @@ export interface Secrets {
   opsToken: string
   commandSecret: string
   mqttCloudPassword: string
+  /** the demo event's organiser account's password (made at the first start that has none) */
+  organiserPassword?: string
   gates: Record<string, { key?: string; mqttPassword: string }>
 }
 

@@ -18,7 +18,7 @@ import {
   startEmbeddedPostgres,
 } from './embedded.js'
 import { loadSecrets, type Secrets, saveSecrets, secret } from './secrets.js'
-import { DEMO_EVENT, ensureDemoPolicy, withCategories } from './venue.js'
+import { DEMO_EVENT, DEMO_ORGANISER, ensureDemoPolicy, withCategories } from './venue.js'
 
 /** What the demo runs: where, on which port, how many gates and participants. */
 export interface UpOptions {
@@ -179,6 +179,24 @@ export async function up(o: UpOptions): Promise<number> {
       return await stopAll(1)
     }
 
+    // the demo event's organiser: an account to log in to the console with (made once; the ops
+    // token still opens everything, as no ops account exists)
+    secrets.organiserPassword ??= secret()
+    saveSecrets(secretsFile, secrets)
+    const made = await fetch(`${cloudUrl}/v1/accounts`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secrets.opsToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        login: DEMO_ORGANISER,
+        displayName: 'Demo organiser',
+        role: 'organiser',
+        password: secrets.organiserPassword,
+        events: [DEMO_EVENT],
+      }),
+    }).catch((err: Error) => ({ status: 0, statusText: err.message }))
+    if (made.status !== 201 && made.status !== 409)
+      log.warn({ status: made.status }, 'could not make the demo organiser account')
+
     // the gates: doors of one venue
     for (const [i, id] of gateIds.entries()) {
       const dir = path.join(dataDir, 'gates', id)
@@ -238,6 +256,7 @@ export async function up(o: UpOptions): Promise<number> {
         '',
         'The whole system is up:',
         `  console     ${cloudUrl}/console?event=${DEMO_EVENT}#token=${secrets.opsToken}`,
+        `              or log in there as ${DEMO_ORGANISER}, password ${secrets.organiserPassword} (the event's organiser)`,
         `  dashboard   ${dashboard}`,
         `  cloud API   ${cloudUrl}  (ops token in ${here(secretsFile)})`,
         `  Postgres    ${pgServer ? `embedded PGlite, data in ${here(path.join(dataDir, 'pglite'))}, for this user only` : 'DATABASE_URL'}`,

@@ -4,6 +4,8 @@ import type { RosterEntry } from '../shared/roster.js'
 
 /** The demo's event: its gates and participants belong to it, and it has an access policy. */
 export const DEMO_EVENT = 'demo'
+/** The demo event's organiser's login (the password is kept with the demo's secrets). */
+export const DEMO_ORGANISER = 'organiser'
 
 /** Every tenth participant holds a VIP ticket; the rest standard ones. */
 export function withCategories(entries: readonly RosterEntry[]): RosterEntry[] {

@@ -1,15 +1,15 @@
 // The ops dashboard (served by gate-cloud at /dashboard). Plain browser JavaScript, no build step:
-// the live stream is Server-Sent Events read with fetch (so the ops token travels in the
-// Authorization header, never in a URL), the charts are uPlot. Everything shown is set with
-// textContent: gate ids and payloads come from the field and are never parsed as HTML.
-// Longer than 300 lines on purpose: the cloud serves the page's files from a fixed list
-// (assets() in cloud/http/routes/dashboard.ts) that holds this one script, and its parts (the token,
-// the stream, the rendering, the charts) share one closure's state; they are marked ---- below.
+// the live stream is Server-Sent Events read with fetch (the session cookie, or during the first
+// set-up the ops token in the Authorization header, never in a URL: session.js), the charts are
+// uPlot. Everything shown is set with textContent: gate ids and payloads come from the field and
+// are never parsed as HTML.
+// Longer than 300 lines on purpose: its parts (the stream, the rendering, the charts) share one
+// closure's state; they are marked ---- below.
 ;(() => {
   const MAX_ROWS = 500
   const STATE_RANK = { offline: 0, stale: 1, online: 2 }
   const gates = new Map()
-  let token = sessionStorage.getItem('opsToken') ?? ''
+  const session = window.GateSession
   let selected = null
   let renderQueued = false
   let overview = null
@@ -39,19 +39,9 @@
     return `${(s / 3600).toFixed(1)} h`
   }
 
-  // ---- the token ----------------------------------------------------------------------------
-  // #token=... in the address (a fragment never reaches the server) is taken once and removed
-  const tokenFromHash = () => {
-    const t = new URLSearchParams(location.hash.slice(1)).get('token')
-    if (!t) return false
-    token = t
-    sessionStorage.setItem('opsToken', token)
-    history.replaceState(null, '', location.pathname + location.search)
-    return true
-  }
-  tokenFromHash()
+  // ---- who is logged in (session.js) --------------------------------------------------------
   window.addEventListener('hashchange', () => {
-    if (tokenFromHash()) start()
+    if (session.tokenFromHash()) start()
   })
   const showLogin = (message) => {
     $('main').hidden = true
@@ -59,16 +49,22 @@
     $('login-error').textContent = message ?? ''
     setLink('down', 'signed out')
   }
-  $('login').addEventListener('submit', (e) => {
+  $('login').addEventListener('submit', async (e) => {
     e.preventDefault()
-    token = $('token').value.trim()
-    sessionStorage.setItem('opsToken', token)
-    start()
+    const token = $('token').value.trim()
+    try {
+      if (token) session.useToken(token)
+      else await session.logIn($('login-name').value.trim(), $('password').value)
+      $('password').value = ''
+      start()
+    } catch (err) {
+      showLogin(err.message)
+    }
   })
   const api = async (url) => {
-    const res = await fetch(url, { headers: { authorization: `Bearer ${token}` } })
-    if (res.status === 401) {
-      showLogin('The ops token was refused.')
+    const res = await fetch(url, { headers: session.headers() })
+    if (res.status === 401 || res.status === 403) {
+      showLogin(res.status === 403 ? 'The fleet is for ops and technicians.' : 'Log in to continue.')
       throw new Error('unauthorised')
     }
     const body = await res.json()
@@ -104,10 +100,13 @@
       streamAbort = new AbortController()
       try {
         const res = await fetch('/v1/dashboard/stream', {
-          headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' },
+          headers: session.headers({ accept: 'text/event-stream' }),
           signal: streamAbort.signal,
         })
-        if (res.status === 401) return showLogin('The ops token was refused.')
+        // the service's own words: a wrong token, an ended session
+        const said = async (fallback) => (await res.json().catch(() => null))?.error?.message ?? fallback
+        if (res.status === 401) return showLogin(await said('Log in to continue.'))
+        if (res.status === 403) return showLogin('The fleet is for ops and technicians.')
         if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`)
         setLink('live', 'live')
         backoff = 1000
@@ -387,7 +386,6 @@
 
   // ---- start ----------------------------------------------------------------------------------
   const start = () => {
-    if (!token) return showLogin()
     $('login').hidden = true
     $('main').hidden = false
     streamAbort?.abort()

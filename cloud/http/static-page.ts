@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 
@@ -8,22 +8,31 @@ const TYPES: Record<string, string> = {
   '.css': 'text/css; charset=utf-8',
 }
 
+/** Where a directory of the cloud's sources is, from cloud/http or from dist/cloud/http. */
+function sourceDir(name: string, marker: string): string | undefined {
+  const here = import.meta.dirname
+  return [path.join(here, '..', name), path.join(here, '..', '..', '..', 'cloud', name)].find((d) =>
+    existsSync(path.join(d, marker)),
+  )
+}
+
 /**
- * Serve one of the cloud's pages (`cloud/<name>/`: index.html at `/<name>`, app.js and app.css
- * beside it) and `extra` files (URL, file), read once at start. No secrets are in them: each page
- * asks for its token. Never cached stale, never sniffed, and only its own origin's scripts run.
+ * Serve one of the cloud's pages (`cloud/<name>/`: index.html at `/<name>`, its scripts and styles
+ * beside it, and the session script every page shares, cloud/pages/session.js) and `extra` files
+ * (URL, file), read once at start. No secrets are in them: each page asks who is logged in. Never
+ * cached stale, never sniffed, and only its own origin's scripts run.
  */
 export function servePage(app: FastifyInstance, name: string, extra: Array<[string, string]> = []): void {
-  // cloud/http -> cloud/<name>; from dist/cloud/http, the sources' cloud/<name>
-  const here = import.meta.dirname
-  const dir = [path.join(here, '..', name), path.join(here, '..', '..', '..', 'cloud', name)].find((d) =>
-    existsSync(path.join(d, 'index.html')),
-  )
-  if (!dir) throw new Error(`${name} page files not found next to ${here}`)
+  const dir = sourceDir(name, 'index.html')
+  const shared = sourceDir('pages', 'session.js')
+  if (!dir || !shared) throw new Error(`${name} page files not found next to ${import.meta.dirname}`)
   const files: Array<[string, string]> = [
     [`/${name}`, path.join(dir, 'index.html')],
-    [`/${name}/app.js`, path.join(dir, 'app.js')],
-    [`/${name}/app.css`, path.join(dir, 'app.css')],
+    ...readdirSync(dir)
+      .filter((f) => f.endsWith('.js') || f.endsWith('.css'))
+      .sort()
+      .map((f): [string, string] => [`/${name}/${f}`, path.join(dir, f)]),
+    [`/${name}/session.js`, path.join(shared, 'session.js')],
     ...extra,
   ]
   for (const [url, file] of files) {

@@ -8,7 +8,10 @@ import {
   latestDecisions,
 } from '../../attendance/event-figures.js'
 import { exportAttendanceCsv } from '../../attendance/export.js'
+import { exportAttendanceParquet } from '../../attendance/export-parquet.js'
+import { eventReport } from '../../attendance/report.js'
 import { reinstateBadge, replaceBadge, revokeBadge } from '../../participants/badges.js'
+import { eraseParticipant, setRetention } from '../../participants/privacy.js'
 import { parseInput } from '../input.js'
 import { requireAccess } from '../plugins/app/people-auth.js'
 import { servePage } from '../static-page.js'
@@ -16,6 +19,7 @@ import { servePage } from '../static-page.js'
 const EventParams = z.object({ eventId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/) })
 const FeedQuery = z.object({ limit: z.coerce.number().int().min(1).max(200).default(25) })
 const ParticipantParams = EventParams.extend({ id: z.string().min(1).max(128) })
+const RetentionBody = z.object({ days: z.number().int().min(1).max(3650).nullable() }).strict()
 const ReplaceBody = z
   .object({ token: z.string().regex(/^[0-9a-fA-F]{4,48}$/, 'a badge token: 4 to 48 hex digits') })
   .strict()
@@ -76,6 +80,39 @@ export async function consoleRoutes(app: FastifyInstance): Promise<void> {
       // the badge tokens are credentials: the trail says a badge was replaced, not with what
       await app.audit(req, 'badge.replace', { eventId, target: id })
       return { participant }
+    })
+    // privacy: one participant's name and e-mail erased on request; an event's retention
+    api.post('/v1/events/:eventId/participants/:id/erase', write, async (req) => {
+      const { eventId, id } = parseInput(ParticipantParams, req.params)
+      const erased = await eraseParticipant(pool, eventId, id)
+      await app.audit(req, 'participant.erase', { eventId, target: id })
+      return { participant: erased }
+    })
+    api.put('/v1/events/:eventId/retention', write, async (req) => {
+      const { eventId } = parseInput(EventParams, req.params)
+      const { days } = parseInput(RetentionBody, req.body)
+      const set = await setRetention(pool, eventId, days)
+      await app.audit(req, 'retention.set', { eventId, detail: { days } })
+      return set
+    })
+    api.get('/v1/query/events/:eventId/report', async (req) => {
+      const { eventId } = parseInput(EventParams, req.params, 'query')
+      return perf.time('query.event_report', () => eventReport(pool, eventId))
+    })
+    api.get('/v1/query/events/:eventId/export.parquet', async (req, reply) => {
+      const { eventId } = parseInput(EventParams, req.params, 'query')
+      await eventInfo(pool, eventId) // 404 before the download starts
+      await app.audit(req, 'export.parquet', { eventId })
+      const body = new PassThrough()
+      exportAttendanceParquet(pool, eventId, body).catch((err: Error) => {
+        req.log.warn({ err, eventId }, 'attendance export ended early')
+        body.destroy(err)
+      })
+      return reply
+        .type('application/vnd.apache.parquet')
+        .header('Content-Disposition', `attachment; filename="attendance-${eventId}.parquet"`)
+        .header('Cache-Control', 'no-store')
+        .send(body)
     })
     api.get('/v1/query/events/:eventId/export.csv', async (req, reply) => {
       const { eventId } = parseInput(EventParams, req.params, 'query')

@@ -45,6 +45,10 @@ const EXPECTED: Record<string, Access> = {
   'POST /v1/events/:eventId/participants/:id/reinstate': 'event-write',
   'POST /v1/events/:eventId/participants/:id/replace': 'event-write',
   'GET /v1/query/events/:eventId/export.csv': 'event-read',
+  'GET /v1/query/events/:eventId/export.parquet': 'event-read',
+  'POST /v1/events/:eventId/participants/:id/erase': 'event-write',
+  'PUT /v1/events/:eventId/retention': 'event-write',
+  'GET /v1/query/events/:eventId/report': 'event-read',
   'POST /v1/incidents/:id/acknowledge': 'event-write',
   'POST /v1/incidents/:id/resolve': 'event-write',
   'GET /v1/session': 'signed-in',
@@ -63,9 +67,14 @@ const PUBLIC_OR_GATES = [
   'GET /console',
   'GET /console/app.css',
   'GET /console/app.js',
+  'GET /console/incidents.js',
+  'GET /console/participants.js',
+  'GET /console/session.js',
+  'GET /console/ui.js',
   'GET /dashboard',
   'GET /dashboard/app.css',
   'GET /dashboard/app.js',
+  'GET /dashboard/session.js',
   'GET /dashboard/uplot.css',
   'GET /dashboard/uplot.js',
   // probes, the router's load and Prometheus' scrape (kept on the cluster's network)
@@ -152,7 +161,8 @@ describe('people, roles and the audit trail', () => {
     )
     await pool.query(
       `INSERT INTO participants (id, event_id, token, status, name) VALUES
-         ('f-1', 'fair', 'aaaa0001', 'active', 'Ana Fair'), ('e-1', 'expo', 'bbbb0001', 'active', 'Ana Expo')`,
+         ('f-1', 'fair', 'aaaa0001', 'active', 'Ana Fair'), ('e-1', 'expo', 'bbbb0001', 'active', 'Ana Expo'),
+         ('f-9', 'fair', 'aaaa0009', 'active', 'To Erase'), ('e-9', 'expo', 'bbbb0009', 'active', 'To Erase')`,
     )
     const inc = await pool.query<{ id: string; gate_id: string }>(
       `INSERT INTO incidents (kind, gate_id, participant_id, record_id, record_ts)
@@ -228,6 +238,8 @@ describe('people, roles and the audit trail', () => {
 
     const fill = (url: string, eventId: string) =>
       url
+        // erasing is for good: a participant of its own
+        .replace('/participants/:id/erase', `/participants/${eventId === 'fair' ? 'f-9' : 'e-9'}/erase`)
         .replace(':eventId', eventId)
         .replace(':gateId', 'fair-1')
         .replace(':token', 'aaaa0001')
@@ -252,7 +264,9 @@ describe('people, roles and the audit trail', () => {
           ? { note: 'handled' }
           : url.endsWith('/replace')
             ? { token: 'cccc0001' }
-            : {}
+            : url.endsWith('/retention')
+              ? { days: 30 }
+              : {}
 
     for (const [route, access] of Object.entries(EXPECTED)) {
       const [method, url] = route.split(' ') as [string, string]

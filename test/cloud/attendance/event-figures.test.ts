@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { parquetReadObjects } from 'hyparquet'
 import type pg from 'pg'
 import { v7 as uuidv7 } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -172,6 +173,35 @@ describe("an event's attendance figures, kept by the ingest", () => {
     expect(feed.body.decisions).toHaveLength(3)
     expect(feed.body.decisions[0]).toMatchObject({ gateId: 'south', participantId: 'p1' })
     expect(feed.body.decisions.every((d) => d.gateId !== 'other')).toBe(true)
+
+    // p3 comes in now; then a late upload holds an earlier admit of p3, five hours ago: p3
+    // arrived then, and is counted once, in that hour
+    const hourOf = (ts: number) =>
+      `${new Intl.DateTimeFormat('en-CA', {
+        timeZone: 'America/New_York',
+        year: 'numeric',
+        month: '2-digit',
+        day: '2-digit',
+        hour: '2-digit',
+        hourCycle: 'h23',
+      })
+        .format(new Date(ts))
+        .replace(', ', 'T')}:00`
+    const arrivalsAt = (hours: Array<{ hour: string; arrivals: number }>, hour: string) =>
+      hours.find((h) => h.hour === hour)?.arrivals ?? 0
+    const now = Date.now()
+    await upload('north', [record('north', 3, now - 60_000)])
+    const early = now - 5 * 3600_000
+    await upload('south', [record('south', 3, early)])
+    const moved = await get<{ hours: Array<{ hour: string; arrivals: number }> }>(
+      '/v1/query/events/fair/arrivals',
+    )
+    expect(moved.body.hours.reduce((n, h) => n + h.arrivals, 0)).toBe(4)
+    expect(arrivalsAt(moved.body.hours, hourOf(early))).toBe(1)
+    expect(arrivalsAt(moved.body.hours, hourOf(now - 60_000))).toBe(
+      arrivalsAt(curve.body.hours, hourOf(now - 60_000)),
+    )
+    expect((await get<AttendanceSummary>('/v1/query/events/fair/attendance')).body.arrived).toBe(4)
   })
 
   it("exports the event's check-ins as CSV, each stored once, none of another event", async () => {
@@ -185,8 +215,8 @@ describe("an event's attendance figures, kept by the ingest", () => {
     expect(res.headers['content-disposition']).toContain('attendance-fair.csv')
     const lines = res.body.trim().split('\n')
     expect(lines[0]).toBe(EXPORT_COLUMNS.join(','))
-    // 4 + 2 first (the resend stored nothing), the annulment, p1's later admit
-    expect(lines).toHaveLength(1 + 8)
+    // 4 + 2 first (the resend stored nothing), the annulment, p1's later admit, p3's two
+    expect(lines).toHaveLength(1 + 10)
     expect(lines.filter((l) => l.includes(',p0,'))).toHaveLength(2)
     expect(res.body).not.toContain('p100')
     expect(res.body).toContain(',zone_full: Hall holds 8,')
@@ -196,6 +226,40 @@ describe("an event's attendance figures, kept by the ingest", () => {
       headers: { authorization: `Bearer ${OPS}` },
     })
     expect(missing.statusCode).toBe(404)
+  })
+
+  it('exports the same rows as Parquet, read back by a Parquet reader', async () => {
+    const csv = await app.inject({
+      method: 'GET',
+      url: '/v1/query/events/fair/export.csv',
+      headers: { authorization: `Bearer ${OPS}` },
+    })
+    const res = await app.inject({
+      method: 'GET',
+      url: '/v1/query/events/fair/export.parquet',
+      headers: { authorization: `Bearer ${OPS}` },
+    })
+    expect(res.statusCode).toBe(200)
+    expect(res.headers['content-disposition']).toContain('attendance-fair.parquet')
+    const bytes = res.rawPayload
+    const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer
+    const rows = (await parquetReadObjects({ file })) as Array<Record<string, unknown>>
+    const csvRows = csv.body.trim().split('\n').slice(1)
+    expect(rows).toHaveLength(csvRows.length)
+    const byId = new Map(rows.map((r) => [String(r['id']), r]))
+    for (const line of csvRows) {
+      // the CSV's last column is the id, and no exported text here holds a comma
+      const fields = line.split(',')
+      const row = byId.get(fields.at(-1) as string) as Record<string, unknown>
+      expect(row, line).toBeDefined()
+      // Postgres' "2026-12-05 01:02:03.456+00" as ISO 8601
+      const csvTs = (fields[0] as string).replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00')
+      expect((row['ts'] as Date).getTime()).toBe(Date.parse(csvTs))
+      EXPORT_COLUMNS.slice(1).forEach((c, k) => {
+        const value = row[c] ?? ''
+        expect(String(value), `${c} of ${line}`).toBe(fields[k + 1]?.replace(/^"|"$/g, '') ?? '')
+      })
+    }
   })
 
   it('finds participants by part of a name, an e-mail domain or a name without its accents', async () => {
