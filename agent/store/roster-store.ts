@@ -166,9 +166,13 @@ export class RosterStore {
       .transaction(() => {
         const version = this.version() + 1
         const others = this.db
-          .prepare('SELECT token FROM roster WHERE participant_id = ? AND token <> ?')
+          .prepare("SELECT token FROM roster WHERE participant_id = ? AND token <> ? AND status <> 'revoked'")
           .pluck()
-        const del = this.db.prepare('DELETE FROM roster WHERE token = ?')
+        // a participant's badge replaced (a lost one): the old token stays, revoked, so that whoever
+        // finds the badge is denied as `revoked`, not as an unknown badge
+        const retire = this.db.prepare(
+          "UPDATE roster SET status = 'revoked', updated_at = ?, version = ? WHERE token = ? AND status <> 'revoked'",
+        )
         const get = this.db.prepare(
           'SELECT participant_id, status, category, tags FROM roster WHERE token = ?',
         )
@@ -181,8 +185,7 @@ export class RosterStore {
         )
         for (const change of changes) {
           for (const old of others.all(change.participantId, change.token) as string[]) {
-            del.run(old)
-            changed.push(old)
+            if (retire.run(now, version, old).changes > 0) changed.push(old)
           }
           const cur = get.get(change.token) as
             | { participant_id: string; status: string; category: string | null; tags: string }

@@ -53,9 +53,9 @@ export const reinstateBadge = (db: Queryable, eventId: string, id: string): Prom
   setStatus(db, eventId, id, 'active')
 
 /**
- * Replace a lost badge: the participant holds `token` from now on, active. The old token leaves the
- * roster in the same change (a removal the gates pull with it, roster_removals): from their next
- * pull the gates admit the new badge and no longer know the old one.
+ * Replace a lost badge: the participant holds `token` from now on, active. From their next pull the
+ * gates admit the new badge, and keep the old one as revoked (agent/store/roster-store.ts: a
+ * participant's former token is retired, not forgotten), so whoever finds it is denied `revoked`.
  */
 export function replaceBadge(
   db: Queryable,

@@ -101,14 +101,21 @@ describe('revoking and replacing badges', () => {
     expect(decide('aa00000000000001')).toBe('admit')
   })
 
-  it('a replaced badge: the new one admitted and the old one gone, both in one pull', async () => {
+  it('a replaced badge: the new one admitted and the old one revoked, both in one pull', async () => {
     const r = await act('/v1/events/fair/participants/ben/replace', { token: 'BB00000000000002' })
     expect(r.status).toBe(200)
     expect(r.body['participant']).toMatchObject({ id: 'ben', token: 'bb00000000000002', status: 'active' })
     const delta = await pull()
     expect(delta.changes.filter((c) => c.participantId === 'ben')).toHaveLength(1)
     expect(decide('bb00000000000002')).toBe('admit')
-    expect(decide('bb00000000000001')).toBe('deny:unknown')
+    // whoever finds the lost badge is denied as revoked, not as an unknown badge
+    expect(decide('bb00000000000001')).toBe('deny:revoked')
+    // and it stays revoked when the participant changes again
+    expect((await act('/v1/events/fair/participants/ben/revoke')).status).toBe(200)
+    expect((await act('/v1/events/fair/participants/ben/reinstate')).status).toBe(200)
+    await pull()
+    expect(decide('bb00000000000001')).toBe('deny:revoked')
+    expect(decide('bb00000000000002')).toBe('admit')
   })
 
   it("refuses another participant's token, another event's participant, and no token", async () => {
