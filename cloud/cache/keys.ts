@@ -6,8 +6,9 @@ export const CACHE_KEYS = {
   /** a page of an event's roster changes after a cursor ('' for gates without an event) */
   roster: (eventId: string | null, since: number, limit: number, access = false) =>
     `roster:${eventId ?? ''}:${since}:${limit}${access ? ':access' : ''}`,
-  /** the active participant holding a token (lower case) */
-  token: (token: string) => `tok:${token}`,
+  /** the active participant holding a token (lower case), in one event or in any */
+  token: (token: string, eventId: string | null = null) =>
+    `tok:${token}${eventId === null ? '' : `@${eventId}`}`,
   /** a gate's count since a time, of one decision or both */
   gateCount: (gateId: string, since: Date, decision: string | null) =>
     `stats:gate:${gateId}:${since.getTime()}:${decision ?? '*'}`,

@@ -51,11 +51,15 @@ export async function warmCache(
     },
     {
       // the active roster, most recently changed first, as far as L1 has room: one query
-      loader: async () =>
-        (await activeParticipants(pool, maxTokens)).map((row) => ({
-          key: CACHE_KEYS.token(row.token),
-          value: row,
-        })),
+      // (a token held in several events is left to the look-up, which says so)
+      loader: async () => {
+        const rows = await activeParticipants(pool, maxTokens)
+        const held = new Map<string, number>()
+        for (const row of rows) held.set(row.token, (held.get(row.token) ?? 0) + 1)
+        return rows
+          .filter((row) => held.get(row.token) === 1)
+          .map((row) => ({ key: CACHE_KEYS.token(row.token), value: row }))
+      },
       opts: { ttlMs: CACHE_TTL_MS.token, tags: [ROSTER_TAG] },
     },
   ])

@@ -24,7 +24,8 @@ SELECT r.i::int - 1 AS i
  * What the probe found (almost always nothing), looked at further: is the participant of the
  * event, was it removed from the event (moved or deleted after the gate pulled its roster: the gate
  * may well have decided before it heard), and is the token held now by a participant of another
- * event.
+ * event and by none of this one (a token is unique within an event only: one this event holds too
+ * is not another event's badge).
  */
 const SUSPECTS_SQL = `
 WITH g AS (SELECT event_id FROM gates WHERE id = $1)
@@ -39,6 +40,10 @@ SELECT s.i::int - 1 AS i, p.id IS NOT NULL AS known, p.event_id AS "participantE
   LEFT JOIN LATERAL (
     SELECT true AS held, q.event_id FROM participants q
      WHERE q.token = s.token AND q.status = 'active' AND q.event_id IS DISTINCT FROM g.event_id
+       AND NOT EXISTS (SELECT 1 FROM participants h
+                        WHERE h.token = s.token AND h.status = 'active'
+                          AND h.event_id IS NOT DISTINCT FROM g.event_id)
+     LIMIT 1
   ) t ON true
  ORDER BY s.i`
 

@@ -26,9 +26,13 @@ async function one(
     return row
   } catch (err) {
     if ((err as { code?: string }).code === '23505')
-      throw new GateError('E_CONFLICT', 'that token is already the badge of another active participant', {
-        cause: err,
-      })
+      throw new GateError(
+        'E_CONFLICT',
+        'that token is already the badge of another active participant of this event',
+        {
+          cause: err,
+        },
+      )
     throw err
   }
 }

@@ -57,7 +57,7 @@ export async function importParticipants(
     if ((err as { code?: string }).code === '23505') {
       throw new GateError(
         'E_INPUT',
-        `two active participants would hold the same token: ${(err as { detail?: string }).detail ?? ''}; nothing was imported`,
+        `two active participants of one event would hold the same token: ${(err as { detail?: string }).detail ?? ''}; nothing was imported`,
         {
           cause: err,
         },

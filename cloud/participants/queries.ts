@@ -1,14 +1,23 @@
+import { GateError } from '../../shared/errors.js'
 import type { Queryable } from '../db/pool.js'
 
-/** The active participant holding a token, or null. */
+/**
+ * The active participant holding a token, in `eventId` when given, or null. A token is unique
+ * within an event only: without an event, a token held in several is a conflict (409) that names
+ * none of them.
+ */
 export async function participantByToken(
   db: Queryable,
   token: string,
+  eventId: string | null = null,
 ): Promise<Record<string, unknown> | null> {
   const r = await db.query(
-    `SELECT id, token, status, name, email, updated_at AS "updatedAt" FROM participants WHERE token = $1 AND status = 'active'`,
-    [token],
+    `SELECT id, event_id AS "eventId", token, status, name, email, updated_at AS "updatedAt" FROM participants
+      WHERE token = $1 AND status = 'active' AND ($2::text IS NULL OR event_id = $2) LIMIT 2`,
+    [token, eventId],
   )
+  if (r.rows.length > 1)
+    throw new GateError('E_CONFLICT', `token ${token} is held in several events: say which with ?event=`)
   return (r.rows[0] as Record<string, unknown> | undefined) ?? null
 }
 
@@ -18,7 +27,7 @@ export async function activeParticipants(
   limit: number,
 ): Promise<Array<{ token: string } & Record<string, unknown>>> {
   const r = await db.query<{ token: string } & Record<string, unknown>>(
-    `SELECT id, token, status, name, email, updated_at AS "updatedAt" FROM participants
+    `SELECT id, event_id AS "eventId", token, status, name, email, updated_at AS "updatedAt" FROM participants
       WHERE status = 'active' ORDER BY updated_at DESC LIMIT $1`,
     [limit],
   )

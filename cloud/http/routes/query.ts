@@ -46,6 +46,12 @@ const GateParams = z.object({ id: z.string().min(1).max(64) })
 const GateCountQuery = z.object({ since: isoOrMs, decision: z.enum(['admit', 'deny']).optional() })
 const SinceQuery = z.object({ since: isoOrMs })
 const TokenParams = z.object({ token: z.string().regex(/^[0-9a-fA-F]{4,48}$/) })
+const TokenQuery = z.object({
+  event: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/)
+    .optional(),
+})
 const SearchQuery = z.object({
   q: z.string().min(1).max(200),
   limit: z.coerce.number().int().min(1).max(200).default(20),
@@ -114,14 +120,17 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
     )
   })
 
-  // 3. the active participant holding a token; an unknown token is cached as such (negative caching)
+  // 3. the active participant holding a token (in ?event= when given: a token is unique within an
+  // event); an unknown token is cached as such (negative caching)
   app.get('/v1/query/tokens/:token', async (req) => {
     const { token } = parseInput(TokenParams, req.params, 'query')
+    const { event } = parseInput(TokenQuery, req.query, 'query')
     const t = token.toLowerCase()
+    const eventId = event ?? null
     const row = await cache.getOrLoad(
-      CACHE_KEYS.token(t),
+      CACHE_KEYS.token(t, eventId),
       // from the primary: a reload after a change (NOTIFY) must not read a replica that has not replayed it
-      () => perf.time('query.token', () => participantByToken(pool, t)),
+      () => perf.time('query.token', () => participantByToken(pool, t, eventId)),
       { ttlMs: CACHE_TTL_MS.token, tags: [ROSTER_TAG] },
     )
     if (!row) throw new GateError('E_NOT_FOUND', `no active participant holds token ${token}`)
