@@ -35,8 +35,14 @@ export const byHandParamsSchema = z
     decision: z.enum(['admit', 'deny']),
     actor: z.string().trim().min(1).max(64),
     note: z.string().trim().min(1, 'say why (--reason)').max(300),
+    /** `out`: a check-out by hand, the person left the gate's zone without passing it (an admit) */
+    direction: z.enum(['in', 'out']).default('in'),
   })
   .strict()
+  .refine((r) => r.direction === 'in' || r.decision === 'admit', {
+    message: 'a check-out is an admit (the person goes out)',
+    path: ['decision'],
+  })
 export const logLevelParamsSchema = z
   .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) })
   .strict()
@@ -59,6 +65,8 @@ export type AccessNote = z.infer<typeof accessNoteSchema>
 export const decisionEventSchema = checkinSchema.extend({
   latencyMs: z.number().nonnegative(),
   access: accessNoteSchema.optional(),
+  /** a check-out by hand: the person is already out; it is recorded and logged, nothing opens */
+  checkout: z.literal(true).optional(),
 })
 export type DecisionEvent = z.infer<typeof decisionEventSchema>
 

@@ -140,7 +140,14 @@ export const eventPayloadSchema = z
   .strict()
 export type EventPayload = z.infer<typeof eventPayloadSchema>
 
-export const COMMANDS = ['resync_roster', 'sync_now', 'restart_scan', 'set_log_level', 'rebirth'] as const
+export const COMMANDS = [
+  'resync_roster',
+  'sync_now',
+  'restart_scan',
+  'set_log_level',
+  'rebirth',
+  'checkout',
+] as const
 
 /** gates/<id>/cmd: signed by the cloud (HMAC-SHA256 with the gate's command secret), fresh, once. */
 export const commandSchema = z

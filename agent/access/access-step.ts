@@ -133,12 +133,23 @@ export class AccessStep {
 
   /**
    * What a decision by hand changes (the rules are not asked): an admit passes this gate's lane,
-   * leaving its `from` zone and entering its `to` zone. Undefined without a policy.
+   * leaving its `from` zone and entering its `to` zone; a check-out (`out`) passes it the other
+   * way, out of its `to` zone (someone who left by a door with no gate, or whose exit was not
+   * seen): the zone's occupancy drops, and the person may come back in. Undefined without a policy.
    */
-  byHand(verdict: Verdict): AccessNote | undefined {
+  byHand(verdict: Verdict, direction: 'in' | 'out' = 'in'): AccessNote | undefined {
     const engine = this.engine
     if (engine === null) return undefined
     const lane = verdict.decision === 'admit' ? engine.lane(this.deps.gateId) : undefined
+    if (direction === 'out')
+      return {
+        zoneIn: lane?.from ?? null,
+        zoneOut: lane?.to ?? null,
+        ruleId: null,
+        explanation: 'checked out by hand',
+        warnings: [],
+        policyVersion: engine.version,
+      }
     return {
       zoneIn: lane?.to ?? null,
       zoneOut: lane?.from ?? null,

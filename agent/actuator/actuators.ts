@@ -25,7 +25,8 @@ export class Actuators {
   /** Fire every actuator for a durable decision (a record annulling an admit opens and lights nothing). */
   fire(decision: DecisionEvent): void {
     for (const actuator of this.all) {
-      if (decision.annuls !== undefined && actuator.name !== 'log') continue
+      // an annulment, and a check-out by hand (the person is already out), open nothing: logged only
+      if ((decision.annuls !== undefined || decision.checkout === true) && actuator.name !== 'log') continue
       try {
         actuator.fire(decision)
       } catch (err) {

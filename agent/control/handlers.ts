@@ -59,7 +59,7 @@ export function controlHandlers(from: HandlerSources) {
       const checkin = await parts.pipeline.decideByHand(req)
       log.warn(
         { id: checkin.id, token: checkin.token, participantId: checkin.participantId, actor: req.actor },
-        `${req.decision} by hand: ${req.note}`,
+        `${req.direction === 'out' ? 'checked out' : req.decision} by hand: ${req.note}`,
       )
       return checkin
     },

@@ -152,17 +152,21 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
   }
 
   /**
-   * A technician's decision (gatectl admit|deny): recorded like any other, with who made it and
-   * why, and emitted once durable (an admit opens the gate as any admit does). The access rules are
-   * not asked, but an admit is a passage through this gate's lane all the same: it counts in the
-   * zone's occupancy and the participant's movements. An admit needs a participant of the roster;
-   * a deny may name any token (a badge the roster does not know, turned away at the door).
+   * A technician's decision (gatectl admit|deny|checkout, or the cloud's console through a fleet
+   * command): recorded like any other, with who made it and why, and emitted once durable (an
+   * admit opens the gate as any admit does; a check-out opens nothing: the person is already out).
+   * The access rules are not asked, but an admit is a passage through this gate's lane all the
+   * same: it counts in the zone's occupancy and the participant's movements (a check-out the other
+   * way, out of the lane's zone). An admit needs a participant of the roster; a deny may name any
+   * token (a badge the roster does not know, turned away at the door).
    */
   decideByHand(req: {
     token: string
     decision: 'admit' | 'deny'
     actor: string
     note: string
+    /** `out`: a check-out by hand (an admit out of this gate's zone) */
+    direction?: 'in' | 'out'
   }): Promise<Checkin> {
     const { validator, dedup, clock } = this.deps
     const token = req.token.toLowerCase()
@@ -178,7 +182,13 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
       participantId: roster.participantId,
       rosterVersion: roster.rosterVersion,
     }
-    const access = this.deps.access?.byHand(verdict)
+    const direction = req.direction ?? 'in'
+    const access = this.deps.access?.byHand(verdict, direction)
+    if (direction === 'out' && !access?.zoneOut)
+      throw new GateError(
+        'E_INPUT',
+        "this gate's lane enters no zone (no access policy, or no lane for this gate): nothing to check out of",
+      )
     const mono = clock.mono()
     return new Promise<Checkin>((resolve, reject) => {
       this.deps.decisions.append(
@@ -197,7 +207,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
         (checkin) => {
           dedup.remember(token, verdict, mono)
           this.deps.access?.committed(checkin, access, this.deps.confirmPassage === true)
-          this.emitDecision(checkin, mono, access)
+          this.emitDecision(checkin, mono, access, direction === 'out')
           resolve(checkin)
         },
         () =>
@@ -256,12 +266,22 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     this.deps.dedup.forget(sighting.token, sighting.ts)
   }
 
-  private emitDecision(checkin: Checkin, advertTs: number, access: AccessNote | undefined): void {
+  private emitDecision(
+    checkin: Checkin,
+    advertTs: number,
+    access: AccessNote | undefined,
+    checkout = false,
+  ): void {
     const counters = this.deps.counters
     if (checkin.decision === 'admit') counters.admit++
     else if (checkin.reason) counters.deny[checkin.reason]++
     const latencyMs = Math.max(0, this.deps.clock.mono() - advertTs)
-    this.emit('decision', access ? { ...checkin, latencyMs, access } : { ...checkin, latencyMs })
+    this.emit('decision', {
+      ...checkin,
+      latencyMs,
+      ...(access ? { access } : {}),
+      ...(checkout ? { checkout: true as const } : {}),
+    })
   }
 
   private emitSighting(sighting: Sighting): void {

@@ -29,6 +29,8 @@ export interface ReporterCommands {
   sync_now(): Promise<unknown>
   restart_scan(): Promise<unknown>
   set_log_level(params: Record<string, unknown>): Promise<unknown>
+  /** a check-out by hand from the cloud's console: `{token, actor, note}` */
+  checkout(params: Record<string, unknown>): Promise<unknown>
 }
 
 /** What the reporter is given: the broker, who this gate is, its database and world, metrics and commands. */
@@ -278,8 +280,8 @@ export class MqttReporter {
       const result =
         cmd.cmd === 'rebirth'
           ? await this.rebirth().then(() => ({ rebirth: true }))
-          : cmd.cmd === 'set_log_level'
-            ? await this.deps.commands.set_log_level(cmd.params)
+          : cmd.cmd === 'set_log_level' || cmd.cmd === 'checkout'
+            ? await this.deps.commands[cmd.cmd](cmd.params)
             : await this.deps.commands[cmd.cmd]()
       this.deps.log.info({ id: cmd.id, cmd: cmd.cmd }, 'command executed')
       await this.respond({ id: cmd.id, ok: true, result })

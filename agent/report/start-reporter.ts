@@ -55,6 +55,9 @@ export async function startMqttReporter(url: string, sources: ReporterSources): 
       sync_now: async () => handlers['sync.now'](),
       restart_scan: async () => handlers['scan.restart'](),
       set_log_level: async (params) => handlers['log.level'](params),
+      // the console's check-out by hand: the person left this gate's zone unseen
+      checkout: async (params) =>
+        handlers['checkin.byHand']({ ...params, decision: 'admit', direction: 'out' }),
     },
   })
   reporter.start()

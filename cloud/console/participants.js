@@ -1,6 +1,6 @@
 // Participants: find one (part of a name, an e-mail domain, accents aside), see their history
-// across the event's gates, act on their badge (revoke, reinstate, replace a lost one), and erase
-// their personal data on request.
+// across the event's gates, act on their badge (revoke, reinstate, replace a lost one), check
+// them out by hand, and erase their personal data on request.
 import { $, clickable, el, fill, localTime, row, why } from './ui.js'
 
 /**
@@ -85,6 +85,27 @@ export function participants(ctx) {
     if (!window.confirm(`Erase the name and e-mail of ${person.name ?? person.id}? Their check-ins stay.`))
       return
     void badgeAction('erase')
+  })
+  $('checkout').addEventListener('click', async () => {
+    if (!person) return
+    const note = $('checkout-note').value.trim()
+    if (!note) {
+      $('person-message').textContent = 'check out: say why first (they left by the fire exit, ...)'
+      return
+    }
+    try {
+      const r = await ctx.api(
+        `/v1/events/${encodeURIComponent(ctx.eventId())}/participants/${encodeURIComponent(person.id)}/check-out`,
+        { body: { note } },
+      )
+      $('person-message').textContent =
+        `checked out by gate ${r.gateId}: out of ${r.checkin?.zoneOut ?? 'the zone'}`
+      $('checkout-note').value = ''
+      await showPerson(person)
+    } catch (err) {
+      $('person-message').textContent = `check out: ${err.message}`
+      ctx.failed(err)
+    }
   })
   $('revoke').addEventListener('click', () => badgeAction('revoke'))
   $('reinstate').addEventListener('click', () => badgeAction('reinstate'))

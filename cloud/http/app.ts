@@ -27,6 +27,7 @@ import { underPressurePlugin } from './plugins/external/under-pressure.js'
 import { requestLogging } from './request-log.js'
 import { accessRoutes } from './routes/access.js'
 import { accountRoutes } from './routes/accounts.js'
+import { checkoutRoutes } from './routes/checkout.js'
 import { consoleRoutes } from './routes/console.js'
 import { dashboardRoutes } from './routes/dashboard.js'
 import { fleetRoutes } from './routes/fleet.js'
@@ -121,5 +122,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(consoleRoutes)
   await app.register(incidentRoutes)
   await app.register(accountRoutes)
+  await app.register(checkoutRoutes, { fleet })
   return app
 }

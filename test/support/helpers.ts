@@ -76,7 +76,13 @@ export function reporterDeps(db: Db, over: Partial<ReporterDeps> & { gateId: str
     log: silentLog,
     intervalMs: 200,
     metrics: () => sampleGateMetrics(),
-    commands: { resync_roster: none, sync_now: none, restart_scan: none, set_log_level: none },
+    commands: {
+      resync_roster: none,
+      sync_now: none,
+      restart_scan: none,
+      set_log_level: none,
+      checkout: none,
+    },
     ...over,
   }
 }

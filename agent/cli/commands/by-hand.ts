@@ -22,12 +22,13 @@ function actor(): string {
 
 async function byHand(
   ctx: CliContext,
-  decision: 'admit' | 'deny',
+  decision: 'admit' | 'deny' | 'checkout',
   token: string,
   opts: { reason?: string },
 ): Promise<number> {
   const note = opts.reason?.trim() ?? ''
   if (note.length === 0) throw new GateError('E_INPUT', `say why: gatectl ${decision} TOKEN --reason "..."`)
+  const out = decision === 'checkout'
   const client = await ctx.daemon()
   if (!client)
     throw new GateError(
@@ -37,15 +38,17 @@ async function byHand(
   try {
     const checkin = (await client.request('checkin.byHand', {
       token,
-      decision,
+      decision: out ? 'admit' : decision,
       actor: actor(),
       note,
+      direction: out ? 'out' : 'in',
     })) as Checkin
     ctx.print(checkin, () =>
       [
-        `${decision === 'admit' ? 'ADMITTED' : 'DENIED'} by hand: token ${printable(checkin.token)}  ${printable(checkin.participantId ?? '-')}`,
+        `${out ? 'CHECKED OUT' : decision === 'admit' ? 'ADMITTED' : 'DENIED'} by hand: token ${printable(checkin.token)}  ${printable(checkin.participantId ?? '-')}`,
         `recorded as ${checkin.id} by ${printable(checkin.actor ?? '?')}: ${printable(checkin.note ?? '')}`,
-        checkin.zoneIn ? `into zone ${printable(checkin.zoneIn)}` : '',
+        out && checkin.zoneOut ? `out of zone ${printable(checkin.zoneOut)}` : '',
+        !out && checkin.zoneIn ? `into zone ${printable(checkin.zoneIn)}` : '',
       ]
         .filter(Boolean)
         .join('\n'),
@@ -56,7 +59,7 @@ async function byHand(
   }
 }
 
-/** Add `gatectl admit` and `gatectl deny` to the program. */
+/** Add `gatectl admit`, `gatectl deny` and `gatectl checkout` to the program. */
 export function register(program: Command): void {
   program
     .command('admit')
@@ -72,4 +75,12 @@ export function register(program: Command): void {
     .argument('<token>', 'the badge token')
     .requiredOption('--reason <text>', 'why (recorded with the decision)')
     .action(action((ctx, token: string, opts: { reason?: string }) => byHand(ctx, 'deny', token, opts)))
+  program
+    .command('checkout')
+    .description(
+      "check a participant out by hand: they left this gate's zone without passing a gate (its occupancy drops, they may come back in); opens nothing",
+    )
+    .argument('<token>', "the participant's badge token")
+    .requiredOption('--reason <text>', 'why (recorded with the check-out)')
+    .action(action((ctx, token: string, opts: { reason?: string }) => byHand(ctx, 'checkout', token, opts)))
 }

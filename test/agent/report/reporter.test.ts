@@ -50,6 +50,7 @@ async function setup(url = MQTT_URL) {
     sync_now: async () => called('sync_now', { state: 'idle' }),
     restart_scan: async () => called('restart_scan', { restarted: true }),
     set_log_level: async (p) => called(`set_log_level:${String(p['level'])}`, { level: p['level'] }),
+    checkout: async (p) => called(`checkout:${String(p['token'])}`, { checkedOut: p['token'] }),
   }
   const reporter = new MqttReporter(
     reporterDeps(db, {

@@ -477,6 +477,7 @@ describe('commands from the cloud', () => {
           },
           restart_scan: none,
           set_log_level: none,
+          checkout: none,
         },
       }),
     )
