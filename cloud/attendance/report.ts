@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/pool.js'
 import { eventInfo } from './event-figures.js'
+import { peakOccupancy } from './zone-minutes.js'
 
 /** An event's report: what an organiser hands on after the doors close. */
 export interface EventReport {
@@ -14,7 +15,7 @@ export interface EventReport {
   busiestHour: { hour: string; arrivals: number } | null
   decisions: { admits: number; denials: number }
   denialsByReason: Record<string, number>
-  /** each zone's highest occupancy: entries minus exits, in the order they happened */
+  /** each zone's highest occupancy: entries minus exits, minute by minute */
   peakOccupancy: Array<{ zone: string; peak: number; at: string | null }>
   from: string | null
   to: string | null
@@ -22,10 +23,9 @@ export interface EventReport {
 }
 
 /**
- * The report of one event from its rollups (arrivals, decisions and denials: a few rows per minute)
- * and, for the peak occupancy of each zone, its passages: each entry that stood (not annulled)
- * adds one to its zone, each exit takes one away, in time order. Zones that reset daily are
- * counted across days here (the peak of the whole event).
+ * The report of one event from its rollups, a few rows per minute: arrivals, decisions, denials,
+ * and each zone's peak occupancy (zone-minutes.ts: entries minus exits, at minute resolution;
+ * zones that reset daily are counted across days here, the peak of the whole event).
  */
 export async function eventReport(db: Queryable, eventId: string): Promise<EventReport> {
   const info = await eventInfo(db, eventId)
@@ -45,23 +45,7 @@ export async function eventReport(db: Queryable, eventId: string): Promise<Event
          FROM decision_minutes WHERE event_id = $1 GROUP BY decision, reason`,
       [eventId],
     ),
-    db.query<{ zone: string; peak: string; at: Date | null }>(
-      `WITH annulled AS (
-         SELECT x.annuls AS id FROM attendance_records x JOIN gates g ON g.id = x.gate_id
-          WHERE g.event_id = $1 AND x.annuls IS NOT NULL
-       ), passages AS (
-         SELECT a.zone_in AS zone, a.ts, 1 AS d FROM attendance_records a JOIN gates g ON g.id = a.gate_id
-          WHERE g.event_id = $1 AND a.zone_in IS NOT NULL AND a.decision = 'admit'
-            AND a.id NOT IN (SELECT id FROM annulled)
-         UNION ALL
-         SELECT a.zone_out, a.ts, -1 FROM attendance_records a JOIN gates g ON g.id = a.gate_id
-          WHERE g.event_id = $1 AND a.zone_out IS NOT NULL AND a.decision = 'admit'
-       ), running AS (
-         SELECT zone, ts, sum(d) OVER (PARTITION BY zone ORDER BY ts ROWS UNBOUNDED PRECEDING) AS inside FROM passages
-       )
-       SELECT DISTINCT ON (zone) zone, inside AS peak, ts AS at FROM running ORDER BY zone, inside DESC, ts`,
-      [eventId],
-    ),
+    peakOccupancy(db, eventId),
   ])
   const denialsByReason: Record<string, number> = {}
   let admits = 0
@@ -95,11 +79,7 @@ export async function eventReport(db: Queryable, eventId: string): Promise<Event
     busiestHour,
     decisions: { admits: Math.max(0, admits), denials },
     denialsByReason,
-    peakOccupancy: peaks.rows.map((p) => ({
-      zone: p.zone,
-      peak: Number(p.peak),
-      at: p.at?.toISOString() ?? null,
-    })),
+    peakOccupancy: peaks,
     from: from?.toISOString() ?? null,
     // the last minute's end
     to: to ? new Date(to.getTime() + 60_000).toISOString() : null,

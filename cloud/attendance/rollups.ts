@@ -1,6 +1,7 @@
 import type pg from 'pg'
 import type { Checkin } from '../../shared/checkin.js'
 import type { Queryable } from '../db/pool.js'
+import { rebuildZoneMinutes, rollUpZones } from './zone-minutes.js'
 
 const MINUTE_MS = 60_000
 
@@ -78,6 +79,7 @@ export async function rollUp(
     ],
   })
   const arrivedBefore = new Set(before.rows.map((r) => r.participantId))
+  await rollUpZones(db, eventId, gateId, records)
   // an annulment names its participant: their arrival is their first admit that still stands
   const annulled = records.filter((r) => r.annuls !== undefined && r.participantId !== null)
   if (annulled.length > 0) {
@@ -170,7 +172,7 @@ async function recomputeArrivals(
  * check-ins in the gate's event.
  */
 export async function rebuildRollups(db: Queryable): Promise<void> {
-  await db.query('TRUNCATE decision_minutes, event_arrivals, arrival_minutes', [])
+  await db.query('TRUNCATE decision_minutes, event_arrivals, arrival_minutes, zone_minutes', [])
   await db.query(
     `INSERT INTO decision_minutes (event_id, minute, gate_id, decision, reason, n)
      SELECT g.event_id, date_trunc('minute', a.ts), a.gate_id, a.decision, coalesce(a.reason, ''), count(*)
@@ -193,4 +195,5 @@ export async function rebuildRollups(db: Queryable): Promise<void> {
      SELECT event_id, ${MINUTE_OF('first_at')}, '', count(*) FROM event_arrivals GROUP BY 1, 2`,
     [],
   )
+  await rebuildZoneMinutes(db)
 }
