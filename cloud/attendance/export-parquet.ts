@@ -1,5 +1,6 @@
 import type { Readable, Writable } from 'node:stream'
 import { StringDecoder } from 'node:string_decoder'
+import { gzipSync } from 'node:zlib'
 import type { SchemaElement } from 'hyparquet'
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer'
 import type pg from 'pg'
@@ -29,6 +30,11 @@ const SCHEMA: SchemaElement[] = [
 
 /** The control characters COPY's text format writes as a backslash and a letter. */
 const ESCAPED: Record<string, string> = { n: '\n', t: '\t', r: '\r', b: '\b', f: '\f', v: '\v' }
+
+function gzipFast(input: Uint8Array): Uint8Array {
+  const out = gzipSync(input, { level: 1 })
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
+}
 
 /** COPY's text format undone for one field: \N is null, and its backslash escapes. */
 function field(raw: string): string | null {
@@ -78,7 +84,7 @@ class StreamWriter extends ByteWriter {
 /**
  * Stream an event's check-ins as a Parquet file into `out`: the rows of the CSV export (same
  * columns; `ts` a timestamp in ms, UTC, with min/max statistics per row group), read from Postgres'
- * COPY TO as it sends them and written a row group of 50,000 at a time, Snappy-compressed. Returns
+ * COPY TO as it sends them and written a row group of 50,000 at a time, GZIP-compressed. Returns
  * the rows written.
  */
 export async function exportAttendanceParquet(
@@ -87,7 +93,15 @@ export async function exportAttendanceParquet(
   out: Writable,
 ): Promise<number> {
   const writer = new StreamWriter(out)
-  const parquet = new ParquetWriter({ writer, schema: SCHEMA, createdBy: 'gate-cloud' })
+  const parquet = new ParquetWriter({
+    writer,
+    schema: SCHEMA,
+    createdBy: 'gate-cloud',
+    // GZIP by Node's own zlib, at its fastest level: every Parquet reader knows it, and it writes
+    // twice as fast as the library's JavaScript Snappy, into smaller files
+    codec: 'GZIP',
+    compressors: { GZIP: gzipFast },
+  })
   let rows = 0
   let ts: bigint[] = []
   let text: Array<Array<string | null>> = TEXT_COLUMNS.map(() => [])
