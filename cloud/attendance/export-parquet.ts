@@ -1,5 +1,4 @@
 import type { Readable, Writable } from 'node:stream'
-import { StringDecoder } from 'node:string_decoder'
 import { gzipSync } from 'node:zlib'
 import type { SchemaElement } from 'hyparquet'
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer'
@@ -28,19 +27,44 @@ const SCHEMA: SchemaElement[] = [
   ),
 ]
 
-/** The control characters COPY's text format writes as a backslash and a letter. */
-const ESCAPED: Record<string, string> = { n: '\n', t: '\t', r: '\r', b: '\b', f: '\f', v: '\v' }
-
 function gzipFast(input: Uint8Array): Uint8Array {
   const out = gzipSync(input, { level: 1 })
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
 }
 
-/** COPY's text format undone for one field: \N is null, and its backslash escapes. */
-function field(raw: string): string | null {
-  if (raw === '\\N') return null
-  if (!raw.includes('\\')) return raw
-  return raw.replace(/\\(.)/g, (_, c: string) => ESCAPED[c] ?? c)
+/** The control characters COPY's text format writes as a backslash and a letter. */
+const ESCAPED: Record<string, string> = { n: '\n', t: '\t', r: '\r', b: '\b', f: '\f', v: '\v' }
+
+const TAB = 0x09
+const BACKSLASH = 0x5c
+const CAPITAL_N = 0x4e
+
+/**
+ * The columns with few distinct values (the writer makes a dictionary of each): given as strings,
+ * which it keys faster than byte arrays. The others go as views of COPY's bytes.
+ */
+const FEW_VALUES = new Set(['gate_id', 'decision', 'reason', 'method', 'zone_in', 'zone_out', 'rule_id'])
+const AS_STRING = TEXT_COLUMNS.map((c) => FEW_VALUES.has(c))
+
+/**
+ * One field of a line of COPY's text format, as the Parquet writer takes it: null for \N; for a
+ * field with backslash escapes (rare), the text they stand for; an ASCII field of a column with few
+ * values, as a string; else the field's own UTF-8 bytes, a view of the chunk (nothing decoded,
+ * nothing copied).
+ */
+function field(
+  buf: Buffer,
+  from: number,
+  to: number,
+  escaped: boolean,
+  ascii: boolean,
+  asString: boolean,
+): Uint8Array | string | null {
+  // \N alone is null, not an escape
+  if (to - from === 2 && buf[from] === BACKSLASH && buf[from + 1] === CAPITAL_N) return null
+  if (escaped) return buf.toString('utf8', from, to).replace(/\\(.)/g, (_, c: string) => ESCAPED[c] ?? c)
+  if (asString && ascii) return buf.toString('latin1', from, to)
+  return new Uint8Array(buf.buffer, buf.byteOffset + from, to - from)
 }
 
 /**
@@ -104,7 +128,7 @@ export async function exportAttendanceParquet(
   })
   let rows = 0
   let ts: bigint[] = []
-  let text: Array<Array<string | null>> = TEXT_COLUMNS.map(() => [])
+  let text: Array<Array<Uint8Array | string | null>> = TEXT_COLUMNS.map(() => [])
   const writeGroup = async () => {
     if (ts.length === 0) return
     await parquet.write({
@@ -114,7 +138,7 @@ export async function exportAttendanceParquet(
         // those of the text columns cost the writer half its speed
         ...TEXT_COLUMNS.map((name, k) => ({
           name,
-          data: text[k] as Array<string | null>,
+          data: text[k] as Array<Uint8Array | string | null>,
           statistics: false,
         })),
       ],
@@ -124,20 +148,38 @@ export async function exportAttendanceParquet(
     ts = []
     text = TEXT_COLUMNS.map(() => [])
   }
+  /** One line (`from` to the newline at `to`): the time in ms, then a tab before each text field. */
+  const line = (buf: Buffer, from: number, to: number) => {
+    let ms = 0
+    let i = from
+    // the time: digits (ms since the epoch, COPY's text for a bigint)
+    while (i < to && buf[i] !== TAB) ms = ms * 10 + ((buf[i++] as number) - 0x30)
+    ts.push(BigInt(ms))
+    for (let k = 0; k < TEXT_COLUMNS.length; k++) {
+      const start = ++i
+      let escaped = false
+      let ascii = true
+      for (let b = buf[i] as number; i < to && b !== TAB; b = buf[++i] as number) {
+        if (b === BACKSLASH) escaped = true
+        else if (b >= 0x80) ascii = false
+      }
+      ;(text[k] as Array<Uint8Array | string | null>).push(
+        field(buf, start, i, escaped, ascii, AS_STRING[k] as boolean),
+      )
+    }
+  }
   const consume = async (copy: Readable) => {
-    // a chunk may end inside a character: the decoder keeps its first bytes for the next
-    const utf8 = new StringDecoder('utf8')
-    let rest = ''
+    // a line may run across two chunks: its start is kept for the next
+    let rest: Buffer | null = null
     for await (const chunk of copy) {
-      const lines = (rest + utf8.write(chunk as Buffer)).split('\n')
-      rest = lines.pop() ?? ''
-      for (const line of lines) {
-        const fields = line.split('\t')
-        ts.push(BigInt(fields[0] as string))
-        for (let k = 0; k < TEXT_COLUMNS.length; k++)
-          (text[k] as Array<string | null>).push(field(fields[k + 1] as string))
+      const buf: Buffer = rest ? Buffer.concat([rest, chunk as Buffer]) : (chunk as Buffer)
+      let from = 0
+      for (let nl = buf.indexOf(0x0a, from); nl >= 0; nl = buf.indexOf(0x0a, from)) {
+        line(buf, from, nl)
+        from = nl + 1
         if (ts.length >= ROW_GROUP) await writeGroup()
       }
+      rest = from < buf.length ? buf.subarray(from) : null
     }
     await writeGroup()
   }

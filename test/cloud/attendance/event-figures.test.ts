@@ -230,6 +230,15 @@ describe("an event's attendance figures, kept by the ingest", () => {
   })
 
   it('exports the same rows as Parquet, read back by a Parquet reader', async () => {
+    // a decision by hand whose note holds backslashes (escaped in COPY's text) and whose actor is
+    // not ASCII
+    await upload('north', [
+      record('north', 4, Date.now() - 5_000, {
+        method: 'manual',
+        actor: 'Zoë Ødegård',
+        note: 'C:\\doors\\east gate',
+      }),
+    ])
     const csv = await app.inject({
       method: 'GET',
       url: '/v1/query/events/fair/export.csv',
@@ -249,6 +258,7 @@ describe("an event's attendance figures, kept by the ingest", () => {
     const rows = (await parquetReadObjects({ file, compressors })) as Array<Record<string, unknown>>
     const csvRows = csv.body.trim().split('\n').slice(1)
     expect(rows).toHaveLength(csvRows.length)
+    expect(rows.some((r) => r['actor'] === 'Zoë Ødegård' && r['note'] === 'C:\\doors\\east gate')).toBe(true)
     const byId = new Map(rows.map((r) => [String(r['id']), r]))
     for (const line of csvRows) {
       // the CSV's last column is the id, and no exported text here holds a comma
