@@ -227,7 +227,7 @@ async function main(): Promise<void> {
         rate(exported) >= 200_000 ? 'met' : 'MISSED',
       ],
       [
-        'streamed Parquet (COPY TO, row groups of 50,000)',
+        'streamed Parquet (COPY TO, row groups of 10,000)',
         `${fmt(parquet, 0)} ms`,
         fmt(rate(parquet)),
         '>= 200,000 rows/s',

@@ -5,8 +5,12 @@ import { ByteWriter, ParquetWriter } from 'hyparquet-writer'
 import type pg from 'pg'
 import { copyEventOut, EXPORT_COLUMNS, EXPORT_REST_AND_FROM } from './export.js'
 
-/** Rows per row group: what the export holds at once (a few MB), and what a reader skips by. */
-const ROW_GROUP = 50_000
+/**
+ * Rows per row group: what the export holds at once, and what a reader skips by. Small enough that
+ * the young generation's collections do not copy a big group's live objects again and again (50,000
+ * wrote 12 % slower), large enough for dictionaries and GZIP to pay off.
+ */
+const ROW_GROUP = 10_000
 
 // the same rows as the CSV, in COPY's text format (tab-separated, \N for null), the time in ms
 const PARQUET_SQL = `COPY (SELECT (extract(epoch FROM a.ts) * 1000)::bigint, ${EXPORT_REST_AND_FROM}) TO STDOUT`
@@ -108,7 +112,7 @@ class StreamWriter extends ByteWriter {
 /**
  * Stream an event's check-ins as a Parquet file into `out`: the rows of the CSV export (same
  * columns; `ts` a timestamp in ms, UTC, with min/max statistics per row group), read from Postgres'
- * COPY TO as it sends them and written a row group of 50,000 at a time, GZIP-compressed. Returns
+ * COPY TO as it sends them and written a row group of 10,000 at a time, GZIP-compressed. Returns
  * the rows written.
  */
 export async function exportAttendanceParquet(
