@@ -43,6 +43,22 @@ SELECT p AS "participantId" FROM unnest($7::text[]) AS p
 EXCEPT SELECT participant_id FROM arrived WHERE prev_at IS NULL`
 
 /**
+ * The rollup statement's name on a connection. Each connection prepares it once; the name differs
+ * per connection because the demo's embedded Postgres (PGlite behind one socket) serves every
+ * connection from one session, where a second connection preparing the same name is an error.
+ */
+const statementNames = new WeakMap<pg.ClientBase, string>()
+let connections = 0
+function statementName(db: pg.ClientBase): string {
+  let name = statementNames.get(db)
+  if (name === undefined) {
+    name = `attendance-rollup-${++connections}`
+    statementNames.set(db, name)
+  }
+  return name
+}
+
+/**
  * Add stored check-ins to their event's figures (migration 1765200000000_attendance-rollups):
  * decisions per minute, gate, decision and reason, and each participant's first admit that was
  * not annulled. Called with the records just stored, in the transaction that stores them, so a
@@ -65,7 +81,7 @@ export async function rollUp(
   const minutes = minuteCounts(records)
   const arrivals = firstAdmits(records)
   const before = await db.query<{ participantId: string }>({
-    name: 'attendance-rollup',
+    name: statementName(db),
     text: ROLLUP_SQL,
     values: [
       eventId,
