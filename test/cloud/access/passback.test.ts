@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify'
 import type pg from 'pg'
-import { v7 as uuidv7 } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { putPolicy } from '../../../cloud/access/policies.js'
 import { loadCloudConfig } from '../../../cloud/config.js'
@@ -9,6 +8,7 @@ import { addGate } from '../../../cloud/gates/store.js'
 import { buildApp } from '../../../cloud/http/app.js'
 import { importParticipants } from '../../../cloud/participants/import.js'
 import type { Checkin } from '../../../shared/checkin.js'
+import { gateCheckins, uploadAs } from '../../support/checkins.js'
 import { silentLog } from '../../support/helpers.js'
 import { tempDatabase } from '../../support/pg-helpers.js'
 
@@ -30,34 +30,18 @@ describe('anti-passback violations that slipped through a partition become incid
   let pool: pg.Pool
   let app: FastifyInstance
   const keys: Record<string, string> = {}
-  let seq = 0
 
-  const record = (gate: string, participantId: string, ts: number, extra: Partial<Checkin>): Checkin => ({
-    id: uuidv7(),
-    gateId: gate,
-    token: TOKENS[participantId] as string,
-    participantId,
-    method: 'ble',
-    decision: 'admit',
-    reason: null,
-    rssi: -50,
-    ts,
-    monoMs: ts % 1_000_000,
-    bootId: BOOT,
-    bootSeq: ++seq,
-    rosterVersion: 1,
-    policyVersion: 1,
-    ...extra,
-  })
-  const upload = async (gate: string, records: Checkin[]) => {
-    const res = await app.inject({
-      method: 'POST',
-      url: '/v1/sync/checkins',
-      headers: { authorization: `Bearer ${keys[gate]}`, 'content-type': 'application/json' },
-      payload: JSON.stringify({ gateId: gate, sentAt: Date.now(), records }),
+  const made = gateCheckins(BOOT)
+  const record = (gate: string, participantId: string, ts: number, extra: Partial<Checkin>): Checkin =>
+    made({
+      gateId: gate,
+      token: TOKENS[participantId] as string,
+      participantId,
+      ts,
+      policyVersion: 1,
+      ...extra,
     })
-    expect(res.statusCode, res.body).toBe(200)
-  }
+  const upload = (gate: string, records: Checkin[]) => uploadAs(app, keys[gate] as string, gate, records)
   const incidents = async () =>
     (
       await pool.query<{

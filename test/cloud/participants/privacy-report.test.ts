@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify'
 import type pg from 'pg'
-import { v7 as uuidv7 } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { putPolicy } from '../../../cloud/access/policies.js'
 import type { EventReport } from '../../../cloud/attendance/report.js'
@@ -11,6 +10,7 @@ import { buildApp } from '../../../cloud/http/app.js'
 import { importParticipants } from '../../../cloud/participants/import.js'
 import { eraseExpired } from '../../../cloud/participants/privacy.js'
 import type { Checkin } from '../../../shared/checkin.js'
+import { gateCheckins, uploadAs } from '../../support/checkins.js'
 import { silentLog } from '../../support/helpers.js'
 import { tempDatabase } from '../../support/pg-helpers.js'
 
@@ -28,33 +28,11 @@ describe("privacy and an event's report", () => {
   let pool: pg.Pool
   let app: FastifyInstance
   const keys: Record<string, string> = {}
-  let seq = 0
 
-  const record = (gate: string, i: number, ts: number, extra: Partial<Checkin> = {}): Checkin => ({
-    id: uuidv7(),
-    gateId: gate,
-    token: token(i),
-    participantId: `q${i}`,
-    method: 'ble',
-    decision: 'admit',
-    reason: null,
-    rssi: -50,
-    ts,
-    monoMs: ts % 1_000_000,
-    bootId: BOOT,
-    bootSeq: ++seq,
-    rosterVersion: 1,
-    ...extra,
-  })
-  const upload = async (gate: string, records: Checkin[]) => {
-    const res = await app.inject({
-      method: 'POST',
-      url: '/v1/sync/checkins',
-      headers: { authorization: `Bearer ${keys[gate]}`, 'content-type': 'application/json' },
-      payload: JSON.stringify({ gateId: gate, sentAt: Date.now(), records }),
-    })
-    expect(res.statusCode, res.body).toBe(200)
-  }
+  const made = gateCheckins(BOOT)
+  const record = (gate: string, i: number, ts: number, extra: Partial<Checkin> = {}): Checkin =>
+    made({ gateId: gate, token: token(i), participantId: `q${i}`, ts, ...extra })
+  const upload = (gate: string, records: Checkin[]) => uploadAs(app, keys[gate] as string, gate, records)
   const call = async <T>(method: 'GET' | 'POST' | 'PUT', url: string, body?: unknown) => {
     const res = await app.inject({
       method,
